@@ -1,0 +1,26 @@
+# The two commands of the README:
+#   make run    set everything up and open the workstation on the demo data
+#   make test   set everything up and run the whole test suite
+# Everything heavy (Debian packages, torch, weights) goes to ~/.cache/differnet, once.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: setup run test lint build bench
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release
+
+run: build
+	$(CARGO) run --release --bin differnet -- --help
+
+test: setup
+	$(CARGO) test --all-targets
+
+lint: setup
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings

@@ -1,0 +1,586 @@
+//! `differnet`: the headless front end. Trains, evaluates and scores through the same
+//! worker the GUI uses.
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use differnet::core::colormap::Colormap;
+use differnet::core::config::{BackboneKind, DeviceChoice, Preset};
+use differnet::core::dataset::{self, Label};
+use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
+use differnet::engine::worker::{WorkerHandle, WorkerOptions};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// DifferNet defect detection: train on good parts, score new ones.
+#[derive(Parser, Debug)]
+#[command(name = "differnet", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Train a model on good images and save it.
+    Train(TrainArgs),
+    /// Evaluate a model on a labelled test set (MVTec AD layout: DIR/test, DIR/ground_truth).
+    Eval(EvalArgs),
+    /// Score images or folders of images.
+    Score(ScoreArgs),
+    /// Download torchvision's AlexNet ImageNet weights (checked by SHA-256) into the cache.
+    FetchWeights(FetchArgs),
+    /// Print what a model file holds.
+    Info {
+        /// The model file.
+        #[arg(long)]
+        model: PathBuf,
+    },
+}
+
+/// Options shared by every command that runs the engine.
+#[derive(Args, Debug)]
+struct EngineArgs {
+    /// Where to run: auto (GPU when available), cpu or cuda.
+    #[arg(long, default_value = "auto")]
+    device: DeviceChoice,
+    /// Weights file of the backbone (default: the setup cache).
+    #[arg(long)]
+    backbone_weights: Option<PathBuf>,
+    /// Images per backbone call (default: 4 on the CPU, 64 on a GPU).
+    #[arg(long)]
+    backbone_batch: Option<usize>,
+    /// Print results as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Data: an MVTec AD folder (uses train/good) or a folder of good images.
+    #[arg(long)]
+    data: PathBuf,
+    /// Where to write the model file.
+    #[arg(long)]
+    out: PathBuf,
+    /// Number of good images to train on, drawn with the seed (default: all but validation).
+    #[arg(long)]
+    train_count: Option<usize>,
+    /// Good images held out for score statistics and the default threshold
+    /// (default: 16 when there are spare images, else a fifth of them, at most 8).
+    #[arg(long)]
+    val_count: Option<usize>,
+    /// Seed of the split, the weights, the rotations and the batch order.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Settings bundle: paper (every hyper-parameter of the paper) or fast.
+    #[arg(long, default_value = "fast")]
+    preset: Preset,
+    /// Feature extractor: efficientnet-lite0 (offline) or alexnet (the paper's).
+    #[arg(long, default_value = "efficientnet-lite0")]
+    backbone: BackboneKind,
+    /// Override the preset's number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Override the preset's number of test rotations.
+    #[arg(long)]
+    rotations: Option<usize>,
+    /// Override the preset's backbone stages (1-based, comma separated), e.g. 5,7.
+    #[arg(long, value_delimiter = ',')]
+    stages: Option<Vec<usize>>,
+    /// Override the preset's input size in pixels.
+    #[arg(long)]
+    image_size: Option<u32>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// The model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// An MVTec AD folder with test/<type>/ images and optional ground_truth/ masks.
+    #[arg(long)]
+    data: PathBuf,
+    /// Number of test rotations (default: the model's).
+    #[arg(long)]
+    rotations: Option<usize>,
+    /// Skip heatmaps and pixel AUROC (about 3x faster).
+    #[arg(long)]
+    no_pixel: bool,
+    /// Also write every image's score to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Debug)]
+struct ScoreArgs {
+    /// The model file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Write path, score and decision of every image to this CSV file.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+    /// Write a heatmap overlay PNG per image into this folder.
+    #[arg(long)]
+    heatmaps: Option<PathBuf>,
+    /// Reject threshold (default: the model's).
+    #[arg(long)]
+    threshold: Option<f64>,
+    /// Number of test rotations (default: the model's).
+    #[arg(long)]
+    rotations: Option<usize>,
+    /// Images or folders of images.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args, Debug)]
+struct FetchArgs {
+    /// Which weights (only alexnet needs downloading).
+    #[arg(default_value = "alexnet")]
+    backbone: BackboneKind,
+    /// Source URL (default: torchvision's official file).
+    #[arg(long)]
+    url: Option<String>,
+}
+
+fn main() {
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Cmd::Train(a) => train(a),
+        Cmd::Eval(a) => eval(a),
+        Cmd::Score(a) => score(a),
+        Cmd::FetchWeights(a) => fetch(a),
+        Cmd::Info { model } => {
+            let meta = differnet::engine::model_file::read_meta(&model)?;
+            println!("{}", serde_json::to_string_pretty(&meta)?);
+            Ok(())
+        }
+    }
+}
+
+/// Starts the worker; the CLI blocks on the event channel, so its waker does nothing.
+fn start_worker(engine: &EngineArgs, backbone: Option<BackboneKind>) -> Result<WorkerHandle> {
+    let mut weights = HashMap::new();
+    if let Some(path) = &engine.backbone_weights {
+        let kinds = backbone.map_or(BackboneKind::ALL.to_vec(), |b| vec![b]);
+        for k in kinds {
+            weights.insert(k, path.clone());
+        }
+    }
+    let options = WorkerOptions {
+        device: engine.device,
+        weights,
+        backbone_batch: engine.backbone_batch,
+    };
+    WorkerHandle::spawn(options, Arc::new(|| {})).context("cannot start the worker thread")
+}
+
+/// Progress display fed by worker events.
+struct Progress {
+    bar: Option<ProgressBar>,
+    label: String,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(quiet: bool) -> Self {
+        Self {
+            bar: None,
+            label: String::new(),
+            quiet,
+        }
+    }
+
+    fn update(&mut self, label: &str, done: usize, total: usize) {
+        if self.quiet {
+            return;
+        }
+        if self.label != label {
+            if let Some(b) = self.bar.take() {
+                b.finish();
+            }
+            let bar = ProgressBar::new(total as u64);
+            bar.set_style(
+                ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_message(label.to_string());
+            self.bar = Some(bar);
+            self.label = label.to_string();
+        }
+        if let Some(b) = &self.bar {
+            b.set_length(total as u64);
+            b.set_position(done as u64);
+        }
+    }
+
+    fn note(&self, text: &str) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(b) => b.println(text),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.bar.take() {
+            b.finish();
+        }
+        self.label.clear();
+    }
+}
+
+/// Handles the events every job shares; returns `Some` with the event when the caller
+/// must look at it.
+fn common_event(event: Event, progress: &mut Progress) -> Result<Option<Event>> {
+    match event {
+        Event::Ready { device } => {
+            progress.note(&format!("device: {device}"));
+            Ok(None)
+        }
+        Event::Progress { phase, done, total, .. } => {
+            progress.update(phase.label(), done, total);
+            Ok(None)
+        }
+        Event::Skipped { path, reason } => {
+            progress.note(&format!("skipped: {reason} [{}]", path.display()));
+            Ok(None)
+        }
+        Event::Failed { message } => {
+            progress.finish();
+            Err(anyhow!(message))
+        }
+        Event::Crashed { message } => {
+            progress.finish();
+            Err(anyhow!("the worker crashed: {message}"))
+        }
+        Event::Cancelled { .. } => bail!("cancelled"),
+        other => Ok(Some(other)),
+    }
+}
+
+fn next_event(worker: &WorkerHandle) -> Result<Event> {
+    worker
+        .events()
+        .recv()
+        .map_err(|_| anyhow!("the worker stopped unexpectedly"))
+}
+
+fn send(worker: &WorkerHandle, command: Command) -> Result<()> {
+    worker.send(command).map_err(|e| anyhow!(e))
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let data = dataset::discover(&a.data)?;
+    let good = if data.train_good.is_empty() {
+        // A plain folder: every image in it is a good part.
+        data.test.iter().map(|s| s.path.clone()).collect::<Vec<_>>()
+    } else {
+        data.train_good.clone()
+    };
+    let val_count = a
+        .val_count
+        .unwrap_or_else(|| dataset::default_val_count(good.len(), a.train_count));
+    let (train_set, val_set) = dataset::split_train_val(&good, a.train_count, val_count, a.seed);
+    if train_set.is_empty() {
+        bail!("no good images to train on in {}", a.data.display());
+    }
+    let mut config = a.preset.config(a.backbone);
+    config.train.seed = a.seed;
+    if let Some(e) = a.epochs {
+        config.train.epochs = e;
+    }
+    if let Some(r) = a.rotations {
+        config.score.rotations = r;
+    }
+    if let Some(s) = a.stages {
+        config.model.feature_stages = s;
+    }
+    if let Some(s) = a.image_size {
+        config.model.image_size = s;
+    }
+    config.model.validate().map_err(|e| anyhow!("invalid settings: {e}"))?;
+    let worker = start_worker(&a.engine, Some(a.backbone))?;
+    let mut progress = Progress::new(a.engine.json);
+    progress.note(&format!(
+        "training on {} good images, {} held out for validation ({} preset, {})",
+        train_set.len(),
+        val_set.len(),
+        a.preset,
+        a.backbone
+    ));
+    send(
+        &worker,
+        Command::Train(TrainRequest {
+            train: train_set,
+            validation: val_set,
+            config,
+        }),
+    )?;
+    let info = loop {
+        match common_event(next_event(&worker)?, &mut progress)? {
+            Some(Event::Trained(info)) => break info,
+            Some(Event::EpochDone { epoch, mean_loss }) => {
+                if let Some(b) = &progress.bar {
+                    b.set_message(format!("epoch {} loss {mean_loss:.3}", epoch + 1));
+                    progress.label = b.message().to_string();
+                }
+            }
+            _ => {}
+        }
+    };
+    progress.finish();
+    send(
+        &worker,
+        Command::SaveModel {
+            path: a.out.clone(),
+            threshold: None,
+        },
+    )?;
+    loop {
+        if let Some(Event::Saved { .. }) = common_event(next_event(&worker)?, &mut progress)? {
+            break;
+        }
+    }
+    if a.engine.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        println!("trained in {:.1} s on {} images", info.train_secs, info.train_count);
+        if let Some(v) = &info.validation {
+            println!(
+                "validation: {} good images, score mean {:.4}, std {:.4}, max {:.4}",
+                v.count, v.mean, v.std, v.max
+            );
+        }
+        if let Some(t) = info.threshold {
+            println!("default threshold: {t:.4}");
+        }
+        println!("model written to {}", a.out.display());
+    }
+    Ok(())
+}
+
+fn load_model(worker: &WorkerHandle, path: &Path, progress: &mut Progress) -> Result<differnet::core::protocol::ModelInfo> {
+    send(
+        worker,
+        Command::LoadModel {
+            path: path.to_path_buf(),
+        },
+    )?;
+    loop {
+        if let Some(Event::Loaded { info, .. }) = common_event(next_event(worker)?, progress)? {
+            return Ok(info);
+        }
+    }
+}
+
+fn eval(a: EvalArgs) -> Result<()> {
+    let data = dataset::discover(&a.data)?;
+    let samples: Vec<_> = data.test.into_iter().filter(|s| s.label != Label::Unknown).collect();
+    if samples.is_empty() {
+        bail!("no labelled test images (expected test/good and test/<defect>/) in {}", a.data.display());
+    }
+    let worker = start_worker(&a.engine, None)?;
+    let mut progress = Progress::new(a.engine.json);
+    let info = load_model(&worker, &a.model, &mut progress)?;
+    send(
+        &worker,
+        Command::Evaluate(EvaluateRequest {
+            samples,
+            pixel_metrics: !a.no_pixel,
+            rotations: a.rotations,
+        }),
+    )?;
+    let mut rows = Vec::new();
+    let report = loop {
+        match common_event(next_event(&worker)?, &mut progress)? {
+            Some(Event::Evaluated(r)) => break r,
+            Some(Event::Scored(s)) => rows.push((s.path, s.label.type_name().to_string(), s.score)),
+            _ => {}
+        }
+    };
+    progress.finish();
+    if let Some(csv) = &a.csv {
+        let threshold = info.threshold;
+        let mut text = String::from("path,label,score,decision\n");
+        for (path, label, score) in &rows {
+            text += &format!(
+                "{},{label},{score},{}\n",
+                csv_field(&path.display().to_string()),
+                decision(*score, threshold)
+            );
+        }
+        differnet::engine::model_file::write_atomic(csv, text.as_bytes())
+            .with_context(|| format!("cannot write {}", csv.display()))?;
+    }
+    if a.engine.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1}", 100.0 * v));
+    println!("images: {}", report.count);
+    println!("image AUROC: {}", pct(report.image_auroc));
+    for (t, v) in &report.per_type_auroc {
+        println!("  {t:>12}: {:.1}", 100.0 * v);
+    }
+    if let Some(b) = &report.best_f1 {
+        println!(
+            "best F1 {:.3} at threshold {:.4} (precision {:.3}, recall {:.3})",
+            b.f1, b.threshold, b.precision, b.recall
+        );
+    }
+    println!("pixel AUROC: {}", pct(report.pixel_auroc));
+    println!("{:.3} s per image", report.secs_per_image);
+    for (p, r) in &report.skipped {
+        println!("skipped: {r} [{}]", p.display());
+    }
+    Ok(())
+}
+
+fn decision(score: f64, threshold: Option<f64>) -> &'static str {
+    match threshold {
+        Some(t) if score >= t => "reject",
+        Some(_) => "accept",
+        None => "unknown",
+    }
+}
+
+/// Quotes a CSV field when it needs it.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn score(a: ScoreArgs) -> Result<()> {
+    let (paths, skipped_inputs) = dataset::list_images(&a.paths);
+    for (p, why) in &skipped_inputs {
+        eprintln!("skipped: {why} [{}]", p.display());
+    }
+    if paths.is_empty() {
+        bail!("no images to score");
+    }
+    if let Some(dir) = &a.heatmaps {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let worker = start_worker(&a.engine, None)?;
+    let mut progress = Progress::new(a.engine.json);
+    let info = load_model(&worker, &a.model, &mut progress)?;
+    let threshold = a.threshold.or(info.threshold);
+    send(
+        &worker,
+        Command::Score(ScoreRequest {
+            paths,
+            heatmaps: a.heatmaps.is_some(),
+            rotations: a.rotations,
+        }),
+    )?;
+    let mut rows = Vec::new();
+    let mut used_names = HashMap::new();
+    let skipped = loop {
+        match common_event(next_event(&worker)?, &mut progress)? {
+            Some(Event::ScoringDone { skipped, .. }) => break skipped,
+            Some(Event::Scored(s)) => {
+                if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
+                    let img = differnet::core::image_io::load_rgb(&s.path)?;
+                    let out = differnet::core::overlay::overlay(&img, map, Colormap::default(), 0.6, 4.0);
+                    let stem = s.path.file_stem().map_or("image".into(), |n| n.to_string_lossy().to_string());
+                    let n = used_names.entry(stem.clone()).or_insert(0usize);
+                    let name = if *n == 0 { format!("{stem}_heatmap.png") } else { format!("{stem}_{n}_heatmap.png") };
+                    *n += 1;
+                    let dest = dir.join(name);
+                    let mut bytes = Vec::new();
+                    out.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+                    differnet::engine::model_file::write_atomic(&dest, &bytes)
+                        .with_context(|| format!("cannot write {}", dest.display()))?;
+                }
+                rows.push((s.path, s.score));
+            }
+            _ => {}
+        }
+    };
+    progress.finish();
+    let mut text = String::from("path,score,decision\n");
+    for (path, score) in &rows {
+        text += &format!(
+            "{},{score},{}\n",
+            csv_field(&path.display().to_string()),
+            decision(*score, threshold)
+        );
+    }
+    if let Some(csv) = &a.csv {
+        differnet::engine::model_file::write_atomic(csv, text.as_bytes())
+            .with_context(|| format!("cannot write {}", csv.display()))?;
+    }
+    if a.engine.json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(p, s)| serde_json::json!({"path": p, "score": s, "decision": decision(*s, threshold)}))
+            .collect();
+        let skipped: Vec<_> = skipped
+            .iter()
+            .chain(skipped_inputs.iter())
+            .map(|(p, r)| serde_json::json!({"path": p, "reason": r}))
+            .collect();
+        println!("{}", serde_json::json!({"threshold": threshold, "images": items, "skipped": skipped}));
+    } else {
+        if a.csv.is_none() {
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+        let rejected = rows.iter().filter(|(_, s)| decision(*s, threshold) == "reject").count();
+        eprintln!("{} scored, {rejected} rejected, {} skipped", rows.len(), skipped.len() + skipped_inputs.len());
+        for (p, r) in &skipped {
+            eprintln!("skipped: {r} [{}]", p.display());
+        }
+    }
+    Ok(())
+}
+
+fn fetch(a: FetchArgs) -> Result<()> {
+    use differnet::core::download;
+    if a.backbone != BackboneKind::Alexnet {
+        bail!("{} weights are installed by scripts/setup.sh, not downloaded", a.backbone);
+    }
+    let dest = differnet::engine::weights::default_path(BackboneKind::Alexnet);
+    if dest.is_file() {
+        println!("already present: {}", dest.display());
+        return Ok(());
+    }
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let url = a.url.unwrap_or_else(|| download::ALEXNET_URL.to_string());
+    let prefix = download::torchvision_hash_prefix(differnet::engine::weights::ALEXNET_FILE)
+        .ok_or_else(|| anyhow!("no hash in the weights file name"))?;
+    let bar = ProgressBar::new(0);
+    download::download_verified(&url, &dest, prefix, &mut |done, total| {
+        if let Some(t) = total {
+            bar.set_length(t);
+        }
+        bar.set_position(done);
+    })?;
+    bar.finish();
+    println!("wrote {}", dest.display());
+    Ok(())
+}

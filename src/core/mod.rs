@@ -1,0 +1,13 @@
+//! Pure Rust parts shared by the engine and the front ends. Nothing here names a tch or
+//! an egui type.
+
+pub mod colormap;
+pub mod config;
+pub mod dataset;
+pub mod download;
+pub mod image_io;
+pub mod metrics;
+pub mod overlay;
+pub mod protocol;
+pub mod rng;
+pub mod torch_pickle;

@@ -1,0 +1,299 @@
+//! The worker protocol: what a front end asks of the engine's worker thread
+//! ([`Command`]) and what the worker reports back ([`Event`]).
+//!
+//! Both enums are plain data (no tch, no egui), sent over bounded crossbeam channels. The
+//! worker owns every tensor; the front ends only ever see these values.
+
+use crate::core::config::DifferNetConfig;
+use crate::core::dataset::Label;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// A request to the worker. Jobs run one at a time, in the order sent.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Train a new model on `train` (good images only), then score `validation` (good
+    /// images held out from training) to set the score statistics, the default threshold
+    /// and the heatmap scale. The new model replaces the current one only on success.
+    Train(TrainRequest),
+    /// Score images with the current model, emitting one [`Event::Scored`] per image and
+    /// then [`Event::ScoringDone`].
+    Score(ScoreRequest),
+    /// Score a labelled test set and compute metrics: [`Event::Scored`] per image, then
+    /// [`Event::Evaluated`].
+    Evaluate(EvaluateRequest),
+    /// Save the current model (with `threshold`, if given, as its default threshold).
+    SaveModel {
+        /// Destination; written atomically.
+        path: PathBuf,
+        /// Threshold chosen by the user, stored in the file.
+        threshold: Option<f64>,
+    },
+    /// Replace the current model with the one in this file.
+    LoadModel {
+        /// A model file written by [`Command::SaveModel`].
+        path: PathBuf,
+    },
+    /// Finish the current job and stop the thread.
+    Shutdown,
+}
+
+/// What to train on and how.
+#[derive(Debug, Clone)]
+pub struct TrainRequest {
+    /// Good images to train on.
+    pub train: Vec<PathBuf>,
+    /// Good images held out for score statistics and the default threshold (may be empty).
+    pub validation: Vec<PathBuf>,
+    /// Architecture, optimisation and scoring settings.
+    pub config: DifferNetConfig,
+}
+
+/// Images to score.
+#[derive(Debug, Clone)]
+pub struct ScoreRequest {
+    /// Image files (already expanded from folders).
+    pub paths: Vec<PathBuf>,
+    /// Also compute a localisation heatmap for each image (a backward pass, about 3x slower).
+    pub heatmaps: bool,
+    /// Override of the number of test rotations; `None` keeps the model's.
+    pub rotations: Option<usize>,
+}
+
+/// A labelled test set to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvaluateRequest {
+    /// Images with labels and optional ground-truth masks.
+    pub samples: Vec<crate::core::dataset::Sample>,
+    /// Compute heatmaps and pixel AUROC for images that have masks.
+    pub pixel_metrics: bool,
+    /// Override of the number of test rotations; `None` keeps the model's.
+    pub rotations: Option<usize>,
+}
+
+/// Which kind of job an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JobKind {
+    /// [`Command::Train`].
+    Train,
+    /// [`Command::Score`].
+    Score,
+    /// [`Command::Evaluate`].
+    Evaluate,
+}
+
+/// Phases of a job, for progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Phase {
+    /// Decoding and resizing images.
+    Loading,
+    /// Running the backbone once to fill the feature cache.
+    CachingFeatures,
+    /// Optimising the flow.
+    Training,
+    /// Scoring held-out good images.
+    Validating,
+    /// Scoring images.
+    Scoring,
+}
+
+impl Phase {
+    /// A short human label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Phase::Loading => "loading images",
+            Phase::CachingFeatures => "extracting features",
+            Phase::Training => "training",
+            Phase::Validating => "validating",
+            Phase::Scoring => "scoring",
+        }
+    }
+}
+
+/// A localisation map at the original image size, row-major.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heatmap {
+    /// Width in pixels (same as the image).
+    pub width: u32,
+    /// Height in pixels (same as the image).
+    pub height: u32,
+    /// Values scaled so that 1.0 is the 99th percentile of the held-out good images' map
+    /// values; larger means more anomalous.
+    pub values: Vec<f32>,
+}
+
+/// The result for one image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageScore {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its label when known.
+    pub label: Label,
+    /// Anomaly score: mean of z^2 over rotations and features. Higher = more anomalous.
+    pub score: f64,
+    /// Localisation map, when asked for.
+    pub heatmap: Option<Heatmap>,
+}
+
+/// Summary of a model, for display.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Full configuration.
+    pub config: DifferNetConfig,
+    /// Number of training images.
+    pub train_count: usize,
+    /// Validation scores statistics, when validation images were given.
+    pub validation: Option<ScoreStats>,
+    /// Default reject threshold (from validation or saved by the user).
+    pub threshold: Option<f64>,
+    /// Trainable parameters of the flow.
+    pub flow_parameters: usize,
+    /// Seconds spent training.
+    pub train_secs: f64,
+}
+
+/// Statistics of the held-out good images' scores.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScoreStats {
+    /// Number of images.
+    pub count: usize,
+    /// Mean score.
+    pub mean: f64,
+    /// Standard deviation of the scores.
+    pub std: f64,
+    /// Largest score.
+    pub max: f64,
+    /// Every validation score, sorted ascending.
+    pub scores: Vec<f64>,
+}
+
+impl ScoreStats {
+    /// Statistics of `scores` (None when empty).
+    pub fn from_scores(scores: &[f64]) -> Option<Self> {
+        if scores.is_empty() {
+            return None;
+        }
+        let n = scores.len() as f64;
+        let mean = scores.iter().sum::<f64>() / n;
+        let var = scores.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / n;
+        let mut sorted = scores.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        Some(Self {
+            count: scores.len(),
+            mean,
+            std: var.sqrt(),
+            max: sorted[sorted.len() - 1],
+            scores: sorted,
+        })
+    }
+
+    /// The default reject threshold: mean + 3 standard deviations of the good validation
+    /// scores, and never below the largest of them, so that no held-out good part is
+    /// rejected by default.
+    pub fn default_threshold(&self) -> f64 {
+        (self.mean + 3.0 * self.std).max(self.max)
+    }
+}
+
+/// Metrics of an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Number of images scored.
+    pub count: usize,
+    /// Image-level AUROC over all defect types (None without both classes).
+    pub image_auroc: Option<f64>,
+    /// AUROC of each defect type against the good images.
+    pub per_type_auroc: Vec<(String, f64)>,
+    /// The threshold maximising F1 on this set, with its F1, precision and recall.
+    pub best_f1: Option<crate::core::metrics::ThresholdChoice>,
+    /// Pixel-level AUROC over images with masks, when computed.
+    pub pixel_auroc: Option<f64>,
+    /// Seconds per image spent scoring (including heatmaps when computed).
+    pub secs_per_image: f64,
+    /// Images skipped because they could not be read, with the reason.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// A report from the worker.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// The worker started on this device (for example "CPU (2 threads)" or a GPU name).
+    Ready {
+        /// Human-readable device description.
+        device: String,
+    },
+    /// Progress of the current job: `done` of `total` units of `phase`.
+    Progress {
+        /// The job.
+        job: JobKind,
+        /// Its current phase.
+        phase: Phase,
+        /// Units done.
+        done: usize,
+        /// Units in this phase.
+        total: usize,
+    },
+    /// One optimiser step finished.
+    TrainStep {
+        /// 0-based epoch.
+        epoch: usize,
+        /// 0-based step within the epoch.
+        step: usize,
+        /// Loss of this batch (per dimension negative log-likelihood; can be negative).
+        loss: f64,
+    },
+    /// An epoch finished.
+    EpochDone {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Mean training loss over the epoch.
+        mean_loss: f64,
+    },
+    /// Training succeeded; the new model is now the worker's current model.
+    Trained(ModelInfo),
+    /// One image was scored.
+    Scored(ImageScore),
+    /// One image could not be read; the job goes on with the others.
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why, in one line.
+        reason: String,
+    },
+    /// A [`Command::Score`] job finished.
+    ScoringDone {
+        /// Images scored.
+        scored: usize,
+        /// Images skipped, with the reason.
+        skipped: Vec<(PathBuf, String)>,
+    },
+    /// A [`Command::Evaluate`] job finished.
+    Evaluated(EvalReport),
+    /// The model was written to this path.
+    Saved {
+        /// The file written.
+        path: PathBuf,
+    },
+    /// A model was loaded and is now current.
+    Loaded {
+        /// The file read.
+        path: PathBuf,
+        /// What it holds.
+        info: ModelInfo,
+    },
+    /// The current job stopped because it was cancelled; the previous model is unchanged.
+    Cancelled {
+        /// The job that stopped.
+        job: JobKind,
+    },
+    /// The current job failed; the previous model is unchanged.
+    Failed {
+        /// One-line reason.
+        message: String,
+    },
+    /// The worker thread panicked or stopped unexpectedly; it must be restarted.
+    Crashed {
+        /// The panic message.
+        message: String,
+    },
+}

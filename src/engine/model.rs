@@ -1,0 +1,229 @@
+//! A trained DifferNet: the frozen backbone, the flow and what validation taught us
+//! (score statistics, default threshold, heatmap scale). Scoring and localisation.
+
+use crate::core::config::DifferNetConfig;
+use crate::core::protocol::{Heatmap, ModelInfo, ScoreStats};
+use crate::engine::backbone::Backbone;
+use crate::engine::flow::Flow;
+use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
+use image::RgbImage;
+use std::rc::Rc;
+use tch::{nn, Device, Kind, Tensor};
+
+/// What the engine learned besides the weights.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelState {
+    /// Number of training images.
+    pub train_count: usize,
+    /// Scores of the held-out good images.
+    pub validation: Option<ScoreStats>,
+    /// Reject threshold (default from validation, or the user's).
+    pub threshold: Option<f64>,
+    /// Heatmap scale: the 99th percentile of raw localisation values on held-out good
+    /// images; heatmaps are divided by it so 1.0 means "as hot as a good part gets".
+    pub heat_scale: Option<f64>,
+    /// Seconds spent training.
+    pub train_secs: f64,
+}
+
+/// A DifferNet model on one device. Lives on the worker thread (tensors are not `Sync`).
+pub struct DifferNet {
+    /// Full configuration.
+    pub config: DifferNetConfig,
+    /// What validation taught us.
+    pub state: ModelState,
+    pub(crate) backbone: Rc<Backbone>,
+    pub(crate) vs: nn::VarStore,
+    pub(crate) flow: Flow,
+    /// Images per backbone call (large batches of big images overflow CPU caches).
+    pub backbone_batch: usize,
+}
+
+impl std::fmt::Debug for DifferNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DifferNet")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .finish()
+    }
+}
+
+/// The raw output of scoring one image.
+#[derive(Debug, Clone)]
+pub struct RawScore {
+    /// Mean of z^2 over rotations and dimensions.
+    pub score: f64,
+    /// Localisation map at the image's size, divided by the heat scale when known.
+    pub heatmap: Option<Heatmap>,
+}
+
+impl DifferNet {
+    /// A fresh, untrained model: flow weights from tch's RNG (seed it first) and seeded
+    /// permutations.
+    pub fn new(config: DifferNetConfig, backbone: Rc<Backbone>, device: Device) -> Result<Self, String> {
+        config.model.validate()?;
+        if backbone.kind() != config.model.backbone {
+            return Err(format!(
+                "backbone {} given for a {} model",
+                backbone.kind(),
+                config.model.backbone
+            ));
+        }
+        let perms = Flow::random_permutations(
+            config.model.feature_dim(),
+            config.model.n_blocks,
+            config.train.seed,
+        );
+        Self::with_permutations(config, backbone, device, perms)
+    }
+
+    /// A model with the given permutations (used when loading a model file).
+    pub fn with_permutations(
+        config: DifferNetConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        config.model.validate()?;
+        let vs = nn::VarStore::new(device);
+        let flow = Flow::new(&(vs.root() / "flow"), &config.model, permutations)?;
+        Ok(Self {
+            config,
+            state: ModelState {
+                train_count: 0,
+                validation: None,
+                threshold: None,
+                heat_scale: None,
+                train_secs: 0.0,
+            },
+            backbone,
+            vs,
+            flow,
+            backbone_batch: default_backbone_batch(device),
+        })
+    }
+
+    /// Device of the model.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
+    /// The flow.
+    pub fn flow(&self) -> &Flow {
+        &self.flow
+    }
+
+    /// Summary for the front ends.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            config: self.config.clone(),
+            train_count: self.state.train_count,
+            validation: self.state.validation.clone(),
+            threshold: self.state.threshold,
+            flow_parameters: crate::engine::flow::parameter_count(&self.config.model),
+            train_secs: self.state.train_secs,
+        }
+    }
+
+    /// An image as the network's square input `[1, 3, S, S]` in [0, 1] on the device.
+    pub fn prepare(&self, img: &RgbImage) -> Tensor {
+        let x = image_to_tensor(img, self.device());
+        resize_square(&x, i64::from(self.config.model.image_size))
+    }
+
+    /// Features `[N * A, D]` of square images `[N, 3, S, S]`, each rotated by the angles
+    /// `angles[i]` (A per image), computed in chunks of `backbone_batch`. Rows are
+    /// image-major. Gradients flow to `x` if it requires them.
+    pub fn features(&self, x: &Tensor, angles: &[Vec<f64>]) -> Tensor {
+        let n = x.size()[0];
+        assert_eq!(n as usize, angles.len());
+        let mut rows: Vec<(i64, f64)> = Vec::new();
+        for (i, a) in angles.iter().enumerate() {
+            rows.extend(a.iter().map(|&deg| (i as i64, deg)));
+        }
+        let mut out = Vec::new();
+        for chunk in rows.chunks(self.backbone_batch.max(1)) {
+            let idx: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+            let degs: Vec<f64> = chunk.iter().map(|r| r.1).collect();
+            let idx = Tensor::from_slice(&idx).to_device(x.device());
+            let batch = rotate(&x.index_select(0, &idx), &degs);
+            out.push(self.backbone.features(&normalize(&batch), &self.config.model));
+        }
+        Tensor::cat(&out, 0)
+    }
+
+    /// Anomaly score of a prepared image `[1, 3, S, S]` at the given test angles:
+    /// mean of z^2 over rotations and dimensions (REFERENCE.md, step 7).
+    pub fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
+        tch::no_grad(|| {
+            let feats = self.features(x, &[angles.to_vec()]);
+            let (z, _) = self.flow.forward(&feats);
+            z.square().mean(Kind::Float).double_value(&[])
+        })
+    }
+
+    /// Score and localisation map of a prepared image (REFERENCE.md, step 8): for each
+    /// rotation, the gradient of the NLL with respect to the unrotated input pixels
+    /// (autograd rotates it back through the sampler), Gaussian blur (sigma 3 px at
+    /// 448), |.| averaged over rotations and channels, squared; then resized to
+    /// `out_w` x `out_h` and divided by the heat scale when known.
+    pub fn localize_prepared(&self, x: &Tensor, angles: &[f64], out_w: u32, out_h: u32) -> (f64, Tensor) {
+        let size = self.config.model.image_size;
+        let mut acc = Tensor::zeros([1, 1, i64::from(size), i64::from(size)], (Kind::Float, self.device()));
+        let mut z2_sum = 0.0;
+        let mut count = 0usize;
+        let sigma = 3.0 * f64::from(size) / 448.0;
+        for chunk in angles.chunks(self.backbone_batch.max(1)) {
+            let n = chunk.len() as i64;
+            // One leaf per rotation, so each rotation's gradient is kept apart.
+            let leaf = x.detach().repeat([n, 1, 1, 1]).set_requires_grad(true);
+            let degs: Vec<Vec<f64>> = chunk.iter().map(|&a| vec![a]).collect();
+            let feats = self.features(&leaf, &degs);
+            let (z, log_det) = self.flow.forward(&feats);
+            z2_sum += z.square().sum(Kind::Float).double_value(&[]);
+            count += z.numel();
+            let nll = self.flow.nll(&z, &log_det).sum(Kind::Float);
+            let grads = Tensor::run_backward(&[nll], &[&leaf], false, false);
+            let g = gaussian_blur(&grads[0], sigma).abs();
+            acc += g.sum_dim_intlist([0i64, 1].as_slice(), true, Kind::Float);
+        }
+        let n = angles.len().max(1) as f64 * 3.0;
+        let map = (acc / n).square();
+        let mut map = map.internal_upsample_bilinear2d_aa([i64::from(out_h), i64::from(out_w)], false, None, None);
+        if let Some(scale) = self.state.heat_scale.filter(|s| *s > 0.0) {
+            map = map / scale;
+        }
+        (z2_sum / count.max(1) as f64, map.view([i64::from(out_h), i64::from(out_w)]))
+    }
+
+    /// Scores one decoded image; with `heatmap`, also localises.
+    pub fn score_image(&self, img: &RgbImage, angles: &[f64], heatmap: bool) -> RawScore {
+        let x = self.prepare(img);
+        if !heatmap {
+            return RawScore {
+                score: self.score_prepared(&x, angles),
+                heatmap: None,
+            };
+        }
+        let (w, h) = img.dimensions();
+        let (score, map) = self.localize_prepared(&x, angles, w, h);
+        let values = Vec::<f32>::try_from(map.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
+        RawScore {
+            score,
+            heatmap: Some(Heatmap {
+                width: w,
+                height: h,
+                values,
+            }),
+        }
+    }
+}
+
+/// Images per backbone call: small on the CPU, where 448 px batches overflow the caches
+/// (TOOLCHAIN.md measures batch 16 at 4x the per-image time of batch 1), large on a GPU.
+pub fn default_backbone_batch(device: Device) -> usize {
+    match device {
+        Device::Cpu => 4,
+        _ => 64,
+    }
+}

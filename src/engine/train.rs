@@ -1,0 +1,296 @@
+//! Training (REFERENCE.md, steps 2, 5 and 6) and validation.
+//!
+//! Two regimes, chosen by [`TrainConfig::cached_rotations`]:
+//! - paper: fresh random angles in [-180, 180] for every copy of every image in every
+//!   epoch, so the frozen backbone runs every epoch (under `no_grad`);
+//! - cached: k random angles per image drawn once, the backbone runs once per (image,
+//!   angle) and the features are reused across epochs; each epoch samples
+//!   `rotations_per_image` of the k cached rows per image.
+
+use crate::core::config::{DifferNetConfig, TrainConfig};
+use crate::core::image_io::load_rgb;
+use crate::core::protocol::{Phase, ScoreStats};
+use crate::core::rng::SplitMix64;
+use crate::engine::backbone::Backbone;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::DifferNet;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Device, Kind, Tensor};
+
+/// What training reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainProgress {
+    /// `done` of `total` units of a phase.
+    Phase {
+        /// The phase.
+        phase: Phase,
+        /// Units done.
+        done: usize,
+        /// Units in total.
+        total: usize,
+    },
+    /// An image could not be used; training goes on without it.
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An optimiser step.
+    Step {
+        /// 0-based epoch.
+        epoch: usize,
+        /// 0-based step in the epoch.
+        step: usize,
+        /// Batch loss.
+        loss: f64,
+    },
+    /// An epoch ended.
+    Epoch {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Mean loss over its steps.
+        mean_loss: f64,
+    },
+}
+
+/// Inputs of a training run.
+pub struct TrainJob<'a> {
+    /// Good images to train on.
+    pub train: &'a [PathBuf],
+    /// Held-out good images for statistics.
+    pub validation: &'a [PathBuf],
+    /// Settings.
+    pub config: DifferNetConfig,
+    /// The frozen backbone (must match `config.model.backbone`).
+    pub backbone: Rc<Backbone>,
+    /// Where the tensors live.
+    pub device: Device,
+    /// Set from another thread to stop between batches.
+    pub cancel: &'a AtomicBool,
+}
+
+/// Decodes and prepares images, skipping (and reporting) those that cannot be read.
+fn load_prepared(
+    model: &DifferNet,
+    paths: &[PathBuf],
+    phase: Phase,
+    report: &mut dyn FnMut(TrainProgress),
+    cancel: &AtomicBool,
+) -> Result<(Vec<PathBuf>, Vec<Tensor>)> {
+    let mut kept = Vec::new();
+    let mut tensors = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        match load_rgb(path) {
+            Ok(img) => {
+                tensors.push(model.prepare(&img));
+                kept.push(path.clone());
+            }
+            Err(e) => report(TrainProgress::Skipped {
+                path: path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+        report(TrainProgress::Phase {
+            phase,
+            done: i + 1,
+            total: paths.len(),
+        });
+    }
+    Ok((kept, tensors))
+}
+
+/// A random angle in [-180, 180).
+fn random_angle(rng: &mut SplitMix64) -> f64 {
+    rng.next_f64() * 360.0 - 180.0
+}
+
+/// Trains a model. Returns it with its validation statistics, default threshold and heat
+/// scale set. Cancellation and divergence are errors; the caller keeps its old model.
+pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result<DifferNet> {
+    let started = Instant::now();
+    let cfg = job.config.clone();
+    let tc: &TrainConfig = &cfg.train;
+    if tc.epochs == 0 || tc.batch_images == 0 || tc.rotations_per_image == 0 {
+        return Err(EngineError::Config("epochs, batch and rotations must be positive".into()));
+    }
+    tch::manual_seed(tc.seed as i64);
+    let mut rng = SplitMix64::new(tc.seed);
+    let mut model = DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
+
+    let (kept, images) = load_prepared(&model, job.train, Phase::Loading, report, job.cancel)?;
+    if images.is_empty() {
+        return Err(EngineError::NoImages(format!(
+            "none of the {} training images could be read",
+            job.train.len()
+        )));
+    }
+    let images = Tensor::cat(&images, 0); // [N, 3, S, S]
+    let n_images = kept.len();
+
+    // The feature cache: [N, k, D], computed once.
+    let cache = match tc.cached_rotations {
+        Some(k) if k > 0 => {
+            let mut rows = Vec::with_capacity(n_images);
+            for i in 0..n_images {
+                if job.cancel.load(Ordering::Relaxed) {
+                    return Err(EngineError::Cancelled);
+                }
+                let angles: Vec<f64> = (0..k).map(|_| random_angle(&mut rng)).collect();
+                let x = images.narrow(0, i as i64, 1);
+                rows.push(tch::no_grad(|| model.features(&x, &[angles])).unsqueeze(0));
+                report(TrainProgress::Phase {
+                    phase: Phase::CachingFeatures,
+                    done: i + 1,
+                    total: n_images,
+                });
+            }
+            Some(Tensor::cat(&rows, 0))
+        }
+        _ => None,
+    };
+
+    let mut opt = nn::Adam {
+        beta1: tc.beta1,
+        beta2: tc.beta2,
+        wd: tc.weight_decay,
+        eps: tc.adam_eps,
+        amsgrad: false,
+    }
+    .build(&model.vs, tc.lr)?;
+
+    let steps_per_epoch = n_images.div_ceil(tc.batch_images);
+    let total_steps = tc.epochs * steps_per_epoch;
+    let r = tc.rotations_per_image;
+    for epoch in 0..tc.epochs {
+        let mut order: Vec<usize> = (0..n_images).collect();
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for (step, batch) in order.chunks(tc.batch_images).enumerate() {
+            if job.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            let feats = match &cache {
+                Some(cache) => {
+                    let k = cache.size()[1] as usize;
+                    let mut idx = Vec::with_capacity(batch.len() * r);
+                    for &i in batch {
+                        let mut picks: Vec<usize> = (0..k).collect();
+                        rng.shuffle(&mut picks);
+                        for j in 0..r {
+                            // Without replacement while k allows, then cycling.
+                            idx.push((i * k + picks[j % k]) as i64);
+                        }
+                    }
+                    let idx = Tensor::from_slice(&idx).to_device(model.device());
+                    cache.flatten(0, 1).index_select(0, &idx)
+                }
+                None => {
+                    let angles: Vec<Vec<f64>> = batch
+                        .iter()
+                        .map(|_| (0..r).map(|_| random_angle(&mut rng)).collect())
+                        .collect();
+                    let idx: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
+                    let idx = Tensor::from_slice(&idx).to_device(model.device());
+                    let x = images.index_select(0, &idx);
+                    tch::no_grad(|| model.features(&x, &angles))
+                }
+            };
+            let (z, log_det) = model.flow.forward(&feats);
+            let loss = model.flow.nll(&z, &log_det).mean(Kind::Float);
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                return Err(EngineError::Diverged {
+                    epoch,
+                    loss: loss_value,
+                });
+            }
+            opt.zero_grad();
+            loss.backward();
+            opt.step();
+            loss_sum += loss_value;
+            report(TrainProgress::Step {
+                epoch,
+                step,
+                loss: loss_value,
+            });
+            report(TrainProgress::Phase {
+                phase: Phase::Training,
+                done: epoch * steps_per_epoch + step + 1,
+                total: total_steps,
+            });
+        }
+        report(TrainProgress::Epoch {
+            epoch,
+            mean_loss: loss_sum / steps_per_epoch as f64,
+        });
+    }
+    drop(opt);
+    model.vs.freeze();
+    model.state.train_count = n_images;
+
+    validate(&mut model, job.validation, &images, report, job.cancel)?;
+    model.state.train_secs = started.elapsed().as_secs_f64();
+    Ok(model)
+}
+
+/// Images used to set the heatmap scale (each costs a backward pass per rotation).
+const HEAT_SCALE_IMAGES: usize = 4;
+
+/// Scores the held-out good images to set the score statistics, the default threshold
+/// and the heatmap scale. Without validation images the heat scale comes from training
+/// images (which the flow has seen, so it is lower) and there is no default threshold.
+fn validate(
+    model: &mut DifferNet,
+    validation: &[PathBuf],
+    train_images: &Tensor,
+    report: &mut dyn FnMut(TrainProgress),
+    cancel: &AtomicBool,
+) -> Result<()> {
+    let angles = model.config.score.angles_deg();
+    let (_, val) = load_prepared(model, validation, Phase::Validating, report, cancel)?;
+    let mut scores = Vec::with_capacity(val.len());
+    for (i, x) in val.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        scores.push(model.score_prepared(x, &angles));
+        report(TrainProgress::Phase {
+            phase: Phase::Validating,
+            done: i + 1,
+            total: val.len(),
+        });
+    }
+    model.state.validation = ScoreStats::from_scores(&scores);
+    model.state.threshold = model.state.validation.as_ref().map(ScoreStats::default_threshold);
+
+    // Heat scale: 99th percentile of raw map values of a few good images.
+    let sources: Vec<Tensor> = if val.is_empty() {
+        let n = train_images.size()[0].min(HEAT_SCALE_IMAGES as i64);
+        (0..n).map(|i| train_images.narrow(0, i, 1)).collect()
+    } else {
+        val.iter().take(HEAT_SCALE_IMAGES).map(Tensor::shallow_clone).collect()
+    };
+    let size = model.config.model.image_size;
+    let mut values = Vec::new();
+    for x in &sources {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        let (_, map) = model.localize_prepared(x, &angles, size, size);
+        values.push(map.flatten(0, -1));
+    }
+    if !values.is_empty() {
+        let all = Tensor::cat(&values, 0);
+        let q = all.quantile_scalar(0.99, None, false, "linear").double_value(&[]);
+        model.state.heat_scale = (q > 0.0 && q.is_finite()).then_some(q);
+    }
+    Ok(())
+}

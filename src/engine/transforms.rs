@@ -1,0 +1,162 @@
+//! Image tensor operations of the DifferNet pipeline, all as tensor ops so they run on the
+//! GPU too: conversion from decoded images, resizing, rotation, ImageNet normalisation,
+//! multi-scale downsampling and Gaussian blur.
+
+use image::RgbImage;
+use tch::{Device, Kind, Tensor};
+
+/// ImageNet channel means (REFERENCE.md, step 1).
+pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+/// ImageNet channel standard deviations.
+pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+/// An 8-bit RGB image as a float tensor `[1, 3, H, W]` in [0, 1] on `device`.
+pub fn image_to_tensor(img: &RgbImage, device: Device) -> Tensor {
+    let (w, h) = img.dimensions();
+    // The raw buffer is HWC, row-major: view as [H, W, 3] and move channels first.
+    Tensor::from_slice(img.as_raw())
+        .to_device(device)
+        .view([i64::from(h), i64::from(w), 3])
+        .permute([2, 0, 1])
+        .to_kind(Kind::Float)
+        .g_div_scalar(255.0)
+        .unsqueeze(0)
+}
+
+/// Resizes `[N, 3, H, W]` to `[N, 3, size, size]` (aspect ratio not kept, as the paper does)
+/// with antialiased bilinear interpolation, like torchvision's `Resize` on PIL images.
+pub fn resize_square(x: &Tensor, size: i64) -> Tensor {
+    let (_, _, h, w) = x.size4().expect("image tensors are 4-D");
+    if h == size && w == size {
+        return x.shallow_clone();
+    }
+    x.internal_upsample_bilinear2d_aa([size, size], false, None, None)
+        .clamp(0.0, 1.0)
+}
+
+/// Rotates each image of `[N, C, S, S]` by its angle in degrees (counter-clockwise), with
+/// nearest interpolation and zeros outside the source, as the paper's `RandomRotation`.
+/// `angles_deg` has N entries. Differentiable with respect to `x`.
+pub fn rotate(x: &Tensor, angles_deg: &[f64]) -> Tensor {
+    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
+    assert_eq!(n as usize, angles_deg.len(), "one angle per image");
+    if angles_deg.iter().all(|a| a.rem_euclid(360.0) == 0.0) {
+        return x.shallow_clone();
+    }
+    // affine_grid maps output coordinates to input coordinates in [-1, 1]: a rotation of
+    // the image by +a is sampling the input at the output position rotated by -a.
+    let theta: Vec<f32> = angles_deg
+        .iter()
+        .flat_map(|a| {
+            let r = a.to_radians();
+            let (s, co) = (r.sin() as f32, r.cos() as f32);
+            [co, -s, 0.0, s, co, 0.0]
+        })
+        .collect();
+    let theta = Tensor::from_slice(&theta)
+        .view([n, 2, 3])
+        .to_device(x.device());
+    let grid = Tensor::affine_grid_generator(&theta, [n, c, h, w], false);
+    // interpolation 1 = nearest, padding 0 = zeros.
+    x.grid_sampler(&grid, 1, 0, false)
+}
+
+/// ImageNet normalisation of `[N, 3, H, W]` images in [0, 1].
+pub fn normalize(x: &Tensor) -> Tensor {
+    let dev = x.device();
+    let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(dev);
+    let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(dev);
+    (x - mean) / std
+}
+
+/// Nearest-neighbour downsampling to `[N, C, size, size]`, the paper's smaller scales.
+pub fn downsample_nearest(x: &Tensor, size: i64) -> Tensor {
+    let (_, _, h, w) = x.size4().expect("image tensors are 4-D");
+    if h == size && w == size {
+        return x.shallow_clone();
+    }
+    x.upsample_nearest2d([size, size], None, None)
+}
+
+/// Separable Gaussian blur of `[N, C, H, W]` with standard deviation `sigma` pixels and
+/// reflected borders (like scipy's `gaussian_filter` the reference uses).
+pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Tensor {
+    if sigma <= 0.0 {
+        return x.shallow_clone();
+    }
+    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
+    let radius = ((3.0 * sigma).ceil() as i64).min(h.min(w) - 1).max(1);
+    let taps: Vec<f32> = (-radius..=radius)
+        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp() as f32)
+        .collect();
+    let total: f32 = taps.iter().sum();
+    let taps: Vec<f32> = taps.iter().map(|t| t / total).collect();
+    let k = Tensor::from_slice(&taps).to_device(x.device());
+    let len = taps.len() as i64;
+    let flat = x.reshape([n * c, 1, h, w]);
+    let padded = flat.reflection_pad2d([radius, radius, radius, radius]);
+    let horizontal = padded.conv2d::<Tensor>(&k.view([1, 1, 1, len]), None, [1, 1], [0, 0], [1, 1], 1);
+    let vertical = horizontal.conv2d::<Tensor>(&k.view([1, 1, len, 1]), None, [1, 1], [0, 0], [1, 1], 1);
+    vertical.reshape([n, c, h, w])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_to_tensor_keeps_layout() {
+        let mut img = RgbImage::new(3, 2);
+        img.put_pixel(2, 1, image::Rgb([255, 0, 51]));
+        let t = image_to_tensor(&img, Device::Cpu);
+        assert_eq!(t.size(), vec![1, 3, 2, 3]);
+        assert_eq!(t.double_value(&[0, 0, 1, 2]), 1.0);
+        assert!((t.double_value(&[0, 2, 1, 2]) - 0.2).abs() < 1e-6);
+        assert_eq!(t.double_value(&[0, 0, 0, 0]), 0.0);
+    }
+
+    #[test]
+    fn rotation_by_90_degrees_moves_pixels_exactly() {
+        // A 4x4 image with a single bright pixel at row 0, column 3 (top right).
+        let x = Tensor::zeros([1, 1, 4, 4], (Kind::Float, Device::Cpu));
+        let _ = x.get(0).get(0).get(0).get(3).fill_(1.0);
+        let r = rotate(&x, &[90.0]);
+        // Counter-clockwise by 90 degrees: top right goes to top left.
+        assert_eq!(r.double_value(&[0, 0, 0, 0]), 1.0);
+        assert_eq!(r.sum(Kind::Float).double_value(&[]), 1.0);
+        // Four quarter turns are the identity.
+        let back = rotate(&rotate(&rotate(&r, &[90.0]), &[90.0]), &[90.0]);
+        assert!(back.allclose(&x, 0.0, 0.0, false));
+    }
+
+    #[test]
+    fn rotation_fills_corners_with_zero() {
+        let x = Tensor::ones([2, 3, 16, 16], (Kind::Float, Device::Cpu));
+        let r = rotate(&x, &[45.0, 0.0]);
+        assert_eq!(r.double_value(&[0, 0, 0, 0]), 0.0);
+        assert_eq!(r.double_value(&[0, 1, 8, 8]), 1.0);
+        assert_eq!(r.get(1).sum(Kind::Float).double_value(&[]), 3.0 * 256.0);
+    }
+
+    #[test]
+    fn blur_preserves_mass_and_constants() {
+        let x = Tensor::ones([1, 1, 20, 20], (Kind::Float, Device::Cpu));
+        let b = gaussian_blur(&x, 2.0);
+        assert!(b.allclose(&x, 1e-5, 1e-5, false));
+        let spike = Tensor::zeros([1, 1, 21, 21], (Kind::Float, Device::Cpu));
+        let _ = spike.get(0).get(0).get(10).get(10).fill_(1.0);
+        let b = gaussian_blur(&spike, 1.5);
+        assert!((b.sum(Kind::Float).double_value(&[]) - 1.0).abs() < 1e-5);
+        assert!(b.double_value(&[0, 0, 10, 10]) < 0.2);
+    }
+
+    #[test]
+    fn resize_and_normalize_shapes() {
+        let x = Tensor::rand([1, 3, 30, 50], (Kind::Float, Device::Cpu));
+        let r = resize_square(&x, 64);
+        assert_eq!(r.size(), vec![1, 3, 64, 64]);
+        assert_eq!(downsample_nearest(&r, 16).size(), vec![1, 3, 16, 16]);
+        let z = normalize(&Tensor::zeros([1, 3, 2, 2], (Kind::Float, Device::Cpu)));
+        assert!((z.double_value(&[0, 0, 0, 0]) + 0.485 / 0.229).abs() < 1e-5);
+    }
+}

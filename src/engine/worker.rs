@@ -1,0 +1,420 @@
+//! The worker thread: owns the device, the backbone and the current model, and runs one
+//! job at a time from [`Command`]s, reporting [`Event`]s. Front ends (CLI, GUI) talk to it
+//! only through bounded channels, and it wakes them through an injected closure so it
+//! never depends on a UI toolkit.
+
+use crate::core::config::{BackboneKind, DeviceChoice};
+use crate::core::dataset::Label;
+use crate::core::image_io::load_rgb;
+use crate::core::metrics;
+use crate::core::protocol::{
+    Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest, TrainRequest,
+};
+use crate::engine::backbone::Backbone;
+use crate::engine::error::{EngineError, Result};
+use crate::engine::model::DifferNet;
+use crate::engine::train::{train, TrainJob, TrainProgress};
+use crate::engine::{device, model_file, weights};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+/// Called by the worker after it sends events, e.g. `ctx.request_repaint()`.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// How to start the worker.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerOptions {
+    /// Device selection.
+    pub device: DeviceChoice,
+    /// Weights file per backbone; missing entries use [`weights::default_path`].
+    pub weights: HashMap<BackboneKind, PathBuf>,
+    /// Images per backbone call; `None` picks a device default.
+    pub backbone_batch: Option<usize>,
+}
+
+/// The front end's side of the worker.
+pub struct WorkerHandle {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    cancel: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Capacity of the command channel (jobs are few and large).
+const COMMAND_CAPACITY: usize = 16;
+/// Capacity of the event channel; the worker blocks when a front end stops draining.
+const EVENT_CAPACITY: usize = 4096;
+
+impl WorkerHandle {
+    /// Starts the worker thread ("differnet-worker").
+    pub fn spawn(options: WorkerOptions, waker: Waker) -> std::io::Result<Self> {
+        let (cmd_tx, cmd_rx) = bounded(COMMAND_CAPACITY);
+        let (ev_tx, ev_rx) = bounded(EVENT_CAPACITY);
+        let cancel = Arc::new(AtomicBool::new(false));
+        let worker_cancel = cancel.clone();
+        let thread = std::thread::Builder::new()
+            .name("differnet-worker".into())
+            .spawn(move || {
+                let out = Outbox { tx: ev_tx, waker };
+                let panic_out = out.clone();
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    Worker::new(options, out, worker_cancel).run(cmd_rx);
+                }));
+                if let Err(payload) = result {
+                    panic_out.send(Event::Crashed {
+                        message: panic_message(&payload),
+                    });
+                }
+            })?;
+        Ok(Self {
+            commands: cmd_tx,
+            events: ev_rx,
+            cancel,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a command. Fails only when the worker is gone.
+    pub fn send(&self, command: Command) -> std::result::Result<(), String> {
+        if matches!(command, Command::Train(_) | Command::Score(_) | Command::Evaluate(_)) {
+            self.cancel.store(false, Ordering::SeqCst);
+        }
+        self.commands
+            .send(command)
+            .map_err(|_| "the worker has stopped".to_string())
+    }
+
+    /// The event stream.
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+
+    /// Asks the running job to stop at its next batch boundary.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether the worker thread has ended (normally or by a crash).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+}
+
+impl Drop for WorkerHandle {
+    fn drop(&mut self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        let _ = self.commands.try_send(Command::Shutdown);
+        // Do not join: a long libtorch call must not freeze the closing window. The thread
+        // ends at its next batch boundary.
+        let _ = self.thread.take();
+    }
+}
+
+fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Sends events and wakes the front end.
+#[derive(Clone)]
+struct Outbox {
+    tx: Sender<Event>,
+    waker: Waker,
+}
+
+impl Outbox {
+    fn send(&self, event: Event) {
+        // A front end that went away is not an error for the worker.
+        let _ = self.tx.send(event);
+        (self.waker)();
+    }
+}
+
+/// State owned by the worker thread.
+struct Worker {
+    options: WorkerOptions,
+    out: Outbox,
+    cancel: Arc<AtomicBool>,
+    device: tch::Device,
+    backbones: HashMap<BackboneKind, Rc<Backbone>>,
+    model: Option<DifferNet>,
+}
+
+impl Worker {
+    fn new(options: WorkerOptions, out: Outbox, cancel: Arc<AtomicBool>) -> Self {
+        let device = match device::resolve(options.device) {
+            Ok(d) => d,
+            Err(e) => {
+                out.send(Event::Failed {
+                    message: format!("{e}; using the CPU"),
+                });
+                tch::Device::Cpu
+            }
+        };
+        out.send(Event::Ready {
+            device: device::describe(device),
+        });
+        Self {
+            options,
+            out,
+            cancel,
+            device,
+            backbones: HashMap::new(),
+            model: None,
+        }
+    }
+
+    fn run(mut self, commands: Receiver<Command>) {
+        while let Ok(command) = commands.recv() {
+            if matches!(command, Command::Shutdown) {
+                break;
+            }
+            let job = match &command {
+                Command::Train(_) => Some(JobKind::Train),
+                Command::Score(_) => Some(JobKind::Score),
+                Command::Evaluate(_) => Some(JobKind::Evaluate),
+                _ => None,
+            };
+            // A panic inside libtorch or our code fails this job only; the worker and its
+            // current model stay usable.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(command)));
+            match result {
+                Ok(Ok(())) => {}
+                Ok(Err(EngineError::Cancelled)) => self.out.send(Event::Cancelled {
+                    job: job.unwrap_or(JobKind::Score),
+                }),
+                Ok(Err(e)) => self.out.send(Event::Failed { message: e.to_string() }),
+                Err(payload) => self.out.send(Event::Failed {
+                    message: format!("internal error: {}", panic_message(&payload)),
+                }),
+            }
+        }
+    }
+
+    fn backbone(&mut self, kind: BackboneKind) -> Result<Rc<Backbone>> {
+        if let Some(b) = self.backbones.get(&kind) {
+            return Ok(b.clone());
+        }
+        let path = self
+            .options
+            .weights
+            .get(&kind)
+            .cloned()
+            .unwrap_or_else(|| weights::default_path(kind));
+        let b = Rc::new(Backbone::load(kind, &path, self.device)?);
+        self.backbones.insert(kind, b.clone());
+        Ok(b)
+    }
+
+    fn handle(&mut self, command: Command) -> Result<()> {
+        match command {
+            Command::Train(req) => self.train(req),
+            Command::Score(req) => self.score(req),
+            Command::Evaluate(req) => self.evaluate(req),
+            Command::SaveModel { path, threshold } => {
+                let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
+                if threshold.is_some() {
+                    model.state.threshold = threshold;
+                }
+                model_file::save(model, &path)?;
+                self.out.send(Event::Saved { path });
+                Ok(())
+            }
+            Command::LoadModel { path } => {
+                let meta = model_file::read_meta(&path)?;
+                let backbone = self.backbone(meta.config.model.backbone)?;
+                let mut model = model_file::load(&path, backbone, self.device)?;
+                if let Some(b) = self.options.backbone_batch {
+                    model.backbone_batch = b;
+                }
+                let info = model.info();
+                self.model = Some(model);
+                self.out.send(Event::Loaded { path, info });
+                Ok(())
+            }
+            Command::Shutdown => Ok(()),
+        }
+    }
+
+    fn train(&mut self, req: TrainRequest) -> Result<()> {
+        let backbone = self.backbone(req.config.model.backbone)?;
+        let out = self.out.clone();
+        let mut report = |p: TrainProgress| {
+            out.send(match p {
+                TrainProgress::Phase { phase, done, total } => Event::Progress {
+                    job: JobKind::Train,
+                    phase,
+                    done,
+                    total,
+                },
+                TrainProgress::Skipped { path, reason } => Event::Skipped { path, reason },
+                TrainProgress::Step { epoch, step, loss } => Event::TrainStep { epoch, step, loss },
+                TrainProgress::Epoch { epoch, mean_loss } => Event::EpochDone { epoch, mean_loss },
+            })
+        };
+        let mut model = train(
+            TrainJob {
+                train: &req.train,
+                validation: &req.validation,
+                config: req.config,
+                backbone,
+                device: self.device,
+                cancel: &self.cancel,
+            },
+            &mut report,
+        )?;
+        if let Some(b) = self.options.backbone_batch {
+            model.backbone_batch = b;
+        }
+        let info = model.info();
+        self.model = Some(model);
+        self.out.send(Event::Trained(info));
+        Ok(())
+    }
+
+    /// Scores `items`, sending `Scored` / `Skipped` events; returns the scores and the
+    /// skipped files.
+    fn score_items(
+        &mut self,
+        job: JobKind,
+        items: Vec<(PathBuf, Label, bool)>,
+        rotations: Option<usize>,
+    ) -> Result<(Vec<ImageScore>, Vec<(PathBuf, String)>)> {
+        let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
+        let mut score_cfg = model.config.score.clone();
+        if let Some(r) = rotations {
+            score_cfg.rotations = r.max(1);
+        }
+        let angles = score_cfg.angles_deg();
+        let total = items.len();
+        let mut scored = Vec::with_capacity(total);
+        let mut skipped = Vec::new();
+        for (i, (path, label, heatmap)) in items.into_iter().enumerate() {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            match load_rgb(&path) {
+                Ok(img) => {
+                    let raw = model.score_image(&img, &angles, heatmap);
+                    let s = ImageScore {
+                        path,
+                        label,
+                        score: raw.score,
+                        heatmap: raw.heatmap,
+                    };
+                    self.out.send(Event::Scored(s.clone()));
+                    scored.push(s);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    self.out.send(Event::Skipped {
+                        path: path.clone(),
+                        reason: reason.clone(),
+                    });
+                    skipped.push((path, reason));
+                }
+            }
+            self.out.send(Event::Progress {
+                job,
+                phase: Phase::Scoring,
+                done: i + 1,
+                total,
+            });
+        }
+        Ok((scored, skipped))
+    }
+
+    fn score(&mut self, req: ScoreRequest) -> Result<()> {
+        let items = req
+            .paths
+            .into_iter()
+            .map(|p| (p, Label::Unknown, req.heatmaps))
+            .collect();
+        let (scored, skipped) = self.score_items(JobKind::Score, items, req.rotations)?;
+        self.out.send(Event::ScoringDone {
+            scored: scored.len(),
+            skipped,
+        });
+        Ok(())
+    }
+
+    fn evaluate(&mut self, req: EvaluateRequest) -> Result<()> {
+        let started = Instant::now();
+        let masks: HashMap<PathBuf, PathBuf> = req
+            .samples
+            .iter()
+            .filter_map(|s| s.mask.clone().map(|m| (s.path.clone(), m)))
+            .collect();
+        let items = req
+            .samples
+            .iter()
+            .map(|s| {
+                // Good test images have no mask file but count as all-good pixels.
+                let wants_map = req.pixel_metrics && (s.mask.is_some() || s.label == Label::Good);
+                (s.path.clone(), s.label.clone(), wants_map)
+            })
+            .collect();
+        let (scored, skipped) = self.score_items(JobKind::Evaluate, items, req.rotations)?;
+        let labelled: Vec<&ImageScore> = scored.iter().filter(|s| s.label.is_defect().is_some()).collect();
+        let scores: Vec<f64> = labelled.iter().map(|s| s.score).collect();
+        let truth: Vec<bool> = labelled.iter().map(|s| s.label.is_defect() == Some(true)).collect();
+        let types: Vec<&str> = labelled.iter().map(|s| s.label.type_name()).collect();
+        let mut pixel = metrics::PixelAuroc::new(0.0, PIXEL_RANGE, PIXEL_BINS);
+        let mut any_pixels = false;
+        for s in &scored {
+            let Some(map) = &s.heatmap else { continue };
+            let mask: Vec<bool> = match masks.get(&s.path) {
+                Some(m) => match crate::core::image_io::load_mask(m) {
+                    Ok(mask) if mask.dimensions() == (map.width, map.height) => {
+                        mask.as_raw().iter().map(|&v| v > 0).collect()
+                    }
+                    Ok(_) => {
+                        self.out.send(Event::Skipped {
+                            path: m.clone(),
+                            reason: "mask size differs from its image; left out of pixel AUROC".into(),
+                        });
+                        continue;
+                    }
+                    Err(e) => {
+                        self.out.send(Event::Skipped {
+                            path: m.clone(),
+                            reason: e.to_string(),
+                        });
+                        continue;
+                    }
+                },
+                None => vec![false; map.values.len()],
+            };
+            pixel.add(&map.values, &mask);
+            any_pixels = true;
+        }
+        let report = EvalReport {
+            count: scored.len(),
+            image_auroc: metrics::auroc(&scores, &truth),
+            per_type_auroc: metrics::per_type_auroc(&scores, &types),
+            best_f1: metrics::best_f1_threshold(&scores, &truth),
+            pixel_auroc: if any_pixels { pixel.value() } else { None },
+            secs_per_image: started.elapsed().as_secs_f64() / scored.len().max(1) as f64,
+            skipped,
+        };
+        self.out.send(Event::Evaluated(report));
+        Ok(())
+    }
+}
+
+/// Heatmap values (in units of the good images' 99th percentile) covered by the pixel
+/// AUROC histogram; larger values fall in the last bin.
+const PIXEL_RANGE: f64 = 50.0;
+/// Bins of the pixel AUROC histogram.
+const PIXEL_BINS: usize = 20_000;
