@@ -18,7 +18,12 @@ fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
 
 #[test]
 fn efficientnet_puts_real_photographs_in_the_right_imagenet_class() {
-    let net = Backbone::load(BackboneKind::EfficientnetLite0, &common::efficientnet_weights(), Device::Cpu).unwrap();
+    let net = Backbone::load(
+        BackboneKind::EfficientnetLite0,
+        &common::efficientnet_weights(),
+        Device::Cpu,
+    )
+    .unwrap();
     // ImageNet classes: 285 "Egyptian cat", 967 "espresso".
     for (file, class) in [("chelsea.png", 285), ("coffee.png", 967)] {
         let img = load_rgb(&common::test_data(file)).unwrap();
@@ -26,7 +31,10 @@ fn efficientnet_puts_real_photographs_in_the_right_imagenet_class() {
         let logits = tch::no_grad(|| net.classify(&x).unwrap());
         let top = logits.argmax(1, false).int64_value(&[0]);
         let p = logits.softmax(1, Kind::Float).double_value(&[0, class]);
-        assert_eq!(top, class, "{file}: predicted class {top}, p(expected) = {p:.3}");
+        assert_eq!(
+            top, class,
+            "{file}: predicted class {top}, p(expected) = {p:.3}"
+        );
         assert!(p > 0.5, "{file}: p = {p}");
     }
 }
@@ -36,8 +44,16 @@ fn efficientnet_port_matches_the_python_reference() {
     let dir = tempfile::tempdir().unwrap();
     let reference = dir.path().join("reference.safetensors");
     common::run_python("efficientnet_reference.py", &[&reference]);
-    let expected: HashMap<String, Tensor> = Tensor::read_safetensors(&reference).unwrap().into_iter().collect();
-    let net = Backbone::load(BackboneKind::EfficientnetLite0, &common::efficientnet_weights(), Device::Cpu).unwrap();
+    let expected: HashMap<String, Tensor> = Tensor::read_safetensors(&reference)
+        .unwrap()
+        .into_iter()
+        .collect();
+    let net = Backbone::load(
+        BackboneKind::EfficientnetLite0,
+        &common::efficientnet_weights(),
+        Device::Cpu,
+    )
+    .unwrap();
     for size in [224, 448] {
         let x = &expected[&format!("input_{size}")];
         let stages: Vec<usize> = (1..=7).collect();
@@ -46,7 +62,10 @@ fn efficientnet_port_matches_the_python_reference() {
             let want = &expected[&format!("stage{s}_{size}")];
             let d = max_abs_diff(map, want);
             let scale = want.abs().max().double_value(&[]);
-            assert!(d <= 1e-4 * scale.max(1.0) * 10.0, "stage {s} at {size}: max diff {d} (scale {scale})");
+            assert!(
+                d <= 1e-4 * scale.max(1.0) * 10.0,
+                "stage {s} at {size}: max diff {d} (scale {scale})"
+            );
         }
         let logits = tch::no_grad(|| net.classify(x).unwrap());
         let d = max_abs_diff(&logits, &expected[&format!("logits_{size}")]);
@@ -58,12 +77,14 @@ fn efficientnet_port_matches_the_python_reference() {
 fn alexnet_loads_torchvision_checkpoints_in_both_formats() {
     let dir = tempfile::tempdir().unwrap();
     common::run_python("alexnet_fixture.py", &[dir.path()]);
-    let expected: HashMap<String, Tensor> = Tensor::read_safetensors(dir.path().join("expected.safetensors"))
-        .unwrap()
-        .into_iter()
-        .collect();
+    let expected: HashMap<String, Tensor> =
+        Tensor::read_safetensors(dir.path().join("expected.safetensors"))
+            .unwrap()
+            .into_iter()
+            .collect();
     for file in ["alexnet_zip.pth", "alexnet_legacy.pth"] {
-        let net = Backbone::load(BackboneKind::Alexnet, &dir.path().join(file), Device::Cpu).unwrap();
+        let net =
+            Backbone::load(BackboneKind::Alexnet, &dir.path().join(file), Device::Cpu).unwrap();
         let y = tch::no_grad(|| net.stage_maps(&expected["input"], &[1]).remove(0));
         let d = max_abs_diff(&y, &expected["output"]);
         assert!(d < 1e-4, "{file}: max diff {d}");
@@ -77,6 +98,11 @@ fn missing_or_mismatched_weights_are_clear_errors() {
     let e = Backbone::load(BackboneKind::EfficientnetLite0, &missing, Device::Cpu).unwrap_err();
     assert!(e.to_string().contains("nope.safetensors"), "{e}");
     // EfficientNet weights are not AlexNet weights.
-    let e = Backbone::load(BackboneKind::Alexnet, &common::efficientnet_weights(), Device::Cpu).unwrap_err();
+    let e = Backbone::load(
+        BackboneKind::Alexnet,
+        &common::efficientnet_weights(),
+        Device::Cpu,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("features.0"), "{e}");
 }

@@ -3,7 +3,7 @@
 use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
 use differnet::engine::backbone::Backbone;
 use differnet::engine::model::DifferNet;
-use differnet::engine::model_file::{load, read_meta, save, FORMAT_VERSION};
+use differnet::engine::model_file::{FORMAT_VERSION, load, read_meta, save};
 use std::path::Path;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
@@ -37,12 +37,15 @@ fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let bytes = std::fs::read(path).unwrap();
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let meta_str = header["__metadata__"]["differnet"].as_str().unwrap().to_string();
+    let meta_str = header["__metadata__"]["differnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let mut meta: serde_json::Value = serde_json::from_str(&meta_str).unwrap();
     edit(&mut meta);
     header["__metadata__"]["differnet"] = serde_json::Value::String(meta.to_string());
     let mut new_header = serde_json::to_vec(&header).unwrap();
-    while new_header.len() % 8 != 0 {
+    while !new_header.len().is_multiple_of(8) {
         new_header.push(b' ');
     }
     let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
@@ -79,11 +82,24 @@ fn broken_files_are_clear_errors_naming_the_file() {
         assert!(e.contains(name), "{name}: {e}");
         assert!(e.contains(expect), "{name}: {e}");
     };
-    case("truncated.differnet", &bytes[..bytes.len() / 2], "model file");
+    case(
+        "truncated.differnet",
+        &bytes[..bytes.len() / 2],
+        "model file",
+    );
     case("empty.differnet", b"", "model file");
-    case("magic.differnet", b"GIF89a this is not a model at all", "not a model file");
+    case(
+        "magic.differnet",
+        b"GIF89a this is not a model at all",
+        "not a model file",
+    );
     let missing = dir.path().join("missing.differnet");
-    assert!(load(&missing, backbone(), Device::Cpu).unwrap_err().to_string().contains("cannot read"));
+    assert!(
+        load(&missing, backbone(), Device::Cpu)
+            .unwrap_err()
+            .to_string()
+            .contains("cannot read")
+    );
 }
 
 #[test]
@@ -92,7 +108,9 @@ fn newer_versions_and_inconsistent_metadata_are_refused() {
     let err_after = |edit: &dyn Fn(&mut serde_json::Value)| {
         let (path, _) = saved_model(dir.path());
         rewrite_meta(&path, |m| edit(m));
-        load(&path, backbone(), Device::Cpu).unwrap_err().to_string()
+        load(&path, backbone(), Device::Cpu)
+            .unwrap_err()
+            .to_string()
     };
     let e = err_after(&|m| m["format_version"] = serde_json::json!(FORMAT_VERSION + 1));
     assert!(e.contains("newer"), "{e}");
@@ -103,7 +121,8 @@ fn newer_versions_and_inconsistent_metadata_are_refused() {
     let e = err_after(&|m| m["permutations"][0][0] = m["permutations"][0][1].clone());
     assert!(e.contains("permutation"), "{e}");
     // A different backbone than the one given.
-    let e = err_after(&|m| m["config"]["model"]["backbone"] = serde_json::json!("efficientnet-lite0"));
+    let e =
+        err_after(&|m| m["config"]["model"]["backbone"] = serde_json::json!("efficientnet-lite0"));
     assert!(!e.is_empty());
     let e = err_after(&|m| m["format"] = serde_json::json!("something-else"));
     assert!(e.contains("not a DifferNet model"), "{e}");

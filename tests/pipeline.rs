@@ -80,7 +80,10 @@ fn worker() -> WorkerHandle {
 /// Waits for the first event `pick` accepts, failing on errors.
 fn wait_for<T>(w: &WorkerHandle, mut pick: impl FnMut(Event) -> Option<T>) -> T {
     loop {
-        let e = w.events().recv_timeout(Duration::from_secs(300)).expect("worker event");
+        let e = w
+            .events()
+            .recv_timeout(Duration::from_secs(300))
+            .expect("worker event");
         match e {
             Event::Failed { message } => panic!("job failed: {message}"),
             Event::Crashed { message } => panic!("worker crashed: {message}"),
@@ -127,7 +130,11 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     // Evaluate: labelled samples, image AUROC >= 0.9.
     let samples: Vec<Sample> = good
         .iter()
-        .map(|p| Sample { path: p.clone(), label: Label::Good, mask: None })
+        .map(|p| Sample {
+            path: p.clone(),
+            label: Label::Good,
+            mask: None,
+        })
         .chain(bad.iter().map(|p| Sample {
             path: p.clone(),
             label: Label::Defect("scratch".into()),
@@ -150,12 +157,20 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
 
     // Save, reload in a fresh worker, and get the same scores.
     let model_path = dir.path().join("model.differnet");
-    w.send(Command::SaveModel { path: model_path.clone(), threshold: Some(1.5) }).unwrap();
+    w.send(Command::SaveModel {
+        path: model_path.clone(),
+        threshold: Some(1.5),
+    })
+    .unwrap();
     wait_for(&w, |e| matches!(e, Event::Saved { .. }).then_some(()));
     let paths: Vec<PathBuf> = samples.iter().map(|s| s.path.clone()).collect();
     let scores = |w: &WorkerHandle| {
-        w.send(Command::Score(ScoreRequest { paths: paths.clone(), heatmaps: false, rotations: None }))
-            .unwrap();
+        w.send(Command::Score(ScoreRequest {
+            paths: paths.clone(),
+            heatmaps: false,
+            rotations: None,
+        }))
+        .unwrap();
         let mut out = Vec::new();
         wait_for(w, |e| match e {
             Event::Scored(s) => {
@@ -179,20 +194,42 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     for (a, b) in before.iter().zip(&after) {
         assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
     }
-    let truth: Vec<bool> = samples.iter().map(|s| s.label.is_defect() == Some(true)).collect();
+    let truth: Vec<bool> = samples
+        .iter()
+        .map(|s| s.label.is_defect() == Some(true))
+        .collect();
     assert!(auroc(&after, &truth).unwrap() >= 0.9);
 }
 
 #[test]
-fn heatmaps_point_at_the_scratch() {
+fn heatmaps_have_the_image_size_and_turn_with_the_image() {
     let dir = tempfile::tempdir().unwrap();
     let train = write_set(&dir.path().join("train"), "good", 0..12, false);
     let val = write_set(&dir.path().join("val"), "good", 100..104, false);
-    let bad = write_set(&dir.path().join("bad"), "bad", 300..302, true);
+    // A non-square scratched image and the same image turned by 90 degrees.
+    let img = image::imageops::crop_imm(&texture(300, true), 0, 0, 96, 64).to_image();
+    let turned = image::imageops::rotate90(&img);
+    let paths = vec![dir.path().join("a.png"), dir.path().join("b.png")];
+    img.save(&paths[0]).unwrap();
+    turned.save(&paths[1]).unwrap();
     let w = worker();
-    w.send(Command::Train(TrainRequest { train, validation: val, config: tiny_config() })).unwrap();
-    wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
-    w.send(Command::Score(ScoreRequest { paths: bad.clone(), heatmaps: true, rotations: None })).unwrap();
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: val,
+        config: tiny_config(),
+    }))
+    .unwrap();
+    let info = wait_for(&w, |e| match e {
+        Event::Trained(info) => Some(info),
+        _ => None,
+    });
+    assert!(info.validation.is_some());
+    w.send(Command::Score(ScoreRequest {
+        paths,
+        heatmaps: true,
+        rotations: Some(4),
+    }))
+    .unwrap();
     let mut maps = Vec::new();
     wait_for(&w, |e| match e {
         Event::Scored(s) => {
@@ -202,25 +239,44 @@ fn heatmaps_point_at_the_scratch() {
         Event::ScoringDone { .. } => Some(()),
         _ => None,
     });
-    assert_eq!(maps.len(), 2);
-    for (map, seed) in maps.iter().zip(300u64..) {
-        assert_eq!((map.width, map.height), (96, 96));
-        // The scratch's pixels: where the scratched texture differs from the clean one.
-        let (clean, scratched) = (texture(seed, false), texture(seed, true));
-        let (mut on, mut n_on, mut off, mut n_off) = (0f64, 0, 0f64, 0);
-        for (i, (a, b)) in clean.pixels().zip(scratched.pixels()).enumerate() {
-            let v = f64::from(map.values[i]);
-            if a != b {
-                on += v;
-                n_on += 1;
-            } else {
-                off += v;
-                n_off += 1;
+    assert_eq!((maps[0].width, maps[0].height), (96, 64));
+    assert_eq!((maps[1].width, maps[1].height), (64, 96));
+    assert!(maps[0].values.iter().all(|v| v.is_finite() && *v >= 0.0));
+    assert!(maps[0].values.iter().any(|v| *v > 0.0));
+    // With the rotations 0, 90, 180 and 270 degrees, turning the image turns its map:
+    // each rotation's gradient is brought back to the image's own frame. (The image is
+    // stretched to a square first, so compare after the same stretch: coarse 8x8 cells.)
+    let cell = |m: &differnet::core::protocol::Heatmap, cx: u32, cy: u32| {
+        let (w, h) = (m.width, m.height);
+        let mut s = 0f64;
+        for y in cy * h / 8..(cy + 1) * h / 8 {
+            for x in cx * w / 8..(cx + 1) * w / 8 {
+                s += f64::from(m.values[(y * w + x) as usize]);
             }
         }
-        let (on, off) = (on / n_on as f64, off / n_off as f64);
-        assert!(on > 1.5 * off, "heat on the scratch {on} vs elsewhere {off}");
+        s / f64::from((w / 8) * (h / 8))
+    };
+    let (mut num, mut den_a, mut den_b) = (0f64, 0f64, 0f64);
+    let mean = |m| {
+        (0..8)
+            .flat_map(|y| (0..8).map(move |x| (x, y)))
+            .map(|(x, y)| cell(m, x, y))
+            .sum::<f64>()
+            / 64.0
+    };
+    let (ma, mb) = (mean(&maps[0]), mean(&maps[1]));
+    for cy in 0..8 {
+        for cx in 0..8 {
+            // rotate90 (clockwise) moves (x, y) to (H - 1 - y, x).
+            let a = cell(&maps[0], cx, cy) - ma;
+            let b = cell(&maps[1], 7 - cy, cx) - mb;
+            num += a * b;
+            den_a += a * a;
+            den_b += b * b;
+        }
     }
+    let corr = num / (den_a * den_b).sqrt();
+    assert!(corr > 0.8, "correlation of the turned maps {corr}");
 }
 
 #[test]
@@ -230,12 +286,22 @@ fn cancelling_training_keeps_the_worker_ready() {
     let w = worker();
     let mut cfg = tiny_config();
     cfg.train.epochs = 100_000;
-    w.send(Command::Train(TrainRequest { train: train.clone(), validation: vec![], config: cfg })).unwrap();
+    w.send(Command::Train(TrainRequest {
+        train: train.clone(),
+        validation: vec![],
+        config: cfg,
+    }))
+    .unwrap();
     wait_for(&w, |e| matches!(e, Event::TrainStep { .. }).then_some(()));
     w.cancel();
     wait_for(&w, |e| matches!(e, Event::Cancelled { .. }).then_some(()));
     // No model was produced: scoring is a clear error, and training again works.
-    w.send(Command::Score(ScoreRequest { paths: train.clone(), heatmaps: false, rotations: None })).unwrap();
+    w.send(Command::Score(ScoreRequest {
+        paths: train.clone(),
+        heatmaps: false,
+        rotations: None,
+    }))
+    .unwrap();
     let msg = loop {
         match w.events().recv_timeout(Duration::from_secs(60)).unwrap() {
             Event::Failed { message } => break message,
@@ -246,7 +312,12 @@ fn cancelling_training_keeps_the_worker_ready() {
     assert!(msg.contains("no model"), "{msg}");
     let mut cfg = tiny_config();
     cfg.train.epochs = 2;
-    w.send(Command::Train(TrainRequest { train, validation: vec![], config: cfg })).unwrap();
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: vec![],
+        config: cfg,
+    }))
+    .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
 }
 
@@ -260,7 +331,12 @@ fn unreadable_images_are_skipped_and_named() {
     let w = worker();
     let mut cfg = tiny_config();
     cfg.train.epochs = 1;
-    w.send(Command::Train(TrainRequest { train, validation: vec![], config: cfg })).unwrap();
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: vec![],
+        config: cfg,
+    }))
+    .unwrap();
     let mut skipped = Vec::new();
     let info = wait_for(&w, |e| match e {
         Event::Skipped { path, reason } => {

@@ -1,7 +1,7 @@
 //! `differnet`: the headless front end. Trains, evaluates and scores through the same
 //! worker the GUI uses.
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use differnet::core::colormap::Colormap;
 use differnet::core::config::{BackboneKind, DeviceChoice, Preset};
@@ -217,9 +217,11 @@ impl Progress {
             }
             let bar = ProgressBar::new(total as u64);
             bar.set_style(
-                ProgressStyle::with_template("{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{msg:>20} [{bar:40}] {pos}/{len} {elapsed_precise} eta {eta}",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar.set_message(label.to_string());
             self.bar = Some(bar);
@@ -257,7 +259,9 @@ fn common_event(event: Event, progress: &mut Progress) -> Result<Option<Event>> 
             progress.note(&format!("device: {device}"));
             Ok(None)
         }
-        Event::Progress { phase, done, total, .. } => {
+        Event::Progress {
+            phase, done, total, ..
+        } => {
             progress.update(phase.label(), done, total);
             Ok(None)
         }
@@ -318,7 +322,10 @@ fn train(a: TrainArgs) -> Result<()> {
     if let Some(s) = a.image_size {
         config.model.image_size = s;
     }
-    config.model.validate().map_err(|e| anyhow!("invalid settings: {e}"))?;
+    config
+        .model
+        .validate()
+        .map_err(|e| anyhow!("invalid settings: {e}"))?;
     let worker = start_worker(&a.engine, Some(a.backbone))?;
     let mut progress = Progress::new(a.engine.json);
     progress.note(&format!(
@@ -364,7 +371,10 @@ fn train(a: TrainArgs) -> Result<()> {
     if a.engine.json {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
-        println!("trained in {:.1} s on {} images", info.train_secs, info.train_count);
+        println!(
+            "trained in {:.1} s on {} images",
+            info.train_secs, info.train_count
+        );
         if let Some(v) = &info.validation {
             println!(
                 "validation: {} good images, score mean {:.4}, std {:.4}, max {:.4}",
@@ -379,7 +389,11 @@ fn train(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn load_model(worker: &WorkerHandle, path: &Path, progress: &mut Progress) -> Result<differnet::core::protocol::ModelInfo> {
+fn load_model(
+    worker: &WorkerHandle,
+    path: &Path,
+    progress: &mut Progress,
+) -> Result<differnet::core::protocol::ModelInfo> {
     send(
         worker,
         Command::LoadModel {
@@ -395,9 +409,16 @@ fn load_model(worker: &WorkerHandle, path: &Path, progress: &mut Progress) -> Re
 
 fn eval(a: EvalArgs) -> Result<()> {
     let data = dataset::discover(&a.data)?;
-    let samples: Vec<_> = data.test.into_iter().filter(|s| s.label != Label::Unknown).collect();
+    let samples: Vec<_> = data
+        .test
+        .into_iter()
+        .filter(|s| s.label != Label::Unknown)
+        .collect();
     if samples.is_empty() {
-        bail!("no labelled test images (expected test/good and test/<defect>/) in {}", a.data.display());
+        bail!(
+            "no labelled test images (expected test/good and test/<defect>/) in {}",
+            a.data.display()
+        );
     }
     let worker = start_worker(&a.engine, None)?;
     let mut progress = Progress::new(a.engine.json);
@@ -504,14 +525,25 @@ fn score(a: ScoreArgs) -> Result<()> {
             Some(Event::Scored(s)) => {
                 if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
                     let img = differnet::core::image_io::load_rgb(&s.path)?;
-                    let out = differnet::core::overlay::overlay(&img, map, Colormap::default(), 0.6, 4.0);
-                    let stem = s.path.file_stem().map_or("image".into(), |n| n.to_string_lossy().to_string());
+                    let out =
+                        differnet::core::overlay::overlay(&img, map, Colormap::default(), 0.6, 4.0);
+                    let stem = s
+                        .path
+                        .file_stem()
+                        .map_or("image".into(), |n| n.to_string_lossy().to_string());
                     let n = used_names.entry(stem.clone()).or_insert(0usize);
-                    let name = if *n == 0 { format!("{stem}_heatmap.png") } else { format!("{stem}_{n}_heatmap.png") };
+                    let name = if *n == 0 {
+                        format!("{stem}_heatmap.png")
+                    } else {
+                        format!("{stem}_{n}_heatmap.png")
+                    };
                     *n += 1;
                     let dest = dir.join(name);
                     let mut bytes = Vec::new();
-                    out.write_to(&mut std::io::Cursor::new(&mut bytes), image::ImageFormat::Png)?;
+                    out.write_to(
+                        &mut std::io::Cursor::new(&mut bytes),
+                        image::ImageFormat::Png,
+                    )?;
                     differnet::engine::model_file::write_atomic(&dest, &bytes)
                         .with_context(|| format!("cannot write {}", dest.display()))?;
                 }
@@ -543,13 +575,23 @@ fn score(a: ScoreArgs) -> Result<()> {
             .chain(skipped_inputs.iter())
             .map(|(p, r)| serde_json::json!({"path": p, "reason": r}))
             .collect();
-        println!("{}", serde_json::json!({"threshold": threshold, "images": items, "skipped": skipped}));
+        println!(
+            "{}",
+            serde_json::json!({"threshold": threshold, "images": items, "skipped": skipped})
+        );
     } else {
         if a.csv.is_none() {
             std::io::stdout().write_all(text.as_bytes())?;
         }
-        let rejected = rows.iter().filter(|(_, s)| decision(*s, threshold) == "reject").count();
-        eprintln!("{} scored, {rejected} rejected, {} skipped", rows.len(), skipped.len() + skipped_inputs.len());
+        let rejected = rows
+            .iter()
+            .filter(|(_, s)| decision(*s, threshold) == "reject")
+            .count();
+        eprintln!(
+            "{} scored, {rejected} rejected, {} skipped",
+            rows.len(),
+            skipped.len() + skipped_inputs.len()
+        );
         for (p, r) in &skipped {
             eprintln!("skipped: {r} [{}]", p.display());
         }
@@ -560,7 +602,10 @@ fn score(a: ScoreArgs) -> Result<()> {
 fn fetch(a: FetchArgs) -> Result<()> {
     use differnet::core::download;
     if a.backbone != BackboneKind::Alexnet {
-        bail!("{} weights are installed by scripts/setup.sh, not downloaded", a.backbone);
+        bail!(
+            "{} weights are installed by scripts/setup.sh, not downloaded",
+            a.backbone
+        );
     }
     let dest = differnet::engine::weights::default_path(BackboneKind::Alexnet);
     if dest.is_file() {

@@ -54,7 +54,9 @@ impl FromStr for BackboneKind {
         BackboneKind::ALL
             .into_iter()
             .find(|b| b.name() == s)
-            .ok_or_else(|| format!("unknown backbone {s:?} (expected efficientnet-lite0 or alexnet)"))
+            .ok_or_else(|| {
+                format!("unknown backbone {s:?} (expected efficientnet-lite0 or alexnet)")
+            })
     }
 }
 
@@ -216,7 +218,10 @@ impl ModelConfig {
             ));
         }
         if self.image_size < 32 || self.image_size > 2048 {
-            return Err(format!("image_size {} out of range 32..=2048", self.image_size));
+            return Err(format!(
+                "image_size {} out of range 32..=2048",
+                self.image_size
+            ));
         }
         if self.n_scales == 0 || (self.image_size >> (self.n_scales - 1)) < 16 {
             return Err(format!(
@@ -230,7 +235,7 @@ impl ModelConfig {
         if self.feature_dim() < 2 {
             return Err("feature dimension must be at least 2".into());
         }
-        if !(self.clamp_alpha > 0.0) {
+        if self.clamp_alpha.is_nan() || self.clamp_alpha <= 0.0 {
             return Err("clamp_alpha must be positive".into());
         }
         Ok(())
@@ -333,7 +338,10 @@ mod tests {
         assert_eq!((c.model.n_blocks, c.model.hidden), (8, 2048));
         assert_eq!(c.train.epochs, 192);
         assert_eq!(c.train.batch_images * c.train.rotations_per_image, 96);
-        assert_eq!((c.train.beta1, c.train.beta2, c.train.adam_eps), (0.8, 0.8, 1e-4));
+        assert_eq!(
+            (c.train.beta1, c.train.beta2, c.train.adam_eps),
+            (0.8, 0.8, 1e-4)
+        );
         assert_eq!(c.score.rotations, 64);
         assert!(c.model.validate().is_ok());
         let e = Preset::Paper.config(BackboneKind::EfficientnetLite0);

@@ -9,7 +9,13 @@ use image::RgbImage;
 /// so `vmax` = 4 shows "four times hotter than a good part gets" at full colour).
 /// `opacity` in [0, 1] is the weight of the colour; where the heat is below 1 (normal),
 /// the colour fades out so good regions stay readable.
-pub fn overlay(img: &RgbImage, heat: &Heatmap, colormap: Colormap, opacity: f32, vmax: f32) -> RgbImage {
+pub fn overlay(
+    img: &RgbImage,
+    heat: &Heatmap,
+    colormap: Colormap,
+    opacity: f32,
+    vmax: f32,
+) -> RgbImage {
     let (w, h) = img.dimensions();
     let mut out = img.clone();
     if (heat.width, heat.height) != (w, h) || heat.values.len() != (w as usize) * (h as usize) {

@@ -1,8 +1,8 @@
 //! AlexNet `features` in torchvision's layout (`features.0/3/6/8/10`), the paper's
 //! backbone: conv1..conv5 with ReLU and the three max-pools, 256 output channels.
 
-use tch::nn;
 use tch::Tensor;
+use tch::nn;
 
 /// The convolutional part of torchvision's AlexNet.
 #[derive(Debug)]

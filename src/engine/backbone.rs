@@ -7,10 +7,10 @@ use crate::engine::efficientnet::EfficientNetLite0;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::transforms::downsample_nearest;
 use std::path::Path;
-use tch::{nn, Device, Tensor};
+use tch::{Device, Tensor, nn};
 
 enum Net {
-    EfficientNet(EfficientNetLite0),
+    EfficientNet(Box<EfficientNetLite0>),
     AlexNet(AlexNetFeatures),
 }
 
@@ -23,7 +23,9 @@ pub struct Backbone {
 
 impl std::fmt::Debug for Backbone {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Backbone").field("kind", &self.kind).finish()
+        f.debug_struct("Backbone")
+            .field("kind", &self.kind)
+            .finish()
     }
 }
 
@@ -32,7 +34,9 @@ impl Backbone {
     pub fn new_untrained(kind: BackboneKind, device: Device) -> Self {
         let vs = nn::VarStore::new(device);
         let net = match kind {
-            BackboneKind::EfficientnetLite0 => Net::EfficientNet(EfficientNetLite0::new(&vs.root())),
+            BackboneKind::EfficientnetLite0 => {
+                Net::EfficientNet(Box::new(EfficientNetLite0::new(&vs.root())))
+            }
             BackboneKind::Alexnet => Net::AlexNet(AlexNetFeatures::new(&vs.root())),
         };
         let mut b = Self { kind, vs, net };

@@ -6,8 +6,8 @@
 //! squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding, which pads stride-2
 //! convolutions asymmetrically (more at the bottom and right).
 
-use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
+use tch::nn::{self, Module, ModuleT};
 
 /// BatchNorm epsilon of the TF builder.
 const BN_EPS: f64 = 1e-3;

@@ -82,7 +82,11 @@ impl Flow {
     /// Builds a flow for `cfg` with variables under `p` and the given permutations (one
     /// per block, each a permutation of 0..D). Weights are drawn from tch's RNG, so seed
     /// it with `tch::manual_seed` first for reproducibility.
-    pub fn new(p: &nn::Path, cfg: &ModelConfig, permutations: Vec<Vec<i64>>) -> Result<Self, String> {
+    pub fn new(
+        p: &nn::Path,
+        cfg: &ModelConfig,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
         let dim = cfg.feature_dim() as i64;
         if permutations.len() != cfg.n_blocks {
             return Err(format!(
@@ -222,7 +226,10 @@ impl Flow {
 /// Checks that `perm` is a permutation of 0..dim.
 pub fn check_permutation(perm: &[i64], dim: usize) -> Result<(), String> {
     if perm.len() != dim {
-        return Err(format!("permutation of length {} for dimension {dim}", perm.len()));
+        return Err(format!(
+            "permutation of length {} for dimension {dim}",
+            perm.len()
+        ));
     }
     let mut seen = vec![false; dim];
     for &p in perm {
@@ -341,7 +348,11 @@ mod tests {
         assert!((171_000_000..173_000_000).contains(&n), "{n}");
         let small = small_config(vec![1]);
         let (vs, _f) = flow(&small, 0);
-        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let counted: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
         assert_eq!(counted as usize, parameter_count(&small));
     }
 

@@ -8,7 +8,7 @@ use crate::engine::flow::Flow;
 use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
 use image::RgbImage;
 use std::rc::Rc;
-use tch::{nn, Device, Kind, Tensor};
+use tch::{Device, Kind, Tensor, nn};
 
 /// What the engine learned besides the weights.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -60,7 +60,11 @@ pub struct RawScore {
 impl DifferNet {
     /// A fresh, untrained model: flow weights from tch's RNG (seed it first) and seeded
     /// permutations.
-    pub fn new(config: DifferNetConfig, backbone: Rc<Backbone>, device: Device) -> Result<Self, String> {
+    pub fn new(
+        config: DifferNetConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+    ) -> Result<Self, String> {
         config.model.validate()?;
         if backbone.kind() != config.model.backbone {
             return Err(format!(
@@ -147,7 +151,10 @@ impl DifferNet {
             let degs: Vec<f64> = chunk.iter().map(|r| r.1).collect();
             let idx = Tensor::from_slice(&idx).to_device(x.device());
             let batch = rotate(&x.index_select(0, &idx), &degs);
-            out.push(self.backbone.features(&normalize(&batch), &self.config.model));
+            out.push(
+                self.backbone
+                    .features(&normalize(&batch), &self.config.model),
+            );
         }
         Tensor::cat(&out, 0)
     }
@@ -167,9 +174,18 @@ impl DifferNet {
     /// (autograd rotates it back through the sampler), Gaussian blur (sigma 3 px at
     /// 448), |.| averaged over rotations and channels, squared; then resized to
     /// `out_w` x `out_h` and divided by the heat scale when known.
-    pub fn localize_prepared(&self, x: &Tensor, angles: &[f64], out_w: u32, out_h: u32) -> (f64, Tensor) {
+    pub fn localize_prepared(
+        &self,
+        x: &Tensor,
+        angles: &[f64],
+        out_w: u32,
+        out_h: u32,
+    ) -> (f64, Tensor) {
         let size = self.config.model.image_size;
-        let mut acc = Tensor::zeros([1, 1, i64::from(size), i64::from(size)], (Kind::Float, self.device()));
+        let mut acc = Tensor::zeros(
+            [1, 1, i64::from(size), i64::from(size)],
+            (Kind::Float, self.device()),
+        );
         let mut z2_sum = 0.0;
         let mut count = 0usize;
         let sigma = 3.0 * f64::from(size) / 448.0;
@@ -189,11 +205,19 @@ impl DifferNet {
         }
         let n = angles.len().max(1) as f64 * 3.0;
         let map = (acc / n).square();
-        let mut map = map.internal_upsample_bilinear2d_aa([i64::from(out_h), i64::from(out_w)], false, None, None);
+        let mut map = map.internal_upsample_bilinear2d_aa(
+            [i64::from(out_h), i64::from(out_w)],
+            false,
+            None,
+            None,
+        );
         if let Some(scale) = self.state.heat_scale.filter(|s| *s > 0.0) {
-            map = map / scale;
+            map /= scale;
         }
-        (z2_sum / count.max(1) as f64, map.view([i64::from(out_h), i64::from(out_w)]))
+        (
+            z2_sum / count.max(1) as f64,
+            map.view([i64::from(out_h), i64::from(out_w)]),
+        )
     }
 
     /// Scores one decoded image; with `heatmap`, also localises.
@@ -207,7 +231,8 @@ impl DifferNet {
         }
         let (w, h) = img.dimensions();
         let (score, map) = self.localize_prepared(&x, angles, w, h);
-        let values = Vec::<f32>::try_from(map.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
+        let values =
+            Vec::<f32>::try_from(map.to_device(Device::Cpu).flatten(0, -1)).unwrap_or_default();
         RawScore {
             score,
             heatmap: Some(Heatmap {

@@ -4,7 +4,7 @@
 //! atomic: a temporary file in the same folder, flushed to disk, then renamed.
 
 use crate::core::config::DifferNetConfig;
-use crate::engine::backbone::{copy_named, Backbone};
+use crate::engine::backbone::{Backbone, copy_named};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flow::check_permutation;
 use crate::engine::model::{DifferNet, ModelState};
@@ -65,7 +65,8 @@ pub fn save(model: &DifferNet, path: &Path) -> Result<()> {
     for (name, t) in &variables {
         let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let values = Vec::<f32>::try_from(t.flatten(0, -1)).map_err(|e| model_err(path, e.to_string()))?;
+        let values =
+            Vec::<f32>::try_from(t.flatten(0, -1)).map_err(|e| model_err(path, e.to_string()))?;
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         buffers.push((name.clone(), shape, bytes));
     }
@@ -75,7 +76,8 @@ pub fn save(model: &DifferNet, path: &Path) -> Result<()> {
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(|e| model_err(path, e.to_string()))?;
     let metadata = HashMap::from([(META_KEY.to_string(), json)]);
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| model_err(path, e.to_string()))?;
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| model_err(path, e.to_string()))?;
     write_atomic(path, &bytes).map_err(|e| model_err(path, format!("cannot write: {e}")))
 }
 
@@ -89,7 +91,11 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let name = path
         .file_name()
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
     let result = (|| {
         let mut f = File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -125,13 +131,21 @@ fn parse_meta(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
     let value: serde_json::Value =
         serde_json::from_str(json).map_err(|e| model_err(path, format!("bad metadata: {e}")))?;
     if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
-        return Err(model_err(path, "not a DifferNet model file (wrong format name)"));
+        return Err(model_err(
+            path,
+            "not a DifferNet model file (wrong format name)",
+        ));
     }
-    let version = value.get("format_version").and_then(|v| v.as_u64()).unwrap_or(0);
+    let version = value
+        .get("format_version")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(0);
     if version > u64::from(FORMAT_VERSION) {
         return Err(model_err(
             path,
-            format!("format version {version} is newer than this program reads ({FORMAT_VERSION}); update the workstation"),
+            format!(
+                "format version {version} is newer than this program reads ({FORMAT_VERSION}); update the workstation"
+            ),
         ));
     }
     if version == 0 {
@@ -151,7 +165,10 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
         .map_err(|e| model_err(path, format!("invalid configuration: {e}")))?;
     let dim = meta.config.model.feature_dim();
     if meta.permutations.len() != meta.config.model.n_blocks {
-        return Err(model_err(path, "number of permutations does not match the blocks"));
+        return Err(model_err(
+            path,
+            "number of permutations does not match the blocks",
+        ));
     }
     for perm in &meta.permutations {
         check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
@@ -163,19 +180,31 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
         ));
     }
     let st = SafeTensors::deserialize(&bytes).map_err(|e| model_err(path, e.to_string()))?;
-    let mut model = DifferNet::with_permutations(meta.config.clone(), backbone, device, meta.permutations.clone())
-        .map_err(|e| model_err(path, e))?;
+    let mut model = DifferNet::with_permutations(
+        meta.config.clone(),
+        backbone,
+        device,
+        meta.permutations.clone(),
+    )
+    .map_err(|e| model_err(path, e))?;
     let expected = model.vs.variables();
     if st.len() != expected.len() {
         return Err(model_err(
             path,
-            format!("{} tensors in the file, {} expected by its metadata", st.len(), expected.len()),
+            format!(
+                "{} tensors in the file, {} expected by its metadata",
+                st.len(),
+                expected.len()
+            ),
         ));
     }
     let mut named = Vec::with_capacity(st.len());
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
-            return Err(model_err(path, format!("tensor {name} is {:?}, expected F32", view.dtype())));
+            return Err(model_err(
+                path,
+                format!("tensor {name} is {:?}, expected F32", view.dtype()),
+            ));
         }
         let values: Vec<f32> = view
             .data()
@@ -185,7 +214,10 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         let t = Tensor::from_slice(&values).view(shape.as_slice());
         if values.iter().any(|v| !v.is_finite()) {
-            return Err(model_err(path, format!("tensor {name} holds NaN or infinite values")));
+            return Err(model_err(
+                path,
+                format!("tensor {name} holds NaN or infinite values"),
+            ));
         }
         named.push((name, t));
     }

@@ -119,11 +119,14 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
     let cfg = job.config.clone();
     let tc: &TrainConfig = &cfg.train;
     if tc.epochs == 0 || tc.batch_images == 0 || tc.rotations_per_image == 0 {
-        return Err(EngineError::Config("epochs, batch and rotations must be positive".into()));
+        return Err(EngineError::Config(
+            "epochs, batch and rotations must be positive".into(),
+        ));
     }
     tch::manual_seed(tc.seed as i64);
     let mut rng = SplitMix64::new(tc.seed);
-    let mut model = DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
+    let mut model =
+        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
 
     let (kept, images) = load_prepared(&model, job.train, Phase::Loading, report, job.cancel)?;
     if images.is_empty() {
@@ -269,14 +272,21 @@ fn validate(
         });
     }
     model.state.validation = ScoreStats::from_scores(&scores);
-    model.state.threshold = model.state.validation.as_ref().map(ScoreStats::default_threshold);
+    model.state.threshold = model
+        .state
+        .validation
+        .as_ref()
+        .map(ScoreStats::default_threshold);
 
     // Heat scale: 99th percentile of raw map values of a few good images.
     let sources: Vec<Tensor> = if val.is_empty() {
         let n = train_images.size()[0].min(HEAT_SCALE_IMAGES as i64);
         (0..n).map(|i| train_images.narrow(0, i, 1)).collect()
     } else {
-        val.iter().take(HEAT_SCALE_IMAGES).map(Tensor::shallow_clone).collect()
+        val.iter()
+            .take(HEAT_SCALE_IMAGES)
+            .map(Tensor::shallow_clone)
+            .collect()
     };
     let size = model.config.model.image_size;
     let mut values = Vec::new();
@@ -289,7 +299,9 @@ fn validate(
     }
     if !values.is_empty() {
         let all = Tensor::cat(&values, 0);
-        let q = all.quantile_scalar(0.99, None, false, "linear").double_value(&[]);
+        let q = all
+            .quantile_scalar(0.99, None, false, "linear")
+            .double_value(&[]);
         model.state.heat_scale = (q > 0.0 && q.is_finite()).then_some(q);
     }
     Ok(())

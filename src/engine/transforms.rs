@@ -64,8 +64,12 @@ pub fn rotate(x: &Tensor, angles_deg: &[f64]) -> Tensor {
 /// ImageNet normalisation of `[N, 3, H, W]` images in [0, 1].
 pub fn normalize(x: &Tensor) -> Tensor {
     let dev = x.device();
-    let mean = Tensor::from_slice(&IMAGENET_MEAN).view([1, 3, 1, 1]).to_device(dev);
-    let std = Tensor::from_slice(&IMAGENET_STD).view([1, 3, 1, 1]).to_device(dev);
+    let mean = Tensor::from_slice(&IMAGENET_MEAN)
+        .view([1, 3, 1, 1])
+        .to_device(dev);
+    let std = Tensor::from_slice(&IMAGENET_STD)
+        .view([1, 3, 1, 1])
+        .to_device(dev);
     (x - mean) / std
 }
 
@@ -95,8 +99,10 @@ pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Tensor {
     let len = taps.len() as i64;
     let flat = x.reshape([n * c, 1, h, w]);
     let padded = flat.reflection_pad2d([radius, radius, radius, radius]);
-    let horizontal = padded.conv2d::<Tensor>(&k.view([1, 1, 1, len]), None, [1, 1], [0, 0], [1, 1], 1);
-    let vertical = horizontal.conv2d::<Tensor>(&k.view([1, 1, len, 1]), None, [1, 1], [0, 0], [1, 1], 1);
+    let horizontal =
+        padded.conv2d::<Tensor>(&k.view([1, 1, 1, len]), None, [1, 1], [0, 0], [1, 1], 1);
+    let vertical =
+        horizontal.conv2d::<Tensor>(&k.view([1, 1, len, 1]), None, [1, 1], [0, 0], [1, 1], 1);
     vertical.reshape([n, c, h, w])
 }
 

@@ -8,21 +8,25 @@ use crate::core::dataset::Label;
 use crate::core::image_io::load_rgb;
 use crate::core::metrics;
 use crate::core::protocol::{
-    Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest, TrainRequest,
+    Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest,
+    TrainRequest,
 };
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::model::DifferNet;
-use crate::engine::train::{train, TrainJob, TrainProgress};
+use crate::engine::train::{TrainJob, TrainProgress, train};
 use crate::engine::{device, model_file, weights};
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Instant;
+
+/// Files left out of a job, with the reason.
+type Skipped = Vec<(PathBuf, String)>;
 
 /// Called by the worker after it sends events, e.g. `ctx.request_repaint()`.
 pub type Waker = Arc<dyn Fn() + Send + Sync>;
@@ -82,7 +86,10 @@ impl WorkerHandle {
 
     /// Queues a command. Fails only when the worker is gone.
     pub fn send(&self, command: Command) -> std::result::Result<(), String> {
-        if matches!(command, Command::Train(_) | Command::Score(_) | Command::Evaluate(_)) {
+        if matches!(
+            command,
+            Command::Train(_) | Command::Score(_) | Command::Evaluate(_)
+        ) {
             self.cancel.store(false, Ordering::SeqCst);
         }
         self.commands
@@ -188,13 +195,16 @@ impl Worker {
             };
             // A panic inside libtorch or our code fails this job only; the worker and its
             // current model stay usable.
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(command)));
+            let result =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.handle(command)));
             match result {
                 Ok(Ok(())) => {}
                 Ok(Err(EngineError::Cancelled)) => self.out.send(Event::Cancelled {
                     job: job.unwrap_or(JobKind::Score),
                 }),
-                Ok(Err(e)) => self.out.send(Event::Failed { message: e.to_string() }),
+                Ok(Err(e)) => self.out.send(Event::Failed {
+                    message: e.to_string(),
+                }),
                 Err(payload) => self.out.send(Event::Failed {
                     message: format!("internal error: {}", panic_message(&payload)),
                 }),
@@ -290,7 +300,7 @@ impl Worker {
         job: JobKind,
         items: Vec<(PathBuf, Label, bool)>,
         rotations: Option<usize>,
-    ) -> Result<(Vec<ImageScore>, Vec<(PathBuf, String)>)> {
+    ) -> Result<(Vec<ImageScore>, Skipped)> {
         let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
         let mut score_cfg = model.config.score.clone();
         if let Some(r) = rotations {
@@ -366,9 +376,15 @@ impl Worker {
             })
             .collect();
         let (scored, skipped) = self.score_items(JobKind::Evaluate, items, req.rotations)?;
-        let labelled: Vec<&ImageScore> = scored.iter().filter(|s| s.label.is_defect().is_some()).collect();
+        let labelled: Vec<&ImageScore> = scored
+            .iter()
+            .filter(|s| s.label.is_defect().is_some())
+            .collect();
         let scores: Vec<f64> = labelled.iter().map(|s| s.score).collect();
-        let truth: Vec<bool> = labelled.iter().map(|s| s.label.is_defect() == Some(true)).collect();
+        let truth: Vec<bool> = labelled
+            .iter()
+            .map(|s| s.label.is_defect() == Some(true))
+            .collect();
         let types: Vec<&str> = labelled.iter().map(|s| s.label.type_name()).collect();
         let mut pixel = metrics::PixelAuroc::new(0.0, PIXEL_RANGE, PIXEL_BINS);
         let mut any_pixels = false;
@@ -382,7 +398,8 @@ impl Worker {
                     Ok(_) => {
                         self.out.send(Event::Skipped {
                             path: m.clone(),
-                            reason: "mask size differs from its image; left out of pixel AUROC".into(),
+                            reason: "mask size differs from its image; left out of pixel AUROC"
+                                .into(),
                         });
                         continue;
                     }

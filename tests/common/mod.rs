@@ -13,15 +13,23 @@ pub fn python() -> PathBuf {
     }
     let cache = std::env::var_os("DIFFERNET_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/differnet"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/differnet")
+        });
     let p = cache.join("venv/bin/python");
-    assert!(p.exists(), "{} is missing: run `make setup` first", p.display());
+    assert!(
+        p.exists(),
+        "{} is missing: run `make setup` first",
+        p.display()
+    );
     p
 }
 
 /// Runs a Python script of `scripts/` with arguments; panics with its stderr on failure.
 pub fn run_python(script: &str, args: &[&Path]) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts").join(script);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
     let out = Command::new(python())
         .arg(&path)
         .args(args)
@@ -36,12 +44,20 @@ pub fn run_python(script: &str, args: &[&Path]) {
 
 /// The EfficientNet-Lite0 weights installed by `make setup`.
 pub fn efficientnet_weights() -> PathBuf {
-    let p = differnet::engine::weights::default_path(differnet::core::config::BackboneKind::EfficientnetLite0);
-    assert!(p.is_file(), "{} is missing: run `make setup` first", p.display());
+    let p = differnet::engine::weights::default_path(
+        differnet::core::config::BackboneKind::EfficientnetLite0,
+    );
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make setup` first",
+        p.display()
+    );
     p
 }
 
 /// A file of the test data folder.
 pub fn test_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
 }
