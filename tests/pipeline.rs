@@ -18,7 +18,7 @@ use std::time::Duration;
 fn texture(seed: u64, scratch: bool) -> RgbImage {
     let mut rng = SplitMix64::new(seed);
     let (w, h) = (96u32, 96u32);
-    let phase = rng.next_f64() * 6.28;
+    let phase = rng.next_f64() * std::f64::consts::TAU;
     let mut img = RgbImage::new(w, h);
     for y in 0..h {
         for x in 0..w {
