@@ -16,7 +16,7 @@ build: setup
 	$(CARGO) build --release
 
 run: build
-	$(CARGO) run --release --bin differnet -- --help
+	bash scripts/demo.sh
 
 test: setup
 	$(CARGO) test --all-targets

@@ -59,8 +59,9 @@ def save(img: Image.Image, *parts: str) -> None:
 def main() -> None:
     rng = np.random.default_rng(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
     src = Image.open(os.path.join(ROOT, "textures", "brick.png")).convert("L")
-    # Training crops from the top part, test crops from the bottom part.
-    top, bottom = (0, 0, 512, 300), (0, 300 - 80, 512, 512)
+    # Crops anywhere in the photograph (the perspective changes from top to bottom, so
+    # training and test crops must come from the same area).
+    top = bottom = (0, 0, 512, 512)
     for i in range(20):
         save(crop(src, rng, top), "train", "good", f"{i:03d}.png")
     for i in range(6):

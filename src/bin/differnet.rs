@@ -477,6 +477,23 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
+/// Heat (in units of a good part's 99th percentile) shown at the top of the colormap.
+const HEAT_VMAX: f32 = 1000.0;
+
+/// Folder and file name of an image, so that test/a/000.png and test/b/000.png get
+/// different export names.
+fn export_stem(path: &Path) -> String {
+    let part = |p: Option<&std::ffi::OsStr>| p.map(|n| n.to_string_lossy().to_string());
+    match (
+        part(path.parent().and_then(Path::file_name)),
+        part(path.file_stem()),
+    ) {
+        (Some(dir), Some(file)) => format!("{dir}_{file}"),
+        (None, Some(file)) => file,
+        _ => "image".to_string(),
+    }
+}
+
 fn decision(score: f64, threshold: Option<f64>) -> &'static str {
     match threshold {
         Some(t) if score >= t => "reject",
@@ -525,12 +542,14 @@ fn score(a: ScoreArgs) -> Result<()> {
             Some(Event::Scored(s)) => {
                 if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
                     let img = differnet::core::image_io::load_rgb(&s.path)?;
-                    let out =
-                        differnet::core::overlay::overlay(&img, map, Colormap::default(), 0.6, 4.0);
-                    let stem = s
-                        .path
-                        .file_stem()
-                        .map_or("image".into(), |n| n.to_string_lossy().to_string());
+                    let out = differnet::core::overlay::overlay(
+                        &img,
+                        map,
+                        Colormap::default(),
+                        0.6,
+                        HEAT_VMAX,
+                    );
+                    let stem = export_stem(&s.path);
                     let n = used_names.entry(stem.clone()).or_insert(0usize);
                     let name = if *n == 0 {
                         format!("{stem}_heatmap.png")
