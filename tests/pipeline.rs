@@ -351,3 +351,42 @@ fn unreadable_images_are_skipped_and_named() {
     assert_eq!(skipped[0].0, broken);
     assert!(skipped[0].1.contains("broken.png"), "{}", skipped[0].1);
 }
+
+#[test]
+fn training_is_reproducible_with_a_seed() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write_set(&dir.path().join("train"), "good", 0..6, false);
+    let probe = write_set(&dir.path().join("probe"), "probe", 400..402, true);
+    let run = |seed: u64| {
+        let w = worker();
+        let mut cfg = tiny_config();
+        cfg.train.epochs = 3;
+        cfg.train.seed = seed;
+        w.send(Command::Train(TrainRequest {
+            train: train.clone(),
+            validation: vec![],
+            config: cfg,
+        }))
+        .unwrap();
+        wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
+        w.send(Command::Score(ScoreRequest {
+            paths: probe.clone(),
+            heatmaps: false,
+            rotations: None,
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        wait_for(&w, |e| match e {
+            Event::Scored(s) => {
+                out.push(s.score);
+                None
+            }
+            Event::ScoringDone { .. } => Some(()),
+            _ => None,
+        });
+        out
+    };
+    let (a, b, c) = (run(5), run(5), run(6));
+    assert_eq!(a, b, "same seed, different scores");
+    assert_ne!(a, c, "different seeds, same scores");
+}
