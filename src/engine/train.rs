@@ -259,6 +259,14 @@ fn validate(
 ) -> Result<()> {
     let angles = model.config.score.angles_deg();
     let (_, val) = load_prepared(model, validation, Phase::Validating, report, cancel)?;
+    // One unit per validation image scored, then one per heat-scale image (those cost a
+    // backward pass per rotation, so the bar must keep moving through them too).
+    let heat_count = if val.is_empty() {
+        (train_images.size()[0] as usize).min(HEAT_SCALE_IMAGES)
+    } else {
+        val.len().min(HEAT_SCALE_IMAGES)
+    };
+    let total = val.len() + heat_count;
     let mut scores = Vec::with_capacity(val.len());
     for (i, x) in val.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
@@ -268,7 +276,7 @@ fn validate(
         report(TrainProgress::Phase {
             phase: Phase::Validating,
             done: i + 1,
-            total: val.len(),
+            total,
         });
     }
     model.state.validation = ScoreStats::from_scores(&scores);
@@ -290,12 +298,17 @@ fn validate(
     };
     let size = model.config.model.image_size;
     let mut values = Vec::new();
-    for x in &sources {
+    for (i, x) in sources.iter().enumerate() {
         if cancel.load(Ordering::Relaxed) {
             return Err(EngineError::Cancelled);
         }
         let (_, map) = model.localize_prepared(x, &angles, size, size);
         values.push(map.flatten(0, -1));
+        report(TrainProgress::Phase {
+            phase: Phase::Validating,
+            done: val.len() + i + 1,
+            total,
+        });
     }
     if !values.is_empty() {
         let all = Tensor::cat(&values, 0);
