@@ -96,6 +96,26 @@ fn wait_for<T>(w: &WorkerHandle, mut pick: impl FnMut(Event) -> Option<T>) -> T 
     }
 }
 
+/// Scores `paths` with the worker's current model, in order.
+fn scores(w: &WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
+    w.send(Command::Score(ScoreRequest {
+        paths: paths.to_vec(),
+        heatmaps: false,
+        rotations: None,
+    }))
+    .unwrap();
+    let mut out = Vec::new();
+    wait_for(w, |e| match e {
+        Event::Scored(s) => {
+            out.push(s.score);
+            None
+        }
+        Event::ScoringDone { .. } => Some(()),
+        _ => None,
+    });
+    out
+}
+
 #[test]
 fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     let dir = tempfile::tempdir().unwrap();
@@ -164,25 +184,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Saved { .. }).then_some(()));
     let paths: Vec<PathBuf> = samples.iter().map(|s| s.path.clone()).collect();
-    let scores = |w: &WorkerHandle| {
-        w.send(Command::Score(ScoreRequest {
-            paths: paths.clone(),
-            heatmaps: false,
-            rotations: None,
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        wait_for(w, |e| match e {
-            Event::Scored(s) => {
-                out.push(s.score);
-                None
-            }
-            Event::ScoringDone { .. } => Some(()),
-            _ => None,
-        });
-        out
-    };
-    let before = scores(&w);
+    let before = scores(&w, &paths);
     let w2 = worker();
     w2.send(Command::LoadModel { path: model_path }).unwrap();
     let loaded = wait_for(&w2, |e| match e {
@@ -190,7 +192,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
         _ => None,
     });
     assert_eq!(loaded.threshold, Some(1.5));
-    let after = scores(&w2);
+    let after = scores(&w2, &paths);
     for (a, b) in before.iter().zip(&after) {
         assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
     }
@@ -369,22 +371,7 @@ fn training_is_reproducible_with_a_seed() {
         }))
         .unwrap();
         wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
-        w.send(Command::Score(ScoreRequest {
-            paths: probe.clone(),
-            heatmaps: false,
-            rotations: None,
-        }))
-        .unwrap();
-        let mut out = Vec::new();
-        wait_for(&w, |e| match e {
-            Event::Scored(s) => {
-                out.push(s.score);
-                None
-            }
-            Event::ScoringDone { .. } => Some(()),
-            _ => None,
-        });
-        out
+        scores(&w, &probe)
     };
     let (a, b, c) = (run(5), run(5), run(6));
     assert_eq!(a, b, "same seed, different scores");
