@@ -16,7 +16,7 @@ build: setup
 	$(CARGO) build --release
 
 run: build
-	bash scripts/demo.sh
+	./target/release/differnet-workstation assets/demo
 
 test: setup
 	$(CARGO) test --all-targets

@@ -9,3 +9,4 @@
 
 pub mod core;
 pub mod engine;
+pub mod gui;

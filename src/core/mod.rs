@@ -4,10 +4,14 @@
 pub mod colormap;
 pub mod config;
 pub mod dataset;
+pub mod decision;
 pub mod download;
+pub mod heat_layer;
+pub mod histogram;
 pub mod image_io;
 pub mod metrics;
 pub mod overlay;
 pub mod protocol;
+pub mod report;
 pub mod rng;
 pub mod torch_pickle;

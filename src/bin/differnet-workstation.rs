@@ -1,0 +1,42 @@
+//! `differnet-workstation [DIR]`: the inspection workstation window, opened on the data
+//! folder `DIR` when given.
+
+use anyhow::{Result, anyhow};
+use differnet::gui::{AppOptions, WorkstationApp};
+use std::path::PathBuf;
+
+fn main() -> Result<()> {
+    let mut args = std::env::args_os().skip(1);
+    let data = args.next().map(PathBuf::from);
+    if let Some(extra) = args.next() {
+        return Err(anyhow!(
+            "usage: differnet-workstation [DIR] (unexpected argument {})",
+            extra.to_string_lossy()
+        ));
+    }
+    let native = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("DifferNet workstation")
+            .with_app_id("differnet-workstation")
+            .with_inner_size([1500.0, 950.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "DifferNet workstation",
+        native,
+        Box::new(move |cc| {
+            let options = AppOptions {
+                data,
+                ..AppOptions::default()
+            };
+            Ok(Box::new(WorkstationApp::new(
+                &cc.egui_ctx,
+                cc.storage,
+                options,
+            )))
+        }),
+    )
+    .map_err(|e| anyhow!("cannot open the window: {e}"))
+}

@@ -1,0 +1,124 @@
+//! A heatmap as a see-through colour layer, to draw over its image.
+//!
+//! The colours and alphas are those of [`crate::core::overlay::overlay`] at full opacity:
+//! heat is mapped on a log scale (1, as hot as a good part gets, to the bottom of the
+//! colormap; `vmax` to its top) and fades out below 1 so good regions stay readable. A
+//! front end draws the layer with its own opacity, without recomputing it.
+
+use crate::core::colormap::Colormap;
+use crate::core::protocol::Heatmap;
+
+/// Heat at the top of the colormap by default, in units of the good images' 99th
+/// percentile (the engine's heatmap unit). Squared gradients span a wide range, so this is
+/// far above 1.
+pub const DEFAULT_HEAT_VMAX: f32 = 1000.0;
+
+/// Straight (not premultiplied) RGBA pixels of a heat layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeatLayer {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `width * height * 4` bytes, row-major RGBA.
+    pub rgba: Vec<u8>,
+}
+
+impl HeatLayer {
+    /// The layer of `heat`, shrunk by an integer factor (each output pixel the hottest of
+    /// its block, so a thin defect stays visible) until neither side exceeds `max_side`.
+    /// An empty layer when the heatmap's size does not match its values.
+    pub fn new(heat: &Heatmap, colormap: Colormap, vmax: f32, max_side: u32) -> Self {
+        let (w, h) = (heat.width, heat.height);
+        if heat.values.len() != (w as usize) * (h as usize) || w == 0 || h == 0 {
+            return Self {
+                width: 0,
+                height: 0,
+                rgba: Vec::new(),
+            };
+        }
+        let factor = w.max(h).div_ceil(max_side.max(1)).max(1);
+        let (ow, oh) = (w.div_ceil(factor), h.div_ceil(factor));
+        let log_max = if vmax > 1.0 { vmax.ln() } else { 1.0 };
+        let mut rgba = Vec::with_capacity((ow * oh * 4) as usize);
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let mut v = f32::NEG_INFINITY;
+                for y in oy * factor..((oy + 1) * factor).min(h) {
+                    let row = (y * w) as usize;
+                    for x in ox * factor..((ox + 1) * factor).min(w) {
+                        v = v.max(heat.values[row + x as usize]);
+                    }
+                }
+                let [r, g, b] = colormap.map(level(v, log_max));
+                let alpha = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
+                rgba.extend_from_slice(&[r, g, b, (alpha * 255.0).round() as u8]);
+            }
+        }
+        Self {
+            width: ow,
+            height: oh,
+            rgba,
+        }
+    }
+}
+
+/// Position of heat `v` on the colormap: 0 at or below 1, 1 at `exp(log_max)` and above.
+fn level(v: f32, log_max: f32) -> f32 {
+    if v.is_nan() || v <= 1.0 {
+        return 0.0;
+    }
+    (v.ln() / log_max).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::overlay::overlay;
+    use image::RgbImage;
+
+    #[test]
+    fn the_layer_blends_like_the_exported_overlay() {
+        let heat = Heatmap {
+            width: 3,
+            height: 1,
+            values: vec![0.0, 0.5, 40.0],
+        };
+        let layer = HeatLayer::new(&heat, Colormap::Jet, DEFAULT_HEAT_VMAX, 64);
+        assert_eq!((layer.width, layer.height), (3, 1));
+        let img = RgbImage::from_pixel(3, 1, image::Rgb([90, 120, 30]));
+        let expected = overlay(&img, &heat, Colormap::Jet, 1.0, DEFAULT_HEAT_VMAX);
+        for x in 0..3usize {
+            let px = &layer.rgba[x * 4..x * 4 + 4];
+            let a = f32::from(px[3]) / 255.0;
+            for (k, &colour) in px.iter().take(3).enumerate() {
+                let under = f32::from(img.get_pixel(x as u32, 0)[k]);
+                let blended = under * (1.0 - a) + f32::from(colour) * a;
+                let want = f32::from(expected.get_pixel(x as u32, 0)[k]);
+                assert!((blended - want).abs() <= 1.0, "pixel {x} channel {k}");
+            }
+        }
+    }
+
+    #[test]
+    fn shrinking_keeps_the_hottest_pixel() {
+        let mut values = vec![0.0; 100 * 10];
+        values[5 * 100 + 57] = 500.0;
+        let heat = Heatmap {
+            width: 100,
+            height: 10,
+            values,
+        };
+        let layer = HeatLayer::new(&heat, Colormap::Grey, 1000.0, 25);
+        assert_eq!((layer.width, layer.height), (25, 3));
+        let hot = (25 + 14) * 4;
+        assert_eq!(layer.rgba[hot + 3], 255);
+        assert!(layer.rgba[hot] > 200);
+        let bad = Heatmap {
+            width: 2,
+            height: 2,
+            values: vec![1.0],
+        };
+        assert_eq!(HeatLayer::new(&bad, Colormap::Jet, 10.0, 8).width, 0);
+    }
+}

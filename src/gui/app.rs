@@ -1,0 +1,777 @@
+//! The workstation application: owns the persisted [`State`], the runtime handles (worker,
+//! image loader, dialogs, exporter) and the panels; turns worker events into the
+//! [`Session`] in `logic`, draws in `ui`, and applies the commands the panels recorded
+//! after the frame.
+
+use crate::core::config::{BackboneKind, DifferNetConfig};
+use crate::core::dataset;
+use crate::core::decision::Thresholds;
+use crate::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
+use crate::core::report::{ExportNames, PartRow, parts_csv};
+use crate::engine::model_file::write_atomic;
+use crate::engine::worker::{Waker, WorkerOptions};
+use crate::gui::command::{AppCommand, DialogKind};
+use crate::gui::data_panel::DataPanel;
+use crate::gui::dialogs::Dialogs;
+use crate::gui::gallery::Gallery;
+use crate::gui::heatmap_export::HeatmapExporter;
+use crate::gui::image_loader::ImageLoader;
+use crate::gui::notices::Notices;
+use crate::gui::part_view::PartView;
+use crate::gui::results_panel::ResultsPanel;
+use crate::gui::session::{JobProgress, Session};
+use crate::gui::state::{STATE_KEY, State};
+use crate::gui::training_log::TrainingLog;
+use crate::gui::training_panel::TrainingPanel;
+use crate::gui::worker_link::{Job, WorkerLink};
+use crate::gui::workset::{Workset, demo_folder};
+use egui::RichText;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Time per frame spent taking worker events; the rest waits for the next frame.
+const EVENT_BUDGET: Duration = Duration::from_millis(8);
+/// Where a new review band starts, as a fraction of the reject threshold.
+const REVIEW_FRACTION: f64 = 0.7;
+/// Largest side of an opened part's textures, whatever the GPU allows.
+const MAX_VIEW_SIDE: usize = 4096;
+
+/// How to start the workstation; tests inject a data folder, a CPU worker and a tiny
+/// training configuration.
+#[derive(Debug, Clone, Default)]
+pub struct AppOptions {
+    /// A data folder to open at start.
+    pub data: Option<PathBuf>,
+    /// How to start the worker.
+    pub worker: WorkerOptions,
+    /// Training configuration to use instead of the selected preset's.
+    pub config: Option<DifferNetConfig>,
+    /// Settings to start from instead of the saved ones.
+    pub state: Option<State>,
+}
+
+/// The workstation window's application.
+pub struct WorkstationApp {
+    state: State,
+    config_override: Option<DifferNetConfig>,
+    waker: Waker,
+    worker: WorkerLink,
+    session: Session,
+    loader: ImageLoader,
+    dialogs: Dialogs,
+    exporter: HeatmapExporter,
+    export_names: ExportNames,
+    export_dir: Option<PathBuf>,
+    notices: Notices,
+    data_panel: DataPanel,
+    training_panel: TrainingPanel,
+    results_panel: ResultsPanel,
+    gallery: Gallery,
+    part_view: PartView,
+    commands: Vec<AppCommand>,
+}
+
+impl WorkstationApp {
+    /// Creates the app on `ctx`, restoring settings from `storage` (eframe persistence)
+    /// unless `options.state` is given, and starts the worker.
+    pub fn new(
+        ctx: &egui::Context,
+        storage: Option<&dyn eframe::Storage>,
+        options: AppOptions,
+    ) -> Self {
+        let state = options
+            .state
+            .or_else(|| storage.and_then(|s| eframe::get_value(s, STATE_KEY)))
+            .unwrap_or_default();
+        let repaint_ctx = ctx.clone();
+        let waker: Waker = Arc::new(move || repaint_ctx.request_repaint());
+        let mut app = Self {
+            state,
+            config_override: options.config,
+            worker: WorkerLink::start(options.worker, waker.clone()),
+            loader: ImageLoader::new(waker.clone()),
+            exporter: HeatmapExporter::new(waker.clone()),
+            waker,
+            session: Session::default(),
+            dialogs: Dialogs::default(),
+            export_names: ExportNames::default(),
+            export_dir: None,
+            notices: Notices::default(),
+            data_panel: DataPanel::default(),
+            training_panel: TrainingPanel,
+            results_panel: ResultsPanel::default(),
+            gallery: Gallery::default(),
+            part_view: PartView::default(),
+            commands: Vec::new(),
+        };
+        if let Some(e) = app.loader.take_error() {
+            app.notices.error(e);
+        }
+        if let Some(data) = options.data {
+            app.apply(AppCommand::OpenData(data));
+        }
+        app
+    }
+
+    /// What the workstation knows (for tests).
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The settings (for tests).
+    pub fn state(&self) -> &State {
+        &self.state
+    }
+
+    /// The opened part's view (for tests).
+    pub fn part_view(&self) -> &PartView {
+        &self.part_view
+    }
+
+    /// Error messages shown (for tests).
+    pub fn errors(&self) -> &[String] {
+        &self.notices.errors
+    }
+
+    /// The status line (for tests).
+    pub fn status(&self) -> Option<&str> {
+        self.notices.status.as_deref()
+    }
+
+    /// Whether the worker has a job queued or running.
+    pub fn is_busy(&self) -> bool {
+        self.worker.is_busy()
+    }
+
+    /// Takes worker events (within a time budget), dropped files, dialog answers and
+    /// decoded images. Draws nothing.
+    pub fn logic(&mut self, ctx: &egui::Context) {
+        let mut more = false;
+        for (job, event) in self.worker.drain(EVENT_BUDGET, &mut more) {
+            self.handle_event(job, event);
+        }
+        if more {
+            ctx.request_repaint();
+        }
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .collect()
+        });
+        if !dropped.is_empty() {
+            self.on_drop(dropped);
+        }
+        if let Some(answer) = self.dialogs.poll()
+            && let Some(command) = answer
+        {
+            self.apply(command);
+        }
+        if self.loader.upload(ctx) {
+            ctx.request_repaint();
+        }
+        let written = self.exporter.written;
+        self.exporter.poll();
+        for e in self.exporter.errors.drain(..) {
+            self.notices.error(e);
+        }
+        if self.exporter.written != written
+            && let Some(dir) = &self.export_dir
+        {
+            self.notices.status(format!(
+                "Wrote {} heatmap images to {}",
+                self.exporter.written,
+                dir.display()
+            ));
+        }
+        if self.worker.is_busy() {
+            // Keep the time estimate moving between events.
+            ctx.request_repaint_after(Duration::from_millis(500));
+        }
+    }
+
+    /// Draws the window and applies the commands recorded while drawing.
+    pub fn ui(&mut self, ui: &mut egui::Ui) {
+        let mut commands = std::mem::take(&mut self.commands);
+        let job = self.worker.current_job().cloned();
+        let worker_ok = self.worker.dead_reason().is_none();
+        let busy = self.worker.is_busy();
+        let max_side = ui.ctx().input(|i| i.max_texture_side).min(MAX_VIEW_SIDE) as u32;
+
+        egui::Panel::top("top_bar").show(ui, |ui| {
+            self.top_bar_ui(ui, busy, &mut commands);
+        });
+        egui::Panel::left("left_panel")
+            .default_size(340.0)
+            .resizable(true)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("left_scroll")
+                    .show(ui, |ui| {
+                        self.data_panel
+                            .ui(ui, &self.session, &mut self.state, busy, &mut commands);
+                        ui.separator();
+                        self.training_panel.ui(
+                            ui,
+                            &self.session,
+                            &mut self.state,
+                            job.as_ref(),
+                            worker_ok,
+                            &mut commands,
+                        );
+                    });
+            });
+        if self.part_view.opened().is_some() {
+            let heat_pending = self
+                .part_view
+                .opened()
+                .is_some_and(|p| self.worker.has_job(|j| *j == Job::Heatmap(p.to_path_buf())));
+            egui::Panel::right("part_panel")
+                .default_size(ui.available_width() * 0.4)
+                .resizable(true)
+                .show(ui, |ui| {
+                    self.part_view.ui(
+                        ui,
+                        &self.session,
+                        &mut self.state,
+                        &mut self.loader,
+                        heat_pending,
+                        max_side,
+                        &mut commands,
+                    );
+                });
+        }
+        egui::CentralPanel::default_margins().show(ui, |ui| {
+            self.notices
+                .ui(ui, self.worker.dead_reason(), &mut commands);
+            if self.session.data.is_none() && self.session.parts.is_empty() {
+                self.welcome_ui(ui, &mut commands);
+                return;
+            }
+            if self.session.thresholds.is_some() {
+                egui::Frame::group(ui.style()).show(ui, |ui| {
+                    ui.heading("3. Decide");
+                    self.results_panel
+                        .ui(ui, &self.session, &mut self.state, &mut commands);
+                });
+                ui.add_space(4.0);
+            }
+            self.gallery.ui(
+                ui,
+                &self.session,
+                &mut self.loader,
+                self.part_view.opened(),
+                &mut commands,
+            );
+        });
+        if ui.ctx().input(|i| !i.raw.hovered_files.is_empty()) {
+            drop_hint(ui.ctx());
+        }
+        for command in commands {
+            self.apply(command);
+        }
+    }
+
+    fn top_bar_ui(&mut self, ui: &mut egui::Ui, busy: bool, commands: &mut Vec<AppCommand>) {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new("DifferNet workstation").heading().strong());
+            ui.separator();
+            let has_model = self.session.model.is_some();
+            let has_parts = !self.session.parts.is_empty() && self.session.thresholds.is_some();
+            let dialog = !self.dialogs.is_open();
+            if ui
+                .add_enabled(dialog && !busy, egui::Button::new("Load model…"))
+                .clicked()
+            {
+                commands.push(AppCommand::Dialog(DialogKind::LoadModel));
+            }
+            if ui
+                .add_enabled(
+                    dialog && !busy && has_model,
+                    egui::Button::new("Save model…"),
+                )
+                .on_hover_text("Saves the model with the current reject threshold.")
+                .clicked()
+            {
+                commands.push(AppCommand::Dialog(DialogKind::SaveModel));
+            }
+            if ui
+                .add_enabled(dialog && has_parts, egui::Button::new("Export CSV…"))
+                .on_hover_text("Every part's path, score and decision.")
+                .clicked()
+            {
+                commands.push(AppCommand::Dialog(DialogKind::ExportCsv));
+            }
+            if ui
+                .add_enabled(
+                    dialog && !busy && has_parts && has_model,
+                    egui::Button::new("Export heatmaps…"),
+                )
+                .on_hover_text("Heatmap images of the parts shown in the gallery.")
+                .clicked()
+            {
+                commands.push(AppCommand::Dialog(DialogKind::ExportHeatmaps));
+            }
+            ui.separator();
+            if let Some(job) = self.worker.current_job() {
+                ui.spinner();
+                ui.label(job.describe());
+            } else if let Some(status) = &self.notices.status {
+                ui.label(RichText::new(status).weak());
+            }
+        });
+    }
+
+    fn welcome_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<AppCommand>) {
+        ui.add_space(40.0);
+        ui.vertical_centered(|ui| {
+            ui.heading("Visual inspection with DifferNet");
+            ui.add_space(8.0);
+            ui.label("1. Open a folder of images (or drop images here).  2. Train on good parts.  3. Choose where to draw the line between good and bad.");
+            ui.add_space(16.0);
+            if ui.button("Open folder…").clicked() {
+                commands.push(AppCommand::Dialog(DialogKind::OpenData));
+            }
+            if let Some(demo) = demo_folder()
+                && ui.button("Open the demo data").on_hover_text(demo.display().to_string()).clicked()
+            {
+                commands.push(AppCommand::OpenData(demo));
+            }
+            if let Some(last) = self.state.data_folder.clone()
+                && last.is_dir()
+                && ui.button(format!("Reopen {}", last.display())).clicked()
+            {
+                commands.push(AppCommand::OpenData(last));
+            }
+        });
+    }
+
+    fn on_drop(&mut self, paths: Vec<PathBuf>) {
+        if let [one] = paths.as_slice()
+            && one.is_dir()
+            && self.session.data.is_none()
+        {
+            self.apply(AppCommand::OpenData(one.clone()));
+        } else {
+            self.data_panel.offer_drop(paths);
+        }
+    }
+
+    /// Applies one command (panels record them; tests may call this directly instead of
+    /// going through a file dialog).
+    pub fn apply(&mut self, command: AppCommand) {
+        match command {
+            AppCommand::OpenData(path) => self.open_data(&path),
+            AppCommand::AddImages { paths, role } => {
+                let (images, skipped) = dataset::list_images(&paths);
+                self.session.skipped.extend(skipped);
+                let data = self.session.data.get_or_insert_with(Workset::dropped);
+                let added = data.add(images, role);
+                self.notices.status(format!("Added {added} images"));
+                self.session.version += 1;
+            }
+            AppCommand::PlainImagesAreGood => {
+                if let Some(d) = &mut self.session.data {
+                    d.unlabelled_are_good();
+                }
+                self.session.clear_parts();
+            }
+            AppCommand::CloseData => {
+                self.session.data = None;
+                self.session.skipped.clear();
+                self.session.clear_parts();
+                self.part_view.close();
+                self.loader.clear();
+            }
+            AppCommand::Dialog(kind) => {
+                let folder = match kind {
+                    DialogKind::OpenData => self
+                        .state
+                        .data_folder
+                        .as_ref()
+                        .and_then(|p| p.parent())
+                        .map(Path::to_path_buf),
+                    DialogKind::LoadModel | DialogKind::SaveModel => {
+                        self.state.model_folder.clone()
+                    }
+                    DialogKind::ExportCsv | DialogKind::ExportHeatmaps => {
+                        self.state.export_folder.clone()
+                    }
+                };
+                if let Err(e) = self.dialogs.show(kind, folder, self.waker.clone()) {
+                    self.notices.error(e);
+                }
+            }
+            AppCommand::Train => self.train(),
+            AppCommand::Cancel => self.worker.cancel(),
+            AppCommand::Inspect => self.inspect(),
+            AppCommand::SetThresholds(t) => self.session.set_thresholds(t),
+            AppCommand::OpenPart(path) => self.open_part(path),
+            AppCommand::ClosePart => self.part_view.close(),
+            AppCommand::SaveModel(path) => {
+                self.state.model_folder = path.parent().map(Path::to_path_buf);
+                if self.session.model.is_none() {
+                    self.notices
+                        .error("There is no model to save yet: train or load one first.");
+                    return;
+                }
+                let threshold = self.session.thresholds.map(|t| t.reject);
+                self.send(
+                    Job::Save(path.clone()),
+                    Command::SaveModel { path, threshold },
+                );
+            }
+            AppCommand::LoadModel(path) => {
+                self.state.model_folder = path.parent().map(Path::to_path_buf);
+                self.send(Job::Load(path.clone()), Command::LoadModel { path });
+            }
+            AppCommand::ExportCsv(path) => self.export_csv(&path),
+            AppCommand::ExportHeatmaps(dir) => self.export_heatmaps(dir),
+            AppCommand::RestartWorker => {
+                self.worker.restart();
+                self.session.device = None;
+                self.session.progress = None;
+                self.session.model = None;
+                self.session.model_source = None;
+                self.notices
+                    .status("Worker restarted: train or load a model again.");
+            }
+            AppCommand::DismissError(i) => {
+                if i < self.notices.errors.len() {
+                    self.notices.errors.remove(i);
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, job: Job, command: Command) {
+        if let Err(e) = self.worker.send(job, command) {
+            self.notices.error(format!(
+                "The engine is not running ({e}). Use \"Restart worker\"."
+            ));
+        }
+    }
+
+    fn open_data(&mut self, path: &Path) {
+        // Absolute, so the folder shown and remembered is unambiguous.
+        let path = &path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        match dataset::discover(path) {
+            Ok(data) => {
+                self.state.data_folder = Some(path.to_path_buf());
+                self.session.data = Some(Workset::from_dataset(data));
+                self.session.skipped.clear();
+                self.session.clear_parts();
+                self.part_view.close();
+                self.loader.clear();
+                self.notices.status(format!("Opened {}", path.display()));
+                if self.session.model.is_some() {
+                    self.inspect();
+                }
+            }
+            Err(e) => self.notices.error(e.to_string()),
+        }
+    }
+
+    fn train(&mut self) {
+        let Some(data) = &self.session.data else {
+            self.notices.error("Open a folder of images first.");
+            return;
+        };
+        let (train, validation) = data.split(self.state.train_count, self.state.val_count);
+        if train.is_empty() {
+            self.notices.error("There are no good images to train on: open a folder with good images, or mark images as good.");
+            return;
+        }
+        let config = self
+            .config_override
+            .clone()
+            .unwrap_or_else(|| self.state.preset.config(BackboneKind::EfficientnetLite0));
+        let steps_per_epoch = train.len().div_ceil(config.train.batch_images.max(1));
+        self.session.training = Some(TrainingLog::new(config.train.epochs, steps_per_epoch));
+        self.session.progress = None;
+        self.send(
+            Job::Train,
+            Command::Train(TrainRequest {
+                train,
+                validation,
+                config,
+            }),
+        );
+    }
+
+    fn inspect(&mut self) {
+        let Some(data) = &self.session.data else {
+            return;
+        };
+        if data.inspect.is_empty() {
+            self.notices
+                .status("Nothing to inspect: add images to inspect.");
+            return;
+        }
+        let samples = data.inspect.clone();
+        let labelled = data.labelled_count() > 0;
+        self.session.clear_parts();
+        let command = if labelled {
+            Command::Evaluate(EvaluateRequest {
+                samples,
+                pixel_metrics: false,
+                rotations: None,
+            })
+        } else {
+            Command::Score(ScoreRequest {
+                paths: samples.into_iter().map(|s| s.path).collect(),
+                heatmaps: false,
+                rotations: None,
+            })
+        };
+        self.send(Job::Inspect, command);
+    }
+
+    fn open_part(&mut self, path: PathBuf) {
+        if self.part_view.opened() != Some(path.as_path()) {
+            self.part_view.open(path.clone());
+        }
+        let wants_heat = self.session.model.is_some()
+            && self
+                .session
+                .part(&path)
+                .is_some_and(|p| p.heatmap.is_none())
+            && !self.worker.has_job(|j| *j == Job::Heatmap(path.clone()));
+        if wants_heat {
+            self.send(
+                Job::Heatmap(path.clone()),
+                Command::Score(ScoreRequest {
+                    paths: vec![path],
+                    heatmaps: true,
+                    rotations: None,
+                }),
+            );
+        }
+    }
+
+    fn export_csv(&mut self, path: &Path) {
+        self.state.export_folder = path.parent().map(Path::to_path_buf);
+        let Some(t) = self.session.thresholds else {
+            self.notices
+                .error("Inspect some parts before exporting their scores.");
+            return;
+        };
+        let rows: Vec<PartRow<'_>> = self
+            .session
+            .parts
+            .iter()
+            .map(|p| PartRow {
+                path: &p.path,
+                score: p.score,
+                decision: t.decide(p.score),
+            })
+            .collect();
+        let text = parts_csv(&rows);
+        let n = rows.len();
+        match write_atomic(path, text.as_bytes()) {
+            Ok(()) => self
+                .notices
+                .status(format!("Wrote {n} parts to {}", path.display())),
+            Err(e) => self
+                .notices
+                .error(format!("cannot write the CSV ({e}): {}", path.display())),
+        }
+    }
+
+    fn export_heatmaps(&mut self, dir: PathBuf) {
+        self.state.export_folder = Some(dir.clone());
+        if let Err(e) = std::fs::create_dir_all(&dir) {
+            self.notices
+                .error(format!("cannot create the folder ({e}): {}", dir.display()));
+            return;
+        }
+        let paths = self.gallery.shown_paths(&self.session);
+        if paths.is_empty() {
+            self.notices.status("No parts shown: nothing to export.");
+            return;
+        }
+        self.exporter.reset();
+        self.export_names = ExportNames::default();
+        self.export_dir = Some(dir.clone());
+        self.send(
+            Job::ExportHeatmaps(dir),
+            Command::Score(ScoreRequest {
+                paths,
+                heatmaps: true,
+                rotations: None,
+            }),
+        );
+    }
+
+    fn handle_event(&mut self, job: Option<Job>, event: Event) {
+        let s = &mut self.session;
+        match event {
+            Event::Ready { device } => s.device = Some(device),
+            Event::Progress {
+                phase, done, total, ..
+            } => {
+                let same_phase = s
+                    .progress
+                    .as_ref()
+                    .is_some_and(|p| p.phase == phase && done >= p.done);
+                let phase_started = match &s.progress {
+                    Some(p) if same_phase => p.phase_started,
+                    _ => Instant::now(),
+                };
+                if phase == crate::core::protocol::Phase::Training
+                    && let Some(log) = &mut s.training
+                    && log.epochs > 0
+                {
+                    log.steps_per_epoch = (total / log.epochs).max(1);
+                }
+                s.progress = Some(JobProgress {
+                    phase,
+                    done,
+                    total,
+                    phase_started,
+                });
+            }
+            Event::TrainStep { epoch, step, loss } => {
+                if let Some(log) = &mut s.training {
+                    log.step(epoch, step, loss);
+                }
+            }
+            Event::EpochDone { epoch, mean_loss } => {
+                if let Some(log) = &mut s.training {
+                    log.epoch(epoch, mean_loss);
+                }
+            }
+            Event::Trained(info) => {
+                s.progress = None;
+                self.notices.status(format!(
+                    "Trained on {} images in {:.1} s",
+                    info.train_count, info.train_secs
+                ));
+                s.thresholds = None;
+                if let Some(t) = info.threshold {
+                    s.set_thresholds(thresholds_at(&self.state, t));
+                }
+                s.model = Some(info);
+                s.model_source = Some("trained here".into());
+                s.clear_parts();
+                self.inspect();
+            }
+            Event::Scored(scored) => match job {
+                Some(Job::Heatmap(_)) => {
+                    if let Some(h) = scored.heatmap {
+                        s.set_heatmap(&scored.path, h);
+                    }
+                }
+                Some(Job::ExportHeatmaps(dir)) => {
+                    if let Some(h) = scored.heatmap {
+                        let name = self.export_names.heatmap_name(&scored.path);
+                        if self.part_view.opened() == Some(scored.path.as_path()) {
+                            s.set_heatmap(&scored.path, h.clone());
+                        }
+                        self.exporter.write(
+                            scored.path,
+                            h,
+                            dir.join(name),
+                            self.state.colormap,
+                            self.state.heat_opacity,
+                        );
+                    }
+                }
+                _ => s.upsert_part(scored.path, scored.label, scored.score, scored.heatmap),
+            },
+            Event::Skipped { path, reason } => s.skipped.push((path, reason)),
+            Event::ScoringDone { .. } | Event::Evaluated(_) => {
+                s.progress = None;
+                if let Event::Evaluated(report) = event {
+                    s.eval = Some(report);
+                }
+                if job == Some(Job::Inspect) {
+                    if s.thresholds.is_none()
+                        && let Some(t) = s.initial_threshold()
+                    {
+                        s.set_thresholds(thresholds_at(&self.state, t));
+                    }
+                    s.version += 1;
+                    let n = s.parts.len();
+                    self.notices.status(format!("Inspected {n} parts"));
+                }
+            }
+            Event::Saved { path } => self
+                .notices
+                .status(format!("Model saved to {}", path.display())),
+            Event::Loaded { path, info } => {
+                s.model_source = Some(format!(
+                    "loaded from {}",
+                    path.file_name()
+                        .map(|n| n.to_string_lossy().to_string())
+                        .unwrap_or_default()
+                ));
+                s.thresholds = None;
+                if let Some(t) = info.threshold {
+                    s.set_thresholds(thresholds_at(&self.state, t));
+                }
+                s.model = Some(info);
+                s.training = None;
+                s.clear_parts();
+                self.notices.status(format!("Loaded {}", path.display()));
+                self.inspect();
+            }
+            Event::Cancelled { .. } => {
+                s.progress = None;
+                let what = job.as_ref().map_or("job", Job::describe);
+                self.notices.status(format!("Stopped {what}"));
+            }
+            Event::Failed { message } => {
+                s.progress = None;
+                let what = job
+                    .as_ref()
+                    .map_or(String::new(), |j| format!("{} failed: ", j.describe()));
+                self.notices.error(format!("{what}{message}"));
+            }
+            Event::Crashed { .. } => {
+                s.progress = None;
+            }
+        }
+    }
+}
+
+/// A reject threshold, with a review band below it when the user wants one.
+fn thresholds_at(state: &State, reject: f64) -> Thresholds {
+    Thresholds {
+        reject,
+        review: state.review_band.then_some(reject * REVIEW_FRACTION),
+    }
+}
+
+/// A full-window hint while files are dragged over it.
+fn drop_hint(ctx: &egui::Context) {
+    let painter = ctx.layer_painter(egui::LayerId::new(
+        egui::Order::Foreground,
+        egui::Id::unique("drop_hint"),
+    ));
+    let rect = ctx.content_rect();
+    painter.rect_filled(rect, 0.0, egui::Color32::from_black_alpha(160));
+    painter.text(
+        rect.center(),
+        egui::Align2::CENTER_CENTER,
+        "Drop images or folders to add them",
+        egui::FontId::proportional(24.0),
+        egui::Color32::WHITE,
+    );
+}
+
+impl eframe::App for WorkstationApp {
+    fn logic(&mut self, ctx: &egui::Context, _frame: &mut eframe::Frame) {
+        WorkstationApp::logic(self, ctx);
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        WorkstationApp::ui(self, ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        eframe::set_value(storage, STATE_KEY, &self.state);
+    }
+}

@@ -1,0 +1,74 @@
+//! What the UI asks for. Panels record [`AppCommand`]s while drawing; the app applies them
+//! after the frame, so no panel ever mutates another one's state.
+
+use crate::core::decision::Thresholds;
+use std::path::PathBuf;
+
+/// What a batch of added images is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRole {
+    /// Known good parts, to train on.
+    Good,
+    /// Parts to inspect.
+    Inspect,
+}
+
+/// Which file dialog to show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogKind {
+    /// Pick a data folder.
+    OpenData,
+    /// Pick a model file to load.
+    LoadModel,
+    /// Pick where to save the model.
+    SaveModel,
+    /// Pick where to write the CSV of parts.
+    ExportCsv,
+    /// Pick a folder for heatmap images.
+    ExportHeatmaps,
+}
+
+/// A request recorded by UI code and applied after the frame.
+#[must_use]
+#[derive(Debug, Clone, PartialEq)]
+pub enum AppCommand {
+    /// Open a data folder (MVTec AD layout or a plain folder of images).
+    OpenData(PathBuf),
+    /// Add image files or folders (dropped on the window) with a role.
+    AddImages {
+        /// Files and folders, expanded with [`crate::core::dataset::list_images`].
+        paths: Vec<PathBuf>,
+        /// What they are.
+        role: ImageRole,
+    },
+    /// Declare the images to inspect of a plain folder good, to train on them.
+    PlainImagesAreGood,
+    /// Forget the data set and the results.
+    CloseData,
+    /// Show a file dialog (off the UI thread); its answer becomes another command.
+    Dialog(DialogKind),
+    /// Train a model on the good images.
+    Train,
+    /// Cancel the running job.
+    Cancel,
+    /// Score the images to inspect with the current model.
+    Inspect,
+    /// Set the reject threshold and review band.
+    SetThresholds(Thresholds),
+    /// Open a part large, computing its heatmap when needed.
+    OpenPart(PathBuf),
+    /// Close the opened part.
+    ClosePart,
+    /// Save the model (with the current reject threshold) to this file.
+    SaveModel(PathBuf),
+    /// Load a model file.
+    LoadModel(PathBuf),
+    /// Write every part's path, score and decision to this CSV file.
+    ExportCsv(PathBuf),
+    /// Compute and write heatmap overlays of the parts shown in the gallery to this folder.
+    ExportHeatmaps(PathBuf),
+    /// Start a fresh worker after a crash.
+    RestartWorker,
+    /// Remove the error message with this index.
+    DismissError(usize),
+}

@@ -1,0 +1,124 @@
+//! Writing heatmap overlays as PNG files on a helper thread, as the worker computes them.
+
+use crate::core::colormap::Colormap;
+use crate::core::heat_layer::DEFAULT_HEAT_VMAX;
+use crate::core::image_io::load_rgb;
+use crate::core::overlay::overlay;
+use crate::core::protocol::Heatmap;
+use crate::engine::model_file::write_atomic;
+use crate::engine::worker::Waker;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use std::path::PathBuf;
+
+/// One overlay to write.
+struct Item {
+    image: PathBuf,
+    heat: Heatmap,
+    dest: PathBuf,
+    colormap: Colormap,
+    opacity: f32,
+}
+
+/// The writer thread and what it reported.
+pub struct HeatmapExporter {
+    tx: Option<Sender<Item>>,
+    rx: Option<Receiver<Result<PathBuf, String>>>,
+    waker: Waker,
+    /// Files written since the last [`Self::reset`].
+    pub written: usize,
+    /// Failures since the last [`Self::reset`], one line each.
+    pub errors: Vec<String>,
+}
+
+impl HeatmapExporter {
+    /// An exporter whose thread starts with the first image.
+    pub fn new(waker: Waker) -> Self {
+        Self {
+            tx: None,
+            rx: None,
+            waker,
+            written: 0,
+            errors: Vec::new(),
+        }
+    }
+
+    /// Clears the counts for a new export.
+    pub fn reset(&mut self) {
+        self.written = 0;
+        self.errors.clear();
+    }
+
+    /// Queues the overlay of `heat` over `image`, to be written to `dest`.
+    pub fn write(
+        &mut self,
+        image: PathBuf,
+        heat: Heatmap,
+        dest: PathBuf,
+        colormap: Colormap,
+        opacity: f32,
+    ) {
+        if self.tx.is_none() {
+            let (tx, rx) = unbounded::<Item>();
+            let (res_tx, res_rx) = unbounded();
+            let waker = self.waker.clone();
+            let spawned = std::thread::Builder::new()
+                .name("differnet-export".into())
+                .spawn(move || {
+                    for item in rx {
+                        let dest = item.dest.clone();
+                        let result = write_overlay(&item).map(|()| dest);
+                        if res_tx.send(result).is_err() {
+                            return;
+                        }
+                        waker();
+                    }
+                });
+            if let Err(e) = spawned {
+                self.errors
+                    .push(format!("cannot start the export thread: {e}"));
+                return;
+            }
+            self.tx = Some(tx);
+            self.rx = Some(res_rx);
+        }
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Item {
+                image,
+                heat,
+                dest,
+                colormap,
+                opacity,
+            });
+        }
+    }
+
+    /// Collects the thread's reports.
+    pub fn poll(&mut self) {
+        let Some(rx) = &self.rx else { return };
+        for result in rx.try_iter() {
+            match result {
+                Ok(_) => self.written += 1,
+                Err(e) => self.errors.push(e),
+            }
+        }
+    }
+}
+
+fn write_overlay(item: &Item) -> Result<(), String> {
+    let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
+    let out = overlay(
+        &img,
+        &item.heat,
+        item.colormap,
+        item.opacity,
+        DEFAULT_HEAT_VMAX,
+    );
+    let mut bytes = Vec::new();
+    out.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| format!("cannot encode PNG ({e}): {}", item.dest.display()))?;
+    write_atomic(&item.dest, &bytes)
+        .map_err(|e| format!("cannot write ({e}): {}", item.dest.display()))
+}

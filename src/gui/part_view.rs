@@ -1,0 +1,348 @@
+//! One part opened large, with its heatmap over it: colormap, opacity (a tint on the heat
+//! texture, never a re-upload), on/off, zoom and pan, its score and the decision.
+
+use crate::core::colormap::Colormap;
+use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer};
+use crate::core::protocol::Heatmap;
+use crate::gui::command::AppCommand;
+use crate::gui::image_loader::{ImageLoader, Slot};
+use crate::gui::session::Session;
+use crate::gui::state::State;
+use crate::gui::style;
+use egui::{Color32, Rect, RichText, Sense, TextureHandle, TextureOptions, Vec2, pos2};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Largest zoom factor over the fitted image.
+const MAX_ZOOM: f32 = 32.0;
+
+/// What the heat texture was made from, to remake it only when that changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct HeatKey {
+    /// Address of the shared heatmap (a new heatmap is a new allocation).
+    heat: usize,
+    colormap: Colormap,
+}
+
+/// The opened part and how it is viewed.
+#[derive(Default)]
+pub struct PartView {
+    opened: Option<PathBuf>,
+    zoom: f32,
+    pan: Vec2,
+    heat_texture: Option<(HeatKey, TextureHandle)>,
+}
+
+impl PartView {
+    /// The part shown, if any.
+    pub fn opened(&self) -> Option<&Path> {
+        self.opened.as_deref()
+    }
+
+    /// Shows `path` (fitted, not zoomed).
+    pub fn open(&mut self, path: PathBuf) {
+        self.opened = Some(path);
+        self.zoom = 1.0;
+        self.pan = Vec2::ZERO;
+        self.heat_texture = None;
+    }
+
+    /// Closes the view.
+    pub fn close(&mut self) {
+        self.opened = None;
+        self.heat_texture = None;
+    }
+
+    /// Whether a heat texture is uploaded for the opened part (for tests).
+    pub fn has_heat_texture(&self) -> bool {
+        self.heat_texture.is_some()
+    }
+
+    /// Shows the opened part. `heat_pending` says a heatmap is being computed for it;
+    /// `max_side` is the largest texture side to upload.
+    #[expect(clippy::too_many_arguments)]
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        state: &mut State,
+        loader: &mut ImageLoader,
+        heat_pending: bool,
+        max_side: u32,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        let Some(path) = self.opened.clone() else {
+            return;
+        };
+        let part = session.part(&path);
+        ui.horizontal(|ui| {
+            if ui
+                .button("Close")
+                .on_hover_text("Back to the gallery")
+                .clicked()
+            {
+                commands.push(AppCommand::ClosePart);
+            }
+            ui.heading(
+                path.file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default(),
+            );
+        });
+        ui.label(RichText::new(path.display().to_string()).small().weak());
+        if let Some(p) = part {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(RichText::new(format!("Score {}", style::format_score(p.score))).strong());
+                if let (Some(d), Some(t)) = (session.decide(p.score), session.thresholds) {
+                    ui.label(
+                        RichText::new(format!(
+                            "{} (reject at {})",
+                            style::decision_word(d),
+                            style::format_score(t.reject)
+                        ))
+                        .color(style::decision_color(d))
+                        .strong(),
+                    );
+                }
+                if p.label.is_defect().is_some() {
+                    ui.label(format!("known: {}", p.label.type_name()));
+                }
+            });
+        } else {
+            ui.label("Not scored yet.");
+        }
+        let heat = part.and_then(|p| p.heatmap.clone());
+        ui.horizontal_wrapped(|ui| {
+            ui.checkbox(&mut state.show_heat, "Show heatmap");
+            ui.add_enabled(
+                state.show_heat,
+                egui::Slider::new(&mut state.heat_opacity, 0.0..=1.0).text("Heatmap opacity"),
+            );
+            ui.label("Colours:");
+            egui::ComboBox::from_id_salt("colormap")
+                .selected_text(state.colormap.name())
+                .show_ui(ui, |ui| {
+                    for c in Colormap::ALL {
+                        ui.selectable_value(&mut state.colormap, c, c.name());
+                    }
+                })
+                .response
+                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Colormap"));
+        });
+        ui.horizontal_wrapped(|ui| {
+            ui.add(
+                egui::Slider::new(&mut self.zoom, 1.0..=MAX_ZOOM)
+                    .logarithmic(true)
+                    .max_decimals(1)
+                    .suffix("×")
+                    .text("Zoom"),
+            );
+            if ui
+                .button("Fit")
+                .on_hover_text("Show the whole part")
+                .clicked()
+            {
+                self.zoom = 1.0;
+                self.pan = Vec2::ZERO;
+            }
+        });
+        match &heat {
+            Some(_) => {}
+            None if heat_pending => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label("Computing the heatmap…");
+                });
+            }
+            None if session.model.is_none() => {
+                ui.label("Train or load a model to see where a defect is.");
+            }
+            None => {
+                if ui.button("Show where the defect is").clicked() {
+                    commands.push(AppCommand::OpenPart(path.clone()));
+                }
+            }
+        }
+        if let Some(h) = &heat {
+            self.ensure_heat_texture(ui.ctx(), h, state.colormap, max_side);
+        }
+        let legend_height = if heat.is_some() { 34.0 } else { 0.0 };
+        let area = Vec2::new(
+            ui.available_width(),
+            (ui.available_height() - legend_height).max(120.0),
+        );
+        match loader.get(&path, max_side) {
+            Slot::Ready(tex, size) => {
+                let tex = tex.clone();
+                let size = *size;
+                self.image_ui(ui, &tex, size, heat.as_deref(), state, area);
+            }
+            Slot::Pending => {
+                ui.allocate_ui(area, |ui| {
+                    ui.spinner();
+                });
+            }
+            Slot::Failed(reason) => {
+                ui.colored_label(
+                    ui.visuals().error_fg_color,
+                    format!("Cannot show this image: {reason}"),
+                );
+            }
+        }
+        if heat.is_some() {
+            legend_ui(ui, state.colormap);
+        }
+    }
+
+    /// Uploads the heat layer when the heatmap or the colormap changed.
+    fn ensure_heat_texture(
+        &mut self,
+        ctx: &egui::Context,
+        heat: &Arc<Heatmap>,
+        colormap: Colormap,
+        max_side: u32,
+    ) {
+        let key = HeatKey {
+            heat: Arc::as_ptr(heat) as usize,
+            colormap,
+        };
+        if self.heat_texture.as_ref().is_some_and(|(k, _)| *k == key) {
+            return;
+        }
+        let layer = HeatLayer::new(heat, colormap, DEFAULT_HEAT_VMAX, max_side);
+        if layer.width == 0 {
+            self.heat_texture = None;
+            return;
+        }
+        let image = egui::ColorImage::from_rgba_unmultiplied(
+            [layer.width as usize, layer.height as usize],
+            &layer.rgba,
+        );
+        match &mut self.heat_texture {
+            Some((k, tex)) => {
+                tex.set(image, TextureOptions::LINEAR);
+                *k = key;
+            }
+            None => {
+                self.heat_texture = Some((
+                    key,
+                    ctx.load_texture("heat_layer", image, TextureOptions::LINEAR),
+                ));
+            }
+        }
+    }
+
+    /// The image with the heat layer, zoomed and panned.
+    fn image_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        tex: &TextureHandle,
+        size: [u32; 2],
+        heat: Option<&Heatmap>,
+        state: &State,
+        area: Vec2,
+    ) {
+        let (rect, response) = ui.allocate_exact_size(area, Sense::click_and_drag());
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::Image,
+                true,
+                "Part image: drag to pan, scroll to zoom, double-click to fit",
+            )
+        });
+        let image_size = Vec2::new(size[0] as f32, size[1] as f32);
+        let fit = (rect.width() / image_size.x).min(rect.height() / image_size.y);
+        if response.dragged() {
+            self.pan += response.drag_delta();
+        }
+        if response.double_clicked() {
+            self.zoom = 1.0;
+            self.pan = Vec2::ZERO;
+        }
+        if response.hovered() {
+            let (scroll, pinch) = ui.input(|i| (i.smooth_scroll_delta.y, i.zoom_delta()));
+            let factor = (scroll * 0.002).exp() * pinch;
+            if factor != 1.0 {
+                let new_zoom = (self.zoom * factor).clamp(1.0, MAX_ZOOM);
+                if let Some(p) = response.hover_pos() {
+                    // Keep the point under the pointer where it is.
+                    let from_center = p - (rect.center() + self.pan);
+                    self.pan += from_center - from_center * (new_zoom / self.zoom);
+                }
+                self.zoom = new_zoom;
+            }
+        }
+        if self.zoom <= 1.0 {
+            self.pan = Vec2::ZERO;
+        }
+        let shown = Rect::from_center_size(rect.center() + self.pan, image_size * fit * self.zoom);
+        let painter = ui.painter_at(rect);
+        let uv = Rect::from_min_max(pos2(0.0, 0.0), pos2(1.0, 1.0));
+        painter.rect_filled(rect, 0.0, ui.visuals().extreme_bg_color);
+        painter.image(tex.id(), shown, uv, Color32::WHITE);
+        if state.show_heat
+            && let Some((_, heat_tex)) = &self.heat_texture
+        {
+            let alpha = (state.heat_opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
+            painter.image(heat_tex.id(), shown, uv, Color32::from_white_alpha(alpha));
+        }
+        if let (Some(heat), Some(p)) = (heat, response.hover_pos()) {
+            let rel = (p - shown.min) / shown.size();
+            if (0.0..1.0).contains(&rel.x) && (0.0..1.0).contains(&rel.y) {
+                let x = (rel.x * heat.width as f32) as usize;
+                let y = (rel.y * heat.height as f32) as usize;
+                if let Some(v) = heat.values.get(y * heat.width as usize + x) {
+                    response.on_hover_text_at_pointer(format!(
+                        "heat {} × the most unusual 1 % of a good part",
+                        style::format_score(f64::from(*v))
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// The colormap from "normal" to "far from normal", on the same log scale as the layer.
+fn legend_ui(ui: &mut egui::Ui, colormap: Colormap) {
+    let (rect, _) = ui.allocate_exact_size(
+        Vec2::new(ui.available_width().min(360.0), 30.0),
+        Sense::hover(),
+    );
+    let bar = Rect::from_min_size(rect.min, Vec2::new(rect.width(), 12.0));
+    let painter = ui.painter_at(rect);
+    let steps = 48;
+    for i in 0..steps {
+        let t = (i as f32 + 0.5) / steps as f32;
+        let [r, g, b] = colormap.map(t);
+        let x0 = bar.left() + bar.width() * i as f32 / steps as f32;
+        let x1 = bar.left() + bar.width() * (i + 1) as f32 / steps as f32;
+        painter.rect_filled(
+            Rect::from_x_y_ranges(x0..=x1, bar.y_range()),
+            0.0,
+            Color32::from_rgb(r, g, b),
+        );
+    }
+    let log_max = DEFAULT_HEAT_VMAX.log10();
+    for (v, text) in [
+        (1.0f32, "1× normal"),
+        (10.0, "10×"),
+        (100.0, "100×"),
+        (1000.0, "1000×"),
+    ] {
+        let x = bar.left() + bar.width() * (v.log10() / log_max);
+        let align = if v <= 1.0 {
+            egui::Align2::LEFT_TOP
+        } else if v >= DEFAULT_HEAT_VMAX {
+            egui::Align2::RIGHT_TOP
+        } else {
+            egui::Align2::CENTER_TOP
+        };
+        painter.text(
+            pos2(x, bar.bottom() + 2.0),
+            align,
+            text,
+            egui::FontId::proportional(11.0),
+            ui.visuals().text_color(),
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The settings the workstation remembers between runs (eframe persistence). Runtime
+//! handles (the worker, textures, results) live elsewhere and are never saved.
+
+use crate::core::colormap::Colormap;
+use crate::core::config::Preset;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Key of [`State`] in eframe's storage.
+pub const STATE_KEY: &str = "differnet-workstation";
+
+/// Good images to train on unless the user says otherwise.
+pub const DEFAULT_TRAIN_COUNT: usize = 16;
+
+/// Persisted user settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct State {
+    /// The data folder opened last.
+    pub data_folder: Option<PathBuf>,
+    /// The folder a model was last saved to or loaded from.
+    pub model_folder: Option<PathBuf>,
+    /// The folder a CSV or heatmaps were last exported to.
+    pub export_folder: Option<PathBuf>,
+    /// Good images to train on.
+    pub train_count: usize,
+    /// Good images held out for validation; `None` picks
+    /// [`crate::core::dataset::default_val_count`].
+    pub val_count: Option<usize>,
+    /// Training settings bundle.
+    pub preset: Preset,
+    /// Colormap of the heatmap overlay.
+    pub colormap: Colormap,
+    /// Opacity of the heatmap overlay in `[0, 1]`.
+    pub heat_opacity: f32,
+    /// Whether the heatmap is drawn over the opened part.
+    pub show_heat: bool,
+    /// Whether a review band is used below the reject threshold.
+    pub review_band: bool,
+    /// Target false-reject rate for the automatic threshold, in percent of good parts.
+    pub target_false_reject_pct: f64,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            data_folder: None,
+            model_folder: None,
+            export_folder: None,
+            train_count: DEFAULT_TRAIN_COUNT,
+            val_count: None,
+            preset: Preset::Fast,
+            colormap: Colormap::default(),
+            heat_opacity: 0.6,
+            show_heat: true,
+            review_band: false,
+            target_false_reject_pct: 1.0,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Colours and number formats shared by the panels, so a decision looks the same
+//! everywhere.
+
+use crate::core::decision::Decision;
+use egui::Color32;
+
+/// Accepted parts.
+pub const ACCEPT: Color32 = Color32::from_rgb(80, 180, 100);
+/// Parts in review.
+pub const REVIEW: Color32 = Color32::from_rgb(235, 160, 40);
+/// Rejected parts and the reject threshold.
+pub const REJECT: Color32 = Color32::from_rgb(225, 70, 70);
+/// Known good parts in the histogram.
+pub const GOOD: Color32 = Color32::from_rgb(90, 160, 230);
+/// Known defective parts in the histogram.
+pub const DEFECT: Color32 = Color32::from_rgb(230, 110, 60);
+/// Unlabelled parts in the histogram.
+pub const UNKNOWN: Color32 = Color32::from_rgb(150, 150, 150);
+
+/// The colour of a decision.
+pub fn decision_color(d: Decision) -> Color32 {
+    match d {
+        Decision::Accept => ACCEPT,
+        Decision::Review => REVIEW,
+        Decision::Reject => REJECT,
+    }
+}
+
+/// The word shown for a decision.
+pub fn decision_word(d: Decision) -> &'static str {
+    match d {
+        Decision::Accept => "accepted",
+        Decision::Review => "review",
+        Decision::Reject => "rejected",
+    }
+}
+
+/// A score with three significant digits (scores span several decades).
+pub fn format_score(s: f64) -> String {
+    if !s.is_finite() {
+        return format!("{s}");
+    }
+    let a = s.abs();
+    if a >= 100.0 {
+        format!("{s:.0}")
+    } else if a >= 10.0 {
+        format!("{s:.1}")
+    } else if a >= 1.0 {
+        format!("{s:.2}")
+    } else {
+        format!("{s:.3}")
+    }
+}
+
+/// Seconds as "12 s", "3 min 5 s" or "1 h 2 min".
+pub fn format_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    if s < 60 {
+        format!("{s} s")
+    } else if s < 3600 {
+        format!("{} min {} s", s / 60, s % 60)
+    } else {
+        format!("{} h {} min", s / 3600, (s % 3600) / 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_score(233.8), "234");
+        assert_eq!(format_score(19.74), "19.7");
+        assert_eq!(format_score(5.682), "5.68");
+        assert_eq!(format_duration(65.0), "1 min 5 s");
+        assert_eq!(format_duration(3725.0), "1 h 2 min");
+    }
+}

@@ -1,0 +1,169 @@
+//! Training: the settings preset, Train and Cancel, the device, a progress bar with the
+//! time left, and the loss curve growing as the worker reports steps.
+
+use crate::core::config::Preset;
+use crate::gui::command::AppCommand;
+use crate::gui::session::Session;
+use crate::gui::state::State;
+use crate::gui::style;
+use crate::gui::worker_link::Job;
+use egui::RichText;
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+
+/// The training panel (no state of its own beyond what it draws).
+#[derive(Default)]
+pub struct TrainingPanel;
+
+impl TrainingPanel {
+    /// Shows the panel. `job` is the worker's current job; `worker_ok` whether a worker
+    /// is running.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        state: &mut State,
+        job: Option<&Job>,
+        worker_ok: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        ui.heading("2. Train");
+        ui.horizontal(|ui| {
+            ui.label("Settings:");
+            egui::ComboBox::from_id_salt("preset")
+                .selected_text(preset_label(state.preset))
+                .show_ui(ui, |ui| {
+                    for p in [Preset::Fast, Preset::Paper] {
+                        ui.selectable_value(&mut state.preset, p, preset_label(p));
+                    }
+                })
+                .response
+                .widget_info(|| {
+                    egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
+                });
+        });
+        let good = session.data.as_ref().map_or(0, |d| d.good.len());
+        let busy = job.is_some();
+        ui.horizontal(|ui| {
+            let can_train = good > 0 && !busy && worker_ok;
+            let train = ui
+                .add_enabled(can_train, egui::Button::new(RichText::new("Train").strong()).min_size(egui::vec2(90.0, 28.0)))
+                .on_hover_text("Learn what good parts look like from the good images, then inspect the other images.");
+            let train = if good == 0 {
+                train.on_disabled_hover_text("Open a folder with good images first.")
+            } else {
+                train.on_disabled_hover_text("Wait for the current job to finish.")
+            };
+            if train.clicked() {
+                commands.push(AppCommand::Train);
+            }
+            if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
+                commands.push(AppCommand::Cancel);
+            }
+            if session.model.is_some()
+                && session.data.as_ref().is_some_and(|d| !d.inspect.is_empty())
+                && ui
+                    .add_enabled(!busy && worker_ok, egui::Button::new("Inspect again"))
+                    .on_hover_text("Score the images to inspect with the current model.")
+                    .clicked()
+            {
+                commands.push(AppCommand::Inspect);
+            }
+        });
+        ui.label(format!(
+            "Runs on: {}",
+            session.device.as_deref().unwrap_or("starting…")
+        ));
+        if let Some(job) = job {
+            progress_ui(ui, session, job);
+        }
+        if let Some(log) = &session.training
+            && !log.steps.is_empty()
+        {
+            Plot::new("loss_plot")
+                .height(150.0)
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false)
+                .allow_boxed_zoom(false)
+                .include_x(0.0)
+                .include_x(log.epochs.max(1) as f64)
+                // Epoch marks every 1, 5, 25...: enough labels on a narrow plot.
+                .x_grid_spacer(egui_plot::log_grid_spacer(5))
+                .x_axis_label("epoch")
+                .y_axis_label("loss")
+                .legend(Legend::default())
+                .show(ui, |plot_ui| {
+                    if let Some((lo, hi)) = log.loss_range() {
+                        plot_ui.set_plot_bounds_x(0.0..=log.epochs.max(1) as f64);
+                        plot_ui.set_plot_bounds_y(lo..=hi);
+                    }
+                    plot_ui.line(
+                        Line::new("step loss", PlotPoints::Borrowed(&log.steps))
+                            .color(style::UNKNOWN)
+                            .width(1.0),
+                    );
+                    plot_ui.line(
+                        Line::new("epoch mean", PlotPoints::Borrowed(&log.epochs_done))
+                            .color(style::GOOD)
+                            .width(2.0),
+                    );
+                })
+                .response
+                .on_hover_text("Training loss: it should fall and level off. Lower means the model describes the good images better.");
+        }
+        if let Some(m) = &session.model {
+            ui.label(format!(
+                "Model: {} ({} good images, {}).",
+                session.model_source.as_deref().unwrap_or("current"),
+                m.train_count,
+                m.config.model.backbone
+            ));
+            if let Some(v) = &m.validation {
+                ui.label(format!(
+                    "Held-out good images: {}, scores {} to {} (mean {}).",
+                    v.count,
+                    style::format_score(v.scores.first().copied().unwrap_or(v.mean)),
+                    style::format_score(v.max),
+                    style::format_score(v.mean)
+                ))
+                .on_hover_text(
+                    "Good images kept out of training, scored to see what a good part scores.",
+                );
+            }
+        }
+    }
+}
+
+/// The preset as a user sees it.
+fn preset_label(p: Preset) -> &'static str {
+    match p {
+        Preset::Fast => "Fast (minutes on a laptop)",
+        Preset::Paper => "Paper (slow: about an hour on a CPU)",
+    }
+}
+
+/// Phase, bar and time left.
+fn progress_ui(ui: &mut egui::Ui, session: &Session, job: &Job) {
+    let Some(p) = &session.progress else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label(format!("{}…", job.describe()));
+        });
+        return;
+    };
+    let text = if p.done >= p.total {
+        // The next phase has not reported yet (its first unit can take a while).
+        format!("{} done, next step starting…", p.phase.label())
+    } else {
+        let eta = p.eta_secs().map_or(String::new(), |s| {
+            format!(" · about {} left", style::format_duration(s))
+        });
+        format!("{} {}/{}{eta}", p.phase.label(), p.done, p.total)
+    };
+    ui.add(
+        egui::ProgressBar::new(p.fraction())
+            .show_percentage()
+            .animate(true),
+    );
+    ui.label(format!("{}: {text}", job.describe()));
+}

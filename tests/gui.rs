@@ -1,0 +1,544 @@
+//! The workstation driven like a user would, with egui_kittest: the real app, the real
+//! worker and backbone, tiny generated images in MVTec AD layout and a training
+//! configuration that takes about a second.
+
+mod common;
+
+use differnet::core::config::{BackboneKind, DeviceChoice, DifferNetConfig, Preset};
+use differnet::core::rng::SplitMix64;
+use differnet::engine::worker::WorkerOptions;
+use differnet::gui::command::AppCommand;
+use differnet::gui::{AppOptions, WorkstationApp};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use image::{Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for the worker before failing.
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A woven texture with noise; `scratch` draws a bright diagonal line across it.
+fn texture(seed: u64, scratch: bool) -> RgbImage {
+    let mut rng = SplitMix64::new(seed);
+    let (w, h) = (96u32, 96u32);
+    let phase = rng.next_f64() * std::f64::consts::TAU;
+    let mut img = RgbImage::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let v = 0.5
+                + 0.2 * ((x as f64) * 0.7 + phase).sin() * ((y as f64) * 0.7).cos()
+                + 0.08 * (rng.next_f64() - 0.5);
+            let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+            img.put_pixel(x, y, Rgb([g, g.saturating_sub(20), g.saturating_sub(40)]));
+        }
+    }
+    if scratch {
+        let x0 = 10 + rng.below(40) as i64;
+        for t in 0..50i64 {
+            for d in 0..3i64 {
+                let (x, y) = (x0 + t, 20 + t + d);
+                if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+                    img.put_pixel(x as u32, y as u32, Rgb([250, 250, 250]));
+                }
+            }
+        }
+    }
+    img
+}
+
+fn write_set(dir: &Path, prefix: &str, seeds: std::ops::Range<u64>, scratch: bool) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    seeds
+        .map(|s| {
+            let p = dir.join(format!("{prefix}_{s:03}.png"));
+            texture(s, scratch).save(&p).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// An MVTec AD folder: 16 good training images, 5 good and 5 scratched test images.
+fn mvtec_set(root: &Path) {
+    write_set(&root.join("train/good"), "good", 0..16, false);
+    write_set(&root.join("test/good"), "good", 200..205, false);
+    write_set(&root.join("test/scratch"), "bad", 300..305, true);
+}
+
+/// A small, quick configuration with the real backbone (as in tests/pipeline.rs).
+fn tiny_config() -> DifferNetConfig {
+    let mut c = Preset::Fast.config(BackboneKind::EfficientnetLite0);
+    c.model.image_size = 96;
+    c.model.feature_stages = vec![3, 5];
+    c.model.n_blocks = 2;
+    c.model.hidden = 64;
+    c.train.epochs = 30;
+    c.train.batch_images = 4;
+    c.train.cached_rotations = Some(4);
+    c.score.rotations = 4;
+    c
+}
+
+fn options(data: Option<&Path>) -> AppOptions {
+    let _ = common::efficientnet_weights();
+    AppOptions {
+        data: data.map(Path::to_path_buf),
+        worker: WorkerOptions {
+            device: DeviceChoice::Cpu,
+            ..Default::default()
+        },
+        config: Some(tiny_config()),
+        state: Some(Default::default()),
+    }
+}
+
+type App = Option<WorkstationApp>;
+
+/// The app in a kittest harness. The app is built in the first frame, on the harness's
+/// context, like eframe builds it on the window's.
+fn harness(options: AppOptions) -> Harness<'static, App> {
+    Harness::builder()
+        .with_size(egui::vec2(1500.0, 950.0))
+        .with_max_steps(20)
+        .build_ui_state(
+            move |ui, app: &mut App| {
+                let app =
+                    app.get_or_insert_with(|| WorkstationApp::new(ui.ctx(), None, options.clone()));
+                app.logic(&ui.ctx().clone());
+                app.ui(ui);
+            },
+            None,
+        )
+}
+
+fn app<'a>(h: &'a Harness<'_, App>) -> &'a WorkstationApp {
+    h.state()
+        .as_ref()
+        .expect("the app is built in the first frame")
+}
+
+/// Steps the harness until `done` holds, failing on an error message or the timeout.
+fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&WorkstationApp) -> bool) {
+    let started = Instant::now();
+    loop {
+        h.step();
+        let a = app(h);
+        assert!(
+            a.errors().is_empty(),
+            "error while waiting for {what}: {:?}",
+            a.errors()
+        );
+        if done(a) {
+            return;
+        }
+        assert!(started.elapsed() < TIMEOUT, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Trains from the Train button and waits until the test images are scored.
+fn train_and_inspect(h: &mut Harness<'_, App>) {
+    h.get_by_label("Train").click();
+    step_until(h, "training to start", |a| a.is_busy());
+    let mut saw_loss = false;
+    let started = Instant::now();
+    loop {
+        h.step();
+        let a = app(h);
+        assert!(a.errors().is_empty(), "training failed: {:?}", a.errors());
+        saw_loss |= a
+            .session()
+            .training
+            .as_ref()
+            .is_some_and(|t| !t.steps.is_empty());
+        if a.session().thresholds.is_some() && !a.is_busy() {
+            break;
+        }
+        assert!(started.elapsed() < TIMEOUT, "timed out waiting for results");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(saw_loss, "the loss plot never got a point");
+    h.step();
+}
+
+/// Pixels of the opened part's image area whose colour is far from grey (the textures are
+/// brownish grey, the jet colormap is not).
+fn colourful_pixels(h: &mut Harness<'_, App>) -> usize {
+    let area = h.get_by_label_contains("Part image").rect();
+    let image = h.render().expect("render with wgpu (lavapipe on a CPU)");
+    let scale = image.width() as f32 / 1500.0;
+    let mut n = 0;
+    for y in (area.top() * scale) as u32..(area.bottom() * scale) as u32 {
+        for x in (area.left() * scale) as u32..(area.right() * scale) as u32 {
+            let [r, g, b, _] = image.get_pixel(x, y).0;
+            if r.max(g).max(b) - r.min(g).min(b) > 100 {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// The text of the label that contains `prefix`.
+fn label_starting(h: &Harness<'_, App>, prefix: &str) -> String {
+    // A label's text is its accessible value.
+    h.get_by_label_contains(prefix).value().unwrap_or_default()
+}
+
+#[test]
+fn train_inspect_set_the_threshold_and_open_a_flagged_part() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut h = harness(options(Some(dir.path())));
+    h.run_ok();
+    h.check_accessibility();
+
+    // The data set is recognised.
+    let a = app(&h);
+    let data = a.session().data.as_ref().expect("data set opened");
+    assert_eq!((data.good.len(), data.inspect.len()), (16, 10));
+    h.get_by_label_contains("MVTec AD layout");
+    h.get_by_role_and_label(egui::Role::Slider, "good images to train on");
+
+    train_and_inspect(&mut h);
+    h.check_accessibility();
+    let a = app(&h);
+    assert_eq!(a.session().parts.len(), 10, "every test image is scored");
+    let log = a.session().training.as_ref().unwrap();
+    assert_eq!(log.epochs_done.len(), 30, "one mean loss per epoch");
+    assert!(a.session().model.as_ref().unwrap().validation.is_some());
+    h.get_by_label("Score histogram with threshold lines");
+
+    // Moving the threshold slider to the bottom rejects every part, live.
+    let before = label_starting(&h, "Rejected: ");
+    let lowest = a
+        .session()
+        .parts
+        .iter()
+        .map(|p| p.score)
+        .fold(f64::INFINITY, f64::min);
+    h.get_by_role_and_label(egui::Role::Slider, "Reject at score")
+        .set_value_accesskit(lowest * 0.9);
+    h.run_steps(3);
+    let after = label_starting(&h, "Rejected: ");
+    assert_eq!(after, "Rejected: 10");
+    assert_ne!(before, after, "the counts follow the threshold");
+    assert_eq!(label_starting(&h, "Accepted: "), "Accepted: 0");
+    let counts = app(&h).session().counts().unwrap();
+    assert_eq!(counts.false_rejects, 5);
+    assert_eq!(counts.escapes, 0);
+
+    // The best-F1 button moves it back to a threshold between the classes.
+    h.get_by_label("Best balance (max F1)").click();
+    h.run_steps(3);
+    let a = app(&h);
+    let best = a.session().best_f1().unwrap();
+    assert_eq!(a.session().thresholds.unwrap().reject, best.threshold);
+    assert!(
+        best.f1 > 0.8,
+        "tiny scratched textures are told apart: {best:?}"
+    );
+
+    // Dragging on the histogram moves the reject line to the pointer.
+    let plot = h
+        .get_by_label("Score histogram with threshold lines")
+        .rect();
+    let before = app(&h).session().thresholds.unwrap().reject;
+    let start = plot.center();
+    let end = egui::pos2(plot.left() + plot.width() * 0.1, plot.center().y);
+    h.hover_at(start);
+    h.step();
+    h.drag_at(start);
+    h.step();
+    for i in 1..=4 {
+        h.hover_at(start + (end - start) * (i as f32 / 4.0));
+        h.step();
+    }
+    h.drop_at(end);
+    h.run_steps(3);
+    let dragged = app(&h).session().thresholds.unwrap().reject;
+    assert!(
+        dragged < before,
+        "dragging left lowers the threshold: {before} -> {dragged}"
+    );
+
+    // A flagged part opens large and gets its heatmap.
+    h.get_by_label("Best balance (max F1)").click();
+    h.run_steps(2);
+    h.get_by_label("Rejected").click();
+    h.run_steps(2);
+    let tile = h
+        .get_all_by_label_contains("Open scratch/")
+        .next()
+        .expect("a rejected scratched part");
+    tile.click();
+    h.run_steps(2);
+    let opened = app(&h)
+        .part_view()
+        .opened()
+        .expect("a part is open")
+        .to_path_buf();
+    step_until(&mut h, "the heatmap", |a| {
+        a.part_view().has_heat_texture()
+            && a.session()
+                .part(&opened)
+                .is_some_and(|p| p.heatmap.is_some())
+    });
+    // The heat layer is drawn over the part, with the opacity as a tint.
+    h.get_by_role_and_label(egui::Role::Slider, "Heatmap opacity")
+        .set_value_accesskit(1.0);
+    h.run_steps(2);
+    assert_eq!(app(&h).state().heat_opacity, 1.0);
+    let with_heat = colourful_pixels(&mut h);
+    h.get_by_label("Show heatmap").click();
+    h.run_steps(2);
+    assert!(!app(&h).state().show_heat);
+    let without_heat = colourful_pixels(&mut h);
+    assert!(
+        with_heat > 20 * without_heat.max(10),
+        "the heatmap shows: {with_heat} colourful pixels with it, {without_heat} without"
+    );
+    h.get_by_label_contains("Part image");
+    h.check_accessibility();
+    let heat = app(&h)
+        .session()
+        .part(&opened)
+        .unwrap()
+        .heatmap
+        .clone()
+        .unwrap();
+    assert_eq!((heat.width, heat.height), (96, 96));
+}
+
+#[test]
+fn the_model_and_the_scores_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut h = harness(options(Some(&dir.path().join("data"))));
+    h.run_ok();
+    train_and_inspect(&mut h);
+
+    // CSV of every part.
+    let csv = dir.path().join("out/parts.csv");
+    std::fs::create_dir_all(csv.parent().unwrap()).unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::ExportCsv(csv.clone()));
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "path,score,decision");
+    assert_eq!(lines.len(), 11);
+    assert!(
+        lines[1..]
+            .iter()
+            .all(|l| l.ends_with(",accept") || l.ends_with(",reject"))
+    );
+
+    // The model with a threshold chosen by the user.
+    let chosen = app(&h).session().best_f1().unwrap().threshold;
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SetThresholds(
+            differnet::core::decision::Thresholds::reject_at(chosen),
+        ));
+    let model = dir.path().join("out/model.differnet");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SaveModel(model.clone()));
+    step_until(&mut h, "the model file", |a| !a.is_busy());
+    assert!(model.is_file());
+
+    // Heatmap images of the parts shown.
+    let heat_dir = dir.path().join("out/heatmaps");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::ExportHeatmaps(heat_dir.clone()));
+    step_until(&mut h, "the heatmap images", |_| {
+        std::fs::read_dir(&heat_dir)
+            .map(|d| {
+                d.filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.file_name().to_string_lossy().ends_with("_heatmap.png"))
+                })
+                .count()
+            })
+            .unwrap_or(0)
+            == 10
+    });
+    assert!(heat_dir.join("scratch_bad_300_heatmap.png").is_file());
+
+    // A new window loads the model, inspects the data again and keeps the threshold.
+    let mut h2 = harness(options(Some(&dir.path().join("data"))));
+    h2.run_ok();
+    h2.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::LoadModel(model));
+    step_until(&mut h2, "the loaded model's results", |a| {
+        a.session().thresholds.is_some() && !a.is_busy()
+    });
+    assert_eq!(app(&h2).session().thresholds.unwrap().reject, chosen);
+    assert_eq!(app(&h2).session().parts.len(), 10);
+}
+
+#[test]
+fn errors_are_shown_and_can_be_dismissed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = harness(options(None));
+    h.run_ok();
+    h.get_by_label("Open the demo data");
+
+    // A folder that does not exist.
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::OpenData(dir.path().join("missing")));
+    h.run_steps(2);
+    h.get_by_label_contains("data set folder not found");
+    h.get_by_label("Dismiss").click();
+    h.run_steps(2);
+    assert!(app(&h).errors().is_empty());
+    assert!(
+        h.query_by_label_contains("data set folder not found")
+            .is_none()
+    );
+
+    // A file that is not a model: the worker's failure is shown.
+    let bogus = dir.path().join("bogus.differnet");
+    std::fs::write(&bogus, b"not a model").unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::LoadModel(bogus));
+    let started = Instant::now();
+    while app(&h).errors().is_empty() {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "no error for a bogus model file"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+    assert!(
+        app(&h).errors()[0].contains("loading a model failed"),
+        "{:?}",
+        app(&h).errors()
+    );
+    h.get_by_label("Dismiss");
+}
+
+#[test]
+fn a_worker_without_weights_fails_training_with_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.worker.weights.insert(
+        BackboneKind::EfficientnetLite0,
+        dir.path().join("no-weights.safetensors"),
+    );
+    let mut h = harness(opts);
+    h.run_ok();
+    h.get_by_label("Train").click();
+    let started = Instant::now();
+    while app(&h).errors().is_empty() {
+        assert!(started.elapsed() < TIMEOUT, "no error for missing weights");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.step();
+    assert!(
+        app(&h).errors()[0].starts_with("training failed"),
+        "{:?}",
+        app(&h).errors()
+    );
+    assert!(app(&h).session().model.is_none());
+    h.get_by_label_contains("training failed");
+}
+
+/// A file dropped on the window.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn plain_folders_and_dropped_images_get_a_role() {
+    let dir = tempfile::tempdir().unwrap();
+    write_set(&dir.path().join("good"), "good", 0..6, false);
+    let new = write_set(&dir.path().join("new"), "new", 50..53, true);
+    std::fs::write(dir.path().join("new/notes.txt"), b"x").unwrap();
+    let mut h = harness(options(Some(&dir.path().join("good"))));
+    h.run_ok();
+    h.get_by_label_contains("What are these 6 images?");
+    h.get_by_label("These are good parts (train on them)")
+        .click();
+    h.run_ok();
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert_eq!((data.good.len(), data.inspect.len()), (6, 0));
+
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(Dropped(dir.path().join("new"))));
+    h.run_ok();
+    h.get_by_label_contains("You dropped 1 file or folder");
+    h.get_by_label("Parts to inspect").click();
+    h.run_ok();
+    let a = app(&h);
+    let data = a.session().data.as_ref().unwrap();
+    assert_eq!(data.inspect.len(), 3);
+    assert_eq!(data.inspect[0].path, new[0]);
+    assert_eq!(
+        a.session().skipped.len(),
+        1,
+        "the text file is listed as skipped"
+    );
+    h.get_by_label("Skipped files (1)");
+    h.check_accessibility();
+}
+
+#[test]
+fn a_stopped_worker_is_noticed_and_restarted() {
+    use differnet::core::protocol::{Command, Event};
+    use differnet::gui::worker_link::{Job, WorkerLink};
+    let mut link = WorkerLink::start(options(None).worker, Arc::new(|| {}));
+    let mut more = false;
+    link.send(Job::Inspect, Command::Shutdown).unwrap();
+    let started = Instant::now();
+    while link.dead_reason().is_none() {
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the stopped worker went unnoticed"
+        );
+        let _ = link.drain(Duration::from_millis(5), &mut more);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!link.is_busy(), "a dead worker's jobs are dropped");
+    link.restart();
+    assert!(link.dead_reason().is_none());
+    let started = Instant::now();
+    loop {
+        let events = link.drain(Duration::from_millis(5), &mut more);
+        if events.iter().any(|(_, e)| matches!(e, Event::Ready { .. })) {
+            break;
+        }
+        assert!(
+            started.elapsed() < TIMEOUT,
+            "the new worker never said it was ready"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
