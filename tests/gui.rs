@@ -4,14 +4,14 @@
 
 mod common;
 
-use differnet::core::config::{BackboneKind, DeviceChoice, DifferNetConfig, Preset};
-use differnet::core::rng::SplitMix64;
+use common::{tiny_config, write_set};
+
+use differnet::core::config::{BackboneKind, DeviceChoice};
 use differnet::engine::worker::WorkerOptions;
 use differnet::gui::command::AppCommand;
 use differnet::gui::{AppOptions, WorkstationApp};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,65 +19,11 @@ use std::time::{Duration, Instant};
 /// How long a test waits for the worker before failing.
 const TIMEOUT: Duration = Duration::from_secs(300);
 
-/// A woven texture with noise; `scratch` draws a bright diagonal line across it.
-fn texture(seed: u64, scratch: bool) -> RgbImage {
-    let mut rng = SplitMix64::new(seed);
-    let (w, h) = (96u32, 96u32);
-    let phase = rng.next_f64() * std::f64::consts::TAU;
-    let mut img = RgbImage::new(w, h);
-    for y in 0..h {
-        for x in 0..w {
-            let v = 0.5
-                + 0.2 * ((x as f64) * 0.7 + phase).sin() * ((y as f64) * 0.7).cos()
-                + 0.08 * (rng.next_f64() - 0.5);
-            let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
-            img.put_pixel(x, y, Rgb([g, g.saturating_sub(20), g.saturating_sub(40)]));
-        }
-    }
-    if scratch {
-        let x0 = 10 + rng.below(40) as i64;
-        for t in 0..50i64 {
-            for d in 0..3i64 {
-                let (x, y) = (x0 + t, 20 + t + d);
-                if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
-                    img.put_pixel(x as u32, y as u32, Rgb([250, 250, 250]));
-                }
-            }
-        }
-    }
-    img
-}
-
-fn write_set(dir: &Path, prefix: &str, seeds: std::ops::Range<u64>, scratch: bool) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    seeds
-        .map(|s| {
-            let p = dir.join(format!("{prefix}_{s:03}.png"));
-            texture(s, scratch).save(&p).unwrap();
-            p
-        })
-        .collect()
-}
-
 /// An MVTec AD folder: 16 good training images, 5 good and 5 scratched test images.
 fn mvtec_set(root: &Path) {
     write_set(&root.join("train/good"), "good", 0..16, false);
     write_set(&root.join("test/good"), "good", 200..205, false);
     write_set(&root.join("test/scratch"), "bad", 300..305, true);
-}
-
-/// A small, quick configuration with the real backbone (as in tests/pipeline.rs).
-fn tiny_config() -> DifferNetConfig {
-    let mut c = Preset::Fast.config(BackboneKind::EfficientnetLite0);
-    c.model.image_size = 96;
-    c.model.feature_stages = vec![3, 5];
-    c.model.n_blocks = 2;
-    c.model.hidden = 64;
-    c.train.epochs = 30;
-    c.train.batch_images = 4;
-    c.train.cached_rotations = Some(4);
-    c.score.rotations = 4;
-    c
 }
 
 fn options(data: Option<&Path>) -> AppOptions {

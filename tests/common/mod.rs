@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
+use differnet::core::rng::SplitMix64;
+use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,4 +63,63 @@ pub fn test_data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name)
+}
+
+/// A woven texture with noise; `scratch` draws a bright diagonal line across it.
+pub fn texture(seed: u64, scratch: bool) -> RgbImage {
+    let mut rng = SplitMix64::new(seed);
+    let (w, h) = (96u32, 96u32);
+    let phase = rng.next_f64() * std::f64::consts::TAU;
+    let mut img = RgbImage::new(w, h);
+    for y in 0..h {
+        for x in 0..w {
+            let v = 0.5
+                + 0.2 * ((x as f64) * 0.7 + phase).sin() * ((y as f64) * 0.7).cos()
+                + 0.08 * (rng.next_f64() - 0.5);
+            let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+            img.put_pixel(x, y, Rgb([g, g.saturating_sub(20), g.saturating_sub(40)]));
+        }
+    }
+    if scratch {
+        let x0 = 10 + rng.below(40) as i64;
+        for t in 0..50i64 {
+            for d in 0..3i64 {
+                let (x, y) = (x0 + t, 20 + t + d);
+                if (0..w as i64).contains(&x) && (0..h as i64).contains(&y) {
+                    img.put_pixel(x as u32, y as u32, Rgb([250, 250, 250]));
+                }
+            }
+        }
+    }
+    img
+}
+
+pub fn write_set(
+    dir: &Path,
+    prefix: &str,
+    seeds: std::ops::Range<u64>,
+    scratch: bool,
+) -> Vec<PathBuf> {
+    std::fs::create_dir_all(dir).unwrap();
+    seeds
+        .map(|s| {
+            let p = dir.join(format!("{prefix}_{s:03}.png"));
+            texture(s, scratch).save(&p).unwrap();
+            p
+        })
+        .collect()
+}
+
+/// A small, quick configuration with the real backbone.
+pub fn tiny_config() -> DifferNetConfig {
+    let mut c = Preset::Fast.config(BackboneKind::EfficientnetLite0);
+    c.model.image_size = 96;
+    c.model.feature_stages = vec![3, 5];
+    c.model.n_blocks = 2;
+    c.model.hidden = 64;
+    c.train.epochs = 30;
+    c.train.batch_images = 4;
+    c.train.cached_rotations = Some(4);
+    c.score.rotations = 4;
+    c
 }
