@@ -282,13 +282,17 @@ fn the_model_and_the_scores_are_kept() {
             .all(|l| l.ends_with(",accept") || l.ends_with(",reject"))
     );
 
-    // The model with a threshold chosen by the user.
+    // The model with thresholds chosen by the user: a reject line and a review band.
     let chosen = app(&h).session().best_f1().unwrap().threshold;
+    let review = chosen - 0.37 * chosen.abs().max(0.1);
     h.state_mut()
         .as_mut()
         .unwrap()
         .apply(AppCommand::SetThresholds(
-            differnet::core::decision::Thresholds::reject_at(chosen),
+            differnet::core::decision::Thresholds {
+                reject: chosen,
+                review: Some(review),
+            },
         ));
     let model = dir.path().join("out/model.differnet");
     h.state_mut()
@@ -329,6 +333,7 @@ fn the_model_and_the_scores_are_kept() {
         a.session().thresholds.is_some() && !a.is_busy()
     });
     assert_eq!(app(&h2).session().thresholds.unwrap().reject, chosen);
+    assert_eq!(app(&h2).session().thresholds.unwrap().review, Some(review));
     assert_eq!(app(&h2).session().parts.len(), 10);
 }
 

@@ -125,6 +125,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     w.send(Command::SaveModel {
         path: model_path.clone(),
         threshold: Some(1.5),
+        review_threshold: Some(1.2),
     })
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Saved { .. }).then_some(()));
@@ -137,6 +138,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
         _ => None,
     });
     assert_eq!(loaded.threshold, Some(1.5));
+    assert_eq!(loaded.review_threshold, Some(1.2));
     let after = scores(&w2, &paths);
     for (a, b) in before.iter().zip(&after) {
         assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");

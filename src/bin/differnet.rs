@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use differnet::core::colormap::Colormap;
 use differnet::core::config::{BackboneKind, DeviceChoice, Preset};
 use differnet::core::dataset::{self, Label};
+use differnet::core::decision::Thresholds;
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::worker::{WorkerHandle, WorkerOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,6 +33,9 @@ enum Cmd {
     Score(ScoreArgs),
     /// Download torchvision's AlexNet ImageNet weights (checked by SHA-256) into the cache.
     FetchWeights(FetchArgs),
+    /// Print, as JSON, the training / validation / test split that `train` and `eval` use
+    /// for these arguments (for comparing with other implementations on the same images).
+    Split(SplitArgs),
     /// Print what a model file holds.
     Info {
         /// The model file.
@@ -98,6 +102,22 @@ struct TrainArgs {
 }
 
 #[derive(Args, Debug)]
+struct SplitArgs {
+    /// Data set folder (MVTec AD layout, or a folder of good images).
+    #[arg(long)]
+    data: PathBuf,
+    /// Number of good images to train on (default: all but the validation ones).
+    #[arg(long)]
+    train_count: Option<usize>,
+    /// Good images held out for validation (default as in `train`).
+    #[arg(long)]
+    val_count: Option<usize>,
+    /// Seed of the draw.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args, Debug)]
 struct EvalArgs {
     /// The model file.
     #[arg(long)]
@@ -132,6 +152,10 @@ struct ScoreArgs {
     /// Reject threshold (default: the model's).
     #[arg(long)]
     threshold: Option<f64>,
+    /// Start of a review band below the reject threshold (default: the model's, when the
+    /// reject threshold is the model's too).
+    #[arg(long)]
+    review_threshold: Option<f64>,
     /// Number of test rotations (default: the model's).
     #[arg(long)]
     rotations: Option<usize>,
@@ -166,6 +190,21 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Eval(a) => eval(a),
         Cmd::Score(a) => score(a),
         Cmd::FetchWeights(a) => fetch(a),
+        Cmd::Split(a) => {
+            let data = dataset::discover(&a.data)?;
+            let (train, val) = train_val(&data, a.train_count, a.val_count, a.seed);
+            let test: Vec<_> = data
+                .test
+                .iter()
+                .filter(|s| s.label != Label::Unknown)
+                .map(|s| {
+                    serde_json::json!({"path": s.path, "label": s.label.type_name(), "mask": s.mask})
+                })
+                .collect();
+            let split = serde_json::json!({"train": train, "val": val, "test": test});
+            println!("{}", serde_json::to_string_pretty(&split)?);
+            Ok(())
+        }
         Cmd::Info { model } => {
             let meta = differnet::engine::model_file::read_meta(&model)?;
             println!("{}", serde_json::to_string_pretty(&meta)?);
@@ -293,18 +332,26 @@ fn send(worker: &WorkerHandle, command: Command) -> Result<()> {
     worker.send(command).map_err(|e| anyhow!(e))
 }
 
-fn train(a: TrainArgs) -> Result<()> {
-    let data = dataset::discover(&a.data)?;
+/// The training and validation images of `data` (a plain folder's images are all good).
+fn train_val(
+    data: &dataset::Dataset,
+    train_count: Option<usize>,
+    val_count: Option<usize>,
+    seed: u64,
+) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let good = if data.train_good.is_empty() {
-        // A plain folder: every image in it is a good part.
         data.test.iter().map(|s| s.path.clone()).collect::<Vec<_>>()
     } else {
         data.train_good.clone()
     };
-    let val_count = a
-        .val_count
-        .unwrap_or_else(|| dataset::default_val_count(good.len(), a.train_count));
-    let (train_set, val_set) = dataset::split_train_val(&good, a.train_count, val_count, a.seed);
+    let val_count =
+        val_count.unwrap_or_else(|| dataset::default_val_count(good.len(), train_count));
+    dataset::split_train_val(&good, train_count, val_count, seed)
+}
+
+fn train(a: TrainArgs) -> Result<()> {
+    let data = dataset::discover(&a.data)?;
+    let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed);
     if train_set.is_empty() {
         bail!("no good images to train on in {}", a.data.display());
     }
@@ -361,6 +408,7 @@ fn train(a: TrainArgs) -> Result<()> {
         Command::SaveModel {
             path: a.out.clone(),
             threshold: None,
+            review_threshold: None,
         },
     )?;
     loop {
@@ -441,7 +489,10 @@ fn eval(a: EvalArgs) -> Result<()> {
     };
     progress.finish();
     if let Some(csv) = &a.csv {
-        let threshold = info.threshold;
+        let threshold = info.threshold.map(|reject| Thresholds {
+            reject,
+            review: info.review_threshold,
+        });
         let mut text = String::from("path,label,score,decision\n");
         for (path, label, score) in &rows {
             text += &format!(
@@ -494,12 +545,8 @@ fn export_stem(path: &Path) -> String {
     }
 }
 
-fn decision(score: f64, threshold: Option<f64>) -> &'static str {
-    match threshold {
-        Some(t) if score >= t => "reject",
-        Some(_) => "accept",
-        None => "unknown",
-    }
+fn decision(score: f64, thresholds: Option<Thresholds>) -> &'static str {
+    thresholds.map_or("unknown", |t| t.decide(score).name())
 }
 
 /// Quotes a CSV field when it needs it.
@@ -525,7 +572,18 @@ fn score(a: ScoreArgs) -> Result<()> {
     let worker = start_worker(&a.engine, None)?;
     let mut progress = Progress::new(a.engine.json);
     let info = load_model(&worker, &a.model, &mut progress)?;
-    let threshold = a.threshold.or(info.threshold);
+    let threshold = a.threshold.or(info.threshold).map(|reject| {
+        let saved_review = if a.threshold.is_none() {
+            info.review_threshold
+        } else {
+            None
+        };
+        Thresholds {
+            reject,
+            review: a.review_threshold.or(saved_review),
+        }
+        .ordered()
+    });
     send(
         &worker,
         Command::Score(ScoreRequest {
@@ -596,7 +654,7 @@ fn score(a: ScoreArgs) -> Result<()> {
             .collect();
         println!(
             "{}",
-            serde_json::json!({"threshold": threshold, "images": items, "skipped": skipped})
+            serde_json::json!({"threshold": threshold.map(|t| t.reject), "review_threshold": threshold.and_then(|t| t.review), "images": items, "skipped": skipped})
         );
     } else {
         if a.csv.is_none() {

@@ -22,12 +22,15 @@ pub enum Command {
     /// Score a labelled test set and compute metrics: [`Event::Scored`] per image, then
     /// [`Event::Evaluated`].
     Evaluate(EvaluateRequest),
-    /// Save the current model (with `threshold`, if given, as its default threshold).
+    /// Save the current model (with `threshold`, if given, as its default threshold, and
+    /// `review_threshold` as the start of its review band).
     SaveModel {
         /// Destination; written atomically.
         path: PathBuf,
-        /// Threshold chosen by the user, stored in the file.
+        /// Reject threshold chosen by the user, stored in the file.
         threshold: Option<f64>,
+        /// Review band start chosen by the user; stored only with a `threshold`.
+        review_threshold: Option<f64>,
     },
     /// Replace the current model with the one in this file.
     LoadModel {
@@ -146,6 +149,10 @@ pub struct ModelInfo {
     pub validation: Option<ScoreStats>,
     /// Default reject threshold (from validation or saved by the user).
     pub threshold: Option<f64>,
+    /// Start of the review band saved by the user (parts between it and the reject
+    /// threshold go to a person); `None`: no band.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
     /// Trainable parameters of the flow.
     pub flow_parameters: usize,
     /// Seconds spent training.

@@ -19,6 +19,9 @@ pub struct ModelState {
     pub validation: Option<ScoreStats>,
     /// Reject threshold (default from validation, or the user's).
     pub threshold: Option<f64>,
+    /// Start of the review band below the reject threshold, when the user set one.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
     /// Heatmap scale: the 99th percentile of raw localisation values on held-out good
     /// images; heatmaps are divided by it so 1.0 means "as hot as a good part gets".
     pub heat_scale: Option<f64>,
@@ -97,6 +100,7 @@ impl DifferNet {
                 train_count: 0,
                 validation: None,
                 threshold: None,
+                review_threshold: None,
                 heat_scale: None,
                 train_secs: 0.0,
             },
@@ -124,6 +128,7 @@ impl DifferNet {
             train_count: self.state.train_count,
             validation: self.state.validation.clone(),
             threshold: self.state.threshold,
+            review_threshold: self.state.review_threshold,
             flow_parameters: crate::engine::flow::parameter_count(&self.config.model),
             train_secs: self.state.train_secs,
         }

@@ -232,10 +232,15 @@ impl Worker {
             Command::Train(req) => self.train(req),
             Command::Score(req) => self.score(req),
             Command::Evaluate(req) => self.evaluate(req),
-            Command::SaveModel { path, threshold } => {
+            Command::SaveModel {
+                path,
+                threshold,
+                review_threshold,
+            } => {
                 let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
                 if threshold.is_some() {
                     model.state.threshold = threshold;
+                    model.state.review_threshold = review_threshold;
                 }
                 model_file::save(model, &path)?;
                 self.out.send(Event::Saved { path });

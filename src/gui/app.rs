@@ -6,7 +6,9 @@
 use crate::core::config::{BackboneKind, DifferNetConfig};
 use crate::core::dataset;
 use crate::core::decision::Thresholds;
-use crate::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
+use crate::core::protocol::{
+    Command, EvaluateRequest, Event, ModelInfo, ScoreRequest, TrainRequest,
+};
 use crate::core::report::{ExportNames, PartRow, parts_csv};
 use crate::engine::model_file::write_atomic;
 use crate::engine::worker::{Waker, WorkerOptions};
@@ -21,6 +23,7 @@ use crate::gui::part_view::PartView;
 use crate::gui::results_panel::ResultsPanel;
 use crate::gui::session::{JobProgress, Session};
 use crate::gui::state::{STATE_KEY, State};
+use crate::gui::style;
 use crate::gui::training_log::TrainingLog;
 use crate::gui::training_panel::TrainingPanel;
 use crate::gui::worker_link::{Job, WorkerLink};
@@ -316,7 +319,7 @@ impl WorkstationApp {
             }
             ui.separator();
             if let Some(job) = self.worker.current_job() {
-                ui.spinner();
+                style::busy_indicator(ui);
                 ui.label(job.describe());
             } else if let Some(status) = &self.notices.status {
                 ui.label(RichText::new(status).weak());
@@ -417,10 +420,14 @@ impl WorkstationApp {
                         .error("There is no model to save yet: train or load one first.");
                     return;
                 }
-                let threshold = self.session.thresholds.map(|t| t.reject);
+                let thresholds = self.session.thresholds.map(Thresholds::ordered);
                 self.send(
                     Job::Save(path.clone()),
-                    Command::SaveModel { path, threshold },
+                    Command::SaveModel {
+                        path,
+                        threshold: thresholds.map(|t| t.reject),
+                        review_threshold: thresholds.and_then(|t| t.review),
+                    },
                 );
             }
             AppCommand::LoadModel(path) => {
@@ -649,9 +656,9 @@ impl WorkstationApp {
                     "Trained on {} images in {:.1} s",
                     info.train_count, info.train_secs
                 ));
-                s.thresholds = None;
-                if let Some(t) = info.threshold {
-                    s.set_thresholds(thresholds_at(&self.state, t));
+                s.thresholds = saved_thresholds(&self.state, &info);
+                if let Some(t) = s.thresholds {
+                    s.set_thresholds(t);
                 }
                 s.model = Some(info);
                 s.model_source = Some("trained here".into());
@@ -708,9 +715,9 @@ impl WorkstationApp {
                         .map(|n| n.to_string_lossy().to_string())
                         .unwrap_or_default()
                 ));
-                s.thresholds = None;
-                if let Some(t) = info.threshold {
-                    s.set_thresholds(thresholds_at(&self.state, t));
+                s.thresholds = saved_thresholds(&self.state, &info);
+                if let Some(t) = s.thresholds {
+                    s.set_thresholds(t);
                 }
                 s.model = Some(info);
                 s.training = None;
@@ -743,6 +750,20 @@ fn thresholds_at(state: &State, reject: f64) -> Thresholds {
         reject,
         review: state.review_band.then_some(reject * REVIEW_FRACTION),
     }
+}
+
+/// The thresholds a model comes with: its saved review band if it has one, else the
+/// user's usual band below its reject threshold.
+fn saved_thresholds(state: &State, info: &ModelInfo) -> Option<Thresholds> {
+    let reject = info.threshold?;
+    Some(match info.review_threshold {
+        Some(review) => Thresholds {
+            reject,
+            review: Some(review),
+        }
+        .ordered(),
+        None => thresholds_at(state, reject),
+    })
 }
 
 /// A full-window hint while files are dragged over it.

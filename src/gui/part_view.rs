@@ -150,7 +150,7 @@ impl PartView {
             Some(_) => {}
             None if heat_pending => {
                 ui.horizontal(|ui| {
-                    ui.spinner();
+                    style::busy_indicator(ui);
                     ui.label("Computing the heatmap…");
                 });
             }
@@ -179,7 +179,7 @@ impl PartView {
             }
             Slot::Pending => {
                 ui.allocate_ui(area, |ui| {
-                    ui.spinner();
+                    style::busy_indicator(ui);
                 });
             }
             Slot::Failed(reason) => {

@@ -77,3 +77,30 @@ mod tests {
         assert_eq!(format_duration(3725.0), "1 h 2 min");
     }
 }
+
+/// Frames per second of [`busy_indicator`]'s animation. egui's own spinner repaints at the
+/// display rate, which keeps a software-rendered window (remote desktop, Xvfb) busy for
+/// the whole of a long job; a few steps a second show the same "still working".
+const BUSY_STEPS_PER_SEC: f64 = 4.0;
+
+/// A small turning arc that shows a job is running, repainting only a few times a second.
+pub fn busy_indicator(ui: &mut egui::Ui) -> egui::Response {
+    let side = ui.spacing().interact_size.y;
+    let (rect, response) = ui.allocate_exact_size(egui::vec2(side, side), egui::Sense::hover());
+    if ui.is_rect_visible(rect) {
+        let step = (ui.input(|i| i.time) * BUSY_STEPS_PER_SEC).floor();
+        let start = step * std::f64::consts::TAU / 8.0;
+        let radius = rect.height() / 2.0 - 2.0;
+        let points: Vec<egui::Pos2> = (0..=16)
+            .map(|k| {
+                let a = (start + f64::from(k) / 16.0 * std::f64::consts::TAU * 0.7) as f32;
+                rect.center() + radius * egui::vec2(a.cos(), a.sin())
+            })
+            .collect();
+        let stroke = egui::Stroke::new(2.0, ui.visuals().strong_text_color());
+        ui.painter().add(egui::Shape::line(points, stroke));
+        ui.ctx()
+            .request_repaint_after(std::time::Duration::from_secs_f64(1.0 / BUSY_STEPS_PER_SEC));
+    }
+    response.on_hover_text("Working…")
+}

@@ -146,7 +146,7 @@ fn preset_label(p: Preset) -> &'static str {
 fn progress_ui(ui: &mut egui::Ui, session: &Session, job: &Job) {
     let Some(p) = &session.progress else {
         ui.horizontal(|ui| {
-            ui.spinner();
+            style::busy_indicator(ui);
             ui.label(format!("{}…", job.describe()));
         });
         return;
@@ -160,10 +160,6 @@ fn progress_ui(ui: &mut egui::Ui, session: &Session, job: &Job) {
         });
         format!("{} {}/{}{eta}", p.phase.label(), p.done, p.total)
     };
-    ui.add(
-        egui::ProgressBar::new(p.fraction())
-            .show_percentage()
-            .animate(true),
-    );
+    ui.add(egui::ProgressBar::new(p.fraction()).show_percentage());
     ui.label(format!("{}: {text}", job.describe()));
 }
