@@ -21,6 +21,7 @@ fn main() -> Result<()> {
             .with_inner_size([1500.0, 950.0])
             .with_min_inner_size([900.0, 600.0])
             .with_drag_and_drop(true),
+        renderer: renderer()?,
         ..Default::default()
     };
     eframe::run_native(
@@ -39,4 +40,17 @@ fn main() -> Result<()> {
         }),
     )
     .map_err(|e| anyhow!("cannot open the window: {e}"))
+}
+
+/// The renderer: OpenGL (glow) unless `DIFFERNET_RENDERER=wgpu`. On machines without a
+/// GPU both run on Mesa's software rasteriser, where OpenGL costs a fraction of the CPU
+/// time of Vulkan (lavapipe) per frame.
+fn renderer() -> Result<eframe::Renderer> {
+    match std::env::var("DIFFERNET_RENDERER").as_deref() {
+        Err(_) | Ok("") | Ok("glow") => Ok(eframe::Renderer::Glow),
+        Ok("wgpu") => Ok(eframe::Renderer::Wgpu),
+        Ok(other) => Err(anyhow!(
+            "DIFFERNET_RENDERER={other} is not a renderer (expected glow or wgpu)"
+        )),
+    }
 }

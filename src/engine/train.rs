@@ -141,6 +141,11 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
     // The feature cache: [N, k, D], computed once.
     let cache = match tc.cached_rotations {
         Some(k) if k > 0 => {
+            report(TrainProgress::Phase {
+                phase: Phase::CachingFeatures,
+                done: 0,
+                total: n_images,
+            });
             let mut rows = Vec::with_capacity(n_images);
             for i in 0..n_images {
                 if job.cancel.load(Ordering::Relaxed) {

@@ -15,6 +15,7 @@ use crate::engine::worker::{Waker, WorkerOptions};
 use crate::gui::command::{AppCommand, DialogKind};
 use crate::gui::data_panel::DataPanel;
 use crate::gui::dialogs::Dialogs;
+use crate::gui::frame_log::FrameLog;
 use crate::gui::gallery::Gallery;
 use crate::gui::heatmap_export::HeatmapExporter;
 use crate::gui::image_loader::ImageLoader;
@@ -73,6 +74,7 @@ pub struct WorkstationApp {
     gallery: Gallery,
     part_view: PartView,
     commands: Vec<AppCommand>,
+    frame_log: Option<FrameLog>,
 }
 
 impl WorkstationApp {
@@ -107,6 +109,7 @@ impl WorkstationApp {
             gallery: Gallery::default(),
             part_view: PartView::default(),
             commands: Vec::new(),
+            frame_log: FrameLog::from_env(),
         };
         if let Some(e) = app.loader.take_error() {
             app.notices.error(e);
@@ -788,8 +791,12 @@ impl eframe::App for WorkstationApp {
         WorkstationApp::logic(self, ctx);
     }
 
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
         WorkstationApp::ui(self, ui);
+        let busy = self.worker.is_busy();
+        if let Some(log) = &mut self.frame_log {
+            log.frame(ui.ctx(), frame.info().cpu_usage, busy);
+        }
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

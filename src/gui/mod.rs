@@ -13,6 +13,7 @@ pub mod app;
 pub mod command;
 pub mod data_panel;
 pub mod dialogs;
+pub mod frame_log;
 pub mod gallery;
 pub mod heatmap_export;
 pub mod image_loader;
