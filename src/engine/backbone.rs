@@ -71,6 +71,9 @@ impl Backbone {
                 .collect()
         };
         copy_named(&mut b.vs, &named).map_err(err)?;
+        if let Net::EfficientNet(net) = &mut b.net {
+            net.fold_batchnorm();
+        }
         Ok(b)
     }
 

@@ -137,7 +137,7 @@ impl TrainingPanel {
 /// The preset as a user sees it.
 fn preset_label(p: Preset) -> &'static str {
     match p {
-        Preset::Fast => "Fast (minutes on a laptop)",
+        Preset::Fast => "Fast (about a minute on a laptop)",
         Preset::Paper => "Paper (slow: about an hour on a CPU)",
     }
 }
