@@ -21,6 +21,11 @@ run: build
 test: setup
 	$(CARGO) test --all-targets
 
+# Accuracy and speed on ../shared/data/magnetic_tile, the PyTorch reference side by side,
+# and the GUI's frame time; rewrites the tables of BENCHMARKS.md (about an hour on 2 cores).
+bench: build
+	python3 scripts/bench.py $(BENCH_ARGS)
+
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings

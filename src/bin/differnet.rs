@@ -177,6 +177,7 @@ struct FetchArgs {
 }
 
 fn main() {
+    differnet::engine::openmp::restart_with_passive_waits();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");

@@ -9,6 +9,7 @@ pub mod error;
 pub mod flow;
 pub mod model;
 pub mod model_file;
+pub mod openmp;
 pub mod train;
 pub mod transforms;
 pub mod weights;

@@ -1,0 +1,404 @@
+#!/usr/bin/env python3
+"""`make bench`: accuracy and speed on the Magnetic Tile Defects set, side by side with the
+PyTorch reference (scripts/reference_differnet.py), and the GUI's frame time.
+
+Every run writes its raw reports (JSON, peak memory, logs) to target/bench/<section>/ and
+the tables between the `<!-- bench:NAME -->` ... `<!-- /bench:NAME -->` markers of
+BENCHMARKS.md; the prose around them is left alone. Benchmarks print numbers; they never
+pass or fail on time.
+
+Usage: python3 scripts/bench.py [--quick] [--only accuracy,reference,paper,gui]
+  --quick   one seed, no all-tiles run, one paper epoch: a smoke run of the whole harness
+Environment: MTD (data set folder), DIFFERNET_CACHE (venv and weights; default
+~/.cache/differnet).
+"""
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("MTD", ROOT.parent / "shared" / "data" / "magnetic_tile")).resolve()
+CACHE = Path(os.environ.get("DIFFERNET_CACHE", Path.home() / ".cache" / "differnet"))
+PY = CACHE / "venv" / "bin" / "python"
+BIN = ROOT / "target" / "release" / "differnet"
+GUI = ROOT / "target" / "release" / "differnet-workstation"
+OUT = ROOT / "target" / "bench"
+MD = ROOT / "BENCHMARKS.md"
+
+
+def log(*a):
+    print("[bench]", *a, file=sys.stderr, flush=True)
+
+
+def run(name, cmd, out_dir, env=None, stdout_json=True):
+    """Runs `cmd` under GNU time; returns (parsed stdout, wall seconds, peak RSS in MB)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tfile = out_dir / f"{name}.time"
+    full_env = dict(os.environ, **(env or {}))
+    log(name, ":", " ".join(str(c) for c in cmd))
+    t0 = time.monotonic()
+    p = subprocess.run(
+        ["/usr/bin/time", "-f", "%M %e", "-o", str(tfile)] + [str(c) for c in cmd],
+        capture_output=True,
+        text=True,
+        env=full_env,
+    )
+    wall = time.monotonic() - t0
+    (out_dir / f"{name}.stdout").write_text(p.stdout)
+    (out_dir / f"{name}.stderr").write_text(p.stderr)
+    if p.returncode != 0:
+        raise SystemExit(f"{name} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    rss_kb = int(tfile.read_text().split()[-2])
+    result = json.loads(p.stdout) if stdout_json else p.stdout
+    return result, wall, rss_kb / 1024.0
+
+
+def mean_sd(values, scale=1.0, digits=1):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "n/a"
+    m = statistics.mean(values) * scale
+    if len(values) == 1:
+        return f"{m:.{digits}f}"
+    return f"{m:.{digits}f} ± {statistics.stdev(values) * scale:.{digits}f}"
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+
+
+def write_section(name, text):
+    md = MD.read_text()
+    begin, end = f"<!-- bench:{name} -->", f"<!-- /bench:{name} -->"
+    block = f"{begin}\n{text.strip()}\n{end}"
+    if begin in md:
+        md = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda _: block, md, flags=re.S)
+    else:
+        md = md.rstrip() + f"\n\n{block}\n"
+    tmp = MD.with_suffix(".md.tmp")
+    tmp.write_text(md)
+    tmp.replace(MD)
+    log(f"BENCHMARKS.md: section {name} written")
+
+
+def split(out_dir, data, train_count, seed, name):
+    args = [BIN, "split", "--data", data, "--seed", seed]
+    if train_count:
+        args += ["--train-count", train_count]
+    s, _, _ = run(f"split-{name}", args, out_dir)
+    path = out_dir / f"split-{name}.json"
+    path.write_text(json.dumps(s))
+    return path, s
+
+
+# --- accuracy and speed of our presets ---------------------------------------------------
+
+
+def ours(out, name, train_args, eval_args, data=DATA):
+    model = out / f"{name}.differnet"
+    tr, tr_wall, tr_rss = run(
+        f"{name}.train", [BIN, "train", "--data", data, "--out", model, "--json"] + train_args, out
+    )
+    ev, ev_wall, ev_rss = run(
+        f"{name}.eval", [BIN, "eval", "--model", model, "--data", data, "--json"] + eval_args, out
+    )
+    model.unlink(missing_ok=True)
+    return dict(train=tr, eval=ev, train_wall=tr_wall, train_rss=tr_rss, eval_wall=ev_wall, eval_rss=ev_rss)
+
+
+def accuracy(quick):
+    out = OUT / "accuracy"
+    seeds = [0] if quick else [0, 1, 2]
+    runs = {}
+    for seed in seeds:
+        runs[f"fast-16shot-seed{seed}"] = ours(
+            out,
+            f"fast-16shot-seed{seed}",
+            ["--preset", "fast", "--train-count", "16", "--seed", str(seed)],
+            [] if seed == 0 else ["--no-pixel"],
+        )
+    if not quick:
+        runs["fast-all-seed0"] = ours(out, "fast-all-seed0", ["--preset", "fast"], ["--no-pixel"])
+    (out / "summary.json").write_text(json.dumps(runs, indent=1))
+
+    types = sorted({t for r in runs.values() for t, _ in r["eval"]["per_type_auroc"]})
+    groups = {"fast, 16 tiles": [r for k, r in runs.items() if "16shot" in k]}
+    if "fast-all-seed0" in runs:
+        groups["fast, all tiles"] = [runs["fast-all-seed0"]]
+    acc_rows, speed_rows = [], []
+    for label, rs in groups.items():
+        per_type = [mean_sd([dict(r["eval"]["per_type_auroc"]).get(t) for r in rs], 100) for t in types]
+        acc_rows.append(
+            [label, len(rs), rs[0]["train"]["train_count"], mean_sd([r["eval"]["image_auroc"] for r in rs], 100)]
+            + per_type
+            + [mean_sd([r["eval"]["pixel_auroc"] for r in rs], 100)]
+        )
+    for key, r in runs.items():
+        pixel = r["eval"]["pixel_auroc"] is not None
+        spi = r["eval"]["secs_per_image"]
+        speed_rows.append(
+            [
+                key,
+                r["train"]["train_count"],
+                f"{r['train']['train_secs']:.1f}",
+                f"{r['train_wall']:.1f}",
+                "n/a" if pixel else f"{1.0 / spi:.2f}",
+                f"{spi:.3f}" if pixel else "n/a",
+                f"{r['train_rss']:.0f} / {r['eval_rss']:.0f}",
+            ]
+        )
+    text = (
+        table(["preset", "seeds", "train images", "image AUROC"] + types + ["pixel AUROC"], acc_rows)
+        + "\n\n"
+        + table(
+            [
+                "run",
+                "train images",
+                "training (s)",
+                "train command wall (s)",
+                "scoring, images / s (8 rotations)",
+                "scoring + heatmap (s / image)",
+                "peak RSS train / eval (MB)",
+            ],
+            speed_rows,
+        )
+        + f"\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine()}."
+    )
+    write_section("accuracy", text)
+    return runs
+
+
+# --- side by side with the PyTorch reference ---------------------------------------------
+
+
+def reference_fast(quick):
+    """Fast-preset hyper-parameters, 16 tiles, seed 0, the whole test set, both codes."""
+    out = OUT / "reference"
+    split_path, _ = split(out, DATA, 16, 0, "16shot-seed0")
+    rust = ours(
+        out,
+        "ours-fast",
+        ["--preset", "fast", "--train-count", "16", "--seed", "0", "--val-count", "0"],
+        ["--no-pixel"],
+    )
+    ref_out = out / "ref-fast.json"
+    _, ref_wall, ref_rss = run(
+        "ref-fast",
+        [PY, ROOT / "scripts" / "reference_differnet.py", "--split", split_path, "--preset", "fast", "--out", ref_out],
+        out,
+        stdout_json=False,
+    )
+    ref = json.loads(ref_out.read_text())
+    return rust, ref, ref_rss
+
+
+def subset_dir(out, n_train=16, n_good=5, n_defect=5, seed=0):
+    """A small MVTec-layout folder of symlinks: 16 training tiles (drawn with the seed as
+    `split` does) and the first test images of good and of each defect type in turn."""
+    _, s = split(out, DATA, n_train, seed, "paper-source")
+    d = out / "subset"
+    if d.exists():
+        shutil.rmtree(d)
+    (d / "train" / "good").mkdir(parents=True)
+    for p in s["train"]:
+        (d / "train" / "good" / Path(p).name).symlink_to(Path(p).resolve())
+    by_type = {}
+    for t in s["test"]:
+        by_type.setdefault(t["label"], []).append(t)
+    picks = by_type.get("good", [])[:n_good]
+    defects = [t for t in sorted(by_type) if t != "good"]
+    i = 0
+    while len(picks) < n_good + n_defect and defects:
+        kind = defects[i % len(defects)]
+        taken = [p for p in picks if p["label"] == kind]
+        if len(taken) < len(by_type[kind]):
+            picks.append(by_type[kind][len(taken)])
+        i += 1
+    for t in picks:
+        folder = d / "test" / t["label"]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / Path(t["path"]).name).symlink_to(Path(t["path"]).resolve())
+        if t["mask"]:
+            mfolder = d / "ground_truth" / t["label"]
+            mfolder.mkdir(parents=True, exist_ok=True)
+            (mfolder / Path(t["mask"]).name).symlink_to(Path(t["mask"]).resolve())
+    return d
+
+
+def reference_paper(quick):
+    """Paper preset: time per epoch and per scored image (64 rotations), both codes, on
+    16 training tiles and 10 test tiles (the full schedule takes hours on this CPU)."""
+    out = OUT / "paper"
+    epochs = 1 if quick else 2
+    data = subset_dir(out)
+    split_path, _ = split(out, data, None, 0, "subset")
+    rust = ours(
+        out,
+        "ours-paper",
+        ["--preset", "paper", "--epochs", str(epochs), "--val-count", "0"],
+        ["--no-pixel"],
+        data=data,
+    )
+    loc, loc_wall, _ = run(
+        "ours-paper-heatmaps",
+        [BIN, "train", "--data", data, "--out", out / "m.differnet", "--json", "--preset", "paper",
+         "--epochs", "1", "--val-count", "0"],
+        out,
+    )
+    heat, _, _ = run(
+        "ours-paper-eval-heatmaps",
+        [BIN, "eval", "--model", out / "m.differnet", "--data", data, "--json"],
+        out,
+    )
+    (out / "m.differnet").unlink(missing_ok=True)
+    ref_out = out / "ref-paper.json"
+    _, _, ref_rss = run(
+        "ref-paper",
+        [PY, ROOT / "scripts" / "reference_differnet.py", "--split", split_path, "--preset", "paper",
+         "--epochs", str(epochs), "--out", ref_out],
+        out,
+        stdout_json=False,
+    )
+    ref = json.loads(ref_out.read_text())
+    return rust, ref, ref_rss, heat, epochs
+
+
+def reference_tables(fast, paper):
+    rows = []
+    if fast:
+        rust, ref, ref_rss = fast
+        r_train, p_train = rust["train"]["train_secs"], ref["train_secs"]
+        r_spi, p_spi = rust["eval"]["secs_per_image"], ref["score_secs_per_image"]
+        rows.append(["fast hyper-parameters, 16 tiles, 583 test images, 8 rotations", "training (s)",
+                     f"{r_train:.1f}", f"{p_train:.1f}", f"{r_train / p_train:.2f}"])
+        rows.append(["", "scoring (s / image)", f"{r_spi:.3f}", f"{p_spi:.3f}", f"{r_spi / p_spi:.2f}"])
+        rows.append(["", "image AUROC", f"{100 * rust['eval']['image_auroc']:.1f}",
+                     f"{100 * ref['image_auroc']:.1f}", ""])
+        rows.append(["", "peak RSS train / eval vs reference (MB)",
+                     f"{rust['train_rss']:.0f} / {rust['eval_rss']:.0f}", f"{ref_rss:.0f}", ""])
+    if paper:
+        rust, ref, ref_rss, heat, epochs = paper
+        r_ep = rust["train"]["train_secs"] / epochs
+        p_ep = statistics.mean(ref["epoch_secs"])
+        r_spi, p_spi = rust["eval"]["secs_per_image"], ref["score_secs_per_image"]
+        rows.append([f"paper preset, 16 tiles, {epochs} epoch(s), 10 test images, 64 rotations",
+                     "training (s / epoch, ours incl. loading)", f"{r_ep:.1f}", f"{p_ep:.1f}", f"{r_ep / p_ep:.2f}"])
+        rows.append(["", "scoring (s / image)", f"{r_spi:.2f}", f"{p_spi:.2f}", f"{r_spi / p_spi:.2f}"])
+        rows.append(["", "scoring + heatmap (s / image, ours)", f"{heat['secs_per_image']:.2f}", "n/a", ""])
+        rows.append(["", "peak RSS train / eval vs reference (MB)",
+                     f"{rust['train_rss']:.0f} / {rust['eval_rss']:.0f}", f"{ref_rss:.0f}", ""])
+    text = table(["setting", "measure", "ours (Rust, libtorch)", "reference (PyTorch eager)", "ours / reference"], rows)
+    text += f"\n\nMeasured {time.strftime('%Y-%m-%d')} on {machine()}, both with the torch 2.11 of the venv."
+    write_section("reference", text)
+
+
+# --- GUI frame time ---------------------------------------------------------------------
+
+
+def gui_frames(quick):
+    """Opens the real window on the demo data under Xvfb, presses Train, and reads the
+    frame log (DIFFERNET_FRAME_LOG) until training and inspection end."""
+    out = OUT / "gui"
+    out.mkdir(parents=True, exist_ok=True)
+    frame_log = out / "frames.txt"
+    home = out / "home"
+    shutil.rmtree(home, ignore_errors=True)
+    home.mkdir()
+    script = out / "drive.sh"
+    script.write_text(
+        f"""#!/usr/bin/env bash
+set -u
+DIFFERNET_FRAME_LOG={frame_log} XDG_DATA_HOME={home} "{GUI}" "{ROOT / 'assets' / 'demo'}" &
+pid=$!
+for _ in $(seq 240); do xdotool search --onlyvisible --name "DifferNet workstation" >/dev/null 2>&1 && break; sleep 0.5; done
+sleep 3
+# The Train button of the demo layout (1600x1000 screen, window at the top left).
+xdotool mousemove 53 455 click 1
+sleep 2
+for _ in $(seq 1200); do
+  last=$(tail -n 1 {frame_log} 2>/dev/null | cut -d' ' -f3)
+  busy=$(grep -c ' 1 ' {frame_log} 2>/dev/null || true)
+  if [ "${{busy:-0}}" -gt 0 ] && [ "$last" = "0" ]; then break; fi
+  sleep 0.5
+done
+sleep 2
+kill $pid; wait $pid 2>/dev/null || true
+"""
+    )
+    script.chmod(0o755)
+    subprocess.run(
+        ["xvfb-run", "-a", "-s", "-screen 0 1600x1000x24", str(script)],
+        check=True,
+        env=dict(os.environ, DIFFERNET_WEIGHTS_DIR=str(CACHE / "weights")),
+    )
+    frames = []
+    for line in frame_log.read_text().splitlines():
+        parts = line.split(" ")
+        if len(parts) >= 3 and parts[1] != "nan":
+            frames.append((float(parts[0]), float(parts[1]), parts[2] == "1"))
+    busy = [f for f in frames if f[2]]
+    if not busy:
+        raise SystemExit("the GUI benchmark saw no frame while training (did the Train click land?)")
+    ms = sorted(f[1] for f in busy)
+
+    def pct(q):
+        return ms[min(len(ms) - 1, int(q * (len(ms) - 1) + 0.5))]
+
+    span = busy[-1][0] - busy[0][0]
+    text = table(
+        ["while", "frames", "frames / s", "frame time p50 (ms)", "p95 (ms)", "max (ms)"],
+        [["training and inspecting the demo set (fast preset)", len(ms), f"{len(ms) / max(span, 1e-9):.1f}",
+          f"{pct(0.5):.1f}", f"{pct(0.95):.1f}", f"{ms[-1]:.1f}"]],
+    )
+    text += (
+        f"\n\nFrame time is eframe's CPU time per frame (UI code, tessellation and painting, "
+        f"without the buffer swap), OpenGL on Mesa's software rasteriser under Xvfb, "
+        f"measured {time.strftime('%Y-%m-%d')} on {machine()}."
+    )
+    write_section("gui", text)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", default="accuracy,reference,paper,gui")
+    a = ap.parse_args()
+    only = set(a.only.split(","))
+    for path in (BIN, PY, DATA):
+        if not Path(path).exists():
+            raise SystemExit(f"missing {path}: run `make setup` and `make build` first")
+    if "accuracy" in only:
+        accuracy(a.quick)
+    fast = reference_fast(a.quick) if "reference" in only else None
+    paper = reference_paper(a.quick) if "paper" in only else None
+    if fast or paper:
+        reference_tables(fast, paper)
+    if "gui" in only:
+        gui_frames(a.quick)
+
+
+if __name__ == "__main__":
+    main()
