@@ -40,10 +40,13 @@ def log(*a):
 
 
 def run(name, cmd, out_dir, env=None, stdout_json=True):
-    """Runs `cmd` under GNU time; returns (parsed stdout, wall seconds, peak RSS in MB)."""
+    """Runs `cmd` under GNU time; returns (parsed stdout, wall seconds, peak RSS in MB).
+
+    Both implementations run with passive OpenMP waits (our binaries set them for
+    themselves; see src/engine/openmp.rs), so a busy core slows both alike."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tfile = out_dir / f"{name}.time"
-    full_env = dict(os.environ, **(env or {}))
+    full_env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", **(env or {}))
     log(name, ":", " ".join(str(c) for c in cmd))
     t0 = time.monotonic()
     p = subprocess.run(
