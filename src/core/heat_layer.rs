@@ -63,6 +63,32 @@ impl HeatLayer {
     }
 }
 
+/// A heatmap re-expressed against its own part instead of against good parts: 1.0 is the
+/// part's median heat, and the returned `vmax` its hottest value. For a part that is far
+/// from every good one (hot all over on the good-part scale), this shows where it is
+/// hottest. `vmax` is at least a little above 1 so the colour scale is never empty.
+pub fn relative_to_part(heat: &Heatmap) -> (Heatmap, f32) {
+    let mut finite: Vec<f32> = heat
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return (heat.clone(), DEFAULT_HEAT_VMAX);
+    }
+    let mid = finite.len() / 2;
+    let (_, median, _) = finite.select_nth_unstable_by(mid, f32::total_cmp);
+    let median = median.max(f32::MIN_POSITIVE);
+    let max = finite.iter().copied().fold(f32::MIN, f32::max);
+    let scaled = Heatmap {
+        width: heat.width,
+        height: heat.height,
+        values: heat.values.iter().map(|v| v / median).collect(),
+    };
+    (scaled, (max / median).max(1.01))
+}
+
 /// Position of heat `v` on the colormap: 0 at or below 1, 1 at `exp(log_max)` and above.
 fn level(v: f32, log_max: f32) -> f32 {
     if v.is_nan() || v <= 1.0 {
@@ -74,6 +100,36 @@ fn level(v: f32, log_max: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_scale_spans_the_part_from_its_median_to_its_hottest() {
+        // A part hot all over (100x to 1000x a good part) with one hotter spot.
+        let mut values = vec![100.0f32; 100];
+        values[55] = 1000.0;
+        values[3] = f32::NAN;
+        let heat = Heatmap {
+            width: 10,
+            height: 10,
+            values,
+        };
+        // Against good parts nearly every pixel is at the same, saturated colour.
+        let absolute = HeatLayer::new(&heat, Colormap::Jet, DEFAULT_HEAT_VMAX, 64);
+        assert_eq!(absolute.rgba[0..4], absolute.rgba[10 * 4..10 * 4 + 4]);
+        let (scaled, vmax) = relative_to_part(&heat);
+        assert!((vmax - 10.0).abs() < 1e-4, "{vmax}");
+        assert!((scaled.values[0] - 1.0).abs() < 1e-6);
+        let layer = HeatLayer::new(&scaled, Colormap::Jet, vmax, 64);
+        // The background sits at the bottom of the colormap, the spot at its top.
+        assert_eq!(&layer.rgba[0..3], &Colormap::Jet.map(0.0));
+        assert_eq!(&layer.rgba[55 * 4..55 * 4 + 3], &Colormap::Jet.map(1.0));
+        // A flat map still gives a usable scale.
+        let flat = Heatmap {
+            width: 2,
+            height: 1,
+            values: vec![5.0, 5.0],
+        };
+        assert!(relative_to_part(&flat).1 > 1.0);
+    }
     use crate::core::overlay::overlay;
     use image::RgbImage;
 

@@ -234,6 +234,11 @@ impl WorkstationApp {
                 .part_view
                 .opened()
                 .is_some_and(|p| self.worker.has_job(|j| *j == Job::Heatmap(p.to_path_buf())));
+            let heat_behind = self
+                .worker
+                .current_job()
+                .filter(|j| !matches!(j, Job::Heatmap(_)))
+                .map(Job::describe);
             egui::Panel::right("part_panel")
                 .default_size(ui.available_width() * 0.4)
                 .resizable(true)
@@ -244,6 +249,7 @@ impl WorkstationApp {
                         &mut self.state,
                         &mut self.loader,
                         heat_pending,
+                        heat_behind,
                         max_side,
                         &mut commands,
                     );

@@ -179,7 +179,12 @@ fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State) {
     ui.add_space(4.0);
     let mut train = state.train_count.clamp(1, good.max(1));
     if ui
-        .add(egui::Slider::new(&mut train, 1..=good.max(1)).text("good images to train on"))
+        .add(
+            // Logarithmic: the usual 10-50 of hundreds of images get most of the track.
+            egui::Slider::new(&mut train, 1..=good.max(1))
+                .logarithmic(true)
+                .text("good images to train on"),
+        )
         .on_hover_text("More images teach the model more variation, and take longer.")
         .changed()
     {
@@ -192,7 +197,9 @@ fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State) {
         if ui
             .add_enabled(
                 max_val > 0,
-                egui::Slider::new(&mut val, 0..=max_val).text("held out to check"),
+                egui::Slider::new(&mut val, 0..=max_val)
+                    .logarithmic(true)
+                    .text("held out to check"),
             )
             .on_hover_text("Good images kept out of training and scored, to learn what a good part scores and set a first threshold.")
             .changed()

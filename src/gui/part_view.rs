@@ -2,7 +2,7 @@
 //! texture, never a re-upload), on/off, zoom and pan, its score and the decision.
 
 use crate::core::colormap::Colormap;
-use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer};
+use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, relative_to_part};
 use crate::core::protocol::Heatmap;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
@@ -22,6 +22,7 @@ struct HeatKey {
     /// Address of the shared heatmap (a new heatmap is a new allocation).
     heat: usize,
     colormap: Colormap,
+    within_part: bool,
 }
 
 /// The opened part and how it is viewed.
@@ -58,7 +59,8 @@ impl PartView {
         self.heat_texture.is_some()
     }
 
-    /// Shows the opened part. `heat_pending` says a heatmap is being computed for it;
+    /// Shows the opened part. `heat_pending` says a heatmap is asked for it, and
+    /// `heat_behind` names the job it waits for, if any;
     /// `max_side` is the largest texture side to upload.
     #[expect(clippy::too_many_arguments)]
     pub fn ui(
@@ -68,6 +70,7 @@ impl PartView {
         state: &mut State,
         loader: &mut ImageLoader,
         heat_pending: bool,
+        heat_behind: Option<&str>,
         max_side: u32,
         commands: &mut Vec<AppCommand>,
     ) {
@@ -128,6 +131,12 @@ impl PartView {
                 })
                 .response
                 .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Colormap"));
+            ui.checkbox(&mut state.heat_within_part, "Contrast within this part")
+                .on_hover_text(
+                    "Colours from this part's typical heat to its hottest spot, instead of \
+                     against good parts. Use it for parts that are far from good all over, \
+                     to see where they are worst.",
+                );
         });
         ui.horizontal_wrapped(|ui| {
             ui.add(
@@ -151,7 +160,12 @@ impl PartView {
             None if heat_pending => {
                 ui.horizontal(|ui| {
                     style::busy_indicator(ui);
-                    ui.label("Computing the heatmap…");
+                    match heat_behind {
+                        Some(job) => ui.label(format!(
+                            "The heatmap is next, once {job} is done (or cancel it)…"
+                        )),
+                        None => ui.label("Computing the heatmap…"),
+                    };
                 });
             }
             None if session.model.is_none() => {
@@ -164,7 +178,7 @@ impl PartView {
             }
         }
         if let Some(h) = &heat {
-            self.ensure_heat_texture(ui.ctx(), h, state.colormap, max_side);
+            self.ensure_heat_texture(ui.ctx(), h, state, max_side);
         }
         let legend_height = if heat.is_some() { 34.0 } else { 0.0 };
         let area = Vec2::new(
@@ -190,7 +204,7 @@ impl PartView {
             }
         }
         if heat.is_some() {
-            legend_ui(ui, state.colormap);
+            legend_ui(ui, state.colormap, state.heat_within_part);
         }
     }
 
@@ -199,17 +213,23 @@ impl PartView {
         &mut self,
         ctx: &egui::Context,
         heat: &Arc<Heatmap>,
-        colormap: Colormap,
+        state: &State,
         max_side: u32,
     ) {
         let key = HeatKey {
             heat: Arc::as_ptr(heat) as usize,
-            colormap,
+            colormap: state.colormap,
+            within_part: state.heat_within_part,
         };
         if self.heat_texture.as_ref().is_some_and(|(k, _)| *k == key) {
             return;
         }
-        let layer = HeatLayer::new(heat, colormap, DEFAULT_HEAT_VMAX, max_side);
+        let layer = if state.heat_within_part {
+            let (scaled, vmax) = relative_to_part(heat);
+            HeatLayer::new(&scaled, state.colormap, vmax, max_side)
+        } else {
+            HeatLayer::new(heat, state.colormap, DEFAULT_HEAT_VMAX, max_side)
+        };
         if layer.width == 0 {
             self.heat_texture = None;
             return;
@@ -303,7 +323,7 @@ impl PartView {
 }
 
 /// The colormap from "normal" to "far from normal", on the same log scale as the layer.
-fn legend_ui(ui: &mut egui::Ui, colormap: Colormap) {
+fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool) {
     let (rect, _) = ui.allocate_exact_size(
         Vec2::new(ui.available_width().min(360.0), 30.0),
         Sense::hover(),
@@ -321,6 +341,21 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap) {
             0.0,
             Color32::from_rgb(r, g, b),
         );
+    }
+    if within_part {
+        for (x, align, text) in [
+            (bar.left(), egui::Align2::LEFT_TOP, "typical for this part"),
+            (bar.right(), egui::Align2::RIGHT_TOP, "hottest in this part"),
+        ] {
+            painter.text(
+                pos2(x, bar.bottom() + 2.0),
+                align,
+                text,
+                egui::FontId::proportional(11.0),
+                ui.visuals().text_color(),
+            );
+        }
+        return;
     }
     let log_max = DEFAULT_HEAT_VMAX.log10();
     for (v, text) in [

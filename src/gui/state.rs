@@ -35,6 +35,9 @@ pub struct State {
     pub heat_opacity: f32,
     /// Whether the heatmap is drawn over the opened part.
     pub show_heat: bool,
+    /// Heat colours from the part's own median to its hottest pixel, instead of against
+    /// the good parts.
+    pub heat_within_part: bool,
     /// Whether a review band is used below the reject threshold.
     pub review_band: bool,
     /// Target false-reject rate for the automatic threshold, in percent of good parts.
@@ -53,6 +56,7 @@ impl Default for State {
             colormap: Colormap::default(),
             heat_opacity: 0.6,
             show_heat: true,
+            heat_within_part: false,
             review_band: false,
             target_false_reject_pct: 1.0,
         }
