@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup run test lint build bench
+.PHONY: setup run test lint build bench fuzz
 
 setup:
 	@bash scripts/setup.sh
@@ -25,6 +25,12 @@ test: setup
 # and the GUI's frame time; rewrites the tables of BENCHMARKS.md (about an hour on 2 cores).
 bench: build
 	python3 scripts/bench.py $(BENCH_ARGS)
+
+# Fuzz the parsers of untrusted files (images, model-file header, PyTorch weights):
+# FUZZ_RUNS executions per target. Needs no libtorch; see fuzz/README.md.
+FUZZ_RUNS ?= 1000000
+fuzz:
+	bash scripts/fuzz.sh $(FUZZ_RUNS)
 
 lint: setup
 	$(CARGO) fmt --check

@@ -107,10 +107,12 @@ def write_section(name, text):
     log(f"BENCHMARKS.md: section {name} written")
 
 
-def split(out_dir, data, train_count, seed, name):
+def split(out_dir, data, train_count, seed, name, val_count=None):
     args = [BIN, "split", "--data", data, "--seed", seed]
     if train_count:
         args += ["--train-count", train_count]
+    if val_count is not None:
+        args += ["--val-count", val_count]
     s, _, _ = run(f"split-{name}", args, out_dir)
     path = out_dir / f"split-{name}.json"
     path.write_text(json.dumps(s))
@@ -200,7 +202,9 @@ def accuracy(quick):
 def reference_fast(quick):
     """Fast-preset hyper-parameters, 16 tiles, seed 0, the whole test set, both codes."""
     out = OUT / "reference"
-    split_path, _ = split(out, DATA, 16, 0, "16shot-seed0")
+    # No validation split on either side: the same 16 training tiles, and training time
+    # without our validation pass.
+    split_path, _ = split(out, DATA, 16, 0, "16shot-seed0", val_count=0)
     rust = ours(
         out,
         "ours-fast",
@@ -221,7 +225,7 @@ def reference_fast(quick):
 def subset_dir(out, n_train=16, n_good=5, n_defect=5, seed=0):
     """A small MVTec-layout folder of symlinks: 16 training tiles (drawn with the seed as
     `split` does) and the first test images of good and of each defect type in turn."""
-    _, s = split(out, DATA, n_train, seed, "paper-source")
+    _, s = split(out, DATA, n_train, seed, "paper-source", val_count=0)
     d = out / "subset"
     if d.exists():
         shutil.rmtree(d)
@@ -257,7 +261,7 @@ def reference_paper(quick):
     out = OUT / "paper"
     epochs = 1 if quick else 2
     data = subset_dir(out)
-    split_path, _ = split(out, data, None, 0, "subset")
+    split_path, _ = split(out, data, None, 0, "subset", val_count=0)
     rust = ours(
         out,
         "ours-paper",

@@ -126,6 +126,11 @@ fn newer_versions_and_inconsistent_metadata_are_refused() {
     assert!(!e.is_empty());
     let e = err_after(&|m| m["format"] = serde_json::json!("something-else"));
     assert!(e.contains("not a DifferNet model"), "{e}");
+    // Settings that would make scoring allocate without bound, or overflow a shift.
+    let e = err_after(&|m| m["config"]["score"]["rotations"] = serde_json::json!(1u64 << 32));
+    assert!(e.contains("test rotations"), "{e}");
+    let e = err_after(&|m| m["config"]["model"]["n_scales"] = serde_json::json!(313));
+    assert!(e.contains("scales"), "{e}");
 }
 
 #[test]

@@ -199,9 +199,13 @@ fn run(cli: Cli) -> Result<()> {
                 .iter()
                 .filter(|s| s.label != Label::Unknown)
                 .map(|s| {
-                    serde_json::json!({"path": s.path, "label": s.label.type_name(), "mask": s.mask})
+                    serde_json::json!({"path": text_path(&s.path), "label": s.label.type_name(), "mask": s.mask.as_deref().map(text_path)})
                 })
                 .collect();
+            let (train, val): (Vec<_>, Vec<_>) = (
+                train.iter().map(|p| text_path(p)).collect(),
+                val.iter().map(|p| text_path(p)).collect(),
+            );
             let split = serde_json::json!({"train": train, "val": val, "test": test});
             println!("{}", serde_json::to_string_pretty(&split)?);
             Ok(())
@@ -371,7 +375,6 @@ fn train(a: TrainArgs) -> Result<()> {
         config.model.image_size = s;
     }
     config
-        .model
         .validate()
         .map_err(|e| anyhow!("invalid settings: {e}"))?;
     let worker = start_worker(&a.engine, Some(a.backbone))?;
@@ -550,6 +553,12 @@ fn decision(score: f64, thresholds: Option<Thresholds>) -> &'static str {
     thresholds.map_or("unknown", |t| t.decide(score).name())
 }
 
+/// A path as JSON text. `serde_json::json!` unwraps the serialisation of a `Path`, which
+/// fails (a panic) for a name that is not valid UTF-8; such a name is shown with U+FFFD.
+fn text_path(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
 /// Quotes a CSV field when it needs it.
 fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
@@ -646,12 +655,12 @@ fn score(a: ScoreArgs) -> Result<()> {
     if a.engine.json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(p, s)| serde_json::json!({"path": p, "score": s, "decision": decision(*s, threshold)}))
+            .map(|(p, s)| serde_json::json!({"path": text_path(p), "score": s, "decision": decision(*s, threshold)}))
             .collect();
         let skipped: Vec<_> = skipped
             .iter()
             .chain(skipped_inputs.iter())
-            .map(|(p, r)| serde_json::json!({"path": p, "reason": r}))
+            .map(|(p, r)| serde_json::json!({"path": text_path(p), "reason": r}))
             .collect();
         println!(
             "{}",
@@ -673,6 +682,12 @@ fn score(a: ScoreArgs) -> Result<()> {
         for (p, r) in &skipped {
             eprintln!("skipped: {r} [{}]", p.display());
         }
+    }
+    if rows.is_empty() {
+        bail!(
+            "none of the {} images could be read, so nothing was scored",
+            skipped.len()
+        );
     }
     Ok(())
 }

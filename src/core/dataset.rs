@@ -11,9 +11,11 @@
 //! Everything is sorted by path so the same folder always gives the same lists. Hidden
 //! entries (whose name starts with `.`) and files without an image extension are skipped.
 //! Symbolic links to files are followed, symbolic links to folders are not, so a link loop
-//! cannot make discovery run forever.
+//! cannot make discovery run forever. A broken link with an image name (dangling, or part
+//! of a loop) is listed like an image: loading it fails with a message that says why, so
+//! it is reported with the other unreadable images instead of vanishing.
 
-use crate::core::image_io::is_image_path;
+use crate::core::image_io::{io_reason, is_image_path};
 use crate::core::rng::SplitMix64;
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -128,15 +130,6 @@ pub enum DatasetError {
         /// The folder without images (the root, or `ROOT/train/good` for MVTec AD).
         path: PathBuf,
     },
-}
-
-/// A short lower-case reason for an I/O error, e.g. "permission denied".
-fn io_reason(error: &io::Error) -> String {
-    match error.kind() {
-        io::ErrorKind::NotFound => "not found".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => error.to_string(),
-    }
 }
 
 /// Finds the images of the data set in `root`.
@@ -268,10 +261,12 @@ fn is_hidden(name: &str) -> bool {
 /// What a walk through a folder tree found.
 #[derive(Default)]
 struct Walk {
-    /// Image files.
+    /// Entries with an image extension that are not folders: files, links to files and
+    /// broken links.
     images: Vec<PathBuf>,
-    /// Files without an image extension.
-    others: Vec<PathBuf>,
+    /// Entries left out, with the reason: files without an image extension, links to
+    /// folders, folders named like images that hold no images.
+    skipped: Vec<(PathBuf, String)>,
     /// Folders that could not be listed.
     errors: Vec<(PathBuf, io::Error)>,
 }
@@ -283,7 +278,7 @@ impl Walk {
         let mut walk = Walk::default();
         walk.visit(dir);
         walk.images.sort();
-        walk.others.sort();
+        walk.skipped.sort();
         walk
     }
 
@@ -316,14 +311,20 @@ impl Walk {
                 }
             };
             if file_type.is_dir() {
+                let found = (self.images.len(), self.errors.len());
                 self.visit(&path);
-            } else if file_type.is_symlink() {
-                // Only links to files count; a dangling link or a link to a folder is left
-                // out without a word, as a folder link can form a loop.
-                if path.is_file() {
-                    self.add_file(path);
+                // A folder named like an image (say `x.png`) is searched like any other,
+                // but when it holds nothing it is worth a word: it looks like a lost image.
+                if is_image_path(&path) && found == (self.images.len(), self.errors.len()) {
+                    self.skipped
+                        .push((path, "a folder, not an image file".to_owned()));
                 }
+            } else if file_type.is_symlink() && path.is_dir() {
+                // Not followed, as a link to a folder can form a loop.
+                self.skipped
+                    .push((path, "a link to a folder, not followed".to_owned()));
             } else {
+                // A file, a link to a file, or a broken link.
                 self.add_file(path);
             }
         }
@@ -333,7 +334,8 @@ impl Walk {
         if is_image_path(&path) {
             self.images.push(path);
         } else {
-            self.others.push(path);
+            self.skipped
+                .push((path, "not an image file extension".to_owned()));
         }
     }
 }
@@ -353,9 +355,11 @@ fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
 ///
 /// Files come in the order given; a folder is replaced by the images in it and its
 /// subfolders, sorted by path. A file named twice is kept once. The second list holds
-/// every path left out, with the reason: missing, not an image extension, a folder without
-/// images, or a folder that could not be read. Hidden entries inside folders are left out
-/// without a word.
+/// every path left out, with the reason: missing or unreachable (a link loop), not an
+/// image extension, a folder without images, a folder named like an image, a link to a
+/// folder, or a folder that could not be read. Hidden entries inside folders are left out
+/// without a word. Files named like images are listed without being opened: whether they
+/// decode is for [`crate::core::image_io::load_rgb`] to say.
 pub fn list_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) {
     let mut images = Vec::new();
     let mut skipped = Vec::new();
@@ -377,11 +381,7 @@ pub fn list_images(paths: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, String)>) 
                 for image in walk.images {
                     keep(image, &mut images);
                 }
-                skipped.extend(
-                    walk.others
-                        .into_iter()
-                        .map(|other| (other, "not an image file extension".to_owned())),
-                );
+                skipped.extend(walk.skipped);
                 skipped.extend(
                     walk.errors
                         .into_iter()
@@ -641,9 +641,90 @@ mod tests {
             .expect("link");
         std::os::unix::fs::symlink(dir.path().join("gone.png"), root.join("dangling.png"))
             .expect("link");
+        // A link that points at itself.
+        std::os::unix::fs::symlink(root.join("self.png"), root.join("self.png")).expect("link");
         let dataset = discover(&root).expect("discover");
         let paths: Vec<PathBuf> = dataset.test.iter().map(|s| s.path.clone()).collect();
-        assert_eq!(paths, vec![root.join("a.png"), root.join("b.png")]);
+        // The broken links are listed so that loading them reports why they are unusable.
+        assert_eq!(
+            paths,
+            vec![
+                root.join("a.png"),
+                root.join("b.png"),
+                root.join("dangling.png"),
+                root.join("self.png"),
+            ]
+        );
+
+        let (images, skipped) = list_images(std::slice::from_ref(&root));
+        assert_eq!(images, paths);
+        assert_eq!(
+            skipped,
+            vec![
+                (
+                    root.join("elsewhere"),
+                    "a link to a folder, not followed".to_owned()
+                ),
+                (
+                    root.join("loop"),
+                    "a link to a folder, not followed".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn list_images_names_links_it_cannot_follow() {
+        let dir = tree(&[]);
+        let root = dir.path();
+        std::os::unix::fs::symlink(root.join("self.png"), root.join("self.png")).expect("link");
+        std::os::unix::fs::symlink(root.join("gone.png"), root.join("dangling.png")).expect("link");
+        let (images, skipped) = list_images(&[root.join("self.png"), root.join("dangling.png")]);
+        assert!(images.is_empty());
+        assert_eq!(
+            skipped,
+            vec![
+                (
+                    root.join("self.png"),
+                    "too many levels of symbolic links".to_owned()
+                ),
+                (root.join("dangling.png"), "not found".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn folder_named_like_an_image_is_searched_and_reported_when_empty() {
+        let dir = tree(&["a.png", "full.png/inner.png", "notes.png/readme.txt"]);
+        let root = dir.path();
+        std::fs::create_dir(root.join("x.png")).expect("mkdir");
+        let (images, skipped) = list_images(&[root.to_owned()]);
+        assert_eq!(
+            images,
+            vec![root.join("a.png"), root.join("full.png/inner.png")]
+        );
+        assert_eq!(
+            skipped,
+            vec![
+                (
+                    root.join("notes.png"),
+                    "a folder, not an image file".to_owned()
+                ),
+                (
+                    root.join("notes.png/readme.txt"),
+                    "not an image file extension".to_owned()
+                ),
+                (root.join("x.png"), "a folder, not an image file".to_owned()),
+            ]
+        );
+        // Named on its own, it is a folder without images.
+        let (images, skipped) = list_images(&[root.join("x.png")]);
+        assert!(images.is_empty());
+        assert_eq!(
+            skipped,
+            vec![(root.join("x.png"), "no images in the folder".to_owned())]
+        );
     }
 
     #[cfg(unix)]

@@ -2,10 +2,15 @@
 //!
 //! Every failure is an [`ImageLoadError`] that names the file; nothing here panics on bad
 //! input. Decoding runs under [`image::Limits`] so a small file that declares an enormous
-//! image (a decompression bomb) is refused before its pixels are allocated.
+//! image (a decompression bomb) is refused before its pixels are allocated, and a JPEG
+//! that ends before its end-of-image marker is refused rather than decoded with made-up
+//! pixels. The byte-level entry point [`decode_rgb`] is what `fuzz/` exercises.
 
-use image::{DynamicImage, GrayImage, ImageDecoder, ImageError, ImageReader, Limits, RgbImage};
-use std::io;
+use crate::core::message::one_line;
+use image::{
+    DynamicImage, GrayImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
+};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// File extensions (lower case, without the dot) that are treated as images.
@@ -16,6 +21,10 @@ pub const MAX_IMAGE_SIDE_PX: u32 = 16_384;
 
 /// The most memory one decode may allocate for its pixels, in bytes (512 MiB).
 pub const MAX_DECODE_BYTES: u64 = 512 * 1024 * 1024;
+
+/// The largest image file that is read, in bytes (512 MiB): the whole file is read into
+/// memory before decoding, and no image within [`MAX_DECODE_BYTES`] needs a bigger one.
+pub const MAX_FILE_BYTES: u64 = MAX_DECODE_BYTES;
 
 /// Why an image or mask file could not be loaded. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +45,14 @@ pub enum ImageLoadError {
     #[error("cannot read image (not a file): {}", path.display())]
     NotAFile {
         /// The path that is not a file.
+        path: PathBuf,
+    },
+    /// The file name is not valid UTF-8, so it could not be written faithfully into a
+    /// report, a CSV file or the window; the message shows it with U+FFFD in place of the
+    /// bytes that are not UTF-8.
+    #[error("cannot read image (the file name is not valid UTF-8; rename the file): {}", path.display())]
+    NonUtf8Name {
+        /// The file with the badly encoded name.
         path: PathBuf,
     },
     /// The file has zero bytes.
@@ -70,6 +87,7 @@ impl ImageLoadError {
         match self {
             ImageLoadError::Io { path, .. }
             | ImageLoadError::NotAFile { path }
+            | ImageLoadError::NonUtf8Name { path }
             | ImageLoadError::Empty { path }
             | ImageLoadError::Decode { path, .. }
             | ImageLoadError::TooLarge { path, .. } => path,
@@ -77,13 +95,25 @@ impl ImageLoadError {
     }
 }
 
-/// A short lower-case reason for an I/O error, e.g. "permission denied".
-fn io_reason(error: &io::Error) -> String {
+/// A short lower-case reason for an I/O error, e.g. "permission denied" or "too many
+/// levels of symbolic links", without the operating system's error number.
+pub(crate) fn io_reason(error: &io::Error) -> String {
     match error.kind() {
-        io::ErrorKind::NotFound => "not found".to_owned(),
-        io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        io::ErrorKind::UnexpectedEof => "unexpected end of file".to_owned(),
-        _ => error.to_string(),
+        io::ErrorKind::NotFound => return "not found".to_owned(),
+        io::ErrorKind::PermissionDenied => return "permission denied".to_owned(),
+        io::ErrorKind::UnexpectedEof => return "unexpected end of file".to_owned(),
+        _ => {}
+    }
+    let text = error.to_string();
+    // `Display` of an OS error is "Description (os error N)".
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => &text[..],
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => "unknown error".to_owned(),
     }
 }
 
@@ -107,8 +137,18 @@ pub fn is_image_path(path: &Path) -> bool {
 /// scaled to 8 bits. An alpha channel is dropped, not composited: a transparent pixel keeps
 /// the colour stored under it (as PIL's `convert("RGB")` does, which the reference
 /// DifferNet code uses).
+///
+/// A file whose name is not valid UTF-8 is refused with [`ImageLoadError::NonUtf8Name`]:
+/// its results could not be traced back to it in the reports.
 pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
-    Ok(decode(path)?.to_rgb8())
+    Ok(decode_bytes(&read_file(path)?, path)?.to_rgb8())
+}
+
+/// Decodes the contents of an image file as 8-bit RGB, exactly as [`load_rgb`] does once
+/// it has read the file. `path` names the file in errors, and its extension is the format
+/// used when the contents are not recognised.
+pub fn decode_rgb(bytes: &[u8], path: &Path) -> Result<RgbImage, ImageLoadError> {
+    Ok(decode_bytes(bytes, path)?.to_rgb8())
 }
 
 /// Loads a ground-truth mask of any supported format as 8-bit grey.
@@ -117,7 +157,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage, ImageLoadError> {
 /// returned level is the largest channel scaled to 8 bits, but never rounded down to 0, so
 /// a nonzero pixel of a 16-bit or coloured mask stays nonzero.
 pub fn load_mask(path: &Path) -> Result<GrayImage, ImageLoadError> {
-    let rgb16 = decode(path)?.to_rgb16();
+    let rgb16 = decode_bytes(&read_file(path)?, path)?.to_rgb16();
     let (width, height) = rgb16.dimensions();
     let levels = rgb16
         .pixels()
@@ -138,8 +178,9 @@ pub fn load_mask(path: &Path) -> Result<GrayImage, ImageLoadError> {
     })
 }
 
-/// Opens, checks and decodes one file under the size limits.
-fn decode(path: &Path) -> Result<DynamicImage, ImageLoadError> {
+/// Checks that `path` is a regular, non-empty file with a UTF-8 name and not too large,
+/// and reads it whole.
+fn read_file(path: &Path) -> Result<Vec<u8>, ImageLoadError> {
     let io_error = |error: io::Error| ImageLoadError::Io {
         path: path.to_owned(),
         error,
@@ -150,16 +191,89 @@ fn decode(path: &Path) -> Result<DynamicImage, ImageLoadError> {
             path: path.to_owned(),
         });
     }
+    if path.to_str().is_none() {
+        return Err(ImageLoadError::NonUtf8Name {
+            path: path.to_owned(),
+        });
+    }
     if metadata.len() == 0 {
         return Err(ImageLoadError::Empty {
             path: path.to_owned(),
         });
     }
-
-    let mut reader = ImageReader::open(path)
-        .map_err(io_error)?
-        .with_guessed_format()
+    if metadata.len() > MAX_FILE_BYTES {
+        return Err(file_too_large(path, metadata.len()));
+    }
+    let mut bytes = Vec::new();
+    // The file may grow between the check and the read; never read more than the limit.
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
         .map_err(io_error)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(file_too_large(path, bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
+fn file_too_large(path: &Path, len: u64) -> ImageLoadError {
+    ImageLoadError::TooLarge {
+        path: path.to_owned(),
+        reason: format!(
+            "the file has {} MiB; at most {} MiB",
+            len.div_ceil(1024 * 1024),
+            MAX_FILE_BYTES / (1024 * 1024)
+        ),
+    }
+}
+
+/// Checks and decodes the contents of one file under the size limits.
+fn decode_bytes(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageLoadError> {
+    // The decoders are meant never to panic, but they parse untrusted bytes; a panic here
+    // would take down the worker thread that asked for the image, so it becomes an error.
+    // (The fuzz targets still see such a panic: their panic hook aborts first.)
+    std::panic::catch_unwind(|| decode_unchecked(bytes, path)).unwrap_or_else(|_| {
+        Err(ImageLoadError::Decode {
+            path: path.to_owned(),
+            message: "the decoder failed unexpectedly".to_owned(),
+        })
+    })
+}
+
+/// [`decode_bytes`] without the guard against a decoder's panic.
+fn decode_unchecked(bytes: &[u8], path: &Path) -> Result<DynamicImage, ImageLoadError> {
+    if bytes.is_empty() {
+        return Err(ImageLoadError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    let mut reader = ImageReader::new(io::Cursor::new(bytes));
+    // The extension is the fallback; the first bytes decide when they are recognised.
+    if let Ok(format) = ImageFormat::from_path(path) {
+        reader.set_format(format);
+    }
+    let mut reader = reader
+        .with_guessed_format()
+        .map_err(|error| ImageLoadError::Io {
+            path: path.to_owned(),
+            error,
+        })?;
+    // The JPEG decoder fills whatever a truncated file lacks with made-up pixels and
+    // reports success; a cut-off photograph must not be scored as if it were whole.
+    if reader.format() == Some(ImageFormat::Jpeg) && !jpeg_reaches_end(bytes) {
+        return Err(ImageLoadError::Decode {
+            path: path.to_owned(),
+            message: "the file is truncated (the JPEG data ends before its end marker)".to_owned(),
+        });
+    }
+    // png 0.18.1 panics on a palette that is not whole RGB entries (image-rs/image-png#694,
+    // fixed upstream, not yet released); the panic would be caught, but the file is plainly
+    // broken and deserves a message that says how.
+    if reader.format() == Some(ImageFormat::Png) && !png_palette_is_whole(bytes) {
+        return Err(ImageLoadError::Decode {
+            path: path.to_owned(),
+            message: "the palette (PLTE chunk) is not a whole number of RGB colours".to_owned(),
+        });
+    }
     // Only the memory cap while the header is read: the declared size is checked below so
     // the error can say what it is.
     let mut limits = Limits::default();
@@ -197,18 +311,74 @@ fn decode(path: &Path) -> Result<DynamicImage, ImageLoadError> {
     decoder
         .set_limits(limits)
         .map_err(|error| from_image_error(path, error))?;
+    DynamicImage::from_decoder(decoder).map_err(|error| from_image_error(path, error))
+}
 
-    // The decoders are meant never to panic, but they parse untrusted bytes; a panic here
-    // would take down the worker thread that asked for the image, so it becomes an error.
-    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        DynamicImage::from_decoder(decoder)
-    })) {
-        Ok(decoded) => decoded.map_err(|error| from_image_error(path, error)),
-        Err(_) => Err(ImageLoadError::Decode {
-            path: path.to_owned(),
-            message: "the decoder failed unexpectedly".to_owned(),
-        }),
+/// Whether a JPEG stream reaches its end-of-image marker (`FF D9`), walking the marker
+/// segments by their lengths so that the marker of an embedded thumbnail does not count.
+///
+/// Entropy-coded data needs no special case: inside it a `FF` byte is always followed by
+/// `00` (a stuffed byte) or a restart marker, which are stepped over like fill bytes. A
+/// stream that does not start with the start-of-image marker is left to the decoder to
+/// refuse. PIL refuses the same files ("image file is truncated").
+fn jpeg_reaches_end(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return true;
     }
+    let mut at = 2;
+    loop {
+        // The next marker: skip to a 0xFF, then over fill bytes (more 0xFF).
+        while bytes.get(at).is_some_and(|&byte| byte != 0xFF) {
+            at += 1;
+        }
+        while bytes.get(at) == Some(&0xFF) {
+            at += 1;
+        }
+        let Some(&marker) = bytes.get(at) else {
+            return false;
+        };
+        at += 1;
+        match marker {
+            // End of image.
+            0xD9 => return true,
+            // A stuffed zero or a restart marker inside entropy-coded data, or TEM: no
+            // length follows.
+            0x00 | 0x01 | 0xD0..=0xD7 => {}
+            // Every other marker starts a segment whose length counts its own two bytes.
+            _ => {
+                let Some(&[high, low]) = bytes.get(at..at + 2) else {
+                    return false;
+                };
+                at += usize::from(u16::from_be_bytes([high, low]));
+                if at > bytes.len() {
+                    return false;
+                }
+            }
+        }
+    }
+}
+
+/// Whether every PLTE chunk of a PNG stream holds whole RGB entries (a multiple of 3 bytes,
+/// as the specification requires). Chunks are walked by their lengths; a stream that is
+/// not a PNG, or whose chunks run past its end, is left to the decoder to refuse.
+fn png_palette_is_whole(bytes: &[u8]) -> bool {
+    let Some(mut rest) = bytes.strip_prefix(b"\x89PNG\r\n\x1a\n") else {
+        return true;
+    };
+    // Each chunk: length (4 bytes, big-endian), type (4), data, CRC (4).
+    while let Some((&[l0, l1, l2, l3, t0, t1, t2, t3], after)) = rest.split_first_chunk::<8>() {
+        let len = u32::from_be_bytes([l0, l1, l2, l3]) as usize;
+        match &[t0, t1, t2, t3] {
+            b"PLTE" if !len.is_multiple_of(3) => return false,
+            b"IEND" => break,
+            _ => {}
+        }
+        let Some(next) = after.get(len.saturating_add(4)..) else {
+            break;
+        };
+        rest = next;
+    }
+    true
 }
 
 /// Sorts an [`ImageError`] into the variant of [`ImageLoadError`] that says what went wrong.
@@ -233,14 +403,11 @@ fn from_image_error(path: &Path, error: ImageError) -> ImageLoadError {
     }
 }
 
-/// A decoder's message on one line, without the quotes and the full stop some add, so
-/// it reads well before the `: PATH` that follows it.
+/// A decoder's message on one line and of bounded length (it may quote the file),
+/// without the quotes and the full stop some add, so it reads well before the `: PATH`
+/// that follows it.
 fn tidy_message(message: &str) -> String {
-    message
-        .replace("\\n", "; ")
-        .replace('\n', "; ")
-        .replace('"', "")
-        .trim()
+    one_line(&message.replace("\\n", "\n").replace('"', ""))
         .trim_end_matches('.')
         .to_owned()
 }
@@ -536,7 +703,9 @@ mod tests {
         write_test_png(&path);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).expect("chmod");
         if std::fs::File::open(&path).is_ok() {
-            // Running as root: permissions do not stop reading, so there is nothing to test.
+            // Running as root: permissions do not stop reading, so the image loads
+            // (tests/bad_input.rs drops root's override to see the refusal).
+            assert_eq!(load_rgb(&path).expect("root reads it").dimensions(), (8, 6));
             return;
         }
         let error = load_rgb(&path).unwrap_err();
@@ -636,5 +805,229 @@ mod tests {
         std::fs::write(&path, bomb_png(4, 4)).expect("write");
         let error = load_rgb(&path).unwrap_err();
         assert!(matches!(error, ImageLoadError::Decode { .. }), "{error:?}");
+    }
+
+    /// A noisy 32 x 24 JPEG, big enough to have real entropy-coded data to cut.
+    fn noisy_jpeg() -> Vec<u8> {
+        let mut rng = crate::core::rng::SplitMix64::new(3);
+        let image = RgbImage::from_fn(32, 24, |_, _| {
+            let v = rng.next_u64().to_le_bytes();
+            Rgb([v[0], v[1], v[2]])
+        });
+        let mut bytes = Vec::new();
+        image
+            .write_to(&mut io::Cursor::new(&mut bytes), ImageFormat::Jpeg)
+            .expect("encode");
+        bytes
+    }
+
+    #[test]
+    fn truncated_jpeg_is_a_decode_error_wherever_it_is_cut() {
+        let whole = noisy_jpeg();
+        assert!(decode_rgb(&whole, Path::new("whole.jpg")).is_ok());
+        // Every cut, down to the last byte of the end marker: the JPEG decoder itself
+        // accepts most of these and invents the missing pixels.
+        for len in 2..whole.len() {
+            let path = PathBuf::from(format!("cut{len}.jpg"));
+            let error = decode_rgb(&whole[..len], &path).unwrap_err();
+            assert!(matches!(error, ImageLoadError::Decode { .. }), "{error:?}");
+            assert!(
+                error.to_string().ends_with(&format!(": cut{len}.jpg")),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_jpeg_file_says_it_is_truncated() {
+        let dir = temp();
+        let path = dir.path().join("cut.jpg");
+        let whole = noisy_jpeg();
+        std::fs::write(&path, &whole[..whole.len() * 2 / 3]).expect("write");
+        let error = load_rgb(&path).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot decode image: the file is truncated (the JPEG data ends before its \
+                 end marker): {}",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn jpeg_with_bytes_after_its_end_marker_loads() {
+        // Cameras and editors append data (a second picture, padding) after the marker.
+        let mut bytes = noisy_jpeg();
+        bytes.extend_from_slice(b"\0\0trailing bytes\xFF");
+        assert_eq!(
+            decode_rgb(&bytes, Path::new("tail.jpg"))
+                .expect("decode")
+                .dimensions(),
+            (32, 24)
+        );
+    }
+
+    #[test]
+    fn end_marker_of_an_embedded_thumbnail_does_not_count() {
+        let whole = noisy_jpeg();
+        // An APP1 segment (where EXIF keeps its thumbnail) holding a complete tiny JPEG,
+        // inserted after SOI, then the main image cut short.
+        let thumbnail = [0xFF, 0xD8, 0xFF, 0xD9];
+        let mut bytes = vec![0xFF, 0xD8, 0xFF, 0xE1, 0x00, 2 + thumbnail.len() as u8];
+        bytes.extend_from_slice(&thumbnail);
+        bytes.extend_from_slice(&whole[2..]);
+        assert!(jpeg_reaches_end(&bytes));
+        assert!(decode_rgb(&bytes, Path::new("exif.jpg")).is_ok());
+        let cut = &bytes[..bytes.len() - 100];
+        assert!(!jpeg_reaches_end(cut));
+    }
+
+    #[test]
+    fn jpeg_end_walk_handles_stuffing_restarts_and_bad_lengths() {
+        // SOI, a scan header, entropy data with a stuffed FF 00, a restart marker, EOI.
+        let scan = [
+            0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF,
+            0xFF, 0xD9,
+        ];
+        assert!(jpeg_reaches_end(&scan));
+        assert!(!jpeg_reaches_end(&scan[..scan.len() - 1]));
+        // A segment length pointing past the end, or too short to count itself.
+        assert!(!jpeg_reaches_end(&[
+            0xFF, 0xD8, 0xFF, 0xE0, 0x40, 0x00, 0xFF, 0xD9
+        ]));
+        assert!(jpeg_reaches_end(&[
+            0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x00, 0xFF, 0xD9
+        ]));
+        assert!(!jpeg_reaches_end(&[0xFF, 0xD8, 0xFF, 0xE0, 0x00]));
+        assert!(!jpeg_reaches_end(&[0xFF, 0xD8, 0xFF]));
+        // Not a JPEG at all: for the decoder to refuse.
+        assert!(jpeg_reaches_end(b"GIF89a"));
+    }
+
+    #[test]
+    fn decode_rgb_matches_load_rgb() {
+        let dir = temp();
+        let path = dir.path().join("rgb.png");
+        write_test_png(&path);
+        let bytes = std::fs::read(&path).expect("read");
+        assert_eq!(
+            decode_rgb(&bytes, &path).expect("decode"),
+            load_rgb(&path).expect("load")
+        );
+        // Contents that no decoder recognises fall back to the extension's format.
+        let error = decode_rgb(b"plain text", Path::new("a.png")).unwrap_err();
+        assert!(error.to_string().contains("Png"), "{error}");
+        let error = decode_rgb(b"", Path::new("a.png")).unwrap_err();
+        assert!(matches!(error, ImageLoadError::Empty { .. }), "{error:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn file_name_that_is_not_utf8_is_refused_by_name() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = temp();
+        let path = dir.path().join(std::ffi::OsStr::from_bytes(b"caf\xE9.png"));
+        write_test_png(&path);
+        let error = load_rgb(&path).unwrap_err();
+        assert!(
+            matches!(error, ImageLoadError::NonUtf8Name { .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.path(), path);
+        let text = error.to_string();
+        assert!(text.contains("not valid UTF-8"), "{text}");
+        assert!(text.ends_with("caf\u{FFFD}.png"), "{text}");
+        assert!(load_mask(&path).is_err());
+    }
+
+    #[test]
+    fn file_over_the_size_limit_is_refused_before_reading() {
+        let dir = temp();
+        let path = dir.path().join("huge.png");
+        // A sparse file: no disk space, no time.
+        let file = std::fs::File::create(&path).expect("create");
+        file.set_len(MAX_FILE_BYTES + 1).expect("set_len");
+        let start = Instant::now();
+        let error = load_rgb(&path).unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(1));
+        assert!(
+            matches!(error, ImageLoadError::TooLarge { .. }),
+            "{error:?}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "image too large (the file has 513 MiB; at most 512 MiB): {}",
+                path.display()
+            )
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loop_is_an_io_error_saying_so() {
+        let dir = temp();
+        let path = dir.path().join("loop.png");
+        std::os::unix::fs::symlink(&path, &path).expect("link");
+        let error = load_rgb(&path).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            format!(
+                "cannot read image (too many levels of symbolic links): {}",
+                path.display()
+            )
+        );
+    }
+
+    #[test]
+    fn decoder_panic_is_an_error_naming_the_file() {
+        // Found by fuzz/ image_load: zune-jpeg 0.5.15 unwraps `None` in its AVX2 IDCT on
+        // this malformed JPEG (upstream etemesi254/zune-image#361). The scalar IDCT of a
+        // machine without AVX2 may refuse it differently; either way it is an error.
+        let bytes = include_bytes!("../../tests/data/fuzz/zune_jpeg_idct_panic.jpg");
+        let error = decode_rgb(bytes, Path::new("idct.jpg")).unwrap_err();
+        assert!(matches!(error, ImageLoadError::Decode { .. }), "{error:?}");
+        assert!(error.to_string().ends_with(": idct.jpg"), "{error}");
+    }
+
+    #[test]
+    fn png_palette_of_broken_colours_is_a_decode_error() {
+        // Found by fuzz/ image_load: a PLTE chunk of 2 bytes past whole colours made
+        // png 0.18.1 panic (image-rs/image-png#694).
+        let bytes = include_bytes!("../../tests/data/fuzz/png_plte_panic.png");
+        let error = decode_rgb(bytes, Path::new("plte.png")).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "cannot decode image: the palette (PLTE chunk) is not a whole number of RGB \
+             colours: plte.png"
+        );
+        // The walk itself: whole palettes pass; a cut chunk header, or a chunk that runs
+        // past the end, is left to the decoder.
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        png.extend(png_chunk(b"PLTE", &[1, 2, 3, 4, 5, 6]));
+        assert!(png_palette_is_whole(&png));
+        png.extend(png_chunk(b"PLTE", &[1, 2, 3, 4]));
+        assert!(!png_palette_is_whole(&png));
+        assert!(png_palette_is_whole(&png[..png.len() - 10]));
+        assert!(png_palette_is_whole(b"GIF89a"));
+        let mut wide = b"\x89PNG\r\n\x1a\n".to_vec();
+        wide.extend_from_slice(&u32::MAX.to_be_bytes());
+        wide.extend_from_slice(b"IDAT");
+        assert!(png_palette_is_whole(&wide));
+    }
+
+    #[test]
+    fn io_reasons_are_short_and_lower_case() {
+        assert_eq!(
+            io_reason(&io::Error::from(io::ErrorKind::NotFound)),
+            "not found"
+        );
+        assert_eq!(
+            io_reason(&io::Error::other("Disk on fire (os error 99)")),
+            "disk on fire"
+        );
+        assert_eq!(io_reason(&io::Error::other("Odd (case)")), "odd (case)");
+        assert_eq!(io_reason(&io::Error::other("")), "unknown error");
     }
 }

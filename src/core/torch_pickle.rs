@@ -22,6 +22,7 @@
 //! storage, and values live in a flat arena (no recursion, so deep nesting cannot overflow
 //! the stack), so a truncated or hostile file gives an error, never a panic.
 
+use crate::core::message::one_line;
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -124,6 +125,12 @@ pub fn read_state_dict(path: &Path) -> Result<Vec<NamedTensor>, PickleError> {
     read_any(path).map_err(|fault| fault.at(path))
 }
 
+/// Reads the contents of a PyTorch weights file exactly as [`read_state_dict`] reads the
+/// file; `path` only names the file in errors. This is what `fuzz/` exercises.
+pub fn parse_state_dict(bytes: &[u8], path: &Path) -> Result<Vec<NamedTensor>, PickleError> {
+    read_from(io::Cursor::new(bytes), bytes.len() as u64).map_err(|fault| fault.at(path))
+}
+
 // --- Errors without a path (attached once, at the top) --------------------------------
 
 #[derive(Debug)]
@@ -139,6 +146,8 @@ enum Fault {
 }
 
 impl Fault {
+    /// The error for the file at `path`. Names and keys read from the file go through
+    /// [`one_line`], so that a hostile pickle cannot spread the message over many lines.
     fn at(self, path: &Path) -> PickleError {
         let path = path.to_path_buf();
         match self {
@@ -146,9 +155,18 @@ impl Fault {
             Fault::Zip(source) => PickleError::Zip { source, path },
             Fault::BadMagic => PickleError::BadMagic { path },
             Fault::Truncated => PickleError::Truncated { path },
-            Fault::Forbidden(name) => PickleError::Forbidden { name, path },
-            Fault::Malformed(reason) => PickleError::Malformed { reason, path },
-            Fault::Unsupported(what) => PickleError::Unsupported { what, path },
+            Fault::Forbidden(name) => PickleError::Forbidden {
+                name: one_line(&name),
+                path,
+            },
+            Fault::Malformed(reason) => PickleError::Malformed {
+                reason: one_line(&reason),
+                path,
+            },
+            Fault::Unsupported(what) => PickleError::Unsupported {
+                what: one_line(&what),
+                path,
+            },
             Fault::NoTensors => PickleError::NoTensors { path },
         }
     }
@@ -1286,15 +1304,20 @@ fn gather(source: &[f32], plan: &Plan) -> Result<Vec<f32>, Fault> {
 // --- The two containers ---------------------------------------------------------------
 
 fn read_any(path: &Path) -> Result<Vec<NamedTensor>, Fault> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let file_len = file.metadata()?.len();
+    read_from(file, file_len)
+}
+
+/// Reads a weights file from `reader`, which holds `len` bytes.
+fn read_from<R: Read + Seek>(mut reader: R, len: u64) -> Result<Vec<NamedTensor>, Fault> {
     let mut head = [0u8; 4];
-    let head_len = read_up_to(&mut file, &mut head)?;
-    file.seek(SeekFrom::Start(0))?;
+    let head_len = read_up_to(&mut reader, &mut head)?;
+    reader.seek(SeekFrom::Start(0))?;
     if head[..head_len] == *b"PK\x03\x04" {
-        read_zip(file, file_len)
+        read_zip(reader, len)
     } else {
-        read_legacy(file, file_len)
+        read_legacy(reader, len)
     }
 }
 
@@ -1311,7 +1334,7 @@ fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     Ok(filled)
 }
 
-fn read_zip(file: File, file_len: u64) -> Result<Vec<NamedTensor>, Fault> {
+fn read_zip<R: Read + Seek>(file: R, file_len: u64) -> Result<Vec<NamedTensor>, Fault> {
     let mut archive = zip::ZipArchive::new(BufReader::new(file))?;
     // `file_names` has no fixed order; there is one candidate in any torch.save file, and
     // taking the smallest keeps an odd archive with several deterministic.
@@ -1376,7 +1399,7 @@ fn read_zip(file: File, file_len: u64) -> Result<Vec<NamedTensor>, Fault> {
     assemble(plans, storages)
 }
 
-fn read_legacy(file: File, file_len: u64) -> Result<Vec<NamedTensor>, Fault> {
+fn read_legacy<R: Read>(file: R, file_len: u64) -> Result<Vec<NamedTensor>, Fault> {
     let mut reader = BufReader::new(file);
 
     // The magic number pickle is 15 bytes at protocol 2; 64 leaves room for framing and
@@ -1614,6 +1637,23 @@ mod tests {
     }
 
     #[test]
+    fn bytes_read_like_the_file() {
+        let bytes = small_legacy_file();
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "small.pth", &bytes);
+        let name = Path::new("in-memory.pth");
+        assert_eq!(
+            parse_state_dict(&bytes, name).unwrap(),
+            read_state_dict(&path).unwrap()
+        );
+        let error = parse_state_dict(&bytes[..bytes.len() / 2], name).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "PyTorch weights file is truncated: in-memory.pth"
+        );
+    }
+
+    #[test]
     fn every_truncation_is_an_error_not_a_panic() {
         let bytes = small_legacy_file();
         let dir = tempfile::tempdir().unwrap();
@@ -1663,6 +1703,26 @@ mod tests {
             matches!(&error, PickleError::Forbidden { name, .. } if name == "builtins.eval"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn names_from_the_file_stay_on_one_short_line() {
+        // A global named with line breaks and a screenful of text.
+        let name = format!("x\n\u{1b}[2J{}", "y".repeat(5000));
+        let main = Pickle::new()
+            .str("os")
+            .str(&name)
+            .op(op::STACK_GLOBAL)
+            .stop();
+        let error = parse_state_dict(&legacy_file(main, &[]), Path::new("evil.pth")).unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("PyTorch weights refer to `os.x; \\u{1b}[2Jyyy"),
+            "{text}"
+        );
+        assert!(text.ends_with("…`, which a state_dict reader does not allow: evil.pth"));
+        assert!(!text.contains('\n'));
+        assert!(text.chars().count() < 300, "{}", text.len());
     }
 
     #[test]

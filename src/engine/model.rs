@@ -68,7 +68,7 @@ impl DifferNet {
         backbone: Rc<Backbone>,
         device: Device,
     ) -> Result<Self, String> {
-        config.model.validate()?;
+        config.validate()?;
         if backbone.kind() != config.model.backbone {
             return Err(format!(
                 "backbone {} given for a {} model",
@@ -91,7 +91,7 @@ impl DifferNet {
         device: Device,
         permutations: Vec<Vec<i64>>,
     ) -> Result<Self, String> {
-        config.model.validate()?;
+        config.validate()?;
         let vs = nn::VarStore::new(device);
         let flow = Flow::new(&(vs.root() / "flow"), &config.model, permutations)?;
         Ok(Self {

@@ -4,6 +4,8 @@
 //! atomic: a temporary file in the same folder, flushed to disk, then renamed.
 
 use crate::core::config::DifferNetConfig;
+use crate::core::message::one_line;
+use crate::core::model_header::{self, META_KEY};
 use crate::engine::backbone::{Backbone, copy_named};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::flow::check_permutation;
@@ -17,12 +19,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
-/// Value of the `format` field.
-pub const FORMAT_NAME: &str = "differnet-model";
-/// The newest format version this build reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 1;
-/// Key of the JSON entry in the safetensors metadata.
-const META_KEY: &str = "differnet";
+pub use crate::core::model_header::{FORMAT_NAME, FORMAT_VERSION};
 
 /// The JSON metadata of a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -120,38 +117,13 @@ pub fn read_meta(path: &Path) -> Result<ModelMeta> {
     parse_meta(path, &bytes)
 }
 
-fn parse_meta(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
-    let (_, header) = SafeTensors::read_metadata(bytes)
-        .map_err(|e| model_err(path, format!("not a model file ({e})")))?;
-    let json = header
-        .metadata()
-        .as_ref()
-        .and_then(|m| m.get(META_KEY))
-        .ok_or_else(|| model_err(path, "not a DifferNet model file (no differnet metadata)"))?;
-    let value: serde_json::Value =
-        serde_json::from_str(json).map_err(|e| model_err(path, format!("bad metadata: {e}")))?;
-    if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT_NAME) {
-        return Err(model_err(
-            path,
-            "not a DifferNet model file (wrong format name)",
-        ));
-    }
-    let version = value
-        .get("format_version")
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0);
-    if version > u64::from(FORMAT_VERSION) {
-        return Err(model_err(
-            path,
-            format!(
-                "format version {version} is newer than this program reads ({FORMAT_VERSION}); update the workstation"
-            ),
-        ));
-    }
-    if version == 0 {
-        return Err(model_err(path, "missing format version"));
-    }
-    serde_json::from_value(value).map_err(|e| model_err(path, format!("bad metadata: {e}")))
+/// Parses the metadata of a model file from its bytes; `path` names it in errors. The
+/// byte-level part is [`model_header::metadata_json`], which `fuzz/` exercises.
+pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
+    let value = model_header::metadata_json(bytes).map_err(|message| model_err(path, message))?;
+    // serde's messages quote the file (an unknown variant, a bad key): keep them short.
+    serde_json::from_value(value)
+        .map_err(|e| model_err(path, format!("bad metadata: {}", one_line(&e.to_string()))))
 }
 
 /// Loads a model file, checking every tensor's name, dtype and shape against the
@@ -160,7 +132,6 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
     let bytes = std::fs::read(path).map_err(|e| model_err(path, format!("cannot read: {e}")))?;
     let meta = parse_meta(path, &bytes)?;
     meta.config
-        .model
         .validate()
         .map_err(|e| model_err(path, format!("invalid configuration: {e}")))?;
     let dim = meta.config.model.feature_dim();
@@ -203,7 +174,11 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
         if view.dtype() != Dtype::F32 {
             return Err(model_err(
                 path,
-                format!("tensor {name} is {:?}, expected F32", view.dtype()),
+                format!(
+                    "tensor {} is {:?}, expected F32",
+                    one_line(&name),
+                    view.dtype()
+                ),
             ));
         }
         let values: Vec<f32> = view
@@ -216,7 +191,7 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
         if values.iter().any(|v| !v.is_finite()) {
             return Err(model_err(
                 path,
-                format!("tensor {name} holds NaN or infinite values"),
+                format!("tensor {} holds NaN or infinite values", one_line(&name)),
             ));
         }
         named.push((name, t));
@@ -225,4 +200,31 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
     model.vs.freeze();
     model.state = meta.state;
     Ok(model)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_metadata_is_one_short_line() {
+        // serde quotes an unknown backbone, line breaks and all.
+        let meta = format!(
+            r#"{{"format":"{FORMAT_NAME}","format_version":1,"config":{{"model":{{"backbone":"x\n{}"}}}}}}"#,
+            "y".repeat(5000)
+        );
+        let metadata = HashMap::from([(META_KEY.to_owned(), meta)]);
+        let no_tensors: Vec<(String, TensorView<'_>)> = Vec::new();
+        let bytes = safetensors::serialize(no_tensors, Some(metadata)).expect("serialise");
+        let message = parse_meta(Path::new("m.safetensors"), &bytes)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("model file error (bad metadata: unknown variant `x; yyy"),
+            "{message}"
+        );
+        assert!(message.ends_with(": m.safetensors"), "{message}");
+        assert!(!message.contains('\n'));
+        assert!(message.chars().count() < 300, "{message}");
+    }
 }

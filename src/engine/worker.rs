@@ -309,7 +309,7 @@ impl Worker {
         let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
         let mut score_cfg = model.config.score.clone();
         if let Some(r) = rotations {
-            score_cfg.rotations = r.max(1);
+            score_cfg.rotations = r.clamp(1, crate::core::config::MAX_TEST_ROTATIONS);
         }
         let angles = score_cfg.angles_deg();
         let total = items.len();

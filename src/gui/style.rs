@@ -64,20 +64,6 @@ pub fn format_duration(secs: f64) -> String {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn numbers_read_well() {
-        assert_eq!(format_score(233.8), "234");
-        assert_eq!(format_score(19.74), "19.7");
-        assert_eq!(format_score(5.682), "5.68");
-        assert_eq!(format_duration(65.0), "1 min 5 s");
-        assert_eq!(format_duration(3725.0), "1 h 2 min");
-    }
-}
-
 /// Frames per second of [`busy_indicator`]'s animation. egui's own spinner repaints at the
 /// display rate, which keeps a software-rendered window (remote desktop, Xvfb) busy for
 /// the whole of a long job; a few steps a second show the same "still working".
@@ -103,4 +89,18 @@ pub fn busy_indicator(ui: &mut egui::Ui) -> egui::Response {
             .request_repaint_after(std::time::Duration::from_secs_f64(1.0 / BUSY_STEPS_PER_SEC));
     }
     response.on_hover_text("Working…")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_read_well() {
+        assert_eq!(format_score(233.8), "234");
+        assert_eq!(format_score(19.74), "19.7");
+        assert_eq!(format_score(5.682), "5.68");
+        assert_eq!(format_duration(65.0), "1 min 5 s");
+        assert_eq!(format_duration(3725.0), "1 h 2 min");
+    }
 }
