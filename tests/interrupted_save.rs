@@ -92,7 +92,10 @@ fn a_process_killed_while_saving_leaves_the_previous_model_intact() {
         // The temporary file of a killed save is not mistaken for a model.
         for e in std::fs::read_dir(&models).unwrap().flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            assert!(name == "line-3.differnet" || name.ends_with(".tmp"), "{name}");
+            assert!(
+                name == "line-3.differnet" || name.ends_with(".tmp"),
+                "{name}"
+            );
         }
     }
     assert!(

@@ -324,3 +324,41 @@ fn training_is_reproducible_with_a_seed() {
     assert_eq!(a, b, "same seed, different scores");
     assert_ne!(a, c, "different seeds, same scores");
 }
+
+#[test]
+fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write_set(&dir.path().join("train"), "good", 0..6, false);
+    let probe = write_set(&dir.path().join("probe"), "probe", 50..52, true);
+    let w = worker();
+    w.send(Command::Train(TrainRequest {
+        train: train.clone(),
+        validation: vec![],
+        config: tiny_config(),
+    }))
+    .unwrap();
+    wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
+    let before = scores(&w, &probe);
+
+    // A learning rate that throws the weights to infinity in a step or two.
+    let mut cfg = tiny_config();
+    cfg.train.lr = 1e30;
+    cfg.train.epochs = 20;
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: vec![],
+        config: cfg,
+    }))
+    .unwrap();
+    let msg = loop {
+        match w.events().recv_timeout(Duration::from_secs(300)).unwrap() {
+            Event::Failed { message } => break message,
+            Event::Trained(_) => panic!("a diverging training ended as a model"),
+            Event::Crashed { message } => panic!("worker crashed: {message}"),
+            _ => {}
+        }
+    };
+    assert!(msg.contains("diverged"), "{msg}");
+    // The model trained before is still the one that scores.
+    assert_eq!(scores(&w, &probe), before);
+}
