@@ -362,3 +362,61 @@ fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
     // The model trained before is still the one that scores.
     assert_eq!(scores(&w, &probe), before);
 }
+
+#[test]
+fn cancelling_scoring_at_any_point_keeps_the_model_and_the_worker_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write_set(&dir.path().join("train"), "good", 0..6, false);
+    let parts = write_set(&dir.path().join("parts"), "part", 20..32, true);
+    let w = worker();
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: vec![],
+        config: tiny_config(),
+    }))
+    .unwrap();
+    wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
+    let full = scores(&w, &parts);
+    // Cancel right away, after one part, and after several, with and without heatmaps.
+    for (after, heatmaps) in [(0usize, false), (1, true), (5, false), (9, true)] {
+        w.send(Command::Score(ScoreRequest {
+            paths: parts.clone(),
+            heatmaps,
+            rotations: None,
+        }))
+        .unwrap();
+        let mut seen = 0;
+        if after == 0 {
+            w.cancel();
+        }
+        let cancelled = loop {
+            match w.events().recv_timeout(Duration::from_secs(300)).unwrap() {
+                Event::Scored(s) => {
+                    // What arrives before the cancel is right (the heatmap path sums in
+                    // another order, so allow float rounding).
+                    let want = full[seen];
+                    assert!(
+                        (s.score - want).abs() <= 1e-5 * want.abs().max(1.0),
+                        "part {seen}"
+                    );
+                    seen += 1;
+                    if seen == after {
+                        w.cancel();
+                    }
+                }
+                Event::Cancelled { .. } => break true,
+                Event::ScoringDone { .. } => break false,
+                Event::Failed { message } => panic!("{message}"),
+                Event::Crashed { message } => panic!("{message}"),
+                _ => {}
+            }
+        };
+        assert!(
+            cancelled,
+            "scoring ran to the end after a cancel at {after}"
+        );
+        assert!(seen < parts.len());
+        // The next job runs normally on the same model.
+        assert_eq!(scores(&w, &parts[..2]), full[..2]);
+    }
+}
