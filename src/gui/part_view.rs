@@ -342,36 +342,37 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool) {
             Color32::from_rgb(r, g, b),
         );
     }
-    if within_part {
-        for (x, align, text) in [
+    let ticks: Vec<(f32, egui::Align2, &str)> = if within_part {
+        vec![
             (bar.left(), egui::Align2::LEFT_TOP, "typical for this part"),
             (bar.right(), egui::Align2::RIGHT_TOP, "hottest in this part"),
-        ] {
-            painter.text(
-                pos2(x, bar.bottom() + 2.0),
+        ]
+    } else {
+        let log_max = DEFAULT_HEAT_VMAX.log10();
+        [
+            (1.0f32, "1× normal"),
+            (10.0, "10×"),
+            (100.0, "100×"),
+            (1000.0, "1000×"),
+        ]
+        .into_iter()
+        .map(|(v, text)| {
+            let align = if v <= 1.0 {
+                egui::Align2::LEFT_TOP
+            } else if v >= DEFAULT_HEAT_VMAX {
+                egui::Align2::RIGHT_TOP
+            } else {
+                egui::Align2::CENTER_TOP
+            };
+            (
+                bar.left() + bar.width() * (v.log10() / log_max),
                 align,
                 text,
-                egui::FontId::proportional(11.0),
-                ui.visuals().text_color(),
-            );
-        }
-        return;
-    }
-    let log_max = DEFAULT_HEAT_VMAX.log10();
-    for (v, text) in [
-        (1.0f32, "1× normal"),
-        (10.0, "10×"),
-        (100.0, "100×"),
-        (1000.0, "1000×"),
-    ] {
-        let x = bar.left() + bar.width() * (v.log10() / log_max);
-        let align = if v <= 1.0 {
-            egui::Align2::LEFT_TOP
-        } else if v >= DEFAULT_HEAT_VMAX {
-            egui::Align2::RIGHT_TOP
-        } else {
-            egui::Align2::CENTER_TOP
-        };
+            )
+        })
+        .collect()
+    };
+    for (x, align, text) in ticks {
         painter.text(
             pos2(x, bar.bottom() + 2.0),
             align,
