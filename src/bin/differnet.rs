@@ -7,6 +7,7 @@ use differnet::core::colormap::Colormap;
 use differnet::core::config::{BackboneKind, DeviceChoice, Preset};
 use differnet::core::dataset::{self, Label};
 use differnet::core::decision::Thresholds;
+use differnet::core::message::skipped_line;
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::worker::{WorkerHandle, WorkerOptions};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -53,7 +54,7 @@ struct EngineArgs {
     /// Weights file of the backbone (default: the setup cache).
     #[arg(long)]
     backbone_weights: Option<PathBuf>,
-    /// Images per backbone call (default: 4 on the CPU, 64 on a GPU).
+    /// Images per backbone call (default on the CPU: 4 up to 224 px, else 1; on a GPU: 64).
     #[arg(long)]
     backbone_batch: Option<usize>,
     /// Print results as JSON on stdout.
@@ -231,6 +232,7 @@ fn start_worker(engine: &EngineArgs, backbone: Option<BackboneKind>) -> Result<W
         device: engine.device,
         weights,
         backbone_batch: engine.backbone_batch,
+        fault: None,
     };
     WorkerHandle::spawn(options, Arc::new(|| {})).context("cannot start the worker thread")
 }
@@ -310,7 +312,7 @@ fn common_event(event: Event, progress: &mut Progress) -> Result<Option<Event>> 
             Ok(None)
         }
         Event::Skipped { path, reason } => {
-            progress.note(&format!("skipped: {reason} [{}]", path.display()));
+            progress.note(&format!("skipped: {}", skipped_line(&path, &reason)));
             Ok(None)
         }
         Event::Failed { message } => {
@@ -354,8 +356,17 @@ fn train_val(
     dataset::split_train_val(&good, train_count, val_count, seed)
 }
 
+/// Finds the data set and says on stderr what its listing left out.
+fn discover(root: &Path) -> Result<dataset::Dataset> {
+    let data = dataset::discover(root)?;
+    for (p, why) in &data.skipped {
+        eprintln!("skipped: {}", skipped_line(p, why));
+    }
+    Ok(data)
+}
+
 fn train(a: TrainArgs) -> Result<()> {
-    let data = dataset::discover(&a.data)?;
+    let data = discover(&a.data)?;
     let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed);
     if train_set.is_empty() {
         bail!("no good images to train on in {}", a.data.display());
@@ -424,8 +435,8 @@ fn train(a: TrainArgs) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&info)?);
     } else {
         println!(
-            "trained in {:.1} s on {} images",
-            info.train_secs, info.train_count
+            "trained in {:.1} s on {} images ({:.1} s of it validating and calibrating heatmaps)",
+            info.train_secs, info.train_count, info.validation_secs
         );
         if let Some(v) = &info.validation {
             println!(
@@ -460,7 +471,7 @@ fn load_model(
 }
 
 fn eval(a: EvalArgs) -> Result<()> {
-    let data = dataset::discover(&a.data)?;
+    let data = discover(&a.data)?;
     let samples: Vec<_> = data
         .test
         .into_iter()
@@ -527,7 +538,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     println!("pixel AUROC: {}", pct(report.pixel_auroc));
     println!("{:.3} s per image", report.secs_per_image);
     for (p, r) in &report.skipped {
-        println!("skipped: {r} [{}]", p.display());
+        println!("skipped: {}", skipped_line(p, r));
     }
     Ok(())
 }
@@ -554,9 +565,10 @@ fn decision(score: f64, thresholds: Option<Thresholds>) -> &'static str {
 }
 
 /// A path as JSON text. `serde_json::json!` unwraps the serialisation of a `Path`, which
-/// fails (a panic) for a name that is not valid UTF-8; such a name is shown with U+FFFD.
+/// fails (a panic) for a name that is not valid UTF-8; such a name shows its other bytes
+/// as `\xNN`, as in every message.
 fn text_path(path: &Path) -> String {
-    path.to_string_lossy().into_owned()
+    differnet::core::message::path_text(path)
 }
 
 /// Quotes a CSV field when it needs it.
@@ -571,7 +583,7 @@ fn csv_field(s: &str) -> String {
 fn score(a: ScoreArgs) -> Result<()> {
     let (paths, skipped_inputs) = dataset::list_images(&a.paths);
     for (p, why) in &skipped_inputs {
-        eprintln!("skipped: {why} [{}]", p.display());
+        eprintln!("skipped: {}", skipped_line(p, why));
     }
     if paths.is_empty() {
         bail!("no images to score");
@@ -680,7 +692,7 @@ fn score(a: ScoreArgs) -> Result<()> {
             skipped.len() + skipped_inputs.len()
         );
         for (p, r) in &skipped {
-            eprintln!("skipped: {r} [{}]", p.display());
+            eprintln!("skipped: {}", skipped_line(p, r));
         }
     }
     if rows.is_empty() {

@@ -79,6 +79,9 @@ pub struct Dataset {
     /// Images to score, sorted by path: labelled for MVTec AD, [`Label::Unknown`] for a
     /// plain folder.
     pub test: Vec<Sample>,
+    /// Entries left out while listing, with the reason (a folder named like an image, a
+    /// link to a folder, an unreachable entry).
+    pub skipped: Vec<(PathBuf, String)>,
 }
 
 impl Dataset {
@@ -164,7 +167,7 @@ pub fn discover(root: &Path) -> Result<Dataset, DatasetError> {
     if train_dir.is_dir() {
         discover_mvtec(root, &train_dir)
     } else {
-        let images = images_in(root)?;
+        let (images, skipped) = images_in(root)?;
         if images.is_empty() {
             return Err(DatasetError::NoImages {
                 path: root.to_owned(),
@@ -173,6 +176,7 @@ pub fn discover(root: &Path) -> Result<Dataset, DatasetError> {
         Ok(Dataset {
             root: root.to_owned(),
             train_good: Vec::new(),
+            skipped,
             test: images
                 .into_iter()
                 .map(|path| Sample {
@@ -187,7 +191,7 @@ pub fn discover(root: &Path) -> Result<Dataset, DatasetError> {
 
 /// Reads the MVTec AD layout under `root`, whose `train/good` folder is `train_dir`.
 fn discover_mvtec(root: &Path, train_dir: &Path) -> Result<Dataset, DatasetError> {
-    let train_good = images_in(train_dir)?;
+    let (train_good, mut skipped) = images_in(train_dir)?;
     if train_good.is_empty() {
         return Err(DatasetError::NoImages {
             path: train_dir.to_owned(),
@@ -219,7 +223,9 @@ fn discover_mvtec(root: &Path, train_dir: &Path) -> Result<Dataset, DatasetError
                 Label::Defect(kind.clone())
             };
             let mask_dir = root.join("ground_truth").join(&kind);
-            for path in images_in(&type_dir)? {
+            let (images, left_out) = images_in(&type_dir)?;
+            skipped.extend(left_out);
+            for path in images {
                 let mask = match label {
                     Label::Defect(_) => find_mask(&type_dir, &mask_dir, &path),
                     Label::Good | Label::Unknown => None,
@@ -238,6 +244,7 @@ fn discover_mvtec(root: &Path, train_dir: &Path) -> Result<Dataset, DatasetError
         root: root.to_owned(),
         train_good,
         test,
+        skipped,
     })
 }
 
@@ -340,13 +347,16 @@ impl Walk {
     }
 }
 
-/// The sorted image files in `dir` and its subfolders, or the first folder that could not
-/// be listed.
-fn images_in(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+/// Entries left out of a listing, with the reason.
+type LeftOut = Vec<(PathBuf, String)>;
+
+/// The sorted image files in `dir` and its subfolders with the entries left out (and
+/// why), or the first folder that could not be listed.
+fn images_in(dir: &Path) -> Result<(Vec<PathBuf>, LeftOut), DatasetError> {
     let mut walk = Walk::new(dir);
     match walk.errors.drain(..).next() {
         Some((path, error)) => Err(DatasetError::Read { path, error }),
-        None => Ok(walk.images),
+        None => Ok((walk.images, walk.skipped)),
     }
 }
 

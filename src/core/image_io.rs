@@ -7,6 +7,7 @@
 //! pixels. The byte-level entry point [`decode_rgb`] is what `fuzz/` exercises.
 
 use crate::core::message::one_line;
+use crate::core::message::path_text;
 use image::{
     DynamicImage, GrayImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits, RgbImage,
 };
@@ -34,7 +35,7 @@ pub enum ImageLoadError {
     /// The I/O error is kept in `error` but is deliberately not the error's `source`: its
     /// reason is already in the message, and chaining it would print it twice and push the
     /// path away from the end of the line.
-    #[error("cannot read image ({}): {}", io_reason(error), path.display())]
+    #[error("cannot read image ({}): {}", io_reason(error), path_text(path))]
     Io {
         /// The file that was being read.
         path: PathBuf,
@@ -42,28 +43,31 @@ pub enum ImageLoadError {
         error: io::Error,
     },
     /// The path is a folder or some other thing that is not a regular file.
-    #[error("cannot read image (not a file): {}", path.display())]
+    #[error("cannot read image (not a file): {}", path_text(path))]
     NotAFile {
         /// The path that is not a file.
         path: PathBuf,
     },
     /// The file name is not valid UTF-8, so it could not be written faithfully into a
-    /// report, a CSV file or the window; the message shows it with U+FFFD in place of the
-    /// bytes that are not UTF-8.
-    #[error("cannot read image (the file name is not valid UTF-8; rename the file): {}", path.display())]
+    /// report, a CSV file or the window; the message shows the bytes that are not UTF-8
+    /// as `\xNN`.
+    #[error(
+        "cannot read image (the file name is not valid UTF-8; rename the file): {}",
+        path_text(path)
+    )]
     NonUtf8Name {
         /// The file with the badly encoded name.
         path: PathBuf,
     },
     /// The file has zero bytes.
-    #[error("cannot decode image: the file is empty: {}", path.display())]
+    #[error("cannot decode image: the file is empty: {}", path_text(path))]
     Empty {
         /// The empty file.
         path: PathBuf,
     },
     /// The contents are not a complete image in a supported format (unknown format, a text
     /// file with an image extension, a truncated or corrupt file).
-    #[error("cannot decode image: {message}: {}", path.display())]
+    #[error("cannot decode image: {message}: {}", path_text(path))]
     Decode {
         /// The file that could not be decoded.
         path: PathBuf,
@@ -72,7 +76,7 @@ pub enum ImageLoadError {
     },
     /// The image is larger than [`MAX_IMAGE_SIDE_PX`] on a side or would need more than
     /// [`MAX_DECODE_BYTES`] to decode.
-    #[error("image too large ({reason}): {}", path.display())]
+    #[error("image too large ({reason}): {}", path_text(path))]
     TooLarge {
         /// The file that declares the oversized image.
         path: PathBuf,
@@ -937,7 +941,7 @@ mod tests {
         assert_eq!(error.path(), path);
         let text = error.to_string();
         assert!(text.contains("not valid UTF-8"), "{text}");
-        assert!(text.ends_with("caf\u{FFFD}.png"), "{text}");
+        assert!(text.ends_with("caf\\xE9.png"), "{text}");
         assert!(load_mask(&path).is_err());
     }
 

@@ -32,6 +32,32 @@ pub fn one_line(text: &str) -> String {
     out
 }
 
+/// A path as text that shows every byte of its name: valid UTF-8 as it is, other bytes as
+/// `\xNN` (`caf\xE9.png`), where `Path::display` would put U+FFFD, which hides which
+/// file it was and which some fonts cannot draw.
+pub fn path_text(path: &std::path::Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One line about a file left out of a job: the reason when it already ends with the
+/// file (as image errors do), else `reason: file`.
+pub fn skipped_line(path: &std::path::Path, reason: &str) -> String {
+    let shown = path_text(path);
+    if reason.ends_with(&shown) {
+        reason.to_owned()
+    } else {
+        format!("{reason}: {shown}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +94,28 @@ mod tests {
         let escaped = one_line(&"\u{1a}".repeat(MAX_QUOTED_CHARS));
         assert_eq!(escaped.chars().count(), MAX_QUOTED_CHARS / 6 * 6 + 1);
         assert!(escaped.starts_with("\\u{1a}\\u{1a}"), "{escaped}");
+    }
+
+    #[test]
+    fn paths_show_every_byte_and_skipped_lines_name_the_file_once() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        let odd = std::path::Path::new(OsStr::from_bytes(b"/data/caf\xE9 \xFF\xFE.png"));
+        assert_eq!(path_text(odd), "/data/caf\\xE9 \\xFF\\xFE.png");
+        assert_eq!(
+            path_text(std::path::Path::new("/data/ok é.png")),
+            "/data/ok é.png"
+        );
+        assert_eq!(
+            skipped_line(odd, "not a file: /data/caf\\xE9 \\xFF\\xFE.png"),
+            "not a file: /data/caf\\xE9 \\xFF\\xFE.png"
+        );
+        assert_eq!(
+            skipped_line(
+                std::path::Path::new("/d/x.png"),
+                "a folder, not an image file"
+            ),
+            "a folder, not an image file: /d/x.png"
+        );
     }
 }

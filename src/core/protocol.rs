@@ -157,6 +157,10 @@ pub struct ModelInfo {
     pub flow_parameters: usize,
     /// Seconds spent training.
     pub train_secs: f64,
+    /// Of `train_secs`, the seconds after the flow was fitted: scoring the held-out good
+    /// images and calibrating the heatmap scale.
+    #[serde(default)]
+    pub validation_secs: f64,
 }
 
 /// Statistics of the held-out good images' scores.

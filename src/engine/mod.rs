@@ -7,6 +7,7 @@ pub mod device;
 pub mod efficientnet;
 pub mod error;
 pub mod flow;
+pub mod lanes;
 pub mod model;
 pub mod model_file;
 pub mod openmp;

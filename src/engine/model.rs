@@ -5,6 +5,7 @@ use crate::core::config::DifferNetConfig;
 use crate::core::protocol::{Heatmap, ModelInfo, ScoreStats};
 use crate::engine::backbone::Backbone;
 use crate::engine::flow::Flow;
+use crate::engine::lanes::{Lanes, SharedModel};
 use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
 use image::RgbImage;
 use std::rc::Rc;
@@ -27,6 +28,9 @@ pub struct ModelState {
     pub heat_scale: Option<f64>,
     /// Seconds spent training.
     pub train_secs: f64,
+    /// Of `train_secs`, the seconds spent validating and calibrating the heatmap scale.
+    #[serde(default)]
+    pub validation_secs: f64,
 }
 
 /// A DifferNet model on one device. Lives on the worker thread (tensors are not `Sync`).
@@ -92,6 +96,7 @@ impl DifferNet {
         permutations: Vec<Vec<i64>>,
     ) -> Result<Self, String> {
         config.validate()?;
+        let backbone_batch = default_backbone_batch(device, config.model.image_size);
         let vs = nn::VarStore::new(device);
         let flow = Flow::new(&(vs.root() / "flow"), &config.model, permutations)?;
         Ok(Self {
@@ -103,11 +108,12 @@ impl DifferNet {
                 review_threshold: None,
                 heat_scale: None,
                 train_secs: 0.0,
+                validation_secs: 0.0,
             },
             backbone,
             vs,
             flow,
-            backbone_batch: default_backbone_batch(device),
+            backbone_batch,
         })
     }
 
@@ -131,6 +137,7 @@ impl DifferNet {
             review_threshold: self.state.review_threshold,
             flow_parameters: crate::engine::flow::parameter_count(&self.config.model),
             train_secs: self.state.train_secs,
+            validation_secs: self.state.validation_secs,
         }
     }
 
@@ -144,24 +151,64 @@ impl DifferNet {
     /// `angles[i]` (A per image), computed in chunks of `backbone_batch`. Rows are
     /// image-major. Gradients flow to `x` if it requires them.
     pub fn features(&self, x: &Tensor, angles: &[Vec<f64>]) -> Tensor {
+        let out: Vec<Tensor> = self
+            .feature_chunks(x, angles)
+            .into_iter()
+            .map(|(batch, degs)| self.chunk_features(&batch, &degs))
+            .collect();
+        Tensor::cat(&out, 0)
+    }
+
+    /// [`DifferNet::features`] without gradients, the chunks spread over `lanes`, with
+    /// `progress(done, total)` after each chunk. `None` when `stop` ended it early.
+    pub fn features_in_lanes(
+        &self,
+        lanes: Lanes,
+        x: &Tensor,
+        angles: &[Vec<f64>],
+        stop: &(dyn Fn() -> bool + Sync),
+        progress: &mut dyn FnMut(usize, usize),
+    ) -> Option<Tensor> {
+        let chunks = self.feature_chunks(x, angles);
+        let total = chunks.len();
+        let shared = SharedModel::new(self);
+        let mut out = Vec::with_capacity(total);
+        lanes.map(
+            chunks,
+            &|(batch, degs)| shared.chunk_features_no_grad(batch, &degs),
+            stop,
+            &mut |i, f| {
+                out.push(f);
+                progress(i + 1, total);
+            },
+        );
+        (out.len() == total).then(|| Tensor::cat(&out, 0))
+    }
+
+    /// The backbone's inputs for [`DifferNet::features`]: each image repeated once per
+    /// angle, in batches of `backbone_batch` rows, with their angles.
+    fn feature_chunks(&self, x: &Tensor, angles: &[Vec<f64>]) -> Vec<(Tensor, Vec<f64>)> {
         let n = x.size()[0];
         assert_eq!(n as usize, angles.len());
         let mut rows: Vec<(i64, f64)> = Vec::new();
         for (i, a) in angles.iter().enumerate() {
             rows.extend(a.iter().map(|&deg| (i as i64, deg)));
         }
-        let mut out = Vec::new();
-        for chunk in rows.chunks(self.backbone_batch.max(1)) {
-            let idx: Vec<i64> = chunk.iter().map(|r| r.0).collect();
-            let degs: Vec<f64> = chunk.iter().map(|r| r.1).collect();
-            let idx = Tensor::from_slice(&idx).to_device(x.device());
-            let batch = rotate(&x.index_select(0, &idx), &degs);
-            out.push(
-                self.backbone
-                    .features(&normalize(&batch), &self.config.model),
-            );
-        }
-        Tensor::cat(&out, 0)
+        rows.chunks(self.backbone_batch.max(1))
+            .map(|chunk| {
+                let idx: Vec<i64> = chunk.iter().map(|r| r.0).collect();
+                let degs: Vec<f64> = chunk.iter().map(|r| r.1).collect();
+                let idx = Tensor::from_slice(&idx).to_device(x.device());
+                (x.index_select(0, &idx), degs)
+            })
+            .collect()
+    }
+
+    /// Features `[B, D]` of `[B, 3, S, S]` images, row `i` rotated by `degs[i]`.
+    pub(crate) fn chunk_features(&self, batch: &Tensor, degs: &[f64]) -> Tensor {
+        let rotated = rotate(batch, degs);
+        self.backbone
+            .features(&normalize(&rotated), &self.config.model)
     }
 
     /// Anomaly score of a prepared image `[1, 3, S, S]` at the given test angles:
@@ -249,11 +296,14 @@ impl DifferNet {
     }
 }
 
-/// Images per backbone call: small on the CPU, where 448 px batches overflow the caches
-/// (TOOLCHAIN.md measures batch 16 at 4x the per-image time of batch 1), large on a GPU.
-pub fn default_backbone_batch(device: Device) -> usize {
+/// Images per backbone call. On a GPU, large. On the CPU, where each scoring lane has one
+/// core and its cache, small: measured on 2 cores with 2 lanes and channels-last
+/// convolutions (BENCHMARKS.md), 4 was best at 160 px (1.15x the images per second of 8)
+/// and 1 at 448 px (1.3x those of 4), as larger batches overflow the caches.
+pub fn default_backbone_batch(device: Device, image_size: u32) -> usize {
     match device {
-        Device::Cpu => 4,
+        Device::Cpu if image_size <= 224 => 4,
+        Device::Cpu => 1,
         _ => 64,
     }
 }

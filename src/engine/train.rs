@@ -13,6 +13,7 @@ use crate::core::protocol::{Phase, ScoreStats};
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::{Lanes, SharedModel};
 use crate::engine::model::DifferNet;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -138,6 +139,8 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
     let images = Tensor::cat(&images, 0); // [N, 3, S, S]
     let n_images = kept.len();
 
+    let lanes = Lanes::for_device(job.device);
+    let stop = || job.cancel.load(Ordering::Relaxed);
     // The feature cache: [N, k, D], computed once.
     let cache = match tc.cached_rotations {
         Some(k) if k > 0 => {
@@ -146,21 +149,20 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
                 done: 0,
                 total: n_images,
             });
-            let mut rows = Vec::with_capacity(n_images);
-            for i in 0..n_images {
-                if job.cancel.load(Ordering::Relaxed) {
-                    return Err(EngineError::Cancelled);
-                }
-                let angles: Vec<f64> = (0..k).map(|_| random_angle(&mut rng)).collect();
-                let x = images.narrow(0, i as i64, 1);
-                rows.push(tch::no_grad(|| model.features(&x, &[angles])).unsqueeze(0));
-                report(TrainProgress::Phase {
-                    phase: Phase::CachingFeatures,
-                    done: i + 1,
-                    total: n_images,
-                });
-            }
-            Some(Tensor::cat(&rows, 0))
+            let angles: Vec<Vec<f64>> = (0..n_images)
+                .map(|_| (0..k).map(|_| random_angle(&mut rng)).collect())
+                .collect();
+            let feats = model
+                .features_in_lanes(lanes, &images, &angles, &stop, &mut |done, total| {
+                    // In images, as the bar started.
+                    report(TrainProgress::Phase {
+                        phase: Phase::CachingFeatures,
+                        done: done * n_images / total,
+                        total: n_images,
+                    })
+                })
+                .ok_or(EngineError::Cancelled)?;
+            Some(feats.view([n_images as i64, k as i64, -1]))
         }
         _ => None,
     };
@@ -208,7 +210,9 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
                     let idx: Vec<i64> = batch.iter().map(|&i| i as i64).collect();
                     let idx = Tensor::from_slice(&idx).to_device(model.device());
                     let x = images.index_select(0, &idx);
-                    tch::no_grad(|| model.features(&x, &angles))
+                    model
+                        .features_in_lanes(lanes, &x, &angles, &|| false, &mut |_, _| {})
+                        .expect("never stopped")
                 }
             };
             let (z, log_det) = model.flow.forward(&feats);
@@ -244,7 +248,16 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
     model.vs.freeze();
     model.state.train_count = n_images;
 
-    validate(&mut model, job.validation, &images, report, job.cancel)?;
+    let fitted = Instant::now();
+    validate(
+        &mut model,
+        lanes,
+        job.validation,
+        &images,
+        report,
+        job.cancel,
+    )?;
+    model.state.validation_secs = fitted.elapsed().as_secs_f64();
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
 }
@@ -257,6 +270,7 @@ const HEAT_SCALE_IMAGES: usize = 4;
 /// images (which the flow has seen, so it is lower) and there is no default threshold.
 fn validate(
     model: &mut DifferNet,
+    lanes: Lanes,
     validation: &[PathBuf],
     train_images: &Tensor,
     report: &mut dyn FnMut(TrainProgress),
@@ -272,26 +286,16 @@ fn validate(
         val.len().min(HEAT_SCALE_IMAGES)
     };
     let total = val.len() + heat_count;
-    let mut scores = Vec::with_capacity(val.len());
-    for (i, x) in val.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Cancelled);
-        }
-        scores.push(model.score_prepared(x, &angles));
-        report(TrainProgress::Phase {
-            phase: Phase::Validating,
-            done: i + 1,
-            total,
-        });
-    }
-    model.state.validation = ScoreStats::from_scores(&scores);
-    model.state.threshold = model
-        .state
-        .validation
-        .as_ref()
-        .map(ScoreStats::default_threshold);
-
-    // Heat scale: 99th percentile of raw map values of a few good images.
+    // The bar shows the phase before its first (slow) unit is done.
+    report(TrainProgress::Phase {
+        phase: Phase::Validating,
+        done: 0,
+        total,
+    });
+    let stop = || cancel.load(Ordering::Relaxed);
+    let val_count = val.len();
+    // Heat scale from a few good images: validation ones, else training ones (taken
+    // before `val` moves into the lanes).
     let sources: Vec<Tensor> = if val.is_empty() {
         let n = train_images.size()[0].min(HEAT_SCALE_IMAGES as i64);
         (0..n).map(|i| train_images.narrow(0, i, 1)).collect()
@@ -301,19 +305,60 @@ fn validate(
             .map(Tensor::shallow_clone)
             .collect()
     };
+    let mut scores = Vec::with_capacity(val_count);
+    {
+        let shared = SharedModel::new(model);
+        lanes.map(
+            val,
+            &|x| shared.score_prepared(&x, &angles),
+            &stop,
+            &mut |i, score| {
+                scores.push(score);
+                report(TrainProgress::Phase {
+                    phase: Phase::Validating,
+                    done: i + 1,
+                    total,
+                });
+            },
+        );
+    }
+    if scores.len() < val_count {
+        return Err(EngineError::Cancelled);
+    }
+    model.state.validation = ScoreStats::from_scores(&scores);
+    model.state.threshold = model
+        .state
+        .validation
+        .as_ref()
+        .map(ScoreStats::default_threshold);
+
+    // Heat scale: 99th percentile of raw map values of those images.
     let size = model.config.model.image_size;
-    let mut values = Vec::new();
-    for (i, x) in sources.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Cancelled);
-        }
-        let (_, map) = model.localize_prepared(x, &angles, size, size);
-        values.push(map.flatten(0, -1));
-        report(TrainProgress::Phase {
-            phase: Phase::Validating,
-            done: val.len() + i + 1,
-            total,
-        });
+    let source_count = sources.len();
+    let mut values = Vec::with_capacity(source_count);
+    {
+        let shared = SharedModel::new(model);
+        lanes.map(
+            sources,
+            &|x| {
+                shared
+                    .localize_prepared(&x, &angles, size, size)
+                    .1
+                    .flatten(0, -1)
+            },
+            &stop,
+            &mut |i, map| {
+                values.push(map);
+                report(TrainProgress::Phase {
+                    phase: Phase::Validating,
+                    done: val_count + i + 1,
+                    total,
+                });
+            },
+        );
+    }
+    if values.len() < source_count {
+        return Err(EngineError::Cancelled);
     }
     if !values.is_empty() {
         let all = Tensor::cat(&values, 0);

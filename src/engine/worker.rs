@@ -6,6 +6,7 @@
 use crate::core::config::{BackboneKind, DeviceChoice};
 use crate::core::dataset::Label;
 use crate::core::image_io::load_rgb;
+use crate::core::message::one_line;
 use crate::core::metrics;
 use crate::core::protocol::{
     Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest,
@@ -13,6 +14,7 @@ use crate::core::protocol::{
 };
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::{Lanes, SharedModel};
 use crate::engine::model::DifferNet;
 use crate::engine::train::{TrainJob, TrainProgress, train};
 use crate::engine::{device, model_file, weights};
@@ -40,6 +42,63 @@ pub struct WorkerOptions {
     pub weights: HashMap<BackboneKind, PathBuf>,
     /// Images per backbone call; `None` picks a device default.
     pub backbone_batch: Option<usize>,
+    /// A fault to inject, for tests of how the front ends cope; `None` in the product.
+    #[doc(hidden)]
+    pub fault: Option<InjectedFault>,
+}
+
+/// Where [`InjectedFault`] strikes.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// libtorch runs out of memory at a training run's first optimiser step.
+    OutOfMemoryWhileTraining,
+    /// libtorch runs out of memory while scoring a job's second image (in a scoring lane).
+    OutOfMemoryWhileScoring,
+    /// The worker thread panics outside any job, once its current command is handled.
+    WorkerPanics,
+}
+
+/// A fault the worker injects into itself once armed, for tests of how the front ends
+/// cope: the out-of-memory faults ask libtorch for an impossible allocation, so the error
+/// is libtorch's own. One-shot: striking disarms it, also for a restarted worker with the
+/// same options.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct InjectedFault {
+    kind: FaultKind,
+    armed: Arc<AtomicBool>,
+}
+
+impl InjectedFault {
+    /// A fault of `kind`, not armed yet.
+    pub fn new(kind: FaultKind) -> Self {
+        Self {
+            kind,
+            armed: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Arms it: it strikes at the next occasion.
+    pub fn arm(&self) {
+        self.armed.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether it is still armed.
+    pub fn is_armed(&self) -> bool {
+        self.armed.load(Ordering::SeqCst)
+    }
+
+    /// Whether to strike now (disarming it).
+    fn strikes(fault: Option<&Self>, kind: FaultKind) -> bool {
+        fault.is_some_and(|f| f.kind == kind && f.armed.swap(false, Ordering::SeqCst))
+    }
+}
+
+/// Asks libtorch for 4 PiB on `device`; libtorch's allocator fails, and tch panics with its
+/// error, as with any real shortage in an operation.
+fn exhaust_memory(device: tch::Device) {
+    let _ = tch::Tensor::empty([1i64 << 50], (tch::Kind::Float, device));
 }
 
 /// The front end's side of the worker.
@@ -123,6 +182,47 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// The message of a panic that ended a job, on one line. tch turns libtorch's errors into
+/// panics that carry the whole C++ backtrace; they become libtorch's first line, and a
+/// shortage of memory says so and what to try.
+fn job_panic_message(panic: &str) -> String {
+    // `Torch("<message>\nException raised from ...")`, Debug-quoted: the line ends at an
+    // escaped line break or the closing quote.
+    let torch = panic.split_once("Torch(\"").map(|(_, rest)| {
+        let end = [rest.find("\\n"), rest.find('\n'), rest.find('"')]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(rest.len());
+        &rest[..end]
+    });
+    let Some(torch) = torch else {
+        return format!("internal error: {}", one_line(panic));
+    };
+    // libtorch's asserts start "[enforce fail at alloc_cpu.cpp:127] err == 0. ": where
+    // and which condition, which say nothing to a user.
+    let torch = match torch.strip_prefix("[enforce fail at") {
+        Some(rest) => rest
+            .split_once("] ")
+            .map(|(_, r)| r.split_once(". ").map_or(r, |(_, after)| after))
+            .unwrap_or(rest),
+        None => torch,
+    };
+    let torch = one_line(torch);
+    let lower = torch.to_lowercase();
+    if lower.contains("out of memory")
+        || lower.contains("can't allocate memory")
+        || lower.contains("not enough memory")
+    {
+        format!(
+            "out of memory ({torch}); the model is kept. Try the fast preset, fewer images or \
+             rotations, or close other programs"
+        )
+    } else {
+        format!("libtorch error: {torch}")
+    }
+}
+
 fn panic_message(payload: &Box<dyn std::any::Any + Send>) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
         (*s).to_string()
@@ -160,6 +260,7 @@ struct Worker {
 
 impl Worker {
     fn new(options: WorkerOptions, out: Outbox, cancel: Arc<AtomicBool>) -> Self {
+        tch::set_num_threads(crate::engine::lanes::process_threads());
         let device = match device::resolve(options.device) {
             Ok(d) => d,
             Err(e) => {
@@ -206,8 +307,11 @@ impl Worker {
                     message: e.to_string(),
                 }),
                 Err(payload) => self.out.send(Event::Failed {
-                    message: format!("internal error: {}", panic_message(&payload)),
+                    message: job_panic_message(&panic_message(&payload)),
                 }),
+            }
+            if InjectedFault::strikes(self.options.fault.as_ref(), FaultKind::WorkerPanics) {
+                panic!("injected fault: the worker thread panics");
             }
         }
     }
@@ -265,7 +369,14 @@ impl Worker {
     fn train(&mut self, req: TrainRequest) -> Result<()> {
         let backbone = self.backbone(req.config.model.backbone)?;
         let out = self.out.clone();
+        let fault = self.options.fault.clone();
+        let device = self.device;
         let mut report = |p: TrainProgress| {
+            if matches!(p, TrainProgress::Step { .. })
+                && InjectedFault::strikes(fault.as_ref(), FaultKind::OutOfMemoryWhileTraining)
+            {
+                exhaust_memory(device);
+            }
             out.send(match p {
                 TrainProgress::Phase { phase, done, total } => Event::Progress {
                     job: JobKind::Train,
@@ -315,37 +426,55 @@ impl Worker {
         let total = items.len();
         let mut scored = Vec::with_capacity(total);
         let mut skipped = Vec::new();
-        for (i, (path, label, heatmap)) in items.into_iter().enumerate() {
-            if self.cancel.load(Ordering::Relaxed) {
-                return Err(EngineError::Cancelled);
+        let shared = SharedModel::new(model);
+        // Decoding happens in the lanes too, so it overlaps with the network.
+        let fault = self.options.fault.as_ref();
+        let device = self.device;
+        let work = |(i, (path, label, heatmap)): (usize, (PathBuf, Label, bool))| {
+            if i == 1 && InjectedFault::strikes(fault, FaultKind::OutOfMemoryWhileScoring) {
+                exhaust_memory(device);
             }
-            match load_rgb(&path) {
-                Ok(img) => {
-                    let raw = model.score_image(&img, &angles, heatmap);
-                    let s = ImageScore {
-                        path,
-                        label,
-                        score: raw.score,
-                        heatmap: raw.heatmap,
-                    };
-                    self.out.send(Event::Scored(s.clone()));
-                    scored.push(s);
+            let result = load_rgb(&path)
+                .map(|img| shared.score_image(&img, &angles, heatmap))
+                .map_err(|e| e.to_string());
+            (path, label, result)
+        };
+        let cancel = &self.cancel;
+        let out = &self.out;
+        Lanes::for_device(self.device).map(
+            items.into_iter().enumerate().collect(),
+            &work,
+            &|| cancel.load(Ordering::Relaxed),
+            &mut |i, (path, label, result)| {
+                match result {
+                    Ok(raw) => {
+                        let s = ImageScore {
+                            path,
+                            label,
+                            score: raw.score,
+                            heatmap: raw.heatmap,
+                        };
+                        out.send(Event::Scored(s.clone()));
+                        scored.push(s);
+                    }
+                    Err(reason) => {
+                        out.send(Event::Skipped {
+                            path: path.clone(),
+                            reason: reason.clone(),
+                        });
+                        skipped.push((path, reason));
+                    }
                 }
-                Err(e) => {
-                    let reason = e.to_string();
-                    self.out.send(Event::Skipped {
-                        path: path.clone(),
-                        reason: reason.clone(),
-                    });
-                    skipped.push((path, reason));
-                }
-            }
-            self.out.send(Event::Progress {
-                job,
-                phase: Phase::Scoring,
-                done: i + 1,
-                total,
-            });
+                out.send(Event::Progress {
+                    job,
+                    phase: Phase::Scoring,
+                    done: i + 1,
+                    total,
+                });
+            },
+        );
+        if self.cancel.load(Ordering::Relaxed) && scored.len() + skipped.len() < total {
+            return Err(EngineError::Cancelled);
         }
         Ok((scored, skipped))
     }
@@ -440,3 +569,32 @@ impl Worker {
 const PIXEL_RANGE: f64 = 50.0;
 /// Bins of the pixel AUROC histogram.
 const PIXEL_BINS: usize = 20_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn libtorch_panics_become_one_line_and_a_shortage_says_so() {
+        let oom = "called `Result::unwrap()` on an `Err` value: Torch(\"[enforce fail at \
+                   alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: \
+                   can't allocate memory: you tried to allocate 4503599627370496 bytes. Error \
+                   code 12 (Cannot allocate memory)\\nException raised from malloc at \
+                   alloc_cpu.cpp:119\\nframe #0: c10::Error\")";
+        let m = job_panic_message(oom);
+        assert!(m.starts_with("out of memory (DefaultCPUAllocator: can't allocate memory: you tried to allocate 4503599627370496 bytes. Error code 12 (Cannot allocate memory)); the model is kept."), "{m}");
+        assert!(!m.contains("Exception raised"), "{m}");
+
+        let other = "called `Result::unwrap()` on an `Err` value: Torch(\"shape '[2, 3]' is \
+                     invalid for input of size 5\\nException raised from ...\")";
+        assert_eq!(
+            job_panic_message(other),
+            "libtorch error: shape '[2, 3]' is invalid for input of size 5"
+        );
+
+        assert_eq!(
+            job_panic_message("index out of bounds\nsecond line"),
+            "internal error: index out of bounds; second line"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 use crate::core::config::{BackboneKind, DifferNetConfig};
 use crate::core::dataset;
 use crate::core::decision::Thresholds;
+use crate::core::message::path_text;
 use crate::core::protocol::{
     Command, EvaluateRequest, Event, ModelInfo, ScoreRequest, TrainRequest,
 };
@@ -189,7 +190,7 @@ impl WorkstationApp {
             self.notices.status(format!(
                 "Wrote {} heatmap images to {}",
                 self.exporter.written,
-                dir.display()
+                path_text(dir)
             ));
         }
         if self.worker.is_busy() {
@@ -347,13 +348,13 @@ impl WorkstationApp {
                 commands.push(AppCommand::Dialog(DialogKind::OpenData));
             }
             if let Some(demo) = demo_folder()
-                && ui.button("Open the demo data").on_hover_text(demo.display().to_string()).clicked()
+                && ui.button("Open the demo data").on_hover_text(path_text(&demo)).clicked()
             {
                 commands.push(AppCommand::OpenData(demo));
             }
             if let Some(last) = self.state.data_folder.clone()
                 && last.is_dir()
-                && ui.button(format!("Reopen {}", last.display())).clicked()
+                && ui.button(format!("Reopen {}", path_text(&last))).clicked()
             {
                 commands.push(AppCommand::OpenData(last));
             }
@@ -476,12 +477,13 @@ impl WorkstationApp {
         match dataset::discover(path) {
             Ok(data) => {
                 self.state.data_folder = Some(path.to_path_buf());
+                // Listed once in the window: what the listing left out, then what jobs skip.
+                self.session.skipped = data.skipped.clone();
                 self.session.data = Some(Workset::from_dataset(data));
-                self.session.skipped.clear();
                 self.session.clear_parts();
                 self.part_view.close();
                 self.loader.clear();
-                self.notices.status(format!("Opened {}", path.display()));
+                self.notices.status(format!("Opened {}", path_text(path)));
                 if self.session.model.is_some() {
                     self.inspect();
                 }
@@ -589,18 +591,20 @@ impl WorkstationApp {
         match write_atomic(path, text.as_bytes()) {
             Ok(()) => self
                 .notices
-                .status(format!("Wrote {n} parts to {}", path.display())),
+                .status(format!("Wrote {n} parts to {}", path_text(path))),
             Err(e) => self
                 .notices
-                .error(format!("cannot write the CSV ({e}): {}", path.display())),
+                .error(format!("cannot write the CSV ({e}): {}", path_text(path))),
         }
     }
 
     fn export_heatmaps(&mut self, dir: PathBuf) {
         self.state.export_folder = Some(dir.clone());
         if let Err(e) = std::fs::create_dir_all(&dir) {
-            self.notices
-                .error(format!("cannot create the folder ({e}): {}", dir.display()));
+            self.notices.error(format!(
+                "cannot create the folder ({e}): {}",
+                path_text(&dir)
+            ));
             return;
         }
         let paths = self.gallery.shown_paths(&self.session);
@@ -697,7 +701,12 @@ impl WorkstationApp {
                 }
                 _ => s.upsert_part(scored.path, scored.label, scored.score, scored.heatmap),
             },
-            Event::Skipped { path, reason } => s.skipped.push((path, reason)),
+            // Listed once, however many jobs meet the file.
+            Event::Skipped { path, reason } => {
+                if !s.skipped.iter().any(|(p, _)| *p == path) {
+                    s.skipped.push((path, reason));
+                }
+            }
             Event::ScoringDone { .. } | Event::Evaluated(_) => {
                 s.progress = None;
                 if let Event::Evaluated(report) = event {
@@ -716,12 +725,12 @@ impl WorkstationApp {
             }
             Event::Saved { path } => self
                 .notices
-                .status(format!("Model saved to {}", path.display())),
+                .status(format!("Model saved to {}", path_text(&path))),
             Event::Loaded { path, info } => {
                 s.model_source = Some(format!(
                     "loaded from {}",
                     path.file_name()
-                        .map(|n| n.to_string_lossy().to_string())
+                        .map(|n| path_text(std::path::Path::new(n)))
                         .unwrap_or_default()
                 ));
                 s.thresholds = saved_thresholds(&self.state, &info);
@@ -731,7 +740,7 @@ impl WorkstationApp {
                 s.model = Some(info);
                 s.training = None;
                 s.clear_parts();
-                self.notices.status(format!("Loaded {}", path.display()));
+                self.notices.status(format!("Loaded {}", path_text(&path)));
                 self.inspect();
             }
             Event::Cancelled { .. } => {

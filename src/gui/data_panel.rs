@@ -1,6 +1,7 @@
 //! The images: where they come from, what they are, and how many good ones to train on
 //! and hold out for validation.
 
+use crate::core::message::path_text;
 use crate::gui::command::{AppCommand, DialogKind, ImageRole};
 use crate::gui::session::Session;
 use crate::gui::state::State;
@@ -61,12 +62,8 @@ impl DataPanel {
                 });
         }
         if let Some(root) = &data.root {
-            ui.label(
-                RichText::new(root.display().to_string())
-                    .monospace()
-                    .small(),
-            )
-            .on_hover_text("The folder opened.");
+            ui.label(RichText::new(path_text(root)).monospace().small())
+                .on_hover_text("The folder opened.");
         }
         summary_ui(ui, data);
         if data.layout != Layout::Mvtec && data.unlabelled_count() > 0 && data.good.is_empty() {
@@ -94,7 +91,8 @@ impl DataPanel {
                         .show(ui, |ui| {
                             for (path, reason) in &session.skipped {
                                 ui.label(
-                                    RichText::new(format!("{}: {reason}", path.display())).small(),
+                                    RichText::new(crate::core::message::skipped_line(path, reason))
+                                        .small(),
                                 );
                             }
                         });

@@ -4,6 +4,7 @@
 
 use crate::core::dataset::Label;
 use crate::core::decision::Decision;
+use crate::core::message::path_text;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot, THUMB_SIDE};
 use crate::gui::session::Session;
@@ -357,7 +358,7 @@ fn tile_ui(
     painter.rect_stroke(rect.shrink(1.0), 4.0, stroke, egui::StrokeKind::Inside);
     response.on_hover_text(format!(
         "{}\n{}",
-        tile.path.display(),
+        path_text(&tile.path),
         tile.label.type_name()
     ))
 }
@@ -366,10 +367,10 @@ fn tile_ui(
 fn short_name(path: &Path) -> String {
     let file = path
         .file_name()
-        .map(|n| n.to_string_lossy().to_string())
+        .map(|n| path_text(std::path::Path::new(n)))
         .unwrap_or_default();
     match path.parent().and_then(Path::file_name) {
-        Some(dir) => format!("{}/{file}", dir.to_string_lossy()),
+        Some(dir) => format!("{}/{file}", path_text(std::path::Path::new(dir))),
         None => file,
     }
 }

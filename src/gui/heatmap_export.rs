@@ -3,6 +3,7 @@
 use crate::core::colormap::Colormap;
 use crate::core::heat_layer::DEFAULT_HEAT_VMAX;
 use crate::core::image_io::load_rgb;
+use crate::core::message::path_text;
 use crate::core::overlay::overlay;
 use crate::core::protocol::Heatmap;
 use crate::engine::model_file::write_atomic;
@@ -118,7 +119,7 @@ fn write_overlay(item: &Item) -> Result<(), String> {
         &mut std::io::Cursor::new(&mut bytes),
         image::ImageFormat::Png,
     )
-    .map_err(|e| format!("cannot encode PNG ({e}): {}", item.dest.display()))?;
+    .map_err(|e| format!("cannot encode PNG ({e}): {}", path_text(&item.dest)))?;
     write_atomic(&item.dest, &bytes)
-        .map_err(|e| format!("cannot write ({e}): {}", item.dest.display()))
+        .map_err(|e| format!("cannot write ({e}): {}", path_text(&item.dest)))
 }

@@ -3,6 +3,7 @@
 
 use crate::core::colormap::Colormap;
 use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, relative_to_part};
+use crate::core::message::path_text;
 use crate::core::protocol::Heatmap;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
@@ -88,11 +89,11 @@ impl PartView {
             }
             ui.heading(
                 path.file_name()
-                    .map(|n| n.to_string_lossy().to_string())
+                    .map(|n| path_text(std::path::Path::new(n)))
                     .unwrap_or_default(),
             );
         });
-        ui.label(RichText::new(path.display().to_string()).small().weak());
+        ui.label(RichText::new(path_text(&path)).small().weak());
         if let Some(p) = part {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format!("Score {}", style::format_score(p.score))).strong());

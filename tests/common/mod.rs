@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod bad_files;
+
 use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
 use differnet::core::rng::SplitMix64;
 use image::{Rgb, RgbImage};

@@ -1,8 +1,11 @@
 //! The workstation driven like a user would, with egui_kittest: the real app, the real
 //! worker and backbone, tiny generated images in MVTec AD layout and a training
-//! configuration that takes about a second.
+//! configuration that takes about a second. `hardening` covers broken files, cancelling,
+//! libtorch running out of memory and a dying worker.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod hardening;
 
 use common::{tiny_config, write_set};
 

@@ -1,0 +1,282 @@
+//! Scoring lanes. On the CPU, libtorch splits each operation over all cores, and the small
+//! operations of a 160 px EfficientNet (40 px inputs at the third scale, 2 x 2 maps at the
+//! end) keep two cores only partly busy. Scoring several images at once, each on its own
+//! thread with one intra-op thread, keeps every core busy for the whole network, and it
+//! decodes the images in parallel too. On a GPU there is one lane: the device already
+//! runs a whole batch at once.
+
+use crate::engine::model::{DifferNet, RawScore};
+use crossbeam_channel::unbounded;
+use image::RgbImage;
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tch::{Device, Tensor};
+
+/// Most lanes on one machine: more lanes cost memory and gain little once each has a core.
+const MAX_LANES: usize = 8;
+
+/// How many images are scored at once, and with how many intra-op threads each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lanes {
+    /// Images in flight.
+    pub count: usize,
+    /// libtorch intra-op threads of each lane.
+    pub threads_each: i32,
+}
+
+impl Lanes {
+    /// One lane per intra-op thread on the CPU (at most [`MAX_LANES`], the threads shared
+    /// out between them); one lane on a GPU.
+    pub fn for_device(device: Device) -> Self {
+        let total = process_threads();
+        match device {
+            Device::Cpu => Self::split(total),
+            _ => Self {
+                count: 1,
+                threads_each: total,
+            },
+        }
+    }
+
+    /// `total` intra-op threads shared out between at most [`MAX_LANES`] lanes.
+    pub fn split(total: i32) -> Self {
+        let total = total.max(1);
+        let count = (total as usize).min(MAX_LANES);
+        Self {
+            count,
+            threads_each: (total / count as i32).max(1),
+        }
+    }
+
+    /// Runs `work` on every item, `count` items at a time, and hands each output to `done`
+    /// on the calling thread, in the items' order. Once `stop` returns true no further
+    /// item is started; the ones in flight finish and are handed over. Returns how many
+    /// items were started.
+    ///
+    /// A panic in `work` is raised again on the calling thread once every lane has ended.
+    pub fn map<I: Send, O: Send>(
+        &self,
+        items: Vec<I>,
+        work: &(dyn Fn(I) -> O + Sync),
+        stop: &(dyn Fn() -> bool + Sync),
+        done: &mut dyn FnMut(usize, O),
+    ) -> usize {
+        let total = items.len();
+        if self.count <= 1 || total <= 1 {
+            for (i, item) in items.into_iter().enumerate() {
+                if stop() {
+                    return i;
+                }
+                done(i, work(item));
+            }
+            return total;
+        }
+        let before = tch::get_num_threads();
+        let started = AtomicUsize::new(0);
+        let (item_tx, item_rx) = unbounded::<(usize, I)>();
+        for pair in items.into_iter().enumerate() {
+            let _ = item_tx.send(pair);
+        }
+        drop(item_tx);
+        let (tx, rx) = unbounded::<(usize, O)>();
+        let panicked = std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            for lane in 0..self.count.min(total) {
+                let tx = tx.clone();
+                let item_rx = item_rx.clone();
+                let started = &started;
+                let handle = std::thread::Builder::new()
+                    .name(format!("differnet-lane-{lane}"))
+                    .spawn_scoped(scope, move || {
+                        // Per thread in libtorch's OpenMP build: this lane's operations
+                        // run on `threads_each` threads.
+                        tch::set_num_threads(self.threads_each);
+                        loop {
+                            if stop() {
+                                break;
+                            }
+                            let Ok((i, item)) = item_rx.try_recv() else {
+                                break;
+                            };
+                            started.fetch_add(1, Ordering::SeqCst);
+                            if tx.send((i, work(item))).is_err() {
+                                break;
+                            }
+                        }
+                    })
+                    .expect("cannot start a scoring lane");
+                handles.push(handle);
+            }
+            drop(tx);
+            // Outputs arrive in any order; hand them over in the items' order.
+            let mut pending = BTreeMap::new();
+            let mut emitted = 0;
+            for (i, out) in rx {
+                pending.insert(i, out);
+                while let Some(out) = pending.remove(&emitted) {
+                    done(emitted, out);
+                    emitted += 1;
+                }
+            }
+            // Join every lane (an unjoined panicking one would replace the message), and
+            // keep the first panic with its own message.
+            let panics: Vec<_> = handles.into_iter().filter_map(|h| h.join().err()).collect();
+            panics.into_iter().next()
+        });
+        // The lanes changed libtorch's default for threads that start later; restore it.
+        tch::set_num_threads(before);
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
+        }
+        started.load(Ordering::SeqCst)
+    }
+}
+
+/// libtorch's intra-op threads for this process (its default: the cores, or
+/// `OMP_NUM_THREADS`), read once, before any lane has set its own. Each worker thread pins
+/// itself to it, so a worker started while another's lanes run (they change libtorch's
+/// default for new threads) computes exactly as any other.
+pub fn process_threads() -> i32 {
+    static THREADS: OnceLock<i32> = OnceLock::new();
+    *THREADS.get_or_init(|| tch::get_num_threads().max(1))
+}
+
+/// A model shared read-only by the scoring lanes.
+pub struct SharedModel<'a>(&'a DifferNet);
+
+// SAFETY: the methods below only read the weights and build new tensors (libtorch supports
+// concurrent forward and backward passes over shared tensors, and grad mode is per thread).
+// None mutates the model or clones the backbone's `Rc`, the one part of `DifferNet` whose
+// shared use would race.
+unsafe impl Sync for SharedModel<'_> {}
+
+impl<'a> SharedModel<'a> {
+    /// Shares `model` between lanes.
+    pub fn new(model: &'a DifferNet) -> Self {
+        Self(model)
+    }
+
+    /// [`DifferNet::score_image`].
+    pub fn score_image(&self, img: &RgbImage, angles: &[f64], heatmap: bool) -> RawScore {
+        self.0.score_image(img, angles, heatmap)
+    }
+
+    /// [`DifferNet::score_prepared`].
+    pub fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
+        self.0.score_prepared(x, angles)
+    }
+
+    /// [`DifferNet::localize_prepared`].
+    pub fn localize_prepared(
+        &self,
+        x: &Tensor,
+        angles: &[f64],
+        out_w: u32,
+        out_h: u32,
+    ) -> (f64, Tensor) {
+        self.0.localize_prepared(x, angles, out_w, out_h)
+    }
+
+    /// Features of one backbone batch, without gradients (grad mode is per thread, so
+    /// each lane sets its own).
+    pub fn chunk_features_no_grad(&self, batch: Tensor, degs: &[f64]) -> Tensor {
+        tch::no_grad(|| self.0.chunk_features(&batch, degs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+
+    #[test]
+    fn threads_are_shared_out_between_lanes() {
+        assert_eq!(
+            Lanes::split(2),
+            Lanes {
+                count: 2,
+                threads_each: 1
+            }
+        );
+        assert_eq!(
+            Lanes::split(16),
+            Lanes {
+                count: 8,
+                threads_each: 2
+            }
+        );
+        assert_eq!(Lanes::split(0).count, 1);
+    }
+
+    #[test]
+    fn outputs_come_back_in_order_whatever_order_they_finish_in() {
+        let lanes = Lanes {
+            count: 3,
+            threads_each: 1,
+        };
+        let items: Vec<u64> = (0..20).collect();
+        // Early items take longest, so they finish after later ones.
+        let work = |i: u64| {
+            std::thread::sleep(std::time::Duration::from_millis(20 - i));
+            i * 10
+        };
+        let mut seen = Vec::new();
+        let started = lanes.map(items, &work, &|| false, &mut |i, out| seen.push((i, out)));
+        assert_eq!(started, 20);
+        let expected: Vec<(usize, u64)> = (0..20).map(|i| (i as usize, i * 10)).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn stop_ends_the_job_early_and_hands_over_what_was_done() {
+        let lanes = Lanes {
+            count: 2,
+            threads_each: 1,
+        };
+        let items: Vec<usize> = (0..100).collect();
+        let stop = AtomicBool::new(false);
+        let work = |i: usize| {
+            if i == 5 {
+                stop.store(true, Ordering::SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+            i
+        };
+        let mut seen = Vec::new();
+        let started = lanes.map(
+            items,
+            &work,
+            &|| stop.load(Ordering::SeqCst),
+            &mut |i, out| {
+                assert_eq!(i, out);
+                seen.push(i)
+            },
+        );
+        assert!(started < 10, "started {started}");
+        assert_eq!(seen, (0..seen.len()).collect::<Vec<_>>());
+        assert!(seen.len() >= 6);
+    }
+
+    #[test]
+    fn a_panic_in_a_lane_reaches_the_caller_with_its_message() {
+        let lanes = Lanes {
+            count: 2,
+            threads_each: 1,
+        };
+        let items: Vec<usize> = (0..4).collect();
+        let work = |i: usize| {
+            assert_ne!(i, 2, "lane failure");
+            i
+        };
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            lanes.map(items, &work, &|| false, &mut |_, _| {})
+        }));
+        let payload = caught.expect_err("the panic is raised again");
+        let message = payload
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(message.contains("lane failure"), "{message}");
+    }
+}
