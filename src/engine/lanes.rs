@@ -5,12 +5,12 @@
 //! decodes the images in parallel too. On a GPU there is one lane: the device already
 //! runs a whole batch at once.
 
-use crate::engine::model::{DifferNet, RawScore};
+use crate::engine::model::{DifferNet, FeatureChunk, RawScore};
 use crossbeam_channel::unbounded;
 use image::RgbImage;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tch::{Device, Tensor};
 
 /// Most lanes on one machine: more lanes cost memory and gain little once each has a core.
@@ -74,6 +74,7 @@ impl Lanes {
         }
         let before = tch::get_num_threads();
         let started = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
         let (item_tx, item_rx) = unbounded::<(usize, I)>();
         for pair in items.into_iter().enumerate() {
             let _ = item_tx.send(pair);
@@ -86,14 +87,17 @@ impl Lanes {
                 let tx = tx.clone();
                 let item_rx = item_rx.clone();
                 let started = &started;
+                let failed = &failed;
                 let handle = std::thread::Builder::new()
                     .name(format!("differnet-lane-{lane}"))
                     .spawn_scoped(scope, move || {
                         // Per thread in libtorch's OpenMP build: this lane's operations
                         // run on `threads_each` threads.
                         tch::set_num_threads(self.threads_each);
+                        // A panicking lane stops the others: the job fails anyway.
+                        let _flag = FailFlag(failed);
                         loop {
-                            if stop() {
+                            if stop() || failed.load(Ordering::SeqCst) {
                                 break;
                             }
                             let Ok((i, item)) = item_rx.try_recv() else {
@@ -130,6 +134,17 @@ impl Lanes {
             std::panic::resume_unwind(payload);
         }
         started.load(Ordering::SeqCst)
+    }
+}
+
+/// Raises its flag when its lane unwinds from a panic.
+struct FailFlag<'a>(&'a AtomicBool);
+
+impl Drop for FailFlag<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -180,15 +195,14 @@ impl<'a> SharedModel<'a> {
 
     /// Features of one backbone batch, without gradients (grad mode is per thread, so
     /// each lane sets its own).
-    pub fn chunk_features_no_grad(&self, batch: Tensor, degs: &[f64]) -> Tensor {
-        tch::no_grad(|| self.0.chunk_features(&batch, degs))
+    pub fn chunk_features_no_grad(&self, chunk: &FeatureChunk) -> Tensor {
+        tch::no_grad(|| self.0.chunk_features(chunk))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicBool;
 
     #[test]
     fn threads_are_shared_out_between_lanes() {
@@ -264,15 +278,22 @@ mod tests {
             count: 2,
             threads_each: 1,
         };
-        let items: Vec<usize> = (0..4).collect();
+        let items: Vec<usize> = (0..200).collect();
+        let ran = AtomicUsize::new(0);
         let work = |i: usize| {
+            ran.fetch_add(1, Ordering::SeqCst);
             assert_ne!(i, 2, "lane failure");
+            std::thread::sleep(std::time::Duration::from_millis(1));
             i
         };
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             lanes.map(items, &work, &|| false, &mut |_, _| {})
         }));
         let payload = caught.expect_err("the panic is raised again");
+        assert!(
+            ran.load(Ordering::SeqCst) < 50,
+            "the other lane went on after the panic"
+        );
         let message = payload
             .downcast_ref::<String>()
             .cloned()

@@ -55,6 +55,12 @@ impl std::fmt::Debug for DifferNet {
     }
 }
 
+/// Rows for one backbone call: `[1, 3, S, S]` views of the images and their angles.
+pub struct FeatureChunk {
+    images: Vec<Tensor>,
+    degs: Vec<f64>,
+}
+
 /// The raw output of scoring one image.
 #[derive(Debug, Clone)]
 pub struct RawScore {
@@ -154,7 +160,7 @@ impl DifferNet {
         let out: Vec<Tensor> = self
             .feature_chunks(x, angles)
             .into_iter()
-            .map(|(batch, degs)| self.chunk_features(&batch, &degs))
+            .map(|chunk| self.chunk_features(&chunk))
             .collect();
         Tensor::cat(&out, 0)
     }
@@ -175,7 +181,7 @@ impl DifferNet {
         let mut out = Vec::with_capacity(total);
         lanes.map(
             chunks,
-            &|(batch, degs)| shared.chunk_features_no_grad(batch, &degs),
+            &|chunk| shared.chunk_features_no_grad(&chunk),
             stop,
             &mut |i, f| {
                 out.push(f);
@@ -185,9 +191,10 @@ impl DifferNet {
         (out.len() == total).then(|| Tensor::cat(&out, 0))
     }
 
-    /// The backbone's inputs for [`DifferNet::features`]: each image repeated once per
-    /// angle, in batches of `backbone_batch` rows, with their angles.
-    fn feature_chunks(&self, x: &Tensor, angles: &[Vec<f64>]) -> Vec<(Tensor, Vec<f64>)> {
+    /// The backbone's inputs for [`DifferNet::features`] in batches of `backbone_batch`
+    /// rows: views of the images (one per angle, sharing their memory: a copy of every
+    /// rotated row at once would take gigabytes for a large training set) and the angles.
+    fn feature_chunks(&self, x: &Tensor, angles: &[Vec<f64>]) -> Vec<FeatureChunk> {
         let n = x.size()[0];
         assert_eq!(n as usize, angles.len());
         let mut rows: Vec<(i64, f64)> = Vec::new();
@@ -195,18 +202,17 @@ impl DifferNet {
             rows.extend(a.iter().map(|&deg| (i as i64, deg)));
         }
         rows.chunks(self.backbone_batch.max(1))
-            .map(|chunk| {
-                let idx: Vec<i64> = chunk.iter().map(|r| r.0).collect();
-                let degs: Vec<f64> = chunk.iter().map(|r| r.1).collect();
-                let idx = Tensor::from_slice(&idx).to_device(x.device());
-                (x.index_select(0, &idx), degs)
+            .map(|chunk| FeatureChunk {
+                images: chunk.iter().map(|r| x.narrow(0, r.0, 1)).collect(),
+                degs: chunk.iter().map(|r| r.1).collect(),
             })
             .collect()
     }
 
-    /// Features `[B, D]` of `[B, 3, S, S]` images, row `i` rotated by `degs[i]`.
-    pub(crate) fn chunk_features(&self, batch: &Tensor, degs: &[f64]) -> Tensor {
-        let rotated = rotate(batch, degs);
+    /// Features `[B, D]` of a chunk's B rows, row `i` rotated by `degs[i]`.
+    pub(crate) fn chunk_features(&self, chunk: &FeatureChunk) -> Tensor {
+        let batch = Tensor::cat(&chunk.images, 0);
+        let rotated = rotate(&batch, &chunk.degs);
         self.backbone
             .features(&normalize(&rotated), &self.config.model)
     }

@@ -137,8 +137,8 @@ impl TrainingPanel {
 /// The preset as a user sees it.
 fn preset_label(p: Preset) -> &'static str {
     match p {
-        Preset::Fast => "Fast (about a minute on a laptop)",
-        Preset::Paper => "Paper (slow: about an hour on a CPU)",
+        Preset::Fast => "Fast (seconds to a minute on a laptop)",
+        Preset::Paper => "Paper (slow: 15 minutes to hours on a CPU)",
     }
 }
 
