@@ -91,9 +91,7 @@ impl Lanes {
                 let handle = std::thread::Builder::new()
                     .name(format!("differnet-lane-{lane}"))
                     .spawn_scoped(scope, move || {
-                        // Per thread in libtorch's OpenMP build: this lane's operations
-                        // run on `threads_each` threads.
-                        tch::set_num_threads(self.threads_each);
+                        pin_threads(self.threads_each);
                         // A panicking lane stops the others: the job fails anyway.
                         let _flag = FailFlag(failed);
                         loop {
@@ -135,6 +133,15 @@ impl Lanes {
         }
         started.load(Ordering::SeqCst)
     }
+}
+
+/// Makes the calling thread's libtorch operations run on `n` threads (per thread in
+/// libtorch's OpenMP build). A thread's first operation would otherwise set its count from
+/// libtorch's process-wide default, which another worker's lanes may have changed in the
+/// meantime, so the count is first read (which does that initialisation) and then set.
+pub fn pin_threads(n: i32) {
+    let _ = tch::get_num_threads();
+    tch::set_num_threads(n);
 }
 
 /// Raises its flag when its lane unwinds from a panic.

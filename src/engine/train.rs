@@ -124,10 +124,15 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
             "epochs, batch and rotations must be positive".into(),
         ));
     }
-    tch::manual_seed(tc.seed as i64);
     let mut rng = SplitMix64::new(tc.seed);
-    let mut model =
-        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
+    let mut model = {
+        // libtorch's default generator is one per process: seeding it and drawing the
+        // flow's initial weights must not interleave with another worker doing the same
+        // (several windows' workers, or tests in parallel), or the seed decides nothing.
+        let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(tc.seed as i64);
+        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?
+    };
 
     let (kept, images) = load_prepared(&model, job.train, Phase::Loading, report, job.cancel)?;
     if images.is_empty() {
@@ -261,6 +266,9 @@ pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
 }
+
+/// Held while libtorch's global generator is seeded and the flow initialised.
+static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Images used to set the heatmap scale (each costs a backward pass per rotation).
 const HEAT_SCALE_IMAGES: usize = 4;

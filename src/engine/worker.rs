@@ -260,7 +260,7 @@ struct Worker {
 
 impl Worker {
     fn new(options: WorkerOptions, out: Outbox, cancel: Arc<AtomicBool>) -> Self {
-        tch::set_num_threads(crate::engine::lanes::process_threads());
+        crate::engine::lanes::pin_threads(crate::engine::lanes::process_threads());
         let device = match device::resolve(options.device) {
             Ok(d) => d,
             Err(e) => {

@@ -125,3 +125,13 @@ pub fn tiny_config() -> DifferNetConfig {
     c.score.rotations = 4;
     c
 }
+
+/// Whether two lists of scores are equal up to float rounding (relative 1e-5). Scores are
+/// exactly reproducible within one worker, but a worker's thread count can differ when
+/// tests run several workers in one process, which changes the rounding.
+pub fn same_scores(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-6))
+}
