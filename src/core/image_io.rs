@@ -719,22 +719,6 @@ mod tests {
         );
     }
 
-    /// The CRC-32 (IEEE, reflected, polynomial 0xEDB88320) that PNG chunks carry.
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = 0xFFFF_FFFFu32;
-        for &byte in bytes {
-            crc ^= u32::from(byte);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
     fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
         let mut chunk = Vec::new();
         chunk.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -742,7 +726,7 @@ mod tests {
         chunk.extend_from_slice(data);
         let mut covered = kind.to_vec();
         covered.extend_from_slice(data);
-        chunk.extend_from_slice(&crc32(&covered).to_be_bytes());
+        chunk.extend_from_slice(&crc32fast::hash(&covered).to_be_bytes());
         chunk
     }
 
@@ -762,13 +746,6 @@ mod tests {
         ));
         bytes.extend(png_chunk(b"IEND", &[]));
         bytes
-    }
-
-    #[test]
-    fn crc32_matches_the_standard_check_value() {
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
-        // The CRC of an empty IEND chunk, as found at the end of every PNG.
-        assert_eq!(crc32(b"IEND"), 0xAE42_6082);
     }
 
     #[test]

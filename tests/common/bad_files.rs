@@ -53,29 +53,13 @@ pub fn png_bytes(image: &RgbImage) -> Vec<u8> {
     bytes
 }
 
-/// The CRC-32 (IEEE) that PNG chunks carry.
-pub fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in bytes {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
-
 pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
     chunk.extend_from_slice(kind);
     chunk.extend_from_slice(data);
     let mut covered = kind.to_vec();
     covered.extend_from_slice(data);
-    chunk.extend_from_slice(&crc32(&covered).to_be_bytes());
+    chunk.extend_from_slice(&crc32fast::hash(&covered).to_be_bytes());
     chunk
 }
 
