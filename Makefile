@@ -16,7 +16,7 @@ build: setup
 	$(CARGO) build --release
 
 run: build
-	./target/release/differnet-workstation assets/demo
+	"$${CARGO_TARGET_DIR:-target}/release/differnet-workstation" assets/demo
 
 test: setup
 	$(CARGO) test --all-targets
