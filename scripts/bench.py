@@ -1,18 +1,20 @@
 #!/usr/bin/env python3
-"""`make bench`: accuracy and speed on the Magnetic Tile Defects set, side by side with the
-PyTorch reference (scripts/reference_differnet.py), and the GUI's frame time.
+"""`make bench`: the detectors compared on every data set of ../shared/data, accuracy and
+speed on the Magnetic Tile Defects set, side by side with the PyTorch reference
+(scripts/reference_differnet.py), and the GUI's frame time.
 
 Every run writes its raw reports (JSON, peak memory, logs) to target/bench/<section>/ and
 the tables between the `<!-- bench:NAME -->` ... `<!-- /bench:NAME -->` markers of
 BENCHMARKS.md; the prose around them is left alone. Benchmarks print numbers; they never
 pass or fail on time.
 
-Usage: python3 scripts/bench.py [--quick] [--only accuracy,reference,paper,gui,paper-accuracy]
+Usage: python3 scripts/bench.py [--quick] [--only detectors,accuracy,reference,paper,gui,paper-accuracy]
   --quick   one seed, no all-tiles run, one paper epoch: a smoke run of the whole harness
   paper-accuracy (the paper preset's whole schedule, about an hour) runs only when named;
   otherwise its earlier reports are tabled again.
-Environment: MTD (data set folder), DIFFERNET_CACHE (venv and weights; default
-~/.cache/differnet).
+Environment: MTD (data set folder), DATA_ROOT (the folder of all data sets; default
+../shared/data), DIFFERNET_CACHE (venv and weights; default ~/.cache/differnet),
+DETECTORS (comma-separated names of DETECTOR_RUNS to run; default all).
 """
 
 import argparse
@@ -28,7 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("MTD", ROOT.parent / "shared" / "data" / "magnetic_tile")).resolve()
+DATA_ROOT = Path(os.environ.get("DATA_ROOT", ROOT.parent / "shared" / "data")).resolve()
+DATA = Path(os.environ.get("MTD", DATA_ROOT / "magnetic_tile")).resolve()
+DATASETS = {"magnetic_tile": DATA, "elpv/mono": DATA_ROOT / "elpv" / "mono", "elpv/poly": DATA_ROOT / "elpv" / "poly"}
 CACHE = Path(os.environ.get("DIFFERNET_CACHE", Path.home() / ".cache" / "differnet"))
 PY = CACHE / "venv" / "bin" / "python"
 BIN = ROOT / "target" / "release" / "differnet"
@@ -121,10 +125,105 @@ def split(out_dir, data, train_count, seed, name, val_count=None):
     return path, s
 
 
+# --- the detectors on every data set ------------------------------------------------------
+
+# name -> (what the row says, train arguments). The first is the product's default.
+DETECTOR_RUNS = {
+    "patchcore": ("PatchCore (default): Lite0, stages 3+5, 256 px, dihedral bank, 25 % coreset", ["--detector", "patchcore"]),
+    "patchcore-lite2": ("PatchCore, Lite2, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite2"]),
+    "patchcore-lite1": ("PatchCore, Lite1, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite1"]),
+    "patchcore-plain": ("PatchCore, no dihedral copies, no coreset", ["--detector", "patchcore", "--dihedral", "false", "--coreset", "1"]),
+    "differnet-fast": ("DifferNet, fast preset (Lite0, 160 px)", ["--detector", "differnet", "--preset", "fast"]),
+}
+
+
+def detectors(quick):
+    """16-shot image AUROC (3 seeds), pixel AUROC where there are masks, speed, model size
+    and peak memory, for each detector setting on each data set; the default detector
+    also on all good magnetic tiles."""
+    out = OUT / "detectors"
+    seeds = [0] if quick else [0, 1, 2]
+    wanted = [n for n in os.environ.get("DETECTORS", ",".join(DETECTOR_RUNS)).split(",") if n]
+    summary_path = out / "summary.json"
+    runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    for name in wanted:
+        _, args = DETECTOR_RUNS[name]
+        for ds, path in DATASETS.items():
+            if not path.exists():
+                log(f"skipping {ds}: {path} is missing")
+                continue
+            has_masks = (path / "ground_truth").exists()
+            for seed in seeds:
+                key = f"{name}|{ds}|16|{seed}"
+                tag = f"{name}-{ds.replace('/', '-')}-16-s{seed}"
+                r = ours(
+                    out,
+                    tag,
+                    args + ["--train-count", "16", "--seed", str(seed)],
+                    [] if has_masks else ["--no-pixel"],
+                    data=path,
+                    keep_size=True,
+                )
+                runs[key] = r
+                summary_path.parent.mkdir(parents=True, exist_ok=True)
+                summary_path.write_text(json.dumps(runs, indent=1))
+        if name == "patchcore" and not quick:
+            r = ours(out, f"{name}-magnetic_tile-all", args, ["--no-pixel"], data=DATA, keep_size=True)
+            runs[f"{name}|magnetic_tile|all|0"] = r
+            summary_path.write_text(json.dumps(runs, indent=1))
+
+    rows = []
+    for name, (label, _) in DETECTOR_RUNS.items():
+        per_ds = []
+        means = []
+        for ds in DATASETS:
+            rs = [runs[k] for k in runs if k.startswith(f"{name}|{ds}|16|")]
+            aucs = [r["eval"]["image_auroc"] for r in rs]
+            per_ds.append(mean_sd(aucs, 100))
+            if aucs:
+                means.append(statistics.mean(aucs))
+        if not means:
+            continue
+        mtd = [runs[k] for k in runs if k.startswith(f"{name}|magnetic_tile|16|")]
+        pixel = mean_sd([r["eval"]["pixel_auroc"] for r in mtd], 100)
+        all_tiles = runs.get(f"{name}|magnetic_tile|all|0")
+        rs = [runs[k] for k in runs if k.startswith(f"{name}|") and "|16|" in k]
+        train_s = statistics.mean(r["train"]["train_secs"] for r in rs)
+        ips = statistics.mean(1.0 / r["eval"]["secs_per_image"] for r in rs)
+        size_mb = statistics.mean(r.get("model_mb", 0.0) for r in rs)
+        rss = max(max(r["train_rss"], r["eval_rss"]) for r in rs)
+        rows.append(
+            [
+                label,
+                *per_ds,
+                f"{100 * statistics.mean(means):.1f}" if len(means) == len(DATASETS) else "n/a",
+                pixel,
+                f"{100 * all_tiles['eval']['image_auroc']:.1f}" if all_tiles else "n/a",
+                f"{train_s:.1f}",
+                f"{ips:.1f}",
+                f"{size_mb:.1f}",
+                f"{rss:.0f}",
+            ]
+        )
+    text = table(
+        ["detector", *[f"{ds} 16-shot" for ds in DATASETS], "mean of 3", "MTD pixel AUROC",
+         "MTD all tiles", "training (s)", "scoring with map (images / s)", "model file (MB)", "peak RSS (MB)"],
+        rows,
+    )
+    text += (
+        f"\n\n16-shot columns: image AUROC, mean ± sd over seeds {seeds} (16 training images and "
+        f"16 validation images drawn with the seed; the whole test set). Pixel AUROC on the "
+        f"magnetic tiles' masks, maps at each image's size. Speed: mean over the 16-shot runs; "
+        f"MTD scoring includes a map for every image (elpv scoring without maps). Measured "
+        f"{time.strftime('%Y-%m-%d')} on {machine()}."
+    )
+    write_section("detectors", text)
+
+
 # --- accuracy and speed of our presets ---------------------------------------------------
 
 
-def ours(out, name, train_args, eval_args, data=DATA):
+def ours(out, name, train_args, eval_args, data=DATA, keep_size=False):
     model = out / f"{name}.differnet"
     tr, tr_wall, tr_rss = run(
         f"{name}.train", [BIN, "train", "--data", data, "--out", model, "--json"] + train_args, out
@@ -132,8 +231,12 @@ def ours(out, name, train_args, eval_args, data=DATA):
     ev, ev_wall, ev_rss = run(
         f"{name}.eval", [BIN, "eval", "--model", model, "--data", data, "--json"] + eval_args, out
     )
+    model_mb = model.stat().st_size / 1e6
     model.unlink(missing_ok=True)
-    return dict(train=tr, eval=ev, train_wall=tr_wall, train_rss=tr_rss, eval_wall=ev_wall, eval_rss=ev_rss)
+    r = dict(train=tr, eval=ev, train_wall=tr_wall, train_rss=tr_rss, eval_wall=ev_wall, eval_rss=ev_rss)
+    if keep_size:
+        r["model_mb"] = model_mb
+    return r
 
 
 def accuracy(quick):
@@ -144,11 +247,13 @@ def accuracy(quick):
         runs[f"fast-16shot-seed{seed}"] = ours(
             out,
             f"fast-16shot-seed{seed}",
-            ["--preset", "fast", "--train-count", "16", "--seed", str(seed)],
+            ["--detector", "differnet", "--preset", "fast", "--train-count", "16", "--seed", str(seed)],
             [] if seed == 0 else ["--no-pixel"],
         )
     if not quick:
-        runs["fast-all-seed0"] = ours(out, "fast-all-seed0", ["--preset", "fast"], ["--no-pixel"])
+        runs["fast-all-seed0"] = ours(
+            out, "fast-all-seed0", ["--detector", "differnet", "--preset", "fast"], ["--no-pixel"]
+        )
     (out / "summary.json").write_text(json.dumps(runs, indent=1))
 
     types = sorted({t for r in runs.values() for t, _ in r["eval"]["per_type_auroc"]})
@@ -210,7 +315,7 @@ def reference_fast(quick):
     rust = ours(
         out,
         "ours-fast",
-        ["--preset", "fast", "--train-count", "16", "--seed", "0", "--val-count", "0"],
+        ["--detector", "differnet", "--preset", "fast", "--train-count", "16", "--seed", "0", "--val-count", "0"],
         ["--no-pixel"],
     )
     ref_out = out / "ref-fast.json"
@@ -284,7 +389,7 @@ def reference_paper(quick):
     rust = ours(
         out,
         "ours-paper",
-        ["--preset", "paper", "--epochs", str(epochs), "--val-count", "0"],
+        ["--detector", "differnet", "--preset", "paper", "--epochs", str(epochs), "--val-count", "0"],
         ["--no-pixel"],
         data=data,
     )
@@ -345,7 +450,7 @@ def paper_accuracy(run_it):
     out = OUT / "paper-accuracy"
     name = "paper-16shot-seed0"
     if run_it:
-        ours(out, name, ["--preset", "paper", "--train-count", "16", "--seed", "0"], ["--no-pixel"])
+        ours(out, name, ["--detector", "differnet", "--preset", "paper", "--train-count", "16", "--seed", "0"], ["--no-pixel"])
     try:
         paper = dict(
             train=json.loads((out / f"{name}.train.stdout").read_text()),
@@ -446,12 +551,14 @@ kill $pid; wait $pid 2>/dev/null || true
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="accuracy,reference,paper,gui")
+    ap.add_argument("--only", default="detectors,accuracy,reference,paper,gui")
     a = ap.parse_args()
     only = set(a.only.split(","))
     for path in (BIN, PY, DATA):
         if not Path(path).exists():
             raise SystemExit(f"missing {path}: run `make setup` and `make build` first")
+    if "detectors" in only:
+        detectors(a.quick)
     if "accuracy" in only:
         accuracy(a.quick)
     fast = reference_fast(a.quick) if "reference" in only else earlier_reference_fast()

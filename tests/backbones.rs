@@ -1,5 +1,5 @@
 //! The backbones load real weights correctly: EfficientNet-Lite0 classifies real
-//! photographs and matches the Python reference numerically; AlexNet loads torchvision's
+//! photographs, and Lite0, Lite1 and Lite2 match the Python reference numerically; AlexNet loads torchvision's
 //! checkpoint format and matches PyTorch's forward pass.
 
 mod common;
@@ -9,6 +9,7 @@ use differnet::core::image_io::load_rgb;
 use differnet::engine::backbone::Backbone;
 use differnet::engine::transforms::{image_to_tensor, normalize, resize_square};
 use std::collections::HashMap;
+use std::path::Path;
 use tch::{Device, Kind, Tensor};
 
 fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
@@ -39,38 +40,62 @@ fn efficientnet_puts_real_photographs_in_the_right_imagenet_class() {
     }
 }
 
-#[test]
-fn efficientnet_port_matches_the_python_reference() {
+/// Compares every stage and the logits of our port of `kind` with the Python model's.
+fn efficientnet_matches_the_python_reference(kind: BackboneKind, variant: &str, sizes: &[i64]) {
     let dir = tempfile::tempdir().unwrap();
     let reference = dir.path().join("reference.safetensors");
-    common::run_python("efficientnet_reference.py", &[&reference]);
+    let sizes_arg = sizes
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    common::run_python(
+        "efficientnet_reference.py",
+        &[&reference, Path::new(variant), Path::new(&sizes_arg)],
+    );
     let expected: HashMap<String, Tensor> = Tensor::read_safetensors(&reference)
         .unwrap()
         .into_iter()
         .collect();
-    let net = Backbone::load(
-        BackboneKind::EfficientnetLite0,
-        &common::efficientnet_weights(),
-        Device::Cpu,
-    )
-    .unwrap();
-    for size in [224, 448] {
+    let weights = differnet::engine::weights::default_path(kind);
+    let net = Backbone::load(kind, &weights, Device::Cpu).unwrap();
+    for size in sizes {
         let x = &expected[&format!("input_{size}")];
         let stages: Vec<usize> = (1..=7).collect();
         let maps = tch::no_grad(|| net.stage_maps(x, &stages));
         for (s, map) in stages.iter().zip(&maps) {
             let want = &expected[&format!("stage{s}_{size}")];
+            assert_eq!(
+                map.size()[1] as usize,
+                kind.stage_channels()[s - 1],
+                "{kind} stage {s}"
+            );
             let d = max_abs_diff(map, want);
             let scale = want.abs().max().double_value(&[]);
             assert!(
                 d <= 1e-4 * scale.max(1.0) * 10.0,
-                "stage {s} at {size}: max diff {d} (scale {scale})"
+                "{kind} stage {s} at {size}: max diff {d} (scale {scale})"
             );
         }
         let logits = tch::no_grad(|| net.classify(x).unwrap());
         let d = max_abs_diff(&logits, &expected[&format!("logits_{size}")]);
-        assert!(d < 1e-3, "logits at {size}: max diff {d}");
+        assert!(d < 1e-3, "{kind} logits at {size}: max diff {d}");
     }
+}
+
+#[test]
+fn efficientnet_port_matches_the_python_reference() {
+    efficientnet_matches_the_python_reference(BackboneKind::EfficientnetLite0, "0", &[224, 448]);
+}
+
+#[test]
+fn efficientnet_lite1_port_matches_the_python_reference() {
+    efficientnet_matches_the_python_reference(BackboneKind::EfficientnetLite1, "1", &[240]);
+}
+
+#[test]
+fn efficientnet_lite2_port_matches_the_python_reference() {
+    efficientnet_matches_the_python_reference(BackboneKind::EfficientnetLite2, "2", &[260]);
 }
 
 #[test]

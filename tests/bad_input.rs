@@ -163,7 +163,15 @@ fn tiny_model() -> &'static Path {
             .arg(&good)
             .arg("--out")
             .arg(&model)
-            .args(["--preset", "fast", "--epochs", "2", "--image-size", "64"])
+            .args([
+                "--detector",
+                "differnet",
+                "--preset",
+                "fast",
+                "--epochs",
+                "2",
+            ])
+            .args(["--image-size", "64"])
             .args(["--rotations", "2", "--device", "cpu", "--json"])
             .output()
             .expect("run differnet train");

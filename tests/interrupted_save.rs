@@ -19,7 +19,15 @@ fn train_command(data: &Path, out: &Path, seed: u64) -> Command {
         .arg(data)
         .arg("--out")
         .arg(out)
-        .args(["--preset", "fast", "--epochs", "1", "--image-size", "64"])
+        .args([
+            "--detector",
+            "differnet",
+            "--preset",
+            "fast",
+            "--epochs",
+            "1",
+        ])
+        .args(["--image-size", "64"])
         .args(["--rotations", "2", "--device", "cpu", "--json", "--seed"])
         .arg(seed.to_string())
         .stdout(Stdio::null())
@@ -87,7 +95,7 @@ fn a_process_killed_while_saving_leaves_the_previous_model_intact() {
         if bytes == original {
             assert_eq!(meta.state.threshold, original_meta.state.threshold);
         } else {
-            assert_ne!(meta.config.train.seed, original_meta.config.train.seed);
+            assert_ne!(meta.detector.seed(), original_meta.detector.seed());
         }
         // The temporary file of a killed save is not mistaken for a model.
         for e in std::fs::read_dir(&models).unwrap().flatten() {

@@ -6,8 +6,9 @@ mod common;
 use common::{texture, tiny_config};
 use differnet::core::config::BackboneKind;
 use differnet::engine::backbone::Backbone;
-use differnet::engine::lanes::{Lanes, SharedModel};
-use differnet::engine::model::DifferNet;
+use differnet::engine::detector::{Detector, SharedDetector};
+use differnet::engine::detectors::differnet::DifferNet;
+use differnet::engine::lanes::Lanes;
 use std::rc::Rc;
 use tch::Device;
 
@@ -20,8 +21,8 @@ fn lanes_give_the_scores_and_heatmaps_of_one_by_one_scoring() {
     )
     .unwrap();
     tch::manual_seed(0);
-    let model = DifferNet::new(tiny_config(), Rc::new(backbone), Device::Cpu).unwrap();
-    let angles = model.config.score.angles_deg();
+    let model =
+        Detector::DifferNet(DifferNet::new(tiny_config(), Rc::new(backbone), Device::Cpu).unwrap());
     // Half with heatmaps, and scratched ones among them, so outputs differ per image.
     let items: Vec<(image::RgbImage, bool)> = (0..8)
         .map(|i| (texture(100 + i, i % 3 == 0), i % 2 == 0))
@@ -29,10 +30,10 @@ fn lanes_give_the_scores_and_heatmaps_of_one_by_one_scoring() {
 
     let one_by_one: Vec<_> = items
         .iter()
-        .map(|(img, heat)| model.score_image(img, &angles, *heat))
+        .map(|(img, heat)| model.score_image(img, *heat, None))
         .collect();
 
-    let shared = SharedModel::new(&model);
+    let shared = SharedDetector::new(&model);
     let lanes = Lanes {
         count: 3,
         threads_each: 1,
@@ -40,7 +41,7 @@ fn lanes_give_the_scores_and_heatmaps_of_one_by_one_scoring() {
     let mut in_lanes = Vec::new();
     let started = lanes.map(
         items,
-        &|(img, heat)| shared.score_image(&img, &angles, heat),
+        &|(img, heat)| shared.score_image(&img, heat, None),
         &|| false,
         &mut |i, raw| in_lanes.push((i, raw)),
     );

@@ -2,7 +2,8 @@
 
 use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
 use differnet::engine::backbone::Backbone;
-use differnet::engine::model::DifferNet;
+use differnet::engine::detector::Detector;
+use differnet::engine::detectors::differnet::DifferNet;
 use differnet::engine::model_file::{FORMAT_VERSION, load, read_meta, save};
 use std::path::Path;
 use std::rc::Rc;
@@ -22,14 +23,23 @@ fn backbone() -> Rc<Backbone> {
     Rc::new(Backbone::new_untrained(BackboneKind::Alexnet, Device::Cpu))
 }
 
-fn saved_model(dir: &Path) -> (std::path::PathBuf, DifferNet) {
+fn saved_model(dir: &Path) -> (std::path::PathBuf, Detector) {
     tch::manual_seed(1);
     let mut m = DifferNet::new(small_config(), backbone(), Device::Cpu).unwrap();
     m.state.threshold = Some(1.25);
     m.state.heat_scale = Some(0.5);
     let path = dir.join("m.differnet");
+    let m = Detector::DifferNet(m);
     save(&m, &path).unwrap();
     (path, m)
+}
+
+/// The DifferNet in a loaded detector.
+fn differnet(d: Detector) -> DifferNet {
+    match d {
+        Detector::DifferNet(m) => m,
+        other => panic!("expected a DifferNet, got {other:?}"),
+    }
 }
 
 /// Rewrites the JSON metadata of a saved file with `edit`.
@@ -58,7 +68,8 @@ fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
 fn round_trip_keeps_weights_permutations_and_state() {
     let dir = tempfile::tempdir().unwrap();
     let (path, m) = saved_model(dir.path());
-    let back = load(&path, backbone(), Device::Cpu).unwrap();
+    let m = differnet(m);
+    let back = differnet(load(&path, backbone(), Device::Cpu).unwrap());
     assert_eq!(back.config, m.config);
     assert_eq!(back.state, m.state);
     assert_eq!(back.flow().permutations(), m.flow().permutations());
@@ -115,21 +126,22 @@ fn newer_versions_and_inconsistent_metadata_are_refused() {
     let e = err_after(&|m| m["format_version"] = serde_json::json!(FORMAT_VERSION + 1));
     assert!(e.contains("newer"), "{e}");
     // Metadata that says the flow is wider than the tensors are.
-    let e = err_after(&|m| m["config"]["model"]["hidden"] = serde_json::json!(16));
+    let e = err_after(&|m| m["detector"]["model"]["hidden"] = serde_json::json!(16));
     assert!(e.contains("shape"), "{e}");
     // A permutation that is not one.
     let e = err_after(&|m| m["permutations"][0][0] = m["permutations"][0][1].clone());
     assert!(e.contains("permutation"), "{e}");
     // A different backbone than the one given.
-    let e =
-        err_after(&|m| m["config"]["model"]["backbone"] = serde_json::json!("efficientnet-lite0"));
+    let e = err_after(&|m| {
+        m["detector"]["model"]["backbone"] = serde_json::json!("efficientnet-lite0")
+    });
     assert!(!e.is_empty());
     let e = err_after(&|m| m["format"] = serde_json::json!("something-else"));
     assert!(e.contains("not a DifferNet model"), "{e}");
     // Settings that would make scoring allocate without bound, or overflow a shift.
-    let e = err_after(&|m| m["config"]["score"]["rotations"] = serde_json::json!(1u64 << 32));
+    let e = err_after(&|m| m["detector"]["score"]["rotations"] = serde_json::json!(1u64 << 32));
     assert!(e.contains("test rotations"), "{e}");
-    let e = err_after(&|m| m["config"]["model"]["n_scales"] = serde_json::json!(313));
+    let e = err_after(&|m| m["detector"]["model"]["n_scales"] = serde_json::json!(313));
     assert!(e.contains("scales"), "{e}");
 }
 

@@ -73,7 +73,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: val,
-        config: tiny_config(),
+        config: tiny_config().into(),
     }))
     .unwrap();
     let mut losses = Vec::new();
@@ -165,7 +165,7 @@ fn heatmaps_have_the_image_size_and_turn_with_the_image() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: val,
-        config: tiny_config(),
+        config: tiny_config().into(),
     }))
     .unwrap();
     let info = wait_for(&w, |e| match e {
@@ -238,7 +238,7 @@ fn cancelling_training_keeps_the_worker_ready() {
     w.send(Command::Train(TrainRequest {
         train: train.clone(),
         validation: vec![],
-        config: cfg,
+        config: cfg.into(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::TrainStep { .. }).then_some(()));
@@ -264,7 +264,7 @@ fn cancelling_training_keeps_the_worker_ready() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: vec![],
-        config: cfg,
+        config: cfg.into(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -283,7 +283,7 @@ fn unreadable_images_are_skipped_and_named() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: vec![],
-        config: cfg,
+        config: cfg.into(),
     }))
     .unwrap();
     let mut skipped = Vec::new();
@@ -314,7 +314,7 @@ fn training_is_reproducible_with_a_seed() {
         w.send(Command::Train(TrainRequest {
             train: train.clone(),
             validation: vec![],
-            config: cfg,
+            config: cfg.into(),
         }))
         .unwrap();
         wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -334,7 +334,7 @@ fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
     w.send(Command::Train(TrainRequest {
         train: train.clone(),
         validation: vec![],
-        config: tiny_config(),
+        config: tiny_config().into(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -347,7 +347,7 @@ fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: vec![],
-        config: cfg,
+        config: cfg.into(),
     }))
     .unwrap();
     let msg = loop {
@@ -372,7 +372,7 @@ fn cancelling_scoring_at_any_point_keeps_the_model_and_the_worker_ready() {
     w.send(Command::Train(TrainRequest {
         train,
         validation: vec![],
-        config: tiny_config(),
+        config: tiny_config().into(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));

@@ -4,7 +4,9 @@
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use differnet::core::colormap::Colormap;
-use differnet::core::config::{BackboneKind, DeviceChoice, Preset};
+use differnet::core::config::{
+    BackboneKind, DetectorConfig, DetectorKind, DeviceChoice, PatchCoreConfig, Preset,
+};
 use differnet::core::dataset::{self, Label};
 use differnet::core::decision::Thresholds;
 use differnet::core::message::skipped_line;
@@ -80,24 +82,37 @@ struct TrainArgs {
     /// Seed of the split, the weights, the rotations and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Settings bundle: paper (every hyper-parameter of the paper) or fast.
+    /// Detector: patchcore (nearest good patch; the most accurate with few images) or
+    /// differnet (the paper's normalizing flow).
+    #[arg(long, default_value = "patchcore")]
+    detector: DetectorKind,
+    /// DifferNet's settings bundle: paper (every hyper-parameter of the paper) or fast.
     #[arg(long, default_value = "fast")]
     preset: Preset,
-    /// Feature extractor: efficientnet-lite0 (offline) or alexnet (the paper's).
-    #[arg(long, default_value = "efficientnet-lite0")]
-    backbone: BackboneKind,
-    /// Override the preset's number of epochs.
+    /// Feature extractor: efficientnet-lite0, -lite1, -lite2 (offline) or alexnet (the
+    /// paper's; DifferNet only). Default: the detector's.
+    #[arg(long)]
+    backbone: Option<BackboneKind>,
+    /// Override DifferNet's number of epochs.
     #[arg(long)]
     epochs: Option<usize>,
-    /// Override the preset's number of test rotations.
+    /// Override DifferNet's number of test rotations.
     #[arg(long)]
     rotations: Option<usize>,
-    /// Override the preset's backbone stages (1-based, comma separated), e.g. 5,7.
+    /// Override the backbone stages (1-based, comma separated), e.g. 5,7 (DifferNet) or
+    /// 3,5 (PatchCore).
     #[arg(long, value_delimiter = ',')]
     stages: Option<Vec<usize>>,
-    /// Override the preset's input size in pixels.
+    /// Override the input size in pixels.
     #[arg(long)]
     image_size: Option<u32>,
+    /// PatchCore: share of the memory bank kept by the greedy coreset, in (0, 1].
+    #[arg(long)]
+    coreset: Option<f64>,
+    /// PatchCore: put the 8 rotations and flips of each good image in the bank (true or
+    /// false).
+    #[arg(long)]
+    dihedral: Option<bool>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -371,31 +386,17 @@ fn train(a: TrainArgs) -> Result<()> {
     if train_set.is_empty() {
         bail!("no good images to train on in {}", a.data.display());
     }
-    let mut config = a.preset.config(a.backbone);
-    config.train.seed = a.seed;
-    if let Some(e) = a.epochs {
-        config.train.epochs = e;
-    }
-    if let Some(r) = a.rotations {
-        config.score.rotations = r;
-    }
-    if let Some(s) = a.stages {
-        config.model.feature_stages = s;
-    }
-    if let Some(s) = a.image_size {
-        config.model.image_size = s;
-    }
-    config
-        .validate()
-        .map_err(|e| anyhow!("invalid settings: {e}"))?;
-    let worker = start_worker(&a.engine, Some(a.backbone))?;
+    let config = train_config(&a)?;
+    let worker = start_worker(&a.engine, Some(config.backbone()))?;
     let mut progress = Progress::new(a.engine.json);
+    let settings = match &config {
+        DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
+        DetectorConfig::PatchCore(_) => config.describe(),
+    };
     progress.note(&format!(
-        "training on {} good images, {} held out for validation ({} preset, {})",
+        "training on {} good images, {} held out for validation ({settings})",
         train_set.len(),
         val_set.len(),
-        a.preset,
-        a.backbone
     ));
     send(
         &worker,
@@ -450,6 +451,62 @@ fn train(a: TrainArgs) -> Result<()> {
         println!("model written to {}", a.out.display());
     }
     Ok(())
+}
+
+/// The detector settings the training arguments ask for.
+fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    let differnet_only = [
+        ("--epochs", a.epochs.is_some()),
+        ("--rotations", a.rotations.is_some()),
+    ];
+    let patchcore_only = [
+        ("--coreset", a.coreset.is_some()),
+        ("--dihedral", a.dihedral.is_some()),
+    ];
+    let mut config = match a.detector {
+        DetectorKind::DifferNet => {
+            if let Some((flag, _)) = patchcore_only.iter().find(|(_, set)| *set) {
+                bail!("{flag} is a PatchCore setting; add --detector patchcore");
+            }
+            let mut c = a
+                .preset
+                .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
+            if let Some(e) = a.epochs {
+                c.train.epochs = e;
+            }
+            if let Some(r) = a.rotations {
+                c.score.rotations = r;
+            }
+            DetectorConfig::DifferNet(c)
+        }
+        DetectorKind::PatchCore => {
+            if let Some((flag, _)) = differnet_only.iter().find(|(_, set)| *set) {
+                bail!("{flag} is a DifferNet setting; add --detector differnet");
+            }
+            let mut c = PatchCoreConfig::default();
+            if let Some(b) = a.backbone {
+                c.backbone = b;
+            }
+            if let Some(f) = a.coreset {
+                c.coreset_fraction = f;
+            }
+            if let Some(d) = a.dihedral {
+                c.dihedral_bank = d;
+            }
+            DetectorConfig::PatchCore(c)
+        }
+    };
+    config.set_seed(a.seed);
+    if let Some(s) = &a.stages {
+        config.set_stages(s.clone());
+    }
+    if let Some(s) = a.image_size {
+        config.set_image_size(s);
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow!("invalid settings: {e}"))?;
+    Ok(config)
 }
 
 fn load_model(
@@ -516,7 +573,7 @@ fn eval(a: EvalArgs) -> Result<()> {
                 decision(*score, threshold)
             );
         }
-        differnet::engine::model_file::write_atomic(csv, text.as_bytes())
+        differnet::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }
     if a.engine.json {
@@ -643,7 +700,7 @@ fn score(a: ScoreArgs) -> Result<()> {
                         &mut std::io::Cursor::new(&mut bytes),
                         image::ImageFormat::Png,
                     )?;
-                    differnet::engine::model_file::write_atomic(&dest, &bytes)
+                    differnet::core::atomic_file::write_atomic(&dest, &bytes)
                         .with_context(|| format!("cannot write {}", dest.display()))?;
                 }
                 rows.push((s.path, s.score));
@@ -661,7 +718,7 @@ fn score(a: ScoreArgs) -> Result<()> {
         );
     }
     if let Some(csv) = &a.csv {
-        differnet::engine::model_file::write_atomic(csv, text.as_bytes())
+        differnet::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }
     if a.engine.json {

@@ -1,6 +1,7 @@
 //! Pure Rust parts shared by the engine and the front ends. Nothing here names a tch or
 //! an egui type.
 
+pub mod atomic_file;
 pub mod colormap;
 pub mod config;
 pub mod dataset;

@@ -12,7 +12,12 @@ use safetensors::SafeTensors;
 /// Value of the `format` field.
 pub const FORMAT_NAME: &str = "differnet-model";
 /// The newest format version this build reads and the one it writes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: DifferNet only; its settings under `config`.
+/// - 2: any detector; its kind and settings under `detector` (tagged by `kind`), the
+///   DifferNet permutations only for DifferNet, a PatchCore's memory bank as the tensor
+///   `bank`. Version 1 files are read as version 2 DifferNet files.
+pub const FORMAT_VERSION: u32 = 2;
 /// Key of the JSON entry in the safetensors metadata.
 pub const META_KEY: &str = "differnet";
 
@@ -52,7 +57,22 @@ pub fn metadata_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
     if version == 0 {
         return Err("missing format version".to_owned());
     }
-    Ok(value)
+    Ok(upgrade(value, version))
+}
+
+/// Metadata of an older version in the shape of the current one.
+fn upgrade(mut value: serde_json::Value, version: u64) -> serde_json::Value {
+    if version == 1
+        && let Some(object) = value.as_object_mut()
+        && let Some(mut config) = object.remove("config")
+    {
+        // Version 1 held DifferNet settings only, untagged.
+        if let Some(c) = config.as_object_mut() {
+            c.insert("kind".into(), "differnet".into());
+        }
+        object.insert("detector".into(), config);
+    }
+    value
 }
 
 #[cfg(test)]
@@ -77,6 +97,17 @@ mod tests {
     }
 
     #[test]
+    fn version_1_settings_become_a_tagged_differnet_detector() {
+        let value = metadata_json(&header_only(
+            r#"{"format":"differnet-model","format_version":1,"config":{"model":{"n_blocks":8}}}"#,
+        ))
+        .expect("parse");
+        assert!(value.get("config").is_none());
+        assert_eq!(value["detector"]["kind"], "differnet");
+        assert_eq!(value["detector"]["model"]["n_blocks"], 8);
+    }
+
+    #[test]
     fn refuses_what_is_not_a_current_model_file() {
         let error = |bytes: &[u8]| metadata_json(bytes).unwrap_err();
         assert!(error(b"").starts_with("not a model file"));
@@ -94,7 +125,7 @@ mod tests {
         );
         assert!(
             error(&header_only(
-                r#"{"format":"differnet-model","format_version":2}"#
+                r#"{"format":"differnet-model","format_version":3}"#
             ))
             .contains("newer")
         );

@@ -4,10 +4,16 @@
 //! Both enums are plain data (no tch, no egui), sent over bounded crossbeam channels. The
 //! worker owns every tensor; the front ends only ever see these values.
 
-use crate::core::config::DifferNetConfig;
+use crate::core::config::DetectorConfig;
 use crate::core::dataset::Label;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Called by the worker after it sends events, so that a front end wakes up to read them
+/// (`ctx.request_repaint()` in the GUI, nothing in the CLI, which blocks on the channel).
+/// The worker never depends on a UI toolkit.
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// A request to the worker. Jobs run one at a time, in the order sent.
 #[derive(Debug, Clone)]
@@ -48,8 +54,8 @@ pub struct TrainRequest {
     pub train: Vec<PathBuf>,
     /// Good images held out for score statistics and the default threshold (may be empty).
     pub validation: Vec<PathBuf>,
-    /// Architecture, optimisation and scoring settings.
-    pub config: DifferNetConfig,
+    /// The detector's kind and all its settings.
+    pub config: DetectorConfig,
 }
 
 /// Images to score.
@@ -57,7 +63,8 @@ pub struct TrainRequest {
 pub struct ScoreRequest {
     /// Image files (already expanded from folders).
     pub paths: Vec<PathBuf>,
-    /// Also compute a localisation heatmap for each image (a backward pass, about 3x slower).
+    /// Also compute a localisation heatmap for each image (DifferNet: a backward pass,
+    /// about 3x slower; PatchCore: nearly free).
     pub heatmaps: bool,
     /// Override of the number of test rotations; `None` keeps the model's.
     pub rotations: Option<usize>,
@@ -92,6 +99,8 @@ pub enum Phase {
     Loading,
     /// Running the backbone once to fill the feature cache.
     CachingFeatures,
+    /// Choosing the memory bank's patches (PatchCore's greedy coreset).
+    BuildingBank,
     /// Optimising the flow.
     Training,
     /// Scoring held-out good images.
@@ -106,6 +115,7 @@ impl Phase {
         match self {
             Phase::Loading => "loading images",
             Phase::CachingFeatures => "extracting features",
+            Phase::BuildingBank => "choosing the memory bank",
             Phase::Training => "training",
             Phase::Validating => "validating",
             Phase::Scoring => "scoring",
@@ -132,7 +142,9 @@ pub struct ImageScore {
     pub path: PathBuf,
     /// Its label when known.
     pub label: Label,
-    /// Anomaly score: mean of z^2 over rotations and features. Higher = more anomalous.
+    /// Anomaly score (DifferNet: mean of z^2 over rotations and features; PatchCore: the
+    /// distance of the most unusual patch to its nearest good one). Higher = more
+    /// anomalous; the scale depends on the detector.
     pub score: f64,
     /// Localisation map, when asked for.
     pub heatmap: Option<Heatmap>,
@@ -141,8 +153,8 @@ pub struct ImageScore {
 /// Summary of a model, for display.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelInfo {
-    /// Full configuration.
-    pub config: DifferNetConfig,
+    /// The detector's kind and all its settings.
+    pub config: DetectorConfig,
     /// Number of training images.
     pub train_count: usize,
     /// Validation scores statistics, when validation images were given.
@@ -153,8 +165,10 @@ pub struct ModelInfo {
     /// threshold go to a person); `None`: no band.
     #[serde(default)]
     pub review_threshold: Option<f64>,
-    /// Trainable parameters of the flow.
-    pub flow_parameters: usize,
+    /// Learnt values: the flow's parameters (DifferNet) or the memory bank's entries
+    /// times their width (PatchCore).
+    #[serde(alias = "flow_parameters")]
+    pub parameters: usize,
     /// Seconds spent training.
     pub train_secs: f64,
     /// Of `train_secs`, the seconds after the flow was fitted: scoring the held-out good

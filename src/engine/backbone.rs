@@ -3,14 +3,14 @@
 
 use crate::core::config::{BackboneKind, ModelConfig};
 use crate::engine::alexnet::AlexNetFeatures;
-use crate::engine::efficientnet::EfficientNetLite0;
+use crate::engine::efficientnet::{EfficientNetLite, Scaling};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::transforms::downsample_nearest;
 use std::path::Path;
 use tch::{Device, Tensor, nn};
 
 enum Net {
-    EfficientNet(Box<EfficientNetLite0>),
+    EfficientNet(Box<EfficientNetLite>),
     AlexNet(AlexNetFeatures),
 }
 
@@ -35,7 +35,13 @@ impl Backbone {
         let vs = nn::VarStore::new(device);
         let net = match kind {
             BackboneKind::EfficientnetLite0 => {
-                Net::EfficientNet(Box::new(EfficientNetLite0::new(&vs.root())))
+                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE0)))
+            }
+            BackboneKind::EfficientnetLite1 => {
+                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE1)))
+            }
+            BackboneKind::EfficientnetLite2 => {
+                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE2)))
             }
             BackboneKind::Alexnet => Net::AlexNet(AlexNetFeatures::new(&vs.root())),
         };
@@ -77,6 +83,11 @@ impl Backbone {
         Ok(b)
     }
 
+    /// The device its weights live on.
+    pub fn device(&self) -> Device {
+        self.vs.device()
+    }
+
     /// Which network this is.
     pub fn kind(&self) -> BackboneKind {
         self.kind
@@ -90,7 +101,7 @@ impl Backbone {
         }
     }
 
-    /// ImageNet logits, where the network has a classifier (EfficientNet-Lite0).
+    /// ImageNet logits, where the network has a classifier (the EfficientNet-Lites).
     pub fn classify(&self, x: &Tensor) -> Option<Tensor> {
         match &self.net {
             Net::EfficientNet(net) => Some(net.classify(x)),

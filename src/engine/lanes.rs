@@ -5,13 +5,11 @@
 //! decodes the images in parallel too. On a GPU there is one lane: the device already
 //! runs a whole batch at once.
 
-use crate::engine::model::{DifferNet, FeatureChunk, RawScore};
 use crossbeam_channel::unbounded;
-use image::RgbImage;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use tch::{Device, Tensor};
+use tch::Device;
 
 /// Most lanes on one machine: more lanes cost memory and gain little once each has a core.
 const MAX_LANES: usize = 8;
@@ -162,49 +160,6 @@ impl Drop for FailFlag<'_> {
 pub fn process_threads() -> i32 {
     static THREADS: OnceLock<i32> = OnceLock::new();
     *THREADS.get_or_init(|| tch::get_num_threads().max(1))
-}
-
-/// A model shared read-only by the scoring lanes.
-pub struct SharedModel<'a>(&'a DifferNet);
-
-// SAFETY: the methods below only read the weights and build new tensors (libtorch supports
-// concurrent forward and backward passes over shared tensors, and grad mode is per thread).
-// None mutates the model or clones the backbone's `Rc`, the one part of `DifferNet` whose
-// shared use would race.
-unsafe impl Sync for SharedModel<'_> {}
-
-impl<'a> SharedModel<'a> {
-    /// Shares `model` between lanes.
-    pub fn new(model: &'a DifferNet) -> Self {
-        Self(model)
-    }
-
-    /// [`DifferNet::score_image`].
-    pub fn score_image(&self, img: &RgbImage, angles: &[f64], heatmap: bool) -> RawScore {
-        self.0.score_image(img, angles, heatmap)
-    }
-
-    /// [`DifferNet::score_prepared`].
-    pub fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
-        self.0.score_prepared(x, angles)
-    }
-
-    /// [`DifferNet::localize_prepared`].
-    pub fn localize_prepared(
-        &self,
-        x: &Tensor,
-        angles: &[f64],
-        out_w: u32,
-        out_h: u32,
-    ) -> (f64, Tensor) {
-        self.0.localize_prepared(x, angles, out_w, out_h)
-    }
-
-    /// Features of one backbone batch, without gradients (grad mode is per thread, so
-    /// each lane sets its own).
-    pub fn chunk_features_no_grad(&self, chunk: &FeatureChunk) -> Tensor {
-        tch::no_grad(|| self.0.chunk_features(chunk))
-    }
 }
 
 #[cfg(test)]

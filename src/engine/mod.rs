@@ -1,17 +1,19 @@
 //! Everything that touches libtorch (through tch). Front ends use it only through the
 //! [`worker`]'s command and event enums.
+//!
+//! The detectors share one interface, [`detector::Detector`], which the worker, the
+//! scoring lanes and the model file use; each kind lives under [`detectors`].
 
 pub mod alexnet;
 pub mod backbone;
+pub mod detector;
+pub mod detectors;
 pub mod device;
 pub mod efficientnet;
 pub mod error;
-pub mod flow;
 pub mod lanes;
-pub mod model;
 pub mod model_file;
 pub mod openmp;
-pub mod train;
 pub mod transforms;
 pub mod weights;
 pub mod worker;

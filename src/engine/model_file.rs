@@ -1,25 +1,30 @@
-//! The model file: one safetensors file holding the flow's weights, with a JSON metadata
-//! entry (format version, backbone, configuration, permutations, validation statistics,
+//! The model file: one safetensors file holding a detector's tensors (a DifferNet's flow
+//! weights, a PatchCore's memory bank), with a JSON metadata entry (format version, the
+//! detector's kind and settings, DifferNet's permutations, validation statistics,
 //! threshold, heat scale). Loading parses data only and never executes code. Saving is
 //! atomic: a temporary file in the same folder, flushed to disk, then renamed.
 
-use crate::core::config::DifferNetConfig;
+use crate::core::atomic_file::write_atomic;
+use crate::core::config::{DetectorConfig, MAX_BANK_PATCHES};
 use crate::core::message::one_line;
 use crate::core::model_header::{self, META_KEY};
 use crate::engine::backbone::{Backbone, copy_named};
+use crate::engine::detector::{Detector, ModelState};
+use crate::engine::detectors::differnet::DifferNet;
+use crate::engine::detectors::differnet::flow::check_permutation;
+use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
-use crate::engine::flow::check_permutation;
-use crate::engine::model::{DifferNet, ModelState};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor};
 
 pub use crate::core::model_header::{FORMAT_NAME, FORMAT_VERSION};
+
+/// Name of a PatchCore's memory bank `[M, D]` in the file.
+pub const BANK_TENSOR: &str = "bank";
 
 /// The JSON metadata of a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,9 +33,10 @@ pub struct ModelMeta {
     pub format: String,
     /// File format version.
     pub format_version: u32,
-    /// Architecture, training and scoring settings (the backbone is in `config.model`).
-    pub config: DifferNetConfig,
-    /// One permutation of 0..D per coupling block.
+    /// The detector's kind and settings (the backbone among them).
+    pub detector: DetectorConfig,
+    /// DifferNet: one permutation of 0..D per coupling block. Empty for other kinds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permutations: Vec<Vec<i64>>,
     /// Validation statistics, threshold, heat scale.
     pub state: ModelState,
@@ -47,19 +53,28 @@ fn model_err(path: &Path, message: impl Into<String>) -> EngineError {
 
 /// Writes `model` to `path` atomically: either the new file is complete or the previous
 /// file at `path` is untouched.
-pub fn save(model: &DifferNet, path: &Path) -> Result<()> {
+pub fn save(model: &Detector, path: &Path) -> Result<()> {
+    let (permutations, tensors): (Vec<Vec<i64>>, Vec<(String, Tensor)>) = match model {
+        Detector::DifferNet(m) => (
+            m.flow().permutations().to_vec(),
+            m.vs.variables().into_iter().collect(),
+        ),
+        Detector::PatchCore(m) => (
+            Vec::new(),
+            vec![(BANK_TENSOR.to_owned(), m.bank().shallow_clone())],
+        ),
+    };
     let meta = ModelMeta {
         format: FORMAT_NAME.into(),
         format_version: FORMAT_VERSION,
-        config: model.config.clone(),
-        permutations: model.flow.permutations().to_vec(),
-        state: model.state.clone(),
+        detector: model.config(),
+        permutations,
+        state: model.state().clone(),
         written_by: format!("differnet {}", env!("CARGO_PKG_VERSION")),
     };
     let json = serde_json::to_string(&meta).map_err(|e| model_err(path, e.to_string()))?;
-    let variables = model.vs.variables();
-    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(variables.len());
-    for (name, t) in &variables {
+    let mut buffers: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::with_capacity(tensors.len());
+    for (name, t) in &tensors {
         let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         let values =
@@ -78,39 +93,6 @@ pub fn save(model: &DifferNet, path: &Path) -> Result<()> {
     write_atomic(path, &bytes).map_err(|e| model_err(path, format!("cannot write: {e}")))
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder, flushed to disk
-/// and renamed over the destination, then flushes the folder entry.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
 /// Reads only the metadata of a model file.
 pub fn read_meta(path: &Path) -> Result<ModelMeta> {
     let bytes = std::fs::read(path).map_err(|e| model_err(path, format!("cannot read: {e}")))?;
@@ -126,49 +108,21 @@ pub fn parse_meta(path: &Path, bytes: &[u8]) -> Result<ModelMeta> {
         .map_err(|e| model_err(path, format!("bad metadata: {}", one_line(&e.to_string()))))
 }
 
-/// Loads a model file, checking every tensor's name, dtype and shape against the
+/// Loads a model file, checking every tensor's name, dtype, shape and values against the
 /// metadata, on top of `backbone` (which must be the one the model was trained with).
-pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<DifferNet> {
+pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Detector> {
     let bytes = std::fs::read(path).map_err(|e| model_err(path, format!("cannot read: {e}")))?;
     let meta = parse_meta(path, &bytes)?;
-    meta.config
+    meta.detector
         .validate()
         .map_err(|e| model_err(path, format!("invalid configuration: {e}")))?;
-    let dim = meta.config.model.feature_dim();
-    if meta.permutations.len() != meta.config.model.n_blocks {
+    if backbone.kind() != meta.detector.backbone() {
         return Err(model_err(
             path,
-            "number of permutations does not match the blocks",
-        ));
-    }
-    for perm in &meta.permutations {
-        check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
-    }
-    if backbone.kind() != meta.config.model.backbone {
-        return Err(model_err(
-            path,
-            format!("model needs backbone {}", meta.config.model.backbone),
+            format!("model needs backbone {}", meta.detector.backbone()),
         ));
     }
     let st = SafeTensors::deserialize(&bytes).map_err(|e| model_err(path, e.to_string()))?;
-    let mut model = DifferNet::with_permutations(
-        meta.config.clone(),
-        backbone,
-        device,
-        meta.permutations.clone(),
-    )
-    .map_err(|e| model_err(path, e))?;
-    let expected = model.vs.variables();
-    if st.len() != expected.len() {
-        return Err(model_err(
-            path,
-            format!(
-                "{} tensors in the file, {} expected by its metadata",
-                st.len(),
-                expected.len()
-            ),
-        ));
-    }
     let mut named = Vec::with_capacity(st.len());
     for (name, view) in st.tensors() {
         if view.dtype() != Dtype::F32 {
@@ -186,19 +140,83 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Diffe
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
-        let t = Tensor::from_slice(&values).view(shape.as_slice());
         if values.iter().any(|v| !v.is_finite()) {
             return Err(model_err(
                 path,
                 format!("tensor {} holds NaN or infinite values", one_line(&name)),
             ));
         }
-        named.push((name, t));
+        let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
+        named.push((name, Tensor::from_slice(&values).view(shape.as_slice())));
     }
-    copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
-    model.vs.freeze();
-    model.state = meta.state;
+    let mut model = match meta.detector.clone() {
+        DetectorConfig::DifferNet(config) => {
+            let dim = config.model.feature_dim();
+            if meta.permutations.len() != config.model.n_blocks {
+                return Err(model_err(
+                    path,
+                    "number of permutations does not match the blocks",
+                ));
+            }
+            for perm in &meta.permutations {
+                check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
+            }
+            let mut model =
+                DifferNet::with_permutations(config, backbone, device, meta.permutations.clone())
+                    .map_err(|e| model_err(path, e))?;
+            let expected = model.vs.variables();
+            if named.len() != expected.len() {
+                return Err(model_err(
+                    path,
+                    format!(
+                        "{} tensors in the file, {} expected by its metadata",
+                        named.len(),
+                        expected.len()
+                    ),
+                ));
+            }
+            copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
+            model.vs.freeze();
+            Detector::DifferNet(model)
+        }
+        DetectorConfig::PatchCore(config) => {
+            let [(name, bank)] = named.as_slice() else {
+                return Err(model_err(
+                    path,
+                    format!(
+                        "{} tensors in the file, a PatchCore model holds one ({BANK_TENSOR})",
+                        named.len()
+                    ),
+                ));
+            };
+            if name != BANK_TENSOR {
+                return Err(model_err(
+                    path,
+                    format!("tensor {} found, expected {BANK_TENSOR}", one_line(name)),
+                ));
+            }
+            if bank
+                .size()
+                .first()
+                .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
+            {
+                return Err(model_err(
+                    path,
+                    "memory bank larger than any this program makes",
+                ));
+            }
+            let backbone = if backbone.device() == device {
+                backbone
+            } else {
+                return Err(model_err(path, "backbone on another device than the model"));
+            };
+            Detector::PatchCore(
+                PatchCore::new(config, backbone, bank.shallow_clone())
+                    .map_err(|e| model_err(path, e))?,
+            )
+        }
+    };
+    *model.state_mut() = meta.state;
     Ok(model)
 }
 

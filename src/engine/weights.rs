@@ -1,6 +1,6 @@
 //! Where the pretrained backbone weights live.
 //!
-//! `scripts/setup.sh` converts the EfficientNet-Lite0 ImageNet weights into the cache
+//! `scripts/setup.sh` converts the EfficientNet-Lite0, -Lite1 and -Lite2 ImageNet weights into the cache
 //! (`~/.cache/differnet/weights`, or `$DIFFERNET_WEIGHTS_DIR`). AlexNet's come from
 //! torchvision's official file, downloaded with a SHA-256 check by `differnet
 //! fetch-weights alexnet` or given by path.
@@ -10,6 +10,10 @@ use std::path::PathBuf;
 
 /// File name of the converted EfficientNet-Lite0 weights.
 pub const EFFICIENTNET_FILE: &str = "efficientnet_lite0.safetensors";
+/// File name of the converted EfficientNet-Lite1 weights.
+pub const EFFICIENTNET_LITE1_FILE: &str = "efficientnet_lite1.safetensors";
+/// File name of the converted EfficientNet-Lite2 weights.
+pub const EFFICIENTNET_LITE2_FILE: &str = "efficientnet_lite2.safetensors";
 /// File name of torchvision's AlexNet weights (its hash prefix is in the name).
 pub const ALEXNET_FILE: &str = "alexnet-owt-7be5be79.pth";
 
@@ -29,6 +33,8 @@ pub fn weights_dir() -> PathBuf {
 pub fn default_path(kind: BackboneKind) -> PathBuf {
     weights_dir().join(match kind {
         BackboneKind::EfficientnetLite0 => EFFICIENTNET_FILE,
+        BackboneKind::EfficientnetLite1 => EFFICIENTNET_LITE1_FILE,
+        BackboneKind::EfficientnetLite2 => EFFICIENTNET_LITE2_FILE,
         BackboneKind::Alexnet => ALEXNET_FILE,
     })
 }

@@ -10,13 +10,12 @@ use crate::core::message::one_line;
 use crate::core::metrics;
 use crate::core::protocol::{
     Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest,
-    TrainRequest,
+    TrainRequest, Waker,
 };
 use crate::engine::backbone::Backbone;
+use crate::engine::detector::{Detector, SharedDetector, TrainJob, TrainProgress, train};
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::{Lanes, SharedModel};
-use crate::engine::model::DifferNet;
-use crate::engine::train::{TrainJob, TrainProgress, train};
+use crate::engine::lanes::Lanes;
 use crate::engine::{device, model_file, weights};
 use crossbeam_channel::{Receiver, Sender, bounded};
 use std::collections::HashMap;
@@ -29,9 +28,6 @@ use std::time::Instant;
 
 /// Files left out of a job, with the reason.
 type Skipped = Vec<(PathBuf, String)>;
-
-/// Called by the worker after it sends events, e.g. `ctx.request_repaint()`.
-pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// How to start the worker.
 #[derive(Debug, Clone, Default)]
@@ -255,7 +251,7 @@ struct Worker {
     cancel: Arc<AtomicBool>,
     device: tch::Device,
     backbones: HashMap<BackboneKind, Rc<Backbone>>,
-    model: Option<DifferNet>,
+    model: Option<Detector>,
 }
 
 impl Worker {
@@ -343,8 +339,9 @@ impl Worker {
             } => {
                 let model = self.model.as_mut().ok_or(EngineError::NoModel)?;
                 if threshold.is_some() {
-                    model.state.threshold = threshold;
-                    model.state.review_threshold = review_threshold;
+                    let state = model.state_mut();
+                    state.threshold = threshold;
+                    state.review_threshold = review_threshold;
                 }
                 model_file::save(model, &path)?;
                 self.out.send(Event::Saved { path });
@@ -352,10 +349,10 @@ impl Worker {
             }
             Command::LoadModel { path } => {
                 let meta = model_file::read_meta(&path)?;
-                let backbone = self.backbone(meta.config.model.backbone)?;
+                let backbone = self.backbone(meta.detector.backbone())?;
                 let mut model = model_file::load(&path, backbone, self.device)?;
                 if let Some(b) = self.options.backbone_batch {
-                    model.backbone_batch = b;
+                    model.set_backbone_batch(b);
                 }
                 let info = model.info();
                 self.model = Some(model);
@@ -367,7 +364,7 @@ impl Worker {
     }
 
     fn train(&mut self, req: TrainRequest) -> Result<()> {
-        let backbone = self.backbone(req.config.model.backbone)?;
+        let backbone = self.backbone(req.config.backbone())?;
         let out = self.out.clone();
         let fault = self.options.fault.clone();
         let device = self.device;
@@ -390,10 +387,10 @@ impl Worker {
             })
         };
         let mut model = train(
+            req.config,
             TrainJob {
                 train: &req.train,
                 validation: &req.validation,
-                config: req.config,
                 backbone,
                 device: self.device,
                 cancel: &self.cancel,
@@ -401,7 +398,7 @@ impl Worker {
             &mut report,
         )?;
         if let Some(b) = self.options.backbone_batch {
-            model.backbone_batch = b;
+            model.set_backbone_batch(b);
         }
         let info = model.info();
         self.model = Some(model);
@@ -418,15 +415,10 @@ impl Worker {
         rotations: Option<usize>,
     ) -> Result<(Vec<ImageScore>, Skipped)> {
         let model = self.model.as_ref().ok_or(EngineError::NoModel)?;
-        let mut score_cfg = model.config.score.clone();
-        if let Some(r) = rotations {
-            score_cfg.rotations = r.clamp(1, crate::core::config::MAX_TEST_ROTATIONS);
-        }
-        let angles = score_cfg.angles_deg();
         let total = items.len();
         let mut scored = Vec::with_capacity(total);
         let mut skipped = Vec::new();
-        let shared = SharedModel::new(model);
+        let shared = SharedDetector::new(model);
         // Decoding happens in the lanes too, so it overlaps with the network.
         let fault = self.options.fault.as_ref();
         let device = self.device;
@@ -435,7 +427,7 @@ impl Worker {
                 exhaust_memory(device);
             }
             let result = load_rgb(&path)
-                .map(|img| shared.score_image(&img, &angles, heatmap))
+                .map(|img| shared.score_image(&img, heatmap, rotations))
                 .map_err(|e| e.to_string());
             (path, label, result)
         };

@@ -3,16 +3,17 @@
 //! [`Session`] in `logic`, draws in `ui`, and applies the commands the panels recorded
 //! after the frame.
 
-use crate::core::config::{BackboneKind, DifferNetConfig};
+use crate::core::atomic_file::write_atomic;
+use crate::core::config::{BackboneKind, DetectorConfig, DetectorKind};
 use crate::core::dataset;
 use crate::core::decision::Thresholds;
 use crate::core::message::path_text;
+use crate::core::protocol::Waker;
 use crate::core::protocol::{
     Command, EvaluateRequest, Event, ModelInfo, ScoreRequest, TrainRequest,
 };
 use crate::core::report::{ExportNames, PartRow, parts_csv};
-use crate::engine::model_file::write_atomic;
-use crate::engine::worker::{Waker, WorkerOptions};
+use crate::engine::worker::WorkerOptions;
 use crate::gui::command::{AppCommand, DialogKind};
 use crate::gui::data_panel::DataPanel;
 use crate::gui::dialogs::Dialogs;
@@ -51,7 +52,7 @@ pub struct AppOptions {
     /// How to start the worker.
     pub worker: WorkerOptions,
     /// Training configuration to use instead of the selected preset's.
-    pub config: Option<DifferNetConfig>,
+    pub config: Option<DetectorConfig>,
     /// Settings to start from instead of the saved ones.
     pub state: Option<State>,
 }
@@ -59,7 +60,7 @@ pub struct AppOptions {
 /// The workstation window's application.
 pub struct WorkstationApp {
     state: State,
-    config_override: Option<DifferNetConfig>,
+    config_override: Option<DetectorConfig>,
     waker: Waker,
     worker: WorkerLink,
     session: Session,
@@ -505,9 +506,19 @@ impl WorkstationApp {
         let config = self
             .config_override
             .clone()
-            .unwrap_or_else(|| self.state.preset.config(BackboneKind::EfficientnetLite0));
-        let steps_per_epoch = train.len().div_ceil(config.train.batch_images.max(1));
-        self.session.training = Some(TrainingLog::new(config.train.epochs, steps_per_epoch));
+            .unwrap_or_else(|| match self.state.detector {
+                DetectorKind::DifferNet => self
+                    .state
+                    .preset
+                    .config(BackboneKind::EfficientnetLite0)
+                    .into(),
+                kind => kind.default_config(),
+            });
+        // Only a flow has a loss to plot.
+        self.session.training = config.as_differnet().map(|c| {
+            let steps_per_epoch = train.len().div_ceil(c.train.batch_images.max(1));
+            TrainingLog::new(c.train.epochs, steps_per_epoch)
+        });
         self.session.progress = None;
         self.send(
             Job::Train,

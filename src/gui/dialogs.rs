@@ -2,7 +2,7 @@
 //! and draining worker events while a dialog is open. Tests never open one: they send the
 //! path commands directly.
 
-use crate::engine::worker::Waker;
+use crate::core::protocol::Waker;
 use crate::gui::command::{AppCommand, DialogKind};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;

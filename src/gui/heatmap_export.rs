@@ -1,13 +1,13 @@
 //! Writing heatmap overlays as PNG files on a helper thread, as the worker computes them.
 
+use crate::core::atomic_file::write_atomic;
 use crate::core::colormap::Colormap;
 use crate::core::heat_layer::DEFAULT_HEAT_VMAX;
 use crate::core::image_io::load_rgb;
 use crate::core::message::path_text;
 use crate::core::overlay::overlay;
 use crate::core::protocol::Heatmap;
-use crate::engine::model_file::write_atomic;
-use crate::engine::worker::Waker;
+use crate::core::protocol::Waker;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;
 

@@ -6,7 +6,7 @@
 //! sends it back; the UI uploads a bounded number per frame and keeps the textures.
 
 use crate::core::image_io::load_rgb;
-use crate::engine::worker::Waker;
+use crate::core::protocol::Waker;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{ColorImage, TextureHandle, TextureOptions};
 use std::collections::HashMap;

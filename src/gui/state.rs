@@ -2,7 +2,7 @@
 //! handles (the worker, textures, results) live elsewhere and are never saved.
 
 use crate::core::colormap::Colormap;
-use crate::core::config::Preset;
+use crate::core::config::{DetectorKind, Preset};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -27,7 +27,9 @@ pub struct State {
     /// Good images held out for validation; `None` picks
     /// [`crate::core::dataset::default_val_count`].
     pub val_count: Option<usize>,
-    /// Training settings bundle.
+    /// Which detector to train.
+    pub detector: DetectorKind,
+    /// DifferNet's settings bundle.
     pub preset: Preset,
     /// Colormap of the heatmap overlay.
     pub colormap: Colormap,
@@ -52,6 +54,7 @@ impl Default for State {
             export_folder: None,
             train_count: DEFAULT_TRAIN_COUNT,
             val_count: None,
+            detector: DetectorKind::default(),
             preset: Preset::Fast,
             colormap: Colormap::default(),
             heat_opacity: 0.6,

@@ -1,7 +1,7 @@
-//! Training: the settings preset, Train and Cancel, the device, a progress bar with the
+//! Training: the detector and its settings, Train and Cancel, the device, a progress bar with the
 //! time left, and the loss curve growing as the worker reports steps.
 
-use crate::core::config::Preset;
+use crate::core::config::{DetectorKind, Preset};
 use crate::gui::command::AppCommand;
 use crate::gui::session::Session;
 use crate::gui::state::State;
@@ -28,18 +28,40 @@ impl TrainingPanel {
     ) {
         ui.heading("2. Train");
         ui.horizontal(|ui| {
-            ui.label("Settings:");
-            egui::ComboBox::from_id_salt("preset")
-                .selected_text(preset_label(state.preset))
+            ui.label("Detector:");
+            egui::ComboBox::from_id_salt("detector")
+                .selected_text(detector_label(state.detector))
                 .show_ui(ui, |ui| {
-                    for p in [Preset::Fast, Preset::Paper] {
-                        ui.selectable_value(&mut state.preset, p, preset_label(p));
+                    for k in DetectorKind::ALL {
+                        ui.selectable_value(&mut state.detector, k, detector_label(k))
+                            .on_hover_text(k.summary());
                     }
                 })
                 .response
-                .widget_info(|| {
-                    egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
-                });
+                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Detector"));
+        });
+        ui.label(RichText::new(state.detector.summary()).small().weak());
+        // The same rows whatever the detector, so the panel does not jump.
+        ui.horizontal(|ui| {
+            ui.label("Settings:");
+            let differnet = state.detector == DetectorKind::DifferNet;
+            ui.add_enabled_ui(differnet, |ui| {
+                egui::ComboBox::from_id_salt("preset")
+                    .selected_text(if differnet {
+                        preset_label(state.preset).to_owned()
+                    } else {
+                        format!("Default ({})", state.detector.default_config().describe())
+                    })
+                    .show_ui(ui, |ui| {
+                        for p in [Preset::Fast, Preset::Paper] {
+                            ui.selectable_value(&mut state.preset, p, preset_label(p));
+                        }
+                    })
+                    .response
+                    .widget_info(|| {
+                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
+                    })
+            });
         });
         let good = session.data.as_ref().map_or(0, |d| d.good.len());
         let busy = job.is_some();
@@ -116,7 +138,7 @@ impl TrainingPanel {
                 "Model: {} ({} good images, {}).",
                 session.model_source.as_deref().unwrap_or("current"),
                 m.train_count,
-                m.config.model.backbone
+                m.config.describe()
             ));
             if let Some(v) = &m.validation {
                 ui.label(format!(
@@ -131,6 +153,14 @@ impl TrainingPanel {
                 );
             }
         }
+    }
+}
+
+/// The detector as a user sees it.
+fn detector_label(k: DetectorKind) -> &'static str {
+    match k {
+        DetectorKind::PatchCore => "PatchCore (recommended)",
+        DetectorKind::DifferNet => "DifferNet (the paper)",
     }
 }
 

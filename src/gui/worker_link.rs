@@ -2,8 +2,9 @@
 //! remembers which job each command started (the worker runs them one at a time, in
 //! order), and hands events over in small batches so a burst never stalls a frame.
 
+use crate::core::protocol::Waker;
 use crate::core::protocol::{Command, Event};
-use crate::engine::worker::{Waker, WorkerHandle, WorkerOptions};
+use crate::engine::worker::{WorkerHandle, WorkerOptions};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

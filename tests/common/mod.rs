@@ -3,7 +3,7 @@
 
 pub mod bad_files;
 
-use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
+use differnet::core::config::{BackboneKind, DifferNetConfig, PatchCoreConfig, Preset};
 use differnet::core::rng::SplitMix64;
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -124,6 +124,25 @@ pub fn tiny_config() -> DifferNetConfig {
     c.train.cached_rotations = Some(4);
     c.score.rotations = 4;
     c
+}
+
+/// A small, quick PatchCore with the real backbone: 96 px inputs, a 12 x 12 patch grid.
+pub fn tiny_patchcore() -> PatchCoreConfig {
+    PatchCoreConfig {
+        image_size: 96,
+        stages: vec![3, 4],
+        ..PatchCoreConfig::default()
+    }
+}
+
+/// The pixels of `texture(seed, true)` that its scratch covers.
+pub fn scratch_mask(seed: u64) -> Vec<bool> {
+    let (plain, scratched) = (texture(seed, false), texture(seed, true));
+    plain
+        .pixels()
+        .zip(scratched.pixels())
+        .map(|(a, b)| a != b)
+        .collect()
 }
 
 /// Whether two lists of scores are equal up to float rounding (relative 1e-5). Scores are

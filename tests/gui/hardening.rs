@@ -196,7 +196,7 @@ fn cancelling_at_any_moment_leaves_the_window_ready_and_the_model_kept() {
     // Long enough to be caught in every phase, and parts that take a moment each.
     config.train.epochs = 150;
     config.score.rotations = 16;
-    opts.config = Some(config);
+    opts.config = Some(config.into());
     let mut h = harness(opts);
     h.run_ok();
 

@@ -37,7 +37,7 @@ fn options(data: Option<&Path>) -> AppOptions {
             device: DeviceChoice::Cpu,
             ..Default::default()
         },
-        config: Some(tiny_config()),
+        config: Some(tiny_config().into()),
         state: Some(Default::default()),
     }
 }

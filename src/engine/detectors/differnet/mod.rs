@@ -1,37 +1,21 @@
-//! A trained DifferNet: the frozen backbone, the flow and what validation taught us
-//! (score statistics, default threshold, heatmap scale). Scoring and localisation.
+//! DifferNet (Rudolph, Wandt, Rosenhahn, WACV 2021): the frozen backbone's pooled
+//! multi-scale features, a normalizing flow trained on good images, the mean z^2 over
+//! rotated copies as the score and the gradient of the NLL as the map. Scoring and
+//! localisation here; training in [`train`], the flow in [`flow`].
+
+pub mod flow;
+pub mod train;
 
 use crate::core::config::DifferNetConfig;
-use crate::core::protocol::{Heatmap, ModelInfo, ScoreStats};
+use crate::core::protocol::Heatmap;
 use crate::engine::backbone::Backbone;
-use crate::engine::flow::Flow;
-use crate::engine::lanes::{Lanes, SharedModel};
+use crate::engine::detector::{ModelState, RawScore};
+use crate::engine::lanes::Lanes;
 use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
+use flow::Flow;
 use image::RgbImage;
 use std::rc::Rc;
 use tch::{Device, Kind, Tensor, nn};
-
-/// What the engine learned besides the weights.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ModelState {
-    /// Number of training images.
-    pub train_count: usize,
-    /// Scores of the held-out good images.
-    pub validation: Option<ScoreStats>,
-    /// Reject threshold (default from validation, or the user's).
-    pub threshold: Option<f64>,
-    /// Start of the review band below the reject threshold, when the user set one.
-    #[serde(default)]
-    pub review_threshold: Option<f64>,
-    /// Heatmap scale: the 99th percentile of raw localisation values on held-out good
-    /// images; heatmaps are divided by it so 1.0 means "as hot as a good part gets".
-    pub heat_scale: Option<f64>,
-    /// Seconds spent training.
-    pub train_secs: f64,
-    /// Of `train_secs`, the seconds spent validating and calibrating the heatmap scale.
-    #[serde(default)]
-    pub validation_secs: f64,
-}
 
 /// A DifferNet model on one device. Lives on the worker thread (tensors are not `Sync`).
 pub struct DifferNet {
@@ -59,15 +43,6 @@ impl std::fmt::Debug for DifferNet {
 pub struct FeatureChunk {
     images: Vec<Tensor>,
     degs: Vec<f64>,
-}
-
-/// The raw output of scoring one image.
-#[derive(Debug, Clone)]
-pub struct RawScore {
-    /// Mean of z^2 over rotations and dimensions.
-    pub score: f64,
-    /// Localisation map at the image's size, divided by the heat scale when known.
-    pub heatmap: Option<Heatmap>,
 }
 
 impl DifferNet {
@@ -107,15 +82,7 @@ impl DifferNet {
         let flow = Flow::new(&(vs.root() / "flow"), &config.model, permutations)?;
         Ok(Self {
             config,
-            state: ModelState {
-                train_count: 0,
-                validation: None,
-                threshold: None,
-                review_threshold: None,
-                heat_scale: None,
-                train_secs: 0.0,
-                validation_secs: 0.0,
-            },
+            state: ModelState::untrained(),
             backbone,
             vs,
             flow,
@@ -131,20 +98,6 @@ impl DifferNet {
     /// The flow.
     pub fn flow(&self) -> &Flow {
         &self.flow
-    }
-
-    /// Summary for the front ends.
-    pub fn info(&self) -> ModelInfo {
-        ModelInfo {
-            config: self.config.clone(),
-            train_count: self.state.train_count,
-            validation: self.state.validation.clone(),
-            threshold: self.state.threshold,
-            review_threshold: self.state.review_threshold,
-            flow_parameters: crate::engine::flow::parameter_count(&self.config.model),
-            train_secs: self.state.train_secs,
-            validation_secs: self.state.validation_secs,
-        }
     }
 
     /// An image as the network's square input `[1, 3, S, S]` in [0, 1] on the device.
@@ -167,7 +120,7 @@ impl DifferNet {
 
     /// [`DifferNet::features`] without gradients, the chunks spread over `lanes`, with
     /// `progress(done, total)` after each chunk. `None` when `stop` ended it early.
-    pub fn features_in_lanes(
+    pub(crate) fn features_in_lanes(
         &self,
         lanes: Lanes,
         x: &Tensor,
@@ -311,5 +264,44 @@ pub fn default_backbone_batch(device: Device, image_size: u32) -> usize {
         Device::Cpu if image_size <= 224 => 4,
         Device::Cpu => 1,
         _ => 64,
+    }
+}
+
+/// A DifferNet shared read-only by the lanes of its own jobs (feature extraction,
+/// validation, heat calibration).
+pub(crate) struct SharedModel<'a>(&'a DifferNet);
+
+// SAFETY: the methods below only read the weights and build new tensors (libtorch supports
+// concurrent forward and backward passes over shared tensors, and grad mode is per thread).
+// None mutates the model or clones the backbone's `Rc`, the one part of `DifferNet` whose
+// shared use would race.
+unsafe impl Sync for SharedModel<'_> {}
+
+impl<'a> SharedModel<'a> {
+    /// Shares `model` between lanes.
+    pub(crate) fn new(model: &'a DifferNet) -> Self {
+        Self(model)
+    }
+
+    /// [`DifferNet::score_prepared`].
+    pub(crate) fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
+        self.0.score_prepared(x, angles)
+    }
+
+    /// [`DifferNet::localize_prepared`].
+    pub(crate) fn localize_prepared(
+        &self,
+        x: &Tensor,
+        angles: &[f64],
+        out_w: u32,
+        out_h: u32,
+    ) -> (f64, Tensor) {
+        self.0.localize_prepared(x, angles, out_w, out_h)
+    }
+
+    /// Features of one backbone batch, without gradients (grad mode is per thread, so
+    /// each lane sets its own).
+    pub(crate) fn chunk_features_no_grad(&self, chunk: &FeatureChunk) -> Tensor {
+        tch::no_grad(|| self.0.chunk_features(chunk))
     }
 }

@@ -7,73 +7,18 @@
 //!   angle) and the features are reused across epochs; each epoch samples
 //!   `rotations_per_image` of the k cached rows per image.
 
+use super::{DifferNet, SharedModel};
 use crate::core::config::{DifferNetConfig, TrainConfig};
-use crate::core::image_io::load_rgb;
-use crate::core::protocol::{Phase, ScoreStats};
+use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::backbone::Backbone;
+use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::{Lanes, SharedModel};
-use crate::engine::model::DifferNet;
+use crate::engine::lanes::Lanes;
 use std::path::PathBuf;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use tch::nn::{self, OptimizerConfig};
-use tch::{Device, Kind, Tensor};
-
-/// What training reports as it goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainProgress {
-    /// `done` of `total` units of a phase.
-    Phase {
-        /// The phase.
-        phase: Phase,
-        /// Units done.
-        done: usize,
-        /// Units in total.
-        total: usize,
-    },
-    /// An image could not be used; training goes on without it.
-    Skipped {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// An optimiser step.
-    Step {
-        /// 0-based epoch.
-        epoch: usize,
-        /// 0-based step in the epoch.
-        step: usize,
-        /// Batch loss.
-        loss: f64,
-    },
-    /// An epoch ended.
-    Epoch {
-        /// 0-based epoch.
-        epoch: usize,
-        /// Mean loss over its steps.
-        mean_loss: f64,
-    },
-}
-
-/// Inputs of a training run.
-pub struct TrainJob<'a> {
-    /// Good images to train on.
-    pub train: &'a [PathBuf],
-    /// Held-out good images for statistics.
-    pub validation: &'a [PathBuf],
-    /// Settings.
-    pub config: DifferNetConfig,
-    /// The frozen backbone (must match `config.model.backbone`).
-    pub backbone: Rc<Backbone>,
-    /// Where the tensors live.
-    pub device: Device,
-    /// Set from another thread to stop between batches.
-    pub cancel: &'a AtomicBool,
-}
+use tch::{Kind, Tensor};
 
 /// Decodes and prepares images, skipping (and reporting) those that cannot be read.
 fn load_prepared(
@@ -83,29 +28,7 @@ fn load_prepared(
     report: &mut dyn FnMut(TrainProgress),
     cancel: &AtomicBool,
 ) -> Result<(Vec<PathBuf>, Vec<Tensor>)> {
-    let mut kept = Vec::new();
-    let mut tensors = Vec::new();
-    for (i, path) in paths.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Cancelled);
-        }
-        match load_rgb(path) {
-            Ok(img) => {
-                tensors.push(model.prepare(&img));
-                kept.push(path.clone());
-            }
-            Err(e) => report(TrainProgress::Skipped {
-                path: path.clone(),
-                reason: e.to_string(),
-            }),
-        }
-        report(TrainProgress::Phase {
-            phase,
-            done: i + 1,
-            total: paths.len(),
-        });
-    }
-    Ok((kept, tensors))
+    load_images(paths, phase, report, cancel, &|img| model.prepare(img))
 }
 
 /// A random angle in [-180, 180).
@@ -115,9 +38,12 @@ fn random_angle(rng: &mut SplitMix64) -> f64 {
 
 /// Trains a model. Returns it with its validation statistics, default threshold and heat
 /// scale set. Cancellation and divergence are errors; the caller keeps its old model.
-pub fn train(job: TrainJob<'_>, report: &mut dyn FnMut(TrainProgress)) -> Result<DifferNet> {
+pub fn train(
+    cfg: DifferNetConfig,
+    job: TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<DifferNet> {
     let started = Instant::now();
-    let cfg = job.config.clone();
     let tc: &TrainConfig = &cfg.train;
     if tc.epochs == 0 || tc.batch_images == 0 || tc.rotations_per_image == 0 {
         return Err(EngineError::Config(
@@ -333,12 +259,7 @@ fn validate(
     if scores.len() < val_count {
         return Err(EngineError::Cancelled);
     }
-    model.state.validation = ScoreStats::from_scores(&scores);
-    model.state.threshold = model
-        .state
-        .validation
-        .as_ref()
-        .map(ScoreStats::default_threshold);
+    model.state.set_validation(&scores);
 
     // Heat scale: 99th percentile of raw map values of those images.
     let size = model.config.model.image_size;
@@ -369,11 +290,7 @@ fn validate(
         return Err(EngineError::Cancelled);
     }
     if !values.is_empty() {
-        let all = Tensor::cat(&values, 0);
-        let q = all
-            .quantile_scalar(0.99, None, false, "linear")
-            .double_value(&[]);
-        model.state.heat_scale = (q > 0.0 && q.is_finite()).then_some(q);
+        model.state.heat_scale = heat_scale_of(&values);
     }
     Ok(())
 }

@@ -1,0 +1,308 @@
+//! The detector interface. A detector trains on good images only and returns, for an
+//! image, an anomaly score and a per-pixel anomaly map at the image's size. The worker,
+//! the scoring lanes and the model file use detectors only through [`Detector`]; each
+//! kind lives in its own module under [`crate::engine::detectors`].
+
+use crate::core::config::DetectorConfig;
+use crate::core::image_io::load_rgb;
+use crate::core::protocol::{Heatmap, ModelInfo, Phase, ScoreStats};
+use crate::engine::backbone::Backbone;
+use crate::engine::detectors::differnet::DifferNet;
+use crate::engine::detectors::patchcore::PatchCore;
+use crate::engine::error::{EngineError, Result};
+use image::RgbImage;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tch::{Device, Tensor};
+
+/// What the engine learned besides the weights; the same for every kind.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ModelState {
+    /// Number of training images.
+    pub train_count: usize,
+    /// Scores of the held-out good images.
+    pub validation: Option<ScoreStats>,
+    /// Reject threshold (default from validation, or the user's).
+    pub threshold: Option<f64>,
+    /// Start of the review band below the reject threshold, when the user set one.
+    #[serde(default)]
+    pub review_threshold: Option<f64>,
+    /// Heatmap scale: the 99th percentile of raw map values on good images; maps are
+    /// divided by it so 1.0 means "as hot as a good part gets".
+    pub heat_scale: Option<f64>,
+    /// Seconds spent training.
+    pub train_secs: f64,
+    /// Of `train_secs`, the seconds spent validating and calibrating the heatmap scale.
+    #[serde(default)]
+    pub validation_secs: f64,
+}
+
+impl ModelState {
+    /// The state of a model that has not been trained yet.
+    pub fn untrained() -> Self {
+        Self {
+            train_count: 0,
+            validation: None,
+            threshold: None,
+            review_threshold: None,
+            heat_scale: None,
+            train_secs: 0.0,
+            validation_secs: 0.0,
+        }
+    }
+
+    /// Sets the score statistics of the held-out good images and the default threshold.
+    pub fn set_validation(&mut self, scores: &[f64]) {
+        self.validation = ScoreStats::from_scores(scores);
+        self.threshold = self.validation.as_ref().map(ScoreStats::default_threshold);
+    }
+}
+
+/// The raw output of scoring one image.
+#[derive(Debug, Clone)]
+pub struct RawScore {
+    /// The anomaly score; higher is more anomalous.
+    pub score: f64,
+    /// Anomaly map at the image's size, divided by the heat scale when known.
+    pub heatmap: Option<Heatmap>,
+}
+
+/// A trained (or loaded) detector of any kind, on one device. Lives on the worker thread.
+#[derive(Debug)]
+pub enum Detector {
+    /// A DifferNet normalizing flow.
+    DifferNet(DifferNet),
+    /// A PatchCore memory bank.
+    PatchCore(PatchCore),
+}
+
+impl Detector {
+    /// The kind and settings.
+    pub fn config(&self) -> DetectorConfig {
+        match self {
+            Detector::DifferNet(m) => DetectorConfig::DifferNet(m.config.clone()),
+            Detector::PatchCore(m) => DetectorConfig::PatchCore(m.config.clone()),
+        }
+    }
+
+    /// What validation taught it.
+    pub fn state(&self) -> &ModelState {
+        match self {
+            Detector::DifferNet(m) => &m.state,
+            Detector::PatchCore(m) => &m.state,
+        }
+    }
+
+    /// What validation taught it, to change the thresholds.
+    pub fn state_mut(&mut self) -> &mut ModelState {
+        match self {
+            Detector::DifferNet(m) => &mut m.state,
+            Detector::PatchCore(m) => &mut m.state,
+        }
+    }
+
+    /// The device its tensors live on.
+    pub fn device(&self) -> Device {
+        match self {
+            Detector::DifferNet(m) => m.device(),
+            Detector::PatchCore(m) => m.device(),
+        }
+    }
+
+    /// Sets how many images go through the backbone at once.
+    pub fn set_backbone_batch(&mut self, batch: usize) {
+        match self {
+            Detector::DifferNet(m) => m.backbone_batch = batch,
+            Detector::PatchCore(m) => m.backbone_batch = batch,
+        }
+    }
+
+    /// Learnt values: flow parameters or bank entries times their width.
+    pub fn parameters(&self) -> usize {
+        match self {
+            Detector::DifferNet(m) => {
+                crate::engine::detectors::differnet::flow::parameter_count(&m.config.model)
+            }
+            Detector::PatchCore(m) => m.bank_len() * m.config.feature_dim(),
+        }
+    }
+
+    /// Summary for the front ends.
+    pub fn info(&self) -> ModelInfo {
+        let state = self.state();
+        ModelInfo {
+            config: self.config(),
+            train_count: state.train_count,
+            validation: state.validation.clone(),
+            threshold: state.threshold,
+            review_threshold: state.review_threshold,
+            parameters: self.parameters(),
+            train_secs: state.train_secs,
+            validation_secs: state.validation_secs,
+        }
+    }
+
+    /// Scores one decoded image; with `heatmap`, also its anomaly map. `rotations`
+    /// overrides DifferNet's number of test rotations (other kinds ignore it).
+    pub fn score_image(&self, img: &RgbImage, heatmap: bool, rotations: Option<usize>) -> RawScore {
+        match self {
+            Detector::DifferNet(m) => {
+                let mut score = m.config.score.clone();
+                if let Some(r) = rotations {
+                    score.rotations = r.clamp(1, crate::core::config::MAX_TEST_ROTATIONS);
+                }
+                m.score_image(img, &score.angles_deg(), heatmap)
+            }
+            Detector::PatchCore(m) => m.score_image(img, heatmap),
+        }
+    }
+}
+
+/// A detector shared read-only by the scoring lanes.
+pub struct SharedDetector<'a>(&'a Detector);
+
+// SAFETY: `score_image` only reads the weights and the bank and builds new tensors
+// (libtorch supports concurrent forward and backward passes over shared tensors, and grad
+// mode is per thread). It neither mutates the detector nor clones the backbone's `Rc`, the
+// one part of a detector whose shared use would race.
+unsafe impl Sync for SharedDetector<'_> {}
+
+impl<'a> SharedDetector<'a> {
+    /// Shares `detector` between lanes.
+    pub fn new(detector: &'a Detector) -> Self {
+        Self(detector)
+    }
+
+    /// [`Detector::score_image`].
+    pub fn score_image(&self, img: &RgbImage, heatmap: bool, rotations: Option<usize>) -> RawScore {
+        self.0.score_image(img, heatmap, rotations)
+    }
+}
+
+/// What training reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrainProgress {
+    /// `done` of `total` units of a phase.
+    Phase {
+        /// The phase.
+        phase: Phase,
+        /// Units done.
+        done: usize,
+        /// Units in total.
+        total: usize,
+    },
+    /// An image could not be used; training goes on without it.
+    Skipped {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An optimiser step.
+    Step {
+        /// 0-based epoch.
+        epoch: usize,
+        /// 0-based step in the epoch.
+        step: usize,
+        /// Batch loss.
+        loss: f64,
+    },
+    /// An epoch ended.
+    Epoch {
+        /// 0-based epoch.
+        epoch: usize,
+        /// Mean loss over its steps.
+        mean_loss: f64,
+    },
+}
+
+/// Inputs of a training run, whatever the kind.
+pub struct TrainJob<'a> {
+    /// Good images to train on.
+    pub train: &'a [PathBuf],
+    /// Held-out good images for statistics.
+    pub validation: &'a [PathBuf],
+    /// The frozen backbone (must match the configuration's).
+    pub backbone: Rc<Backbone>,
+    /// Where the tensors live.
+    pub device: Device,
+    /// Set from another thread to stop between batches.
+    pub cancel: &'a AtomicBool,
+}
+
+/// Trains a detector of the configuration's kind. Returns it with its validation
+/// statistics, default threshold and heat scale set. Cancellation and divergence are
+/// errors; the caller keeps its old model.
+pub fn train(
+    config: DetectorConfig,
+    job: TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<Detector> {
+    if job.backbone.kind() != config.backbone() {
+        return Err(EngineError::Config(format!(
+            "backbone {} given for a {} model",
+            job.backbone.kind(),
+            config.backbone()
+        )));
+    }
+    match config {
+        DetectorConfig::DifferNet(c) => {
+            crate::engine::detectors::differnet::train::train(c, job, report)
+                .map(Detector::DifferNet)
+        }
+        DetectorConfig::PatchCore(c) => {
+            crate::engine::detectors::patchcore::train(c, job, report).map(Detector::PatchCore)
+        }
+    }
+}
+
+/// Decodes `paths` and turns each image into a tensor with `prepare`, skipping (and
+/// reporting) those that cannot be read. Returns the kept paths and their tensors.
+pub(crate) fn load_images(
+    paths: &[PathBuf],
+    phase: Phase,
+    report: &mut dyn FnMut(TrainProgress),
+    cancel: &AtomicBool,
+    prepare: &dyn Fn(&RgbImage) -> Tensor,
+) -> Result<(Vec<PathBuf>, Vec<Tensor>)> {
+    let mut kept = Vec::new();
+    let mut tensors = Vec::new();
+    for (i, path) in paths.iter().enumerate() {
+        if cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        match load_rgb(path) {
+            Ok(img) => {
+                tensors.push(prepare(&img));
+                kept.push(path.clone());
+            }
+            Err(e) => report(TrainProgress::Skipped {
+                path: path.clone(),
+                reason: e.to_string(),
+            }),
+        }
+        report(TrainProgress::Phase {
+            phase,
+            done: i + 1,
+            total: paths.len(),
+        });
+    }
+    Ok((kept, tensors))
+}
+
+/// The 99th percentile of the values of `maps`, the heat scale; `None` when there are no
+/// maps or the percentile is not a positive number.
+pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
+    if maps.is_empty() {
+        return None;
+    }
+    let all = Tensor::cat(
+        &maps.iter().map(|m| m.flatten(0, -1)).collect::<Vec<_>>(),
+        0,
+    );
+    let q = all
+        .quantile_scalar(0.99, None, false, "linear")
+        .double_value(&[]);
+    (q > 0.0 && q.is_finite()).then_some(q)
+}

@@ -1,0 +1,4 @@
+//! One module per kind of detector, each behind [`crate::engine::detector::Detector`].
+
+pub mod differnet;
+pub mod patchcore;

@@ -1,0 +1,602 @@
+//! PatchCore (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR
+//! 2022; REFERENCE.md): the frozen backbone's maps of two mid-level stages, each averaged
+//! over its neighbourhood, the deeper upsampled to the finer grid and concatenated, give
+//! one feature per patch. "Training" is one pass over the good images: their patch
+//! features (with their rotations and flips, optionally) make a memory bank, thinned by
+//! greedy coreset subsampling. A patch of a new image scores its distance to the nearest
+//! bank entry; the image scores its most unusual patch; the map is the patch distances,
+//! upsampled and blurred. No gradients anywhere, so the map costs nothing extra.
+
+use crate::core::config::{PatchCoreConfig, PatchScore};
+use crate::core::protocol::{Heatmap, Phase};
+use crate::core::rng::SplitMix64;
+use crate::engine::backbone::Backbone;
+use crate::engine::detector::{
+    ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
+};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::Lanes;
+use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square};
+use image::RgbImage;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tch::{Device, Kind, Tensor};
+
+/// Bank rows compared with the query patches at once: bounds the distance matrix
+/// (query patches x rows) to a few tens of megabytes.
+const BANK_CHUNK: i64 = 8192;
+
+/// Images whose maps calibrate the heat scale when no validation images are held out.
+const HEAT_SCALE_IMAGES: usize = 4;
+
+/// A PatchCore detector on one device. Lives on the worker thread.
+pub struct PatchCore {
+    /// Settings.
+    pub config: PatchCoreConfig,
+    /// What validation taught it.
+    pub state: ModelState,
+    backbone: Rc<Backbone>,
+    /// The memory bank `[M, D]`.
+    bank: Tensor,
+    /// Squared norms of the bank rows `[M]`, for distances by one matrix product.
+    bank_sq: Tensor,
+    /// Images per backbone call.
+    pub backbone_batch: usize,
+}
+
+impl std::fmt::Debug for PatchCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatchCore")
+            .field("config", &self.config)
+            .field("state", &self.state)
+            .field("bank", &self.bank.size())
+            .finish()
+    }
+}
+
+impl PatchCore {
+    /// A detector with the given memory bank `[M, D]` (moved to the backbone's device).
+    pub fn new(
+        config: PatchCoreConfig,
+        backbone: Rc<Backbone>,
+        bank: Tensor,
+    ) -> Result<Self, String> {
+        config.validate()?;
+        if backbone.kind() != config.backbone {
+            return Err(format!(
+                "backbone {} given for a {} model",
+                backbone.kind(),
+                config.backbone
+            ));
+        }
+        let dim = config.feature_dim() as i64;
+        match bank.size().as_slice() {
+            [m, d] if *m > 0 && *d == dim => {}
+            shape => {
+                return Err(format!(
+                    "memory bank of shape {shape:?}, expected [rows > 0, {dim}]"
+                ));
+            }
+        }
+        let device = backbone.device();
+        let bank = bank.to_device(device).to_kind(Kind::Float).contiguous();
+        let bank_sq = bank
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        Ok(Self {
+            backbone_batch: default_backbone_batch(device),
+            config,
+            state: ModelState::untrained(),
+            backbone,
+            bank,
+            bank_sq,
+        })
+    }
+
+    /// Device of the detector.
+    pub fn device(&self) -> Device {
+        self.bank.device()
+    }
+
+    /// The memory bank `[M, D]`.
+    pub fn bank(&self) -> &Tensor {
+        &self.bank
+    }
+
+    /// Rows of the memory bank.
+    pub fn bank_len(&self) -> usize {
+        self.bank.size()[0] as usize
+    }
+
+    /// An image as the network's square input `[1, 3, S, S]` in [0, 1] on the device.
+    pub fn prepare(&self, img: &RgbImage) -> Tensor {
+        prepare(img, &self.config, self.device())
+    }
+
+    /// Patch features `[N, H, W, D]` of square images `[N, 3, S, S]` in [0, 1], computed
+    /// in backbone batches without gradients.
+    pub fn patch_features(&self, x: &Tensor) -> Tensor {
+        patch_features(&self.backbone, &self.config, x, self.backbone_batch)
+    }
+
+    /// Distance of each query patch `[P, D]` to its nearest bank row: `[P]`.
+    pub fn nearest_distances(&self, queries: &Tensor) -> Tensor {
+        nearest_distances(queries, &self.bank, &self.bank_sq)
+    }
+
+    /// Score and, with `map_size = Some((w, h))`, the anomaly map at that size, of a
+    /// prepared image `[1, 3, S, S]`.
+    pub fn score_prepared(
+        &self,
+        x: &Tensor,
+        map_size: Option<(u32, u32)>,
+    ) -> (f64, Option<Tensor>) {
+        tch::no_grad(|| {
+            let feats = self.patch_features(x); // [1, H, W, D]
+            let (_, h, w, d) = feats.size4().expect("patch features are 4-D");
+            let dist = self.nearest_distances(&feats.reshape([h * w, d])); // [H * W]
+            let score = image_score(&dist, self.config.score);
+            let map = map_size.map(|(out_w, out_h)| {
+                let mut map = self.map_from_distances(&dist.view([1, 1, h, w]), out_w, out_h);
+                if let Some(scale) = self.state.heat_scale.filter(|s| *s > 0.0) {
+                    map /= scale;
+                }
+                map
+            });
+            (score, map)
+        })
+    }
+
+    /// The anomaly map `[out_h, out_w]` of patch distances `[1, 1, H, W]`: upsampled
+    /// bilinearly to the input size, blurred, resized to the output size.
+    fn map_from_distances(&self, dist: &Tensor, out_w: u32, out_h: u32) -> Tensor {
+        let s = i64::from(self.config.image_size);
+        let up = dist.upsample_bilinear2d([s, s], false, None, None);
+        let blurred = gaussian_blur(&up, self.config.blur_sigma);
+        let out = if (out_w as i64, out_h as i64) == (s, s) {
+            blurred
+        } else {
+            blurred.internal_upsample_bilinear2d_aa(
+                [i64::from(out_h), i64::from(out_w)],
+                false,
+                None,
+                None,
+            )
+        };
+        out.view([i64::from(out_h), i64::from(out_w)])
+    }
+
+    /// Scores one decoded image; with `heatmap`, also its map at the image's size.
+    pub fn score_image(&self, img: &RgbImage, heatmap: bool) -> RawScore {
+        let x = self.prepare(img);
+        let (w, h) = img.dimensions();
+        let (score, map) = self.score_prepared(&x, heatmap.then_some((w, h)));
+        RawScore {
+            score,
+            heatmap: map.map(|m| Heatmap {
+                width: w,
+                height: h,
+                values: Vec::<f32>::try_from(m.to_device(Device::Cpu).flatten(0, -1))
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+}
+
+/// Images per backbone call: the 8 rotations and flips of an image at once on the CPU
+/// (the lanes keep every core busy), larger batches on a GPU.
+fn default_backbone_batch(device: Device) -> usize {
+    match device {
+        Device::Cpu => 8,
+        _ => 64,
+    }
+}
+
+/// An image as a square input `[1, 3, S, S]` in [0, 1] on `device`.
+fn prepare(img: &RgbImage, config: &PatchCoreConfig, device: Device) -> Tensor {
+    resize_square(&image_to_tensor(img, device), i64::from(config.image_size))
+}
+
+/// Patch features `[N, H, W, D]` of images `[N, 3, S, S]` in [0, 1]: each chosen stage's
+/// map averaged over its `neighbourhood` (borders averaged over the pixels that exist),
+/// upsampled bilinearly to the first stage's grid, concatenated along the channels.
+fn patch_features(
+    backbone: &Backbone,
+    config: &PatchCoreConfig,
+    x: &Tensor,
+    batch: usize,
+) -> Tensor {
+    let n = x.size()[0];
+    let k = config.neighbourhood as i64;
+    let mut out = Vec::new();
+    tch::no_grad(|| {
+        for start in (0..n).step_by(batch.max(1)) {
+            let len = (batch as i64).min(n - start);
+            let xs = normalize(&x.narrow(0, start, len));
+            let maps = backbone.stage_maps(&xs, &config.stages);
+            let (_, _, h, w) = maps[0].size4().expect("feature maps are 4-D");
+            let parts: Vec<Tensor> = maps
+                .iter()
+                .map(|m| {
+                    let m = if k > 1 {
+                        m.avg_pool2d([k, k], [1, 1], [k / 2, k / 2], false, false, None::<i64>)
+                    } else {
+                        m.shallow_clone()
+                    };
+                    let (_, _, mh, mw) = m.size4().expect("feature maps are 4-D");
+                    if (mh, mw) == (h, w) {
+                        m
+                    } else {
+                        m.upsample_bilinear2d([h, w], false, None, None)
+                    }
+                })
+                .collect();
+            // [B, D, H, W] -> [B, H, W, D]: one row per patch once flattened.
+            out.push(Tensor::cat(&parts, 1).permute([0, 2, 3, 1]).contiguous());
+        }
+    });
+    Tensor::cat(&out, 0)
+}
+
+/// Distance of each query `[P, D]` to its nearest row of `bank` `[M, D]` (whose squared
+/// row norms are `bank_sq` `[M]`): `[P]`. Squared distances come from one matrix product
+/// per chunk of the bank, `|q|^2 + |b|^2 - 2 q.b`, clamped at 0 against rounding.
+pub fn nearest_distances(queries: &Tensor, bank: &Tensor, bank_sq: &Tensor) -> Tensor {
+    let q_sq = queries
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), true, Kind::Float); // [P, 1]
+    let m = bank.size()[0];
+    let mut best: Option<Tensor> = None;
+    for start in (0..m).step_by(BANK_CHUNK as usize) {
+        let len = BANK_CHUNK.min(m - start);
+        let rows = bank.narrow(0, start, len);
+        let d2 =
+            queries.mm(&rows.tr()) * -2.0 + &q_sq + bank_sq.narrow(0, start, len).view([1, len]);
+        let chunk_min = d2.amin([1i64].as_slice(), false);
+        best = Some(match best {
+            None => chunk_min,
+            Some(b) => b.minimum(&chunk_min),
+        });
+    }
+    best.expect("the bank is never empty").clamp_min(0.0).sqrt()
+}
+
+/// The image score of patch distances `[P]`.
+fn image_score(dist: &Tensor, rule: PatchScore) -> f64 {
+    match rule {
+        PatchScore::Max => dist.max().double_value(&[]),
+        PatchScore::TopMean { fraction } => {
+            let p = dist.size()[0];
+            let k = ((p as f64 * fraction).ceil() as i64).clamp(1, p);
+            dist.topk(k, 0, true, false)
+                .0
+                .mean(Kind::Float)
+                .double_value(&[])
+        }
+    }
+}
+
+/// Greedy coreset selection (k-center greedy, PatchCore's Algorithm 1): starting from row
+/// `start`, repeatedly adds the row of `points` `[P, d]` farthest from everything chosen
+/// so far, until `m` rows are chosen. Returns their indices in the order chosen.
+/// `progress(done, m)` is called every few steps; returning `false` from `keep_going`
+/// stops early (the caller then discards the result).
+pub fn greedy_coreset(
+    points: &Tensor,
+    m: usize,
+    start: i64,
+    keep_going: &dyn Fn() -> bool,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Vec<i64> {
+    let p = points.size()[0];
+    let m = m.min(p as usize);
+    let mut chosen = Vec::with_capacity(m);
+    if m == 0 {
+        return chosen;
+    }
+    tch::no_grad(|| {
+        let sq = points
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float); // [P]
+        let mut min_d = Tensor::full([p], f64::INFINITY, (Kind::Float, points.device()));
+        let mut next = start.clamp(0, p - 1);
+        let step = (m / 100).max(1);
+        for i in 0..m {
+            chosen.push(next);
+            if i + 1 == m {
+                break;
+            }
+            // Squared distances of every row to the newly chosen one.
+            let row = points.get(next);
+            let d = points.mv(&row) * -2.0 + &sq + sq.get(next);
+            min_d = min_d.minimum(&d);
+            // Chosen rows never again, even where duplicates leave every distance at 0.
+            let _ = min_d.get(next).fill_(-1.0);
+            next = min_d.argmax(0, false).int64_value(&[]);
+            if i % step == 0 {
+                if !keep_going() {
+                    break;
+                }
+                progress(i + 1, m);
+            }
+        }
+    });
+    chosen
+}
+
+/// The 8 rotations by quarter turns and their mirror images of `[N, C, S, S]`, stacked
+/// image-major: `[8 N, C, S, S]`.
+fn dihedral(x: &Tensor) -> Tensor {
+    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
+    let flipped = x.flip([3i64]);
+    let variants: Vec<Tensor> = [x, &flipped]
+        .iter()
+        .flat_map(|t| (0..4).map(move |k| t.rot90(k, [2i64, 3])))
+        .collect();
+    Tensor::stack(&variants, 1).view([n * 8, c, h, w])
+}
+
+/// A random projection `[D, d]` with entries drawn from the seed (not from libtorch's
+/// global generator, which another worker may be drawing from).
+fn random_projection(rows: usize, cols: usize, seed: u64, device: Device) -> Tensor {
+    let mut rng = SplitMix64::new(seed ^ 0x9e37_79b9_7f4a_7c15);
+    let values: Vec<f32> = (0..rows * cols)
+        .map(|_| (rng.next_f64() * 2.0 - 1.0) as f32)
+        .collect();
+    Tensor::from_slice(&values)
+        .view([rows as i64, cols as i64])
+        .to_device(device)
+}
+
+/// A PatchCore shared read-only by the lanes of its own training job.
+struct Shared<'a>(&'a PatchCore);
+
+// SAFETY: only `score_prepared` and `patch_features` are called through it; they read the
+// weights and the bank and build new tensors (libtorch supports concurrent forward passes
+// over shared tensors, and grad mode is per thread). Neither mutates the detector nor
+// clones the backbone's `Rc`.
+unsafe impl Sync for Shared<'_> {}
+
+impl Shared<'_> {
+    /// [`PatchCore::score_prepared`].
+    fn score_prepared(&self, x: &Tensor, map_size: Option<(u32, u32)>) -> (f64, Option<Tensor>) {
+        self.0.score_prepared(x, map_size)
+    }
+}
+
+/// Builds the memory bank from the good images, then scores the held-out good images for
+/// the score statistics, the default threshold and the heat scale.
+pub fn train(
+    config: PatchCoreConfig,
+    job: TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<PatchCore> {
+    let started = Instant::now();
+    config.validate().map_err(EngineError::Config)?;
+    let device = job.device;
+    let (_, images) = load_images(job.train, Phase::Loading, report, job.cancel, &|img| {
+        prepare(img, &config, device)
+    })?;
+    if images.is_empty() {
+        return Err(EngineError::NoImages(format!(
+            "none of the {} training images could be read",
+            job.train.len()
+        )));
+    }
+    let n_images = images.len();
+    let stop = || job.cancel.load(Ordering::Relaxed);
+    let lanes = Lanes::for_device(device);
+    let batch = default_backbone_batch(device);
+
+    // Patch features of every image (and its rotations and flips), in lanes.
+    report(TrainProgress::Phase {
+        phase: Phase::CachingFeatures,
+        done: 0,
+        total: n_images,
+    });
+    let per_image: Vec<Tensor> = {
+        let backbone = &*job.backbone;
+        let cfg = &config;
+        let extract = |x: Tensor| {
+            let x = if cfg.dihedral_bank { dihedral(&x) } else { x };
+            let f = patch_features(backbone, cfg, &x, batch);
+            let d = f.size()[3];
+            f.reshape([-1, d])
+        };
+        let shared = SharedBackbone(&extract);
+        let mut out = Vec::with_capacity(n_images);
+        lanes.map(images, &|x| shared.extract(x), &stop, &mut |i, f| {
+            out.push(f);
+            report(TrainProgress::Phase {
+                phase: Phase::CachingFeatures,
+                done: i + 1,
+                total: n_images,
+            });
+        });
+        out
+    };
+    if per_image.len() < n_images {
+        return Err(EngineError::Cancelled);
+    }
+    // Which image each row comes from, for the heat scale without validation images.
+    let owners: Vec<i64> = per_image
+        .iter()
+        .enumerate()
+        .flat_map(|(i, f)| std::iter::repeat_n(i as i64, f.size()[0] as usize))
+        .collect();
+    let all = Tensor::cat(&per_image, 0); // [P, D]
+    drop(per_image);
+    let p = all.size()[0] as usize;
+    let keep = ((p as f64 * config.coreset_fraction).ceil() as usize).clamp(1, p);
+    let (bank, owners) = if keep < p {
+        let projected = tch::no_grad(|| {
+            let proj = random_projection(
+                all.size()[1] as usize,
+                config.coreset_projection,
+                config.seed,
+                device,
+            );
+            all.mm(&proj)
+        });
+        let start = (SplitMix64::new(config.seed).next_u64() % p as u64) as i64;
+        let chosen = greedy_coreset(&projected, keep, start, &|| !stop(), &mut |done, total| {
+            report(TrainProgress::Phase {
+                phase: Phase::BuildingBank,
+                done,
+                total,
+            })
+        });
+        if chosen.len() < keep {
+            return Err(EngineError::Cancelled);
+        }
+        let idx = Tensor::from_slice(&chosen).to_device(device);
+        let owners: Vec<i64> = chosen.iter().map(|&i| owners[i as usize]).collect();
+        (all.index_select(0, &idx), owners)
+    } else {
+        (all, owners)
+    };
+    report(TrainProgress::Phase {
+        phase: Phase::BuildingBank,
+        done: 1,
+        total: 1,
+    });
+    let mut model =
+        PatchCore::new(config, job.backbone.clone(), bank).map_err(EngineError::Config)?;
+    model.state.train_count = n_images;
+
+    let fitted = Instant::now();
+    validate(&mut model, lanes, &job, &owners, report)?;
+    model.state.validation_secs = fitted.elapsed().as_secs_f64();
+    model.state.train_secs = started.elapsed().as_secs_f64();
+    Ok(model)
+}
+
+/// A feature extractor shared by the lanes.
+struct SharedBackbone<'a>(&'a (dyn Fn(Tensor) -> Tensor + 'a));
+
+// SAFETY: the closure only runs the frozen backbone's forward pass under `no_grad` and
+// builds new tensors; libtorch supports concurrent forward passes over shared weights.
+unsafe impl Sync for SharedBackbone<'_> {}
+
+impl SharedBackbone<'_> {
+    /// Runs the extractor.
+    fn extract(&self, x: Tensor) -> Tensor {
+        (self.0)(x)
+    }
+}
+
+/// Scores the held-out good images (with maps, which cost PatchCore nothing extra) to
+/// set the score statistics, the default threshold and the heat scale. Without
+/// validation images there is no default threshold, and the heat scale comes from a few
+/// training images scored against the bank rows of the other training images (their own
+/// patches are in the bank, at distance 0).
+fn validate(
+    model: &mut PatchCore,
+    lanes: Lanes,
+    job: &TrainJob<'_>,
+    owners: &[i64],
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<()> {
+    let stop = || job.cancel.load(Ordering::Relaxed);
+    let device = model.device();
+    let (_, val) = load_images(
+        job.validation,
+        Phase::Validating,
+        report,
+        job.cancel,
+        &|img| model.prepare(img),
+    )?;
+    let size = model.config.image_size;
+    let total = val.len();
+    report(TrainProgress::Phase {
+        phase: Phase::Validating,
+        done: 0,
+        total,
+    });
+    let mut scores = Vec::with_capacity(total);
+    let mut maps = Vec::with_capacity(total);
+    if !val.is_empty() {
+        let shared = Shared(model);
+        lanes.map(
+            val,
+            &|x| shared.score_prepared(&x, Some((size, size))),
+            &stop,
+            &mut |i, (score, map)| {
+                scores.push(score);
+                maps.extend(map);
+                report(TrainProgress::Phase {
+                    phase: Phase::Validating,
+                    done: i + 1,
+                    total,
+                });
+            },
+        );
+        if scores.len() < total {
+            return Err(EngineError::Cancelled);
+        }
+        model.state.set_validation(&scores);
+    } else {
+        // Leave-one-out maps of a few training images.
+        let (_, train) = load_images(
+            &job.train[..job.train.len().min(HEAT_SCALE_IMAGES)],
+            Phase::Validating,
+            report,
+            job.cancel,
+            &|img| model.prepare(img),
+        )?;
+        let owners_t = Tensor::from_slice(owners).to_device(device);
+        for (i, x) in train.iter().enumerate() {
+            let others = owners_t.ne(i as i64).nonzero().view([-1]);
+            if others.size()[0] == 0 {
+                break;
+            }
+            let bank = model.bank.index_select(0, &others);
+            let bank_sq = model.bank_sq.index_select(0, &others);
+            let map = tch::no_grad(|| {
+                let feats = model.patch_features(x);
+                let (_, h, w, d) = feats.size4().expect("patch features are 4-D");
+                let dist = nearest_distances(&feats.reshape([h * w, d]), &bank, &bank_sq);
+                model.map_from_distances(&dist.view([1, 1, h, w]), size, size)
+            });
+            maps.push(map);
+        }
+    }
+    model.state.heat_scale = heat_scale_of(&maps);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dihedral_copies_are_the_eight_symmetries() {
+        let x = Tensor::arange(2 * 9, (Kind::Float, Device::Cpu)).view([2, 1, 3, 3]);
+        let d = dihedral(&x);
+        assert_eq!(d.size(), vec![16, 1, 3, 3]);
+        // Image-major: the first 8 rows are image 0's, starting with itself.
+        assert!(d.get(0).equal(&x.get(0)));
+        assert!(d.get(8).equal(&x.get(1)));
+        // All 8 of image 0 differ (its values are all distinct).
+        for a in 0..8 {
+            for b in (a + 1)..8 {
+                assert!(!d.get(a).equal(&d.get(b)), "{a} and {b} are equal");
+            }
+        }
+        // Each is a permutation of the same values.
+        let sorted = |t: Tensor| t.flatten(0, -1).sort(0, false).0;
+        for a in 0..8 {
+            assert!(sorted(d.get(a)).equal(&sorted(x.get(0))));
+        }
+    }
+
+    #[test]
+    fn top_mean_averages_the_largest_patches() {
+        let d = Tensor::from_slice(&[1.0f32, 5.0, 3.0, 4.0]);
+        assert_eq!(image_score(&d, PatchScore::Max), 5.0);
+        assert_eq!(image_score(&d, PatchScore::TopMean { fraction: 0.5 }), 4.5);
+        // At least one patch.
+        assert_eq!(image_score(&d, PatchScore::TopMean { fraction: 0.01 }), 5.0);
+    }
+}

@@ -1,0 +1,340 @@
+//! Every detector kind, through the same worker the front ends use: trained on generated
+//! good textures, it separates scratched ones, its map is hotter on the scratch than
+//! elsewhere, and its model file round-trips with identical scores. PatchCore's parts
+//! (the greedy coreset, nearest-neighbour distances) against hand computations.
+
+mod common;
+
+use common::{scratch_mask, tiny_config, tiny_patchcore, write_set};
+use differnet::core::config::{BackboneKind, DetectorConfig, DeviceChoice, PatchCoreConfig};
+use differnet::core::dataset::{Label, Sample};
+use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
+use differnet::engine::backbone::Backbone;
+use differnet::engine::detectors::patchcore::{PatchCore, greedy_coreset, nearest_distances};
+use differnet::engine::model_file;
+use differnet::engine::worker::{WorkerHandle, WorkerOptions};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+use tch::{Device, Kind, Tensor};
+
+fn worker() -> WorkerHandle {
+    let _ = common::efficientnet_weights();
+    let options = WorkerOptions {
+        device: DeviceChoice::Cpu,
+        ..Default::default()
+    };
+    WorkerHandle::spawn(options, Arc::new(|| {})).unwrap()
+}
+
+fn wait_for<T>(w: &WorkerHandle, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    loop {
+        match w
+            .events()
+            .recv_timeout(Duration::from_secs(300))
+            .expect("worker event")
+        {
+            Event::Failed { message } => panic!("job failed: {message}"),
+            Event::Crashed { message } => panic!("worker crashed: {message}"),
+            other => {
+                if let Some(t) = pick(other) {
+                    return t;
+                }
+            }
+        }
+    }
+}
+
+/// Scores and maps of `paths`, in order.
+fn score(w: &WorkerHandle, paths: &[PathBuf], heatmaps: bool) -> Vec<(f64, Option<Vec<f32>>)> {
+    w.send(Command::Score(ScoreRequest {
+        paths: paths.to_vec(),
+        heatmaps,
+        rotations: None,
+    }))
+    .unwrap();
+    let mut out = Vec::new();
+    wait_for(w, |e| match e {
+        Event::Scored(s) => {
+            out.push((s.score, s.heatmap.map(|h| h.values)));
+            None
+        }
+        Event::ScoringDone { .. } => Some(()),
+        _ => None,
+    });
+    out
+}
+
+/// Trains `config` on good textures and checks what every detector must do.
+fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path) {
+    let train = write_set(&dir.join("train"), "good", 0..12, false);
+    let val = write_set(&dir.join("val"), "good", 100..104, false);
+    let good = write_set(&dir.join("test/good"), "good", 200..208, false);
+    let bad_seeds = 300..308u64;
+    let bad = write_set(&dir.join("test/scratch"), "bad", bad_seeds.clone(), true);
+
+    let w = worker();
+    w.send(Command::Train(TrainRequest {
+        train,
+        validation: val,
+        config: config.clone(),
+    }))
+    .unwrap();
+    let info = wait_for(&w, |e| match e {
+        Event::Trained(info) => Some(info),
+        _ => None,
+    });
+    assert_eq!(info.config, config);
+    assert_eq!(info.train_count, 12);
+    let stats = info.validation.expect("validation statistics");
+    assert_eq!(stats.count, 4);
+    assert!(info.threshold.expect("default threshold") >= stats.max);
+    assert!(info.parameters > 0);
+
+    // Image AUROC through the evaluation job.
+    let samples: Vec<Sample> = good
+        .iter()
+        .map(|p| Sample {
+            path: p.clone(),
+            label: Label::Good,
+            mask: None,
+        })
+        .chain(bad.iter().map(|p| Sample {
+            path: p.clone(),
+            label: Label::Defect("scratch".into()),
+            mask: None,
+        }))
+        .collect();
+    w.send(Command::Evaluate(EvaluateRequest {
+        samples,
+        pixel_metrics: false,
+        rotations: None,
+    }))
+    .unwrap();
+    let report = wait_for(&w, |e| match e {
+        Event::Evaluated(r) => Some(r),
+        _ => None,
+    });
+    let auc = report.image_auroc.expect("AUROC");
+    assert!(auc >= 0.9, "{}: image AUROC {auc}", config.kind());
+
+    // Maps: hotter on the scratch than elsewhere, on every scratched image.
+    let scored = score(&w, &bad, true);
+    for ((_, map), seed) in scored.iter().zip(bad_seeds) {
+        let map = map.as_ref().expect("heatmap");
+        let mask = scratch_mask(seed);
+        assert_eq!(map.len(), mask.len());
+        let mean = |on: bool| {
+            let v: Vec<f64> = map
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m == on)
+                .map(|(v, _)| f64::from(*v))
+                .collect();
+            v.iter().sum::<f64>() / v.len() as f64
+        };
+        let (inside, outside) = (mean(true), mean(false));
+        assert!(
+            inside > 1.5 * outside,
+            "{} seed {seed}: heat {inside} on the scratch, {outside} elsewhere",
+            config.kind()
+        );
+    }
+
+    // The model file: same scores after a reload in a fresh worker.
+    let model_path = dir.join("model.differnet");
+    w.send(Command::SaveModel {
+        path: model_path.clone(),
+        threshold: None,
+        review_threshold: None,
+    })
+    .unwrap();
+    wait_for(&w, |e| matches!(e, Event::Saved { .. }).then_some(()));
+    let meta = model_file::read_meta(&model_path).unwrap();
+    assert_eq!(meta.detector, config);
+    let before = score(&w, &good, false);
+    let w2 = worker();
+    w2.send(Command::LoadModel { path: model_path }).unwrap();
+    let loaded = wait_for(&w2, |e| match e {
+        Event::Loaded { info, .. } => Some(info),
+        _ => None,
+    });
+    assert_eq!(loaded.config, config);
+    let after = score(&w2, &good, false);
+    let before: Vec<f64> = before.iter().map(|s| s.0).collect();
+    let after: Vec<f64> = after.iter().map(|s| s.0).collect();
+    assert!(
+        common::same_scores(&before, &after),
+        "{before:?} vs {after:?}"
+    );
+}
+
+#[test]
+fn patchcore_separates_scratches_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    separates_scratches_and_round_trips(tiny_patchcore().into(), dir.path());
+}
+
+#[test]
+fn patchcore_without_coreset_or_dihedral_bank_works_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PatchCoreConfig {
+        coreset_fraction: 1.0,
+        dihedral_bank: false,
+        ..tiny_patchcore()
+    };
+    separates_scratches_and_round_trips(config.into(), dir.path());
+}
+
+#[test]
+fn differnet_separates_scratches_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = tiny_config();
+    // The gradient map needs the flow to have learnt a little more than the score does.
+    config.train.epochs = 60;
+    separates_scratches_and_round_trips(config.into(), dir.path());
+}
+
+#[test]
+fn greedy_coreset_picks_the_farthest_point_each_step() {
+    // Points on a line at 0, 1, 2, 10, 11, 30 (and one duplicate of 0).
+    let xs = [0.0f32, 1.0, 2.0, 10.0, 11.0, 30.0, 0.0];
+    let points = Tensor::from_slice(&xs).view([7, 1]);
+    let chosen = greedy_coreset(&points, 4, 0, &|| true, &mut |_, _| {});
+    // From 0: the farthest is 30 (index 5); then 10 or 11 -> 11 is 11 from 0 and 19 from
+    // 30, 10 is 10 and 20: min distances 11 vs 10, so 11 (index 4); then from {0, 30, 11}
+    // the farthest is 2 or 1 ... 2 is 2 from 0, 9 from 11 -> 2; 1 -> 1; 10 -> 1: index 2.
+    assert_eq!(chosen, vec![0, 5, 4, 2]);
+    // Never picks a point twice, even asked for all of them.
+    let all = greedy_coreset(&points, 7, 3, &|| true, &mut |_, _| {});
+    let mut sorted = all.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 7, "{all:?}");
+    assert_eq!(all[0], 3);
+}
+
+#[test]
+fn nearest_distances_equal_brute_force() {
+    tch::manual_seed(3);
+    // More bank rows than one chunk of the product, so chunks are combined.
+    let bank = Tensor::randn([9000, 5], (Kind::Float, Device::Cpu));
+    let queries = Tensor::randn([37, 5], (Kind::Float, Device::Cpu)) * 1.5;
+    let bank_sq = bank
+        .square()
+        .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+    let fast = Vec::<f32>::try_from(nearest_distances(&queries, &bank, &bank_sq)).unwrap();
+    let b = Vec::<f32>::try_from(bank.flatten(0, -1)).unwrap();
+    let q = Vec::<f32>::try_from(queries.flatten(0, -1)).unwrap();
+    for (i, got) in fast.iter().enumerate() {
+        let want = b
+            .chunks(5)
+            .map(|row| {
+                row.iter()
+                    .zip(&q[i * 5..i * 5 + 5])
+                    .map(|(x, y)| f64::from(x - y).powi(2))
+                    .sum::<f64>()
+                    .sqrt()
+            })
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            (f64::from(*got) - want).abs() <= 1e-3 * want.max(1e-3),
+            "query {i}: {got} vs brute force {want}"
+        );
+    }
+}
+
+fn tiny_model(dir: &Path) -> PathBuf {
+    let backbone = Rc::new(Backbone::new_untrained(
+        BackboneKind::EfficientnetLite0,
+        Device::Cpu,
+    ));
+    let config = tiny_patchcore();
+    let bank = Tensor::randn(
+        [50, config.feature_dim() as i64],
+        (Kind::Float, Device::Cpu),
+    );
+    let mut model = PatchCore::new(config, backbone, bank).unwrap();
+    model.state.threshold = Some(2.5);
+    let path = dir.join("p.differnet");
+    model_file::save(
+        &differnet::engine::detector::Detector::PatchCore(model),
+        &path,
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn broken_patchcore_files_are_clear_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = tiny_model(dir.path());
+    let backbone = || {
+        Rc::new(Backbone::new_untrained(
+            BackboneKind::EfficientnetLite0,
+            Device::Cpu,
+        ))
+    };
+    let loaded = model_file::load(&path, backbone(), Device::Cpu).unwrap();
+    assert_eq!(loaded.state().threshold, Some(2.5));
+
+    let bytes = std::fs::read(&path).unwrap();
+    let expect_error = |name: &str, data: &[u8], needle: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, data).unwrap();
+        let message = model_file::load(&p, backbone(), Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(needle), "{name}: {message}");
+        assert!(
+            message.ends_with(&p.display().to_string()),
+            "{name}: {message}"
+        );
+    };
+    expect_error(
+        "truncated.differnet",
+        &bytes[..bytes.len() - 100],
+        "not a model file",
+    );
+
+    // A bank whose width does not match the stages in the metadata.
+    let edit = |f: &dyn Fn(&mut serde_json::Value)| {
+        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+        let mut meta: serde_json::Value =
+            serde_json::from_str(header["__metadata__"]["differnet"].as_str().unwrap()).unwrap();
+        f(&mut meta);
+        header["__metadata__"]["differnet"] = meta.to_string().into();
+        let mut h = serde_json::to_vec(&header).unwrap();
+        while h.len() % 8 != 0 {
+            h.push(b' ');
+        }
+        let mut out = (h.len() as u64).to_le_bytes().to_vec();
+        out.extend(h);
+        out.extend(&bytes[8 + n..]);
+        out
+    };
+    expect_error(
+        "stages.differnet",
+        &edit(&|m| m["detector"]["stages"] = serde_json::json!([2, 3])),
+        "memory bank of shape [50, 120], expected [rows > 0, 64]",
+    );
+    expect_error(
+        "kind.differnet",
+        &edit(&|m| m["detector"]["kind"] = "cs-flow".into()),
+        "unknown variant `cs-flow`",
+    );
+    expect_error(
+        "coreset.differnet",
+        &edit(&|m| m["detector"]["coreset_fraction"] = serde_json::json!(0.0)),
+        "coreset_fraction 0 must be in (0, 1]",
+    );
+    expect_error(
+        "differnet-kind.differnet",
+        &edit(&|m| {
+            m["detector"] = serde_json::to_value(DetectorConfig::from(tiny_config())).unwrap()
+        }),
+        "number of permutations",
+    );
+}
