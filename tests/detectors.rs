@@ -6,7 +6,9 @@
 mod common;
 
 use common::{scratch_mask, tiny_config, tiny_patchcore, write_set};
-use differnet::core::config::{BackboneKind, DetectorConfig, DeviceChoice, PatchCoreConfig};
+use differnet::core::config::{
+    BackboneKind, DetectorConfig, DeviceChoice, PatchCoreConfig, Preset,
+};
 use differnet::core::dataset::{Label, Sample};
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::backbone::Backbone;
@@ -67,7 +69,9 @@ fn score(w: &WorkerHandle, paths: &[PathBuf], heatmaps: bool) -> Vec<(f64, Optio
 }
 
 /// Trains `config` on good textures and checks what every detector must do.
-fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path) {
+/// `margin`: how far from the scratch's pixels its heat may lie (a gradient map lights the
+/// scratch's edges, where the pixels change, more than its flat inside).
+fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margin: i64) {
     let train = write_set(&dir.join("train"), "good", 0..12, false);
     let val = write_set(&dir.join("val"), "good", 100..104, false);
     let good = write_set(&dir.join("test/good"), "good", 200..208, false);
@@ -123,7 +127,7 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path) {
     let scored = score(&w, &bad, true);
     for ((_, map), seed) in scored.iter().zip(bad_seeds) {
         let map = map.as_ref().expect("heatmap");
-        let mask = scratch_mask(seed);
+        let mask = scratch_mask(seed, margin);
         assert_eq!(map.len(), mask.len());
         let mean = |on: bool| {
             let v: Vec<f64> = map
@@ -173,7 +177,7 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path) {
 #[test]
 fn patchcore_separates_scratches_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    separates_scratches_and_round_trips(tiny_patchcore().into(), dir.path());
+    separates_scratches_and_round_trips(tiny_patchcore().into(), dir.path(), 0);
 }
 
 #[test]
@@ -184,16 +188,18 @@ fn patchcore_without_coreset_or_dihedral_bank_works_too() {
         dihedral_bank: false,
         ..tiny_patchcore()
     };
-    separates_scratches_and_round_trips(config.into(), dir.path());
+    separates_scratches_and_round_trips(config.into(), dir.path(), 0);
 }
 
 #[test]
 fn differnet_separates_scratches_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = tiny_config();
-    // The gradient map needs the flow to have learnt a little more than the score does.
-    config.train.epochs = 60;
-    separates_scratches_and_round_trips(config.into(), dir.path());
+    // The fast preset's flow, at 160 px: the tiny one of the other tests scores the
+    // scratches well but its gradient map does not find them (measured: 0.23 on and near
+    // the scratch against 0.27 elsewhere). Fewer cached rotations keep it quick.
+    let mut config = Preset::Fast.config(BackboneKind::EfficientnetLite0);
+    config.train.cached_rotations = Some(4);
+    separates_scratches_and_round_trips(config.into(), dir.path(), 4);
 }
 
 #[test]

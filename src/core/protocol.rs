@@ -99,8 +99,6 @@ pub enum Phase {
     Loading,
     /// Running the backbone once to fill the feature cache.
     CachingFeatures,
-    /// Choosing the memory bank's patches (PatchCore's greedy coreset).
-    BuildingBank,
     /// Optimising the flow.
     Training,
     /// Scoring held-out good images.
@@ -115,7 +113,6 @@ impl Phase {
         match self {
             Phase::Loading => "loading images",
             Phase::CachingFeatures => "extracting features",
-            Phase::BuildingBank => "choosing the memory bank",
             Phase::Training => "training",
             Phase::Validating => "validating",
             Phase::Scoring => "scoring",

@@ -129,19 +129,29 @@ pub fn tiny_config() -> DifferNetConfig {
 /// A small, quick PatchCore with the real backbone: 96 px inputs, a 12 x 12 patch grid.
 pub fn tiny_patchcore() -> PatchCoreConfig {
     PatchCoreConfig {
+        backbone: BackboneKind::EfficientnetLite0,
         image_size: 96,
         stages: vec![3, 4],
         ..PatchCoreConfig::default()
     }
 }
 
-/// The pixels of `texture(seed, true)` that its scratch covers.
-pub fn scratch_mask(seed: u64) -> Vec<bool> {
+/// The pixels of `texture(seed, true)` within `margin` pixels (Chebyshev distance) of
+/// its scratch.
+pub fn scratch_mask(seed: u64, margin: i64) -> Vec<bool> {
     let (plain, scratched) = (texture(seed, false), texture(seed, true));
-    plain
+    let (w, h) = plain.dimensions();
+    let on: Vec<bool> = plain
         .pixels()
         .zip(scratched.pixels())
         .map(|(a, b)| a != b)
+        .collect();
+    let at = |x: i64, y: i64| {
+        (0..w as i64).contains(&x) && (0..h as i64).contains(&y) && on[(y * w as i64 + x) as usize]
+    };
+    (0..h as i64)
+        .flat_map(|y| (0..w as i64).map(move |x| (x, y)))
+        .map(|(x, y)| (-margin..=margin).any(|dy| (-margin..=margin).any(|dx| at(x + dx, y + dy))))
         .collect()
 }
 

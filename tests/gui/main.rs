@@ -7,9 +7,9 @@
 mod common;
 mod hardening;
 
-use common::{tiny_config, write_set};
+use common::{tiny_config, tiny_patchcore, write_set};
 
-use differnet::core::config::{BackboneKind, DeviceChoice};
+use differnet::core::config::{BackboneKind, DetectorKind, DeviceChoice};
 use differnet::engine::worker::WorkerOptions;
 use differnet::gui::command::AppCommand;
 use differnet::gui::{AppOptions, WorkstationApp};
@@ -88,6 +88,12 @@ fn step_until(h: &mut Harness<'_, App>, what: &str, done: impl Fn(&WorkstationAp
 
 /// Trains from the Train button and waits until the test images are scored.
 fn train_and_inspect(h: &mut Harness<'_, App>) {
+    train_and_inspect_expecting(h, true);
+}
+
+/// [`train_and_inspect`]; `loss`: whether the detector reports a training loss (a flow
+/// does, a PatchCore bank does not).
+fn train_and_inspect_expecting(h: &mut Harness<'_, App>, loss: bool) {
     h.get_by_label("Train").click();
     step_until(h, "training to start", |a| a.is_busy());
     let mut saw_loss = false;
@@ -107,7 +113,7 @@ fn train_and_inspect(h: &mut Harness<'_, App>) {
         assert!(started.elapsed() < TIMEOUT, "timed out waiting for results");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(saw_loss, "the loss plot never got a point");
+    assert_eq!(saw_loss, loss, "loss plot points");
     h.step();
 }
 
@@ -258,6 +264,106 @@ fn train_inspect_set_the_threshold_and_open_a_flagged_part() {
         .clone()
         .unwrap();
     assert_eq!((heat.width, heat.height), (96, 96));
+}
+
+#[test]
+fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut opts = options(Some(&dir.path().join("data")));
+    opts.config = None;
+    let mut h = harness(opts);
+    h.run_ok();
+    // The detector is chosen in the Train panel, with a line on what each is for.
+    assert_eq!(app(&h).state().detector, DetectorKind::PatchCore);
+    h.get_by_label_contains(DetectorKind::PatchCore.summary());
+    h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("DifferNet (the paper)").click();
+    h.run_steps(2);
+    assert_eq!(app(&h).state().detector, DetectorKind::DifferNet);
+    h.get_by_label_contains(DetectorKind::DifferNet.summary());
+    h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("PatchCore (recommended)").click();
+    h.run_steps(2);
+    assert_eq!(app(&h).state().detector, DetectorKind::PatchCore);
+    h.check_accessibility();
+
+    // The small PatchCore of the tests (the default one takes longer on a CI machine).
+    let mut h = harness(AppOptions {
+        config: Some(tiny_patchcore().into()),
+        ..options(Some(&dir.path().join("data")))
+    });
+    h.run_ok();
+    train_and_inspect_expecting(&mut h, false);
+    let a = app(&h);
+    assert_eq!(a.session().parts.len(), 10, "every test image is scored");
+    let model = a.session().model.as_ref().unwrap();
+    assert_eq!(model.config.kind(), DetectorKind::PatchCore);
+    assert!(model.validation.is_some());
+    h.get_by_label_contains("patchcore, efficientnet-lite0, 96 px");
+
+    // A flagged part opens with its map.
+    h.get_by_label("Rejected").click();
+    h.run_steps(2);
+    h.get_all_by_label_contains("Open scratch/")
+        .next()
+        .expect("a rejected scratched part")
+        .click();
+    h.run_steps(2);
+    let opened = app(&h)
+        .part_view()
+        .opened()
+        .expect("a part is open")
+        .to_path_buf();
+    step_until(&mut h, "the heatmap", |a| {
+        a.part_view().has_heat_texture()
+            && a.session()
+                .part(&opened)
+                .is_some_and(|p| p.heatmap.is_some())
+    });
+
+    // Saved and loaded in a new window, it scores the same.
+    let file = dir.path().join("patchcore.differnet");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SaveModel(file.clone()));
+    step_until(&mut h, "the model file", |a| !a.is_busy());
+    let scores = |a: &WorkstationApp| {
+        let mut s: Vec<(PathBuf, f64)> = a
+            .session()
+            .parts
+            .iter()
+            .map(|p| (p.path.clone(), p.score))
+            .collect();
+        s.sort_by(|x, y| x.0.cmp(&y.0));
+        s
+    };
+    let before = scores(app(&h));
+    let mut h2 = harness(options(Some(&dir.path().join("data"))));
+    h2.run_ok();
+    // Loading a model inspects the open data again.
+    h2.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::LoadModel(file));
+    step_until(&mut h2, "the loaded model's results", |a| {
+        a.session().thresholds.is_some() && !a.is_busy() && a.session().parts.len() == 10
+    });
+    let after = scores(app(&h2));
+    assert_eq!(before.len(), after.len());
+    for ((pa, a), (pb, b)) in before.iter().zip(&after) {
+        assert_eq!(pa, pb);
+        assert!(
+            (a - b).abs() <= 1e-5 * a.abs().max(1e-6),
+            "{}: {a} vs {b}",
+            pa.display()
+        );
+    }
 }
 
 #[test]

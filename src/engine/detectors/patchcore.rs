@@ -280,8 +280,8 @@ fn image_score(dist: &Tensor, rule: PatchScore) -> f64 {
 /// Greedy coreset selection (k-center greedy, PatchCore's Algorithm 1): starting from row
 /// `start`, repeatedly adds the row of `points` `[P, d]` farthest from everything chosen
 /// so far, until `m` rows are chosen. Returns their indices in the order chosen.
-/// `progress(done, m)` is called every few steps; returning `false` from `keep_going`
-/// stops early (the caller then discards the result).
+/// `progress(done, m)` is called every 1 % of the steps; returning `false` from
+/// `keep_going` stops early (the caller then discards the result).
 pub fn greedy_coreset(
     points: &Tensor,
     m: usize,
@@ -367,6 +367,14 @@ impl Shared<'_> {
 
 /// Builds the memory bank from the good images, then scores the held-out good images for
 /// the score statistics, the default threshold and the heat scale.
+///
+/// The coreset is chosen image by image, among the patches of the image and its rotated
+/// and flipped copies, as each image's features come out of a lane: the work and the
+/// memory grow linearly with the images (one greedy pass over all the patches of a large
+/// training set would take hours on a CPU), and near-duplicates, which a good part's own
+/// copies are full of, are what the coreset removes. Measured on 16 magnetic tiles, a
+/// global bank without coreset scored as well as the per-image coreset of an eighth
+/// (BENCHMARKS.md).
 pub fn train(
     config: PatchCoreConfig,
     job: TrainJob<'_>,
@@ -388,8 +396,17 @@ pub fn train(
     let stop = || job.cancel.load(Ordering::Relaxed);
     let lanes = Lanes::for_device(device);
     let batch = default_backbone_batch(device);
+    let projection = (config.coreset_fraction < 1.0).then(|| {
+        random_projection(
+            config.feature_dim(),
+            config.coreset_projection,
+            config.seed,
+            device,
+        )
+    });
 
-    // Patch features of every image (and its rotations and flips), in lanes.
+    // Patch features of every image (and its rotations and flips) and their coreset, in
+    // lanes.
     report(TrainProgress::Phase {
         phase: Phase::CachingFeatures,
         done: 0,
@@ -398,22 +415,37 @@ pub fn train(
     let per_image: Vec<Tensor> = {
         let backbone = &*job.backbone;
         let cfg = &config;
-        let extract = |x: Tensor| {
+        let projection = projection.as_ref();
+        let extract = |(i, x): (usize, Tensor)| {
             let x = if cfg.dihedral_bank { dihedral(&x) } else { x };
             let f = patch_features(backbone, cfg, &x, batch);
             let d = f.size()[3];
-            f.reshape([-1, d])
+            let f = f.reshape([-1, d]);
+            let Some(projection) = projection else {
+                return f;
+            };
+            let p = f.size()[0];
+            let keep = ((p as f64 * cfg.coreset_fraction).ceil() as usize).clamp(1, p as usize);
+            let projected = tch::no_grad(|| f.mm(projection));
+            let start = (SplitMix64::new(cfg.seed ^ i as u64).next_u64() % p as u64) as i64;
+            let chosen = greedy_coreset(&projected, keep, start, &|| true, &mut |_, _| {});
+            f.index_select(0, &Tensor::from_slice(&chosen).to_device(f.device()))
         };
         let shared = SharedBackbone(&extract);
         let mut out = Vec::with_capacity(n_images);
-        lanes.map(images, &|x| shared.extract(x), &stop, &mut |i, f| {
-            out.push(f);
-            report(TrainProgress::Phase {
-                phase: Phase::CachingFeatures,
-                done: i + 1,
-                total: n_images,
-            });
-        });
+        lanes.map(
+            images.into_iter().enumerate().collect(),
+            &|item| shared.extract(item),
+            &stop,
+            &mut |i, f| {
+                out.push(f);
+                report(TrainProgress::Phase {
+                    phase: Phase::CachingFeatures,
+                    done: i + 1,
+                    total: n_images,
+                });
+            },
+        );
         out
     };
     if per_image.len() < n_images {
@@ -425,42 +457,8 @@ pub fn train(
         .enumerate()
         .flat_map(|(i, f)| std::iter::repeat_n(i as i64, f.size()[0] as usize))
         .collect();
-    let all = Tensor::cat(&per_image, 0); // [P, D]
+    let bank = Tensor::cat(&per_image, 0); // [M, D]
     drop(per_image);
-    let p = all.size()[0] as usize;
-    let keep = ((p as f64 * config.coreset_fraction).ceil() as usize).clamp(1, p);
-    let (bank, owners) = if keep < p {
-        let projected = tch::no_grad(|| {
-            let proj = random_projection(
-                all.size()[1] as usize,
-                config.coreset_projection,
-                config.seed,
-                device,
-            );
-            all.mm(&proj)
-        });
-        let start = (SplitMix64::new(config.seed).next_u64() % p as u64) as i64;
-        let chosen = greedy_coreset(&projected, keep, start, &|| !stop(), &mut |done, total| {
-            report(TrainProgress::Phase {
-                phase: Phase::BuildingBank,
-                done,
-                total,
-            })
-        });
-        if chosen.len() < keep {
-            return Err(EngineError::Cancelled);
-        }
-        let idx = Tensor::from_slice(&chosen).to_device(device);
-        let owners: Vec<i64> = chosen.iter().map(|&i| owners[i as usize]).collect();
-        (all.index_select(0, &idx), owners)
-    } else {
-        (all, owners)
-    };
-    report(TrainProgress::Phase {
-        phase: Phase::BuildingBank,
-        done: 1,
-        total: 1,
-    });
     let mut model =
         PatchCore::new(config, job.backbone.clone(), bank).map_err(EngineError::Config)?;
     model.state.train_count = n_images;
@@ -473,16 +471,17 @@ pub fn train(
 }
 
 /// A feature extractor shared by the lanes.
-struct SharedBackbone<'a>(&'a (dyn Fn(Tensor) -> Tensor + 'a));
+struct SharedBackbone<'a>(&'a (dyn Fn((usize, Tensor)) -> Tensor + 'a));
 
-// SAFETY: the closure only runs the frozen backbone's forward pass under `no_grad` and
-// builds new tensors; libtorch supports concurrent forward passes over shared weights.
+// SAFETY: the closure only runs the frozen backbone's forward pass under `no_grad`, reads
+// the projection and builds new tensors; libtorch supports concurrent reads of shared
+// tensors.
 unsafe impl Sync for SharedBackbone<'_> {}
 
 impl SharedBackbone<'_> {
-    /// Runs the extractor.
-    fn extract(&self, x: Tensor) -> Tensor {
-        (self.0)(x)
+    /// Runs the extractor on image `i`.
+    fn extract(&self, item: (usize, Tensor)) -> Tensor {
+        (self.0)(item)
     }
 }
 
