@@ -313,7 +313,7 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
         f(&mut meta);
         header["__metadata__"]["differnet"] = meta.to_string().into();
         let mut h = serde_json::to_vec(&header).unwrap();
-        while h.len() % 8 != 0 {
+        while !h.len().is_multiple_of(8) {
             h.push(b' ');
         }
         let mut out = (h.len() as u64).to_le_bytes().to_vec();

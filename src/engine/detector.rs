@@ -69,6 +69,9 @@ pub struct RawScore {
 }
 
 /// A trained (or loaded) detector of any kind, on one device. Lives on the worker thread.
+// One detector lives per worker and it is moved only when a job ends: the variants' sizes
+// (a few hundred bytes, the tensors are behind handles) do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Detector {
     /// A DifferNet normalizing flow.
