@@ -600,9 +600,6 @@ fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// Heat (in units of a good part's 99th percentile) shown at the top of the colormap.
-const HEAT_VMAX: f32 = 1000.0;
-
 /// Folder and file name of an image, so that test/a/000.png and test/b/000.png get
 /// different export names.
 fn export_stem(path: &Path) -> String {
@@ -684,7 +681,7 @@ fn score(a: ScoreArgs) -> Result<()> {
                         map,
                         Colormap::default(),
                         0.6,
-                        HEAT_VMAX,
+                        info.config.heat_vmax(),
                     );
                     let stem = export_stem(&s.path);
                     let n = used_names.entry(stem.clone()).or_insert(0usize);

@@ -486,6 +486,9 @@ impl Default for PatchCoreConfig {
     }
 }
 
+/// Top of the colour scale of PatchCore's maps: see [`DetectorConfig::heat_vmax`].
+pub const PATCHCORE_HEAT_VMAX: f32 = 4.0;
+
 /// The most patches a bank may hold (a model file may say anything).
 pub const MAX_BANK_PATCHES: usize = 50_000_000;
 
@@ -654,6 +657,18 @@ impl DetectorConfig {
         match self {
             DetectorConfig::DifferNet(c) => Some(c),
             DetectorConfig::PatchCore(_) => None,
+        }
+    }
+
+    /// Heat at the top of the colour scale of this detector's maps, in the maps' unit (1 =
+    /// as hot as the most unusual 1 % of a good part). DifferNet's squared gradients span
+    /// decades ([`crate::core::heat_layer::DEFAULT_HEAT_VMAX`]); PatchCore's distances to
+    /// the nearest good patch do not: a patch [`PATCHCORE_HEAT_VMAX`] times as far from the
+    /// good patches as the most unusual good ones is as far off as a defect gets.
+    pub fn heat_vmax(&self) -> f32 {
+        match self {
+            DetectorConfig::PatchCore(_) => PATCHCORE_HEAT_VMAX,
+            DetectorConfig::DifferNet(_) => crate::core::heat_layer::DEFAULT_HEAT_VMAX,
         }
     }
 

@@ -8,10 +8,36 @@
 use crate::core::colormap::Colormap;
 use crate::core::protocol::Heatmap;
 
-/// Heat at the top of the colormap by default, in units of the good images' 99th
-/// percentile (the engine's heatmap unit). Squared gradients span a wide range, so this is
-/// far above 1.
+/// Heat at the top of the colormap by default (DifferNet's maps), in units of the good
+/// images' 99th percentile (the engine's heatmap unit). Squared gradients span a wide
+/// range, so this is far above 1. Each model says its own:
+/// [`crate::core::config::DetectorConfig::heat_vmax`].
 pub const DEFAULT_HEAT_VMAX: f32 = 1000.0;
+
+/// The heats to mark on a legend of a scale from 1 to `vmax`: the powers of ten up to
+/// `vmax` when it spans a decade or more, else 1, 2, 3... up to `vmax`; `vmax` itself is
+/// always the last.
+pub fn legend_ticks(vmax: f32) -> Vec<f32> {
+    let vmax = vmax.max(1.0);
+    let step = if vmax >= 10.0 { 10.0 } else { 1.0 };
+    let mut ticks = vec![1.0f32];
+    loop {
+        let last = *ticks.last().expect("never empty");
+        let next = if step == 10.0 {
+            last * 10.0
+        } else {
+            last + 1.0
+        };
+        if next > vmax * 1.0001 {
+            break;
+        }
+        ticks.push(next);
+    }
+    if *ticks.last().expect("never empty") < vmax * 0.9999 {
+        ticks.push(vmax);
+    }
+    ticks
+}
 
 /// Straight (not premultiplied) RGBA pixels of a heat layer.
 #[derive(Debug, Clone, PartialEq)]
@@ -100,6 +126,15 @@ fn level(v: f32, log_max: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn legend_ticks_fit_the_scale() {
+        assert_eq!(legend_ticks(1000.0), vec![1.0, 10.0, 100.0, 1000.0]);
+        assert_eq!(legend_ticks(4.0), vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(legend_ticks(2.5), vec![1.0, 2.0, 2.5]);
+        assert_eq!(legend_ticks(300.0), vec![1.0, 10.0, 100.0, 300.0]);
+        assert_eq!(legend_ticks(0.5), vec![1.0]);
+    }
 
     #[test]
     fn relative_scale_spans_the_part_from_its_median_to_its_hottest() {

@@ -701,12 +701,19 @@ impl WorkstationApp {
                         if self.part_view.opened() == Some(scored.path.as_path()) {
                             s.set_heatmap(&scored.path, h.clone());
                         }
+                        let vmax = s
+                            .model
+                            .as_ref()
+                            .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
+                                m.config.heat_vmax()
+                            });
                         self.exporter.write(
                             scored.path,
                             h,
                             dir.join(name),
                             self.state.colormap,
                             self.state.heat_opacity,
+                            vmax,
                         );
                     }
                 }

@@ -2,7 +2,6 @@
 
 use crate::core::atomic_file::write_atomic;
 use crate::core::colormap::Colormap;
-use crate::core::heat_layer::DEFAULT_HEAT_VMAX;
 use crate::core::image_io::load_rgb;
 use crate::core::message::path_text;
 use crate::core::overlay::overlay;
@@ -18,6 +17,7 @@ struct Item {
     dest: PathBuf,
     colormap: Colormap,
     opacity: f32,
+    vmax: f32,
 }
 
 /// The writer thread and what it reported.
@@ -49,7 +49,8 @@ impl HeatmapExporter {
         self.errors.clear();
     }
 
-    /// Queues the overlay of `heat` over `image`, to be written to `dest`.
+    /// Queues the overlay of `heat` over `image`, to be written to `dest`, with `vmax`
+    /// at the top of the colour scale (the model's).
     pub fn write(
         &mut self,
         image: PathBuf,
@@ -57,6 +58,7 @@ impl HeatmapExporter {
         dest: PathBuf,
         colormap: Colormap,
         opacity: f32,
+        vmax: f32,
     ) {
         if self.tx.is_none() {
             let (tx, rx) = unbounded::<Item>();
@@ -89,6 +91,7 @@ impl HeatmapExporter {
                 dest,
                 colormap,
                 opacity,
+                vmax,
             });
         }
     }
@@ -107,13 +110,7 @@ impl HeatmapExporter {
 
 fn write_overlay(item: &Item) -> Result<(), String> {
     let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
-    let out = overlay(
-        &img,
-        &item.heat,
-        item.colormap,
-        item.opacity,
-        DEFAULT_HEAT_VMAX,
-    );
+    let out = overlay(&img, &item.heat, item.colormap, item.opacity, item.vmax);
     let mut bytes = Vec::new();
     out.write_to(
         &mut std::io::Cursor::new(&mut bytes),

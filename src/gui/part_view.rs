@@ -2,7 +2,7 @@
 //! texture, never a re-upload), on/off, zoom and pan, its score and the decision.
 
 use crate::core::colormap::Colormap;
-use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, relative_to_part};
+use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, legend_ticks, relative_to_part};
 use crate::core::message::path_text;
 use crate::core::protocol::Heatmap;
 use crate::gui::command::AppCommand;
@@ -24,6 +24,8 @@ struct HeatKey {
     heat: usize,
     colormap: Colormap,
     within_part: bool,
+    /// The top of the colour scale (its bits: floats are not `Eq`).
+    vmax_bits: u32,
 }
 
 /// The opened part and how it is viewed.
@@ -178,8 +180,13 @@ impl PartView {
                 }
             }
         }
+        // The model's own colour scale: detectors' maps span different ranges.
+        let vmax = session
+            .model
+            .as_ref()
+            .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
         if let Some(h) = &heat {
-            self.ensure_heat_texture(ui.ctx(), h, state, max_side);
+            self.ensure_heat_texture(ui.ctx(), h, state, vmax, max_side);
         }
         let legend_height = if heat.is_some() { 34.0 } else { 0.0 };
         let area = Vec2::new(
@@ -205,7 +212,7 @@ impl PartView {
             }
         }
         if heat.is_some() {
-            legend_ui(ui, state.colormap, state.heat_within_part);
+            legend_ui(ui, state.colormap, state.heat_within_part, vmax);
         }
     }
 
@@ -215,12 +222,14 @@ impl PartView {
         ctx: &egui::Context,
         heat: &Arc<Heatmap>,
         state: &State,
+        vmax: f32,
         max_side: u32,
     ) {
         let key = HeatKey {
             heat: Arc::as_ptr(heat) as usize,
             colormap: state.colormap,
             within_part: state.heat_within_part,
+            vmax_bits: vmax.to_bits(),
         };
         if self.heat_texture.as_ref().is_some_and(|(k, _)| *k == key) {
             return;
@@ -229,7 +238,7 @@ impl PartView {
             let (scaled, vmax) = relative_to_part(heat);
             HeatLayer::new(&scaled, state.colormap, vmax, max_side)
         } else {
-            HeatLayer::new(heat, state.colormap, DEFAULT_HEAT_VMAX, max_side)
+            HeatLayer::new(heat, state.colormap, vmax, max_side)
         };
         if layer.width == 0 {
             self.heat_texture = None;
@@ -324,7 +333,7 @@ impl PartView {
 }
 
 /// The colormap from "normal" to "far from normal", on the same log scale as the layer.
-fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool) {
+fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, vmax: f32) {
     let (rect, _) = ui.allocate_exact_size(
         Vec2::new(ui.available_width().min(360.0), 30.0),
         Sense::hover(),
@@ -343,35 +352,43 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool) {
             Color32::from_rgb(r, g, b),
         );
     }
-    let ticks: Vec<(f32, egui::Align2, &str)> = if within_part {
+    let ticks: Vec<(f32, egui::Align2, String)> = if within_part {
         vec![
-            (bar.left(), egui::Align2::LEFT_TOP, "typical for this part"),
-            (bar.right(), egui::Align2::RIGHT_TOP, "hottest in this part"),
+            (
+                bar.left(),
+                egui::Align2::LEFT_TOP,
+                "typical for this part".into(),
+            ),
+            (
+                bar.right(),
+                egui::Align2::RIGHT_TOP,
+                "hottest in this part".into(),
+            ),
         ]
     } else {
-        let log_max = DEFAULT_HEAT_VMAX.log10();
-        [
-            (1.0f32, "1× normal"),
-            (10.0, "10×"),
-            (100.0, "100×"),
-            (1000.0, "1000×"),
-        ]
-        .into_iter()
-        .map(|(v, text)| {
-            let align = if v <= 1.0 {
-                egui::Align2::LEFT_TOP
-            } else if v >= DEFAULT_HEAT_VMAX {
-                egui::Align2::RIGHT_TOP
-            } else {
-                egui::Align2::CENTER_TOP
-            };
-            (
-                bar.left() + bar.width() * (v.log10() / log_max),
-                align,
-                text,
-            )
-        })
-        .collect()
+        let log_max = vmax.max(1.0 + f32::EPSILON).log10();
+        legend_ticks(vmax)
+            .into_iter()
+            .map(|v| {
+                let align = if v <= 1.0 {
+                    egui::Align2::LEFT_TOP
+                } else if v >= vmax {
+                    egui::Align2::RIGHT_TOP
+                } else {
+                    egui::Align2::CENTER_TOP
+                };
+                let text = if v <= 1.0 {
+                    "1× normal".to_owned()
+                } else {
+                    format!("{}×", style::format_score(f64::from(v)))
+                };
+                (
+                    bar.left() + bar.width() * (v.log10() / log_max),
+                    align,
+                    text,
+                )
+            })
+            .collect()
     };
     for (x, align, text) in ticks {
         painter.text(
