@@ -83,6 +83,17 @@ fn assert_ready(h: &Harness<'_, App>, when: &str) {
 
 #[test]
 fn broken_files_are_named_and_skipped_while_training_and_inspection_go_on() {
+    broken_files_are_named_and_skipped(None);
+}
+
+#[test]
+fn broken_files_are_named_and_skipped_by_patchcore_too() {
+    broken_files_are_named_and_skipped(Some(common::tiny_patchcore().into()));
+}
+
+/// `config`: the detector to train instead of the tests' tiny DifferNet.
+fn broken_files_are_named_and_skipped(config: Option<differnet::core::config::DetectorConfig>) {
+    let flow = config.is_none();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     mvtec_set(root);
@@ -104,6 +115,9 @@ fn broken_files_are_named_and_skipped_while_training_and_inspection_go_on() {
         .count();
 
     let mut opts = options(Some(root));
+    if let Some(config) = config {
+        opts.config = Some(config);
+    }
     // Every good image goes into training or validation, so every broken one is met.
     opts.state = Some(differnet::gui::state::State {
         train_count: 20,
@@ -119,7 +133,7 @@ fn broken_files_are_named_and_skipped_while_training_and_inspection_go_on() {
         "{:?}",
         app(&h).session().skipped
     );
-    train_and_inspect(&mut h);
+    train_and_inspect_expecting(&mut h, flow);
     // The gallery and the skipped list are drawn with every file in them.
     h.run_steps(3);
 
