@@ -47,7 +47,8 @@ pub struct WorkerOptions {
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FaultKind {
-    /// libtorch runs out of memory at a training run's first optimiser step.
+    /// libtorch runs out of memory once a training run is at work: at its first optimiser
+    /// step or its first image's features, whichever comes first.
     OutOfMemoryWhileTraining,
     /// libtorch runs out of memory while scoring a job's second image (in a scoring lane).
     OutOfMemoryWhileScoring,
@@ -369,7 +370,18 @@ impl Worker {
         let fault = self.options.fault.clone();
         let device = self.device;
         let mut report = |p: TrainProgress| {
-            if matches!(p, TrainProgress::Step { .. })
+            // A flow's first optimiser step, or the first image whose features are in (a
+            // PatchCore has no optimiser steps; DifferNet's fast preset caches first).
+            let working = match &p {
+                TrainProgress::Step { .. } => true,
+                TrainProgress::Phase {
+                    phase: Phase::CachingFeatures,
+                    done,
+                    ..
+                } => *done > 0,
+                _ => false,
+            };
+            if working
                 && InjectedFault::strikes(fault.as_ref(), FaultKind::OutOfMemoryWhileTraining)
             {
                 exhaust_memory(device);

@@ -292,18 +292,34 @@ fn cancelling_at_any_moment_leaves_the_window_ready_and_the_model_kept() {
 
 #[test]
 fn running_out_of_memory_in_training_or_scoring_is_reported_and_the_model_kept() {
+    out_of_memory_in_training_keeps_the_model(None);
+}
+
+#[test]
+fn running_out_of_memory_while_patchcore_trains_keeps_the_model() {
+    out_of_memory_in_training_keeps_the_model(Some(common::tiny_patchcore().into()));
+}
+
+/// `config`: the detector to train instead of the tests' tiny DifferNet.
+fn out_of_memory_in_training_keeps_the_model(
+    config: Option<differnet::core::config::DetectorConfig>,
+) {
+    let flow = config.is_none();
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(dir.path());
     let training_oom = InjectedFault::new(FaultKind::OutOfMemoryWhileTraining);
     let mut opts = options(Some(dir.path()));
+    if let Some(config) = config {
+        opts.config = Some(config);
+    }
     opts.worker.fault = Some(training_oom.clone());
     let mut h = harness(opts);
     h.run_ok();
-    train_and_inspect(&mut h);
+    train_and_inspect_expecting(&mut h, flow);
     let model = app(&h).session().model.clone().unwrap();
     let before = scores(app(&h));
 
-    // libtorch fails to allocate at the first optimiser step of the next training.
+    // libtorch fails to allocate once the next training is at work.
     training_oom.arm();
     h.get_by_label("Train").click();
     let error = step_until_error(&mut h, "running out of memory while training");
