@@ -36,7 +36,7 @@ DATASETS = {"magnetic_tile": DATA, "elpv/mono": DATA_ROOT / "elpv" / "mono", "el
 CACHE = Path(os.environ.get("DIFFERNET_CACHE", Path.home() / ".cache" / "differnet"))
 PY = CACHE / "venv" / "bin" / "python"
 BIN = Path(os.environ.get("DIFFERNET_BIN", ROOT / "target" / "release" / "differnet"))
-GUI = ROOT / "target" / "release" / "differnet-workstation"
+GUI = Path(os.environ.get("DIFFERNET_WORKSTATION", ROOT / "target" / "release" / "differnet-workstation"))
 OUT = ROOT / "target" / "bench"
 MD = ROOT / "BENCHMARKS.md"
 
