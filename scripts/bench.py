@@ -14,7 +14,9 @@ Usage: python3 scripts/bench.py [--quick] [--only detectors,accuracy,reference,p
   otherwise its earlier reports are tabled again.
 Environment: MTD (data set folder), DATA_ROOT (the folder of all data sets; default
 ../shared/data), DIFFERNET_CACHE (venv and weights; default ~/.cache/differnet),
-DETECTORS (comma-separated names of DETECTOR_RUNS to run; default all).
+DETECTORS (comma-separated names of DETECTOR_RUNS to run; default all), BENCH_RESUME=1
+(keep the detector runs already in target/bench/detectors/summary.json instead of
+measuring them again).
 """
 
 import argparse
@@ -130,11 +132,11 @@ def split(out_dir, data, train_count, seed, name, val_count=None):
 # name -> (what the row says, train arguments). The first is the product's default.
 DETECTOR_RUNS = {
     "patchcore": (
-        "PatchCore (default): Lite2, stages 5+6, 256 px, dihedral copies, coreset 1/8 per image, top-1 % score",
+        "PatchCore (default): Lite1, stages 5+6, 256 px, dihedral copies, coreset 1/8 per image, top-1 % score",
         ["--detector", "patchcore"],
     ),
     "patchcore-lite0": ("PatchCore, Lite0, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite0"]),
-    "patchcore-lite1": ("PatchCore, Lite1, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite1"]),
+    "patchcore-lite2": ("PatchCore, Lite2, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite2"]),
     "patchcore-plain": ("PatchCore, no dihedral copies, no coreset", ["--detector", "patchcore", "--dihedral", "false", "--coreset", "1"]),
     "differnet-fast": ("DifferNet, fast preset (Lite0, 160 px, 8 rotations)", ["--detector", "differnet", "--preset", "fast"]),
 }
@@ -148,6 +150,7 @@ def detectors(quick):
     seeds = [0] if quick else [0, 1, 2]
     # DETECTORS="" only tables the reports already there.
     wanted = [n for n in os.environ.get("DETECTORS", ",".join(DETECTOR_RUNS)).split(",") if n]
+    resume = os.environ.get("BENCH_RESUME") == "1"
     summary_path = out / "summary.json"
     runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     for name in wanted:
@@ -159,6 +162,8 @@ def detectors(quick):
             has_masks = (path / "ground_truth").exists()
             for seed in seeds:
                 key = f"{name}|{ds}|16|{seed}"
+                if resume and key in runs:
+                    continue
                 tag = f"{name}-{ds.replace('/', '-')}-16-s{seed}"
                 r = ours(
                     out,
@@ -171,7 +176,7 @@ def detectors(quick):
                 runs[key] = r
                 summary_path.parent.mkdir(parents=True, exist_ok=True)
                 summary_path.write_text(json.dumps(runs, indent=1))
-        if name == "patchcore" and not quick:
+        if name == "patchcore" and not quick and not (resume and f"{name}|magnetic_tile|all|0" in runs):
             r = ours(out, f"{name}-magnetic_tile-all", args, ["--no-pixel"], data=DATA, keep_size=True)
             runs[f"{name}|magnetic_tile|all|0"] = r
             summary_path.write_text(json.dumps(runs, indent=1))

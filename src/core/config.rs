@@ -437,7 +437,8 @@ pub enum PatchScore {
 
 /// Settings of a PatchCore detector (REFERENCE.md, "PatchCore"). The defaults were chosen
 /// by measurement on the three data sets of `../shared/data` at 16 good images
-/// (BENCHMARKS.md): EfficientNet-Lite2, stages 5 and 6 (stride 16 and 32: the deeper the
+/// (BENCHMARKS.md): EfficientNet-Lite1 (the best mean of Lite0, Lite1 and Lite2, and
+/// faster than Lite2), stages 5 and 6 (stride 16 and 32: the deeper the
 /// better on magnetic tiles, the reverse on solar cells; 5 and 6 are the best mean), 256 px,
 /// 3 x 3 neighbourhoods, the dihedral copies of every good image, an eighth of each
 /// image's patches by coreset, and the mean of the top 1 % of patch distances.
@@ -472,7 +473,7 @@ pub struct PatchCoreConfig {
 impl Default for PatchCoreConfig {
     fn default() -> Self {
         Self {
-            backbone: BackboneKind::EfficientnetLite2,
+            backbone: BackboneKind::EfficientnetLite1,
             stages: vec![5, 6],
             image_size: 256,
             neighbourhood: 3,
