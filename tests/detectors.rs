@@ -5,48 +5,19 @@
 
 mod common;
 
-use common::{scratch_mask, tiny_config, tiny_patchcore, write_set};
-use differnet::core::config::{
-    BackboneKind, DetectorConfig, DeviceChoice, PatchCoreConfig, Preset,
+use common::{
+    rewrite_meta, scratch_mask, tiny_config, tiny_patchcore, wait_for, worker, write_set,
 };
+use differnet::core::config::{BackboneKind, DetectorConfig, PatchCoreConfig, Preset};
 use differnet::core::dataset::{Label, Sample};
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::backbone::Backbone;
 use differnet::engine::detectors::patchcore::{PatchCore, greedy_coreset, nearest_distances};
 use differnet::engine::model_file;
-use differnet::engine::worker::{WorkerHandle, WorkerOptions};
+use differnet::engine::worker::WorkerHandle;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
-use std::time::Duration;
 use tch::{Device, Kind, Tensor};
-
-fn worker() -> WorkerHandle {
-    let _ = common::efficientnet_weights();
-    let options = WorkerOptions {
-        device: DeviceChoice::Cpu,
-        ..Default::default()
-    };
-    WorkerHandle::spawn(options, Arc::new(|| {})).unwrap()
-}
-
-fn wait_for<T>(w: &WorkerHandle, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    loop {
-        match w
-            .events()
-            .recv_timeout(Duration::from_secs(300))
-            .expect("worker event")
-        {
-            Event::Failed { message } => panic!("job failed: {message}"),
-            Event::Crashed { message } => panic!("worker crashed: {message}"),
-            other => {
-                if let Some(t) = pick(other) {
-                    return t;
-                }
-            }
-        }
-    }
-}
 
 /// Scores and maps of `paths`, in order.
 fn score(w: &WorkerHandle, paths: &[PathBuf], heatmaps: bool) -> Vec<(f64, Option<Vec<f32>>)> {
@@ -306,20 +277,10 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
 
     // A bank whose width does not match the stages in the metadata.
     let edit = |f: &dyn Fn(&mut serde_json::Value)| {
-        let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-        let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-        let mut meta: serde_json::Value =
-            serde_json::from_str(header["__metadata__"]["differnet"].as_str().unwrap()).unwrap();
-        f(&mut meta);
-        header["__metadata__"]["differnet"] = meta.to_string().into();
-        let mut h = serde_json::to_vec(&header).unwrap();
-        while !h.len().is_multiple_of(8) {
-            h.push(b' ');
-        }
-        let mut out = (h.len() as u64).to_le_bytes().to_vec();
-        out.extend(h);
-        out.extend(&bytes[8 + n..]);
-        out
+        let copy = dir.path().join("edited.differnet");
+        std::fs::write(&copy, &bytes).unwrap();
+        rewrite_meta(&copy, f);
+        std::fs::read(&copy).unwrap()
     };
     expect_error(
         "stages.differnet",

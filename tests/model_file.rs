@@ -1,5 +1,8 @@
 //! The model file: a round trip keeps everything; broken files are clear errors.
 
+mod common;
+
+use common::rewrite_meta;
 use differnet::core::config::{BackboneKind, DifferNetConfig, Preset};
 use differnet::engine::backbone::Backbone;
 use differnet::engine::detector::Detector;
@@ -40,28 +43,6 @@ fn differnet(d: Detector) -> DifferNet {
         Detector::DifferNet(m) => m,
         other => panic!("expected a DifferNet, got {other:?}"),
     }
-}
-
-/// Rewrites the JSON metadata of a saved file with `edit`.
-fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let bytes = std::fs::read(path).unwrap();
-    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let meta_str = header["__metadata__"]["differnet"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut meta: serde_json::Value = serde_json::from_str(&meta_str).unwrap();
-    edit(&mut meta);
-    header["__metadata__"]["differnet"] = serde_json::Value::String(meta.to_string());
-    let mut new_header = serde_json::to_vec(&header).unwrap();
-    while !new_header.len().is_multiple_of(8) {
-        new_header.push(b' ');
-    }
-    let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
-    out.extend(new_header);
-    out.extend(&bytes[8 + n..]);
-    std::fs::write(path, out).unwrap();
 }
 
 #[test]

@@ -3,43 +3,14 @@
 
 mod common;
 
-use common::{texture, tiny_config, write_set};
+use common::{texture, tiny_config, wait_for, worker, write_set};
 
 use differnet::core::dataset::{Label, Sample};
 use differnet::core::metrics::auroc;
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
-use differnet::engine::worker::{WorkerHandle, WorkerOptions};
+use differnet::engine::worker::WorkerHandle;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
-
-fn worker() -> WorkerHandle {
-    let _ = common::efficientnet_weights();
-    let options = WorkerOptions {
-        device: differnet::core::config::DeviceChoice::Cpu,
-        ..Default::default()
-    };
-    WorkerHandle::spawn(options, Arc::new(|| {})).unwrap()
-}
-
-/// Waits for the first event `pick` accepts, failing on errors.
-fn wait_for<T>(w: &WorkerHandle, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    loop {
-        let e = w
-            .events()
-            .recv_timeout(Duration::from_secs(300))
-            .expect("worker event");
-        match e {
-            Event::Failed { message } => panic!("job failed: {message}"),
-            Event::Crashed { message } => panic!("worker crashed: {message}"),
-            other => {
-                if let Some(t) = pick(other) {
-                    return t;
-                }
-            }
-        }
-    }
-}
 
 /// Scores `paths` with the worker's current model, in order.
 fn scores(w: &WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {

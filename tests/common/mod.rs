@@ -164,3 +164,58 @@ pub fn same_scores(a: &[f64], b: &[f64]) -> bool {
             .zip(b)
             .all(|(x, y)| (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-6))
 }
+
+/// A worker on the CPU with the real backbone weights, its events unread until asked for.
+pub fn worker() -> differnet::engine::worker::WorkerHandle {
+    let _ = efficientnet_weights();
+    let options = differnet::engine::worker::WorkerOptions {
+        device: differnet::core::config::DeviceChoice::Cpu,
+        ..Default::default()
+    };
+    differnet::engine::worker::WorkerHandle::spawn(options, std::sync::Arc::new(|| {})).unwrap()
+}
+
+/// Waits for the first event `pick` accepts, failing on errors.
+pub fn wait_for<T>(
+    w: &differnet::engine::worker::WorkerHandle,
+    mut pick: impl FnMut(differnet::core::protocol::Event) -> Option<T>,
+) -> T {
+    use differnet::core::protocol::Event;
+    loop {
+        match w
+            .events()
+            .recv_timeout(std::time::Duration::from_secs(300))
+            .expect("worker event")
+        {
+            Event::Failed { message } => panic!("job failed: {message}"),
+            Event::Crashed { message } => panic!("worker crashed: {message}"),
+            other => {
+                if let Some(t) = pick(other) {
+                    return t;
+                }
+            }
+        }
+    }
+}
+
+/// Rewrites the JSON metadata of a saved model file with `edit`.
+pub fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    let bytes = std::fs::read(path).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let mut header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let meta_str = header["__metadata__"]["differnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut meta: serde_json::Value = serde_json::from_str(&meta_str).unwrap();
+    edit(&mut meta);
+    header["__metadata__"]["differnet"] = serde_json::Value::String(meta.to_string());
+    let mut new_header = serde_json::to_vec(&header).unwrap();
+    while !new_header.len().is_multiple_of(8) {
+        new_header.push(b' ');
+    }
+    let mut out = (new_header.len() as u64).to_le_bytes().to_vec();
+    out.extend(new_header);
+    out.extend(&bytes[8 + n..]);
+    std::fs::write(path, out).unwrap();
+}

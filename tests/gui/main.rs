@@ -135,6 +135,30 @@ fn colourful_pixels(h: &mut Harness<'_, App>) -> usize {
     n
 }
 
+/// Shows the rejected parts, opens a scratched one and waits for its heatmap; returns its
+/// path.
+fn open_rejected_scratch(h: &mut Harness<'_, App>) -> PathBuf {
+    h.get_by_label("Rejected").click();
+    h.run_steps(2);
+    h.get_all_by_label_contains("Open scratch/")
+        .next()
+        .expect("a rejected scratched part")
+        .click();
+    h.run_steps(2);
+    let opened = app(h)
+        .part_view()
+        .opened()
+        .expect("a part is open")
+        .to_path_buf();
+    step_until(h, "the heatmap", |a| {
+        a.part_view().has_heat_texture()
+            && a.session()
+                .part(&opened)
+                .is_some_and(|p| p.heatmap.is_some())
+    });
+    opened
+}
+
 /// The text of the label that contains `prefix`.
 fn label_starting(h: &Harness<'_, App>, prefix: &str) -> String {
     // A label's text is its accessible value.
@@ -221,25 +245,7 @@ fn train_inspect_set_the_threshold_and_open_a_flagged_part() {
     // A flagged part opens large and gets its heatmap.
     h.get_by_label("Best balance (max F1)").click();
     h.run_steps(2);
-    h.get_by_label("Rejected").click();
-    h.run_steps(2);
-    let tile = h
-        .get_all_by_label_contains("Open scratch/")
-        .next()
-        .expect("a rejected scratched part");
-    tile.click();
-    h.run_steps(2);
-    let opened = app(&h)
-        .part_view()
-        .opened()
-        .expect("a part is open")
-        .to_path_buf();
-    step_until(&mut h, "the heatmap", |a| {
-        a.part_view().has_heat_texture()
-            && a.session()
-                .part(&opened)
-                .is_some_and(|p| p.heatmap.is_some())
-    });
+    let opened = open_rejected_scratch(&mut h);
     // The heat layer is drawn over the part, with the opacity as a tint.
     h.get_by_role_and_label(egui::Role::Slider, "Heatmap opacity")
         .set_value_accesskit(1.0);
@@ -307,24 +313,7 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
     h.get_by_label_contains("patchcore, efficientnet-lite0, 96 px");
 
     // A flagged part opens with its map.
-    h.get_by_label("Rejected").click();
-    h.run_steps(2);
-    h.get_all_by_label_contains("Open scratch/")
-        .next()
-        .expect("a rejected scratched part")
-        .click();
-    h.run_steps(2);
-    let opened = app(&h)
-        .part_view()
-        .opened()
-        .expect("a part is open")
-        .to_path_buf();
-    step_until(&mut h, "the heatmap", |a| {
-        a.part_view().has_heat_texture()
-            && a.session()
-                .part(&opened)
-                .is_some_and(|p| p.heatmap.is_some())
-    });
+    open_rejected_scratch(&mut h);
 
     // Saved and loaded in a new window, it scores the same.
     let file = dir.path().join("patchcore.differnet");
