@@ -9,7 +9,6 @@ use common::{
     rewrite_meta, scratch_mask, tiny_config, tiny_patchcore, wait_for, worker, write_set,
 };
 use differnet::core::config::{BackboneKind, DetectorConfig, PatchCoreConfig, Preset};
-use differnet::core::dataset::{Label, Sample};
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::backbone::Backbone;
 use differnet::engine::detectors::patchcore::{PatchCore, greedy_coreset, nearest_distances};
@@ -68,19 +67,7 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
     assert!(info.parameters > 0);
 
     // Image AUROC through the evaluation job.
-    let samples: Vec<Sample> = good
-        .iter()
-        .map(|p| Sample {
-            path: p.clone(),
-            label: Label::Good,
-            mask: None,
-        })
-        .chain(bad.iter().map(|p| Sample {
-            path: p.clone(),
-            label: Label::Defect("scratch".into()),
-            mask: None,
-        }))
-        .collect();
+    let samples = common::good_and_scratched(&good, &bad);
     w.send(Command::Evaluate(EvaluateRequest {
         samples,
         pixel_metrics: false,

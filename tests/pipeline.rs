@@ -5,7 +5,6 @@ mod common;
 
 use common::{texture, tiny_config, wait_for, worker, write_set};
 
-use differnet::core::dataset::{Label, Sample};
 use differnet::core::metrics::auroc;
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::worker::WorkerHandle;
@@ -64,19 +63,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     assert!(info.threshold.unwrap() >= stats.max);
 
     // Evaluate: labelled samples, image AUROC >= 0.9.
-    let samples: Vec<Sample> = good
-        .iter()
-        .map(|p| Sample {
-            path: p.clone(),
-            label: Label::Good,
-            mask: None,
-        })
-        .chain(bad.iter().map(|p| Sample {
-            path: p.clone(),
-            label: Label::Defect("scratch".into()),
-            mask: None,
-        }))
-        .collect();
+    let samples = common::good_and_scratched(&good, &bad);
     w.send(Command::Evaluate(EvaluateRequest {
         samples: samples.clone(),
         pixel_metrics: false,

@@ -219,3 +219,23 @@ pub fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     out.extend(&bytes[8 + n..]);
     std::fs::write(path, out).unwrap();
 }
+
+/// Labelled test samples: `good` images and `bad` ones of the defect type "scratch".
+pub fn good_and_scratched(
+    good: &[PathBuf],
+    bad: &[PathBuf],
+) -> Vec<differnet::core::dataset::Sample> {
+    use differnet::core::dataset::{Label, Sample};
+    let sample = |path: &PathBuf, label: Label| Sample {
+        path: path.clone(),
+        label,
+        mask: None,
+    };
+    good.iter()
+        .map(|p| sample(p, Label::Good))
+        .chain(
+            bad.iter()
+                .map(|p| sample(p, Label::Defect("scratch".into()))),
+        )
+        .collect()
+}
