@@ -6,11 +6,14 @@
 mod common;
 
 use common::{
-    rewrite_meta, scratch_mask, tiny_config, tiny_patchcore, wait_for, worker, write_set,
+    rewrite_meta, scratch_mask, tiny_config, tiny_cs_flow, tiny_patchcore, wait_for, worker,
+    write_set,
 };
 use differnet::core::config::{BackboneKind, DetectorConfig, PatchCoreConfig, Preset};
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
 use differnet::engine::backbone::Backbone;
+use differnet::engine::detector::Detector;
+use differnet::engine::detectors::cs_flow::CsFlow;
 use differnet::engine::detectors::patchcore::{PatchCore, greedy_coreset, nearest_distances};
 use differnet::engine::model_file;
 use differnet::engine::worker::WorkerHandle;
@@ -161,6 +164,12 @@ fn differnet_separates_scratches_and_round_trips() {
 }
 
 #[test]
+fn cs_flow_separates_scratches_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    separates_scratches_and_round_trips(tiny_cs_flow().into(), dir.path(), 0);
+}
+
+#[test]
 fn greedy_coreset_picks_the_farthest_point_each_step() {
     // Points on a line at 0, 1, 2, 10, 11, 30 (and one duplicate of 0).
     let xs = [0.0f32, 1.0, 2.0, 10.0, 11.0, 30.0, 0.0];
@@ -222,11 +231,7 @@ fn tiny_model(dir: &Path) -> PathBuf {
     let mut model = PatchCore::new(config, backbone, bank).unwrap();
     model.state.threshold = Some(2.5);
     let path = dir.join("p.differnet");
-    model_file::save(
-        &differnet::engine::detector::Detector::PatchCore(model),
-        &path,
-    )
-    .unwrap();
+    model_file::save(&Detector::PatchCore(model), &path).unwrap();
     path
 }
 
@@ -276,8 +281,8 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
     );
     expect_error(
         "kind.differnet",
-        &edit(&|m| m["detector"]["kind"] = "cs-flow".into()),
-        "unknown variant `cs-flow`",
+        &edit(&|m| m["detector"]["kind"] = "csflow".into()),
+        "unknown variant `csflow`",
     );
     expect_error(
         "coreset.differnet",
@@ -291,4 +296,65 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
         }),
         "number of permutations",
     );
+}
+
+#[test]
+fn broken_cs_flow_files_are_clear_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let backbone = || {
+        Rc::new(Backbone::new_untrained(
+            BackboneKind::EfficientnetLite0,
+            Device::Cpu,
+        ))
+    };
+    let mut model = CsFlow::new(tiny_cs_flow(), backbone(), Device::Cpu).unwrap();
+    model.state.threshold = Some(1.5);
+    let path = dir.path().join("c.differnet");
+    model_file::save(&Detector::CsFlow(model), &path).unwrap();
+    let loaded = model_file::load(&path, backbone(), Device::Cpu).unwrap();
+    assert_eq!(loaded.state().threshold, Some(1.5));
+    assert_eq!(loaded.config(), DetectorConfig::from(tiny_cs_flow()));
+
+    let bytes = std::fs::read(&path).unwrap();
+    let expect_error = |name: &str, edit: &dyn Fn(&mut serde_json::Value), needle: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, &bytes).unwrap();
+        rewrite_meta(&p, edit);
+        let message = model_file::load(&p, backbone(), Device::Cpu)
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains(needle), "{name}: {message}");
+        assert!(
+            message.ends_with(&p.display().to_string()),
+            "{name}: {message}"
+        );
+    };
+    // Weights of another width than the settings say.
+    expect_error(
+        "hidden.differnet",
+        &|m| m["detector"]["hidden"] = serde_json::json!(16),
+        "has shape",
+    );
+    // One block fewer: its permutations no longer match.
+    expect_error(
+        "blocks.differnet",
+        &|m| m["detector"]["kernel_sizes"] = serde_json::json!([3, 3, 3]),
+        "permutations for 3 blocks",
+    );
+    expect_error(
+        "permutation.differnet",
+        &|m| m["permutations"][2][0] = m["permutations"][2][1].clone(),
+        "not a permutation",
+    );
+    expect_error(
+        "stage.differnet",
+        &|m| m["detector"]["stage"] = serde_json::json!(9),
+        "feature stage 9 does not exist",
+    );
+    let truncated = dir.path().join("truncated.differnet");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let message = model_file::load(&truncated, backbone(), Device::Cpu)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("not a model file"), "{message}");
 }

@@ -5,7 +5,8 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
 use differnet::core::colormap::Colormap;
 use differnet::core::config::{
-    BackboneKind, DetectorConfig, DetectorKind, DeviceChoice, PatchCoreConfig, Preset,
+    BackboneKind, CsFlowConfig, DetectorConfig, DetectorKind, DeviceChoice, FlowScore,
+    PatchCoreConfig, Preset,
 };
 use differnet::core::dataset::{self, Label};
 use differnet::core::decision::Thresholds;
@@ -82,8 +83,9 @@ struct TrainArgs {
     /// Seed of the split, the weights, the rotations and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Detector: patchcore (nearest good patch; the most accurate with few images) or
-    /// differnet (the paper's normalizing flow).
+    /// Detector: patchcore (nearest good patch; the most accurate with few images),
+    /// cs-flow (a fully convolutional flow on three scales) or differnet (the paper's
+    /// normalizing flow).
     #[arg(long, default_value = "patchcore")]
     detector: DetectorKind,
     /// DifferNet's settings bundle: paper (every hyper-parameter of the paper) or fast.
@@ -93,7 +95,7 @@ struct TrainArgs {
     /// paper's; DifferNet only). Default: the detector's.
     #[arg(long)]
     backbone: Option<BackboneKind>,
-    /// Override DifferNet's number of epochs.
+    /// Override the number of epochs (DifferNet, CS-Flow).
     #[arg(long)]
     epochs: Option<usize>,
     /// Override DifferNet's number of test rotations.
@@ -109,10 +111,17 @@ struct TrainArgs {
     /// PatchCore: share of the memory bank kept by the greedy coreset, in (0, 1].
     #[arg(long)]
     coreset: Option<f64>,
-    /// PatchCore: put the 8 rotations and flips of each good image in the bank (true or
-    /// false).
+    /// PatchCore: put the 8 rotations and flips of each good image in the bank; CS-Flow:
+    /// train on them too (true or false).
     #[arg(long)]
     dihedral: Option<bool>,
+    /// CS-Flow: hidden channels of the cross-convolutions (paper: 1024).
+    #[arg(long)]
+    hidden: Option<usize>,
+    /// CS-Flow: score an image by the mean of its most anomalous share of positions, in
+    /// (0, 1], instead of the mean over every latent value (the paper).
+    #[arg(long)]
+    top_fraction: Option<f64>,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -391,7 +400,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut progress = Progress::new(a.engine.json);
     let settings = match &config {
         DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
-        DetectorConfig::PatchCore(_) => config.describe(),
+        DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) => config.describe(),
     };
     progress.note(&format!(
         "training on {} good images, {} held out for validation ({settings})",
@@ -455,19 +464,23 @@ fn train(a: TrainArgs) -> Result<()> {
 
 /// The detector settings the training arguments ask for.
 fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    let differnet_only = [
-        ("--epochs", a.epochs.is_some()),
-        ("--rotations", a.rotations.is_some()),
-    ];
-    let patchcore_only = [
-        ("--coreset", a.coreset.is_some()),
-        ("--dihedral", a.dihedral.is_some()),
-    ];
+    let only = |kinds: &str, flags: &[(&str, bool)]| -> Result<()> {
+        match flags.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => bail!("{flag} is a {kinds} setting, not {}'s", a.detector),
+            None => Ok(()),
+        }
+    };
     let mut config = match a.detector {
         DetectorKind::DifferNet => {
-            if let Some((flag, _)) = patchcore_only.iter().find(|(_, set)| *set) {
-                bail!("{flag} is a PatchCore setting; add --detector patchcore");
-            }
+            only(
+                "PatchCore or CS-Flow",
+                &[
+                    ("--coreset", a.coreset.is_some()),
+                    ("--dihedral", a.dihedral.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                ],
+            )?;
             let mut c = a
                 .preset
                 .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
@@ -480,9 +493,15 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             DetectorConfig::DifferNet(c)
         }
         DetectorKind::PatchCore => {
-            if let Some((flag, _)) = differnet_only.iter().find(|(_, set)| *set) {
-                bail!("{flag} is a DifferNet setting; add --detector differnet");
-            }
+            only(
+                "DifferNet or CS-Flow",
+                &[
+                    ("--epochs", a.epochs.is_some()),
+                    ("--rotations", a.rotations.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                ],
+            )?;
             let mut c = PatchCoreConfig::default();
             if let Some(b) = a.backbone {
                 c.backbone = b;
@@ -495,10 +514,38 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             }
             DetectorConfig::PatchCore(c)
         }
+        DetectorKind::CsFlow => {
+            only(
+                "DifferNet or PatchCore",
+                &[
+                    ("--rotations", a.rotations.is_some()),
+                    ("--coreset", a.coreset.is_some()),
+                ],
+            )?;
+            let mut c = CsFlowConfig::default();
+            if let Some(b) = a.backbone {
+                c.backbone = b;
+            }
+            if let Some(e) = a.epochs {
+                c.epochs = e;
+            }
+            if let Some(d) = a.dihedral {
+                c.dihedral = d;
+            }
+            if let Some(h) = a.hidden {
+                c.hidden = h;
+            }
+            if let Some(f) = a.top_fraction {
+                c.score = FlowScore::TopMean { fraction: f };
+            }
+            DetectorConfig::CsFlow(c)
+        }
     };
     config.set_seed(a.seed);
     if let Some(s) = &a.stages {
-        config.set_stages(s.clone());
+        config
+            .set_stages(s.clone())
+            .map_err(|e| anyhow!("invalid settings: {e}"))?;
     }
     if let Some(s) = a.image_size {
         config.set_image_size(s);

@@ -367,6 +367,9 @@ pub enum DetectorKind {
     /// accurate at 16 good images on every data set measured (BENCHMARKS.md).
     #[default]
     PatchCore,
+    /// CS-Flow (Rudolph et al., WACV 2022): a fully convolutional normalizing flow on
+    /// the feature maps of three input scales at once; its map comes from the latents.
+    CsFlow,
     /// DifferNet (Rudolph et al., WACV 2021): a normalizing flow on pooled multi-scale
     /// features; the paper's method, kept exact in the paper preset.
     DifferNet,
@@ -374,12 +377,17 @@ pub enum DetectorKind {
 
 impl DetectorKind {
     /// All kinds, for menus.
-    pub const ALL: [DetectorKind; 2] = [DetectorKind::PatchCore, DetectorKind::DifferNet];
+    pub const ALL: [DetectorKind; 3] = [
+        DetectorKind::PatchCore,
+        DetectorKind::CsFlow,
+        DetectorKind::DifferNet,
+    ];
 
     /// The name used on the command line and in model files.
     pub fn name(self) -> &'static str {
         match self {
             DetectorKind::PatchCore => "patchcore",
+            DetectorKind::CsFlow => "cs-flow",
             DetectorKind::DifferNet => "differnet",
         }
     }
@@ -389,6 +397,9 @@ impl DetectorKind {
         match self {
             DetectorKind::PatchCore => {
                 "Nearest good patch: the most accurate with few images, trains in seconds, sharp maps"
+            }
+            DetectorKind::CsFlow => {
+                "Normalizing flow on feature maps at three scales: maps without a backward pass, trains for minutes"
             }
             DetectorKind::DifferNet => {
                 "The paper's normalizing flow on whole-image features: reproduces the publication"
@@ -400,6 +411,7 @@ impl DetectorKind {
     pub fn default_config(self) -> DetectorConfig {
         match self {
             DetectorKind::PatchCore => DetectorConfig::PatchCore(PatchCoreConfig::default()),
+            DetectorKind::CsFlow => DetectorConfig::CsFlow(CsFlowConfig::default()),
             DetectorKind::DifferNet => DetectorConfig::DifferNet(DifferNetConfig::default()),
         }
     }
@@ -417,7 +429,7 @@ impl FromStr for DetectorKind {
         DetectorKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown detector {s:?} (expected patchcore or differnet)"))
+            .ok_or_else(|| format!("unknown detector {s:?} (expected patchcore, cs-flow or differnet)"))
     }
 }
 
@@ -565,6 +577,173 @@ impl PatchCoreConfig {
     }
 }
 
+/// How CS-Flow turns its latents into one image score.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "rule")]
+pub enum FlowScore {
+    /// The mean of z^2 / 2 over every latent value of every scale (the paper).
+    Mean,
+    /// The mean of the largest `fraction` of the map's positions (z^2 / 2 averaged over
+    /// the channels and the scales): a small defect is not averaged away by the rest of
+    /// the part.
+    TopMean {
+        /// Share of the positions, in (0, 1].
+        fraction: f64,
+    },
+}
+
+/// Settings of a CS-Flow detector (REFERENCE.md, "CS-Flow"). The paper's flow (4 blocks,
+/// kernels 3, 3, 3, 5, soft clamp 3, Adam 2e-4) on a smaller input and hidden width, so
+/// that it trains in minutes on a laptop CPU; its map comes from the latents of the
+/// largest scale and the others, without a backward pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsFlowConfig {
+    /// The frozen feature extractor.
+    pub backbone: BackboneKind,
+    /// The backbone stage (1-based) whose map of each input scale feeds the flow.
+    pub stage: usize,
+    /// Side of the largest input scale in pixels; the others are a half and a quarter.
+    pub image_size: u32,
+    /// Kernel size of each coupling block's convolutions; one block per entry (paper: 3,
+    /// 3, 3, 5).
+    pub kernel_sizes: Vec<usize>,
+    /// Hidden channels of the cross-convolutions (paper: 1024).
+    pub hidden: usize,
+    /// Soft clamp of the coupling's log-scale (paper: 3).
+    pub clamp_alpha: f64,
+    /// Passes over the (augmented) training images.
+    pub epochs: usize,
+    /// Samples per optimiser step (paper: 16).
+    pub batch: usize,
+    /// Adam learning rate (paper: 2e-4).
+    pub lr: f64,
+    /// Adam epsilon (paper: 1e-4).
+    pub adam_eps: f64,
+    /// Adam weight decay (paper: 1e-5).
+    pub weight_decay: f64,
+    /// Largest gradient norm (paper: 1).
+    pub grad_clip: f64,
+    /// Train on the 8 rotations and flips of each good image too.
+    pub dihedral: bool,
+    /// Image score from the latents.
+    pub score: FlowScore,
+    /// Standard deviation, in input pixels, of the Gaussian that smooths the map.
+    pub blur_sigma: f64,
+    /// Seed of the weights, permutations and batch order.
+    pub seed: u64,
+}
+
+impl Default for CsFlowConfig {
+    fn default() -> Self {
+        Self {
+            backbone: BackboneKind::EfficientnetLite1,
+            stage: 6,
+            image_size: 256,
+            kernel_sizes: vec![3, 3, 3, 5],
+            hidden: 128,
+            clamp_alpha: 3.0,
+            epochs: 30,
+            batch: 16,
+            lr: 2e-4,
+            adam_eps: 1e-4,
+            weight_decay: 1e-5,
+            grad_clip: 1.0,
+            dihedral: true,
+            score: FlowScore::Mean,
+            blur_sigma: 4.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Top of the colour scale of CS-Flow's maps: see [`DetectorConfig::heat_vmax`].
+pub const CS_FLOW_HEAT_VMAX: f32 = 10.0;
+
+/// Number of input scales of CS-Flow.
+pub const CS_FLOW_SCALES: usize = 3;
+
+impl CsFlowConfig {
+    /// Channels of the modelled feature maps.
+    pub fn channels(&self) -> usize {
+        self.backbone
+            .stage_channels()
+            .get(self.stage.wrapping_sub(1))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Sides of the three inputs: S, S / 2, S / 4.
+    pub fn scale_sizes(&self) -> [i64; CS_FLOW_SCALES] {
+        let s = i64::from(self.image_size);
+        [s, s / 2, s / 4]
+    }
+
+    /// Sides of the three feature maps.
+    pub fn grid_sides(&self) -> [i64; CS_FLOW_SCALES] {
+        let stride = self
+            .backbone
+            .stage_strides()
+            .get(self.stage.wrapping_sub(1))
+            .copied()
+            .unwrap_or(1) as i64;
+        self.scale_sizes().map(|s| (s + stride - 1) / stride)
+    }
+
+    /// Checks that the configuration describes a buildable detector.
+    pub fn validate(&self) -> Result<(), String> {
+        let n_stages = self.backbone.stage_channels().len();
+        if self.stage == 0 || self.stage > n_stages {
+            return Err(format!(
+                "feature stage {} does not exist in {} (1..={n_stages})",
+                self.stage, self.backbone
+            ));
+        }
+        if self.channels() < 2 {
+            return Err("the stage has too few channels to split".into());
+        }
+        if self.image_size < 64 || self.image_size > 2048 {
+            return Err(format!(
+                "image_size {} out of range 64..=2048",
+                self.image_size
+            ));
+        }
+        if self.kernel_sizes.is_empty() || self.kernel_sizes.len() > 16 {
+            return Err("kernel_sizes must have 1 to 16 entries".into());
+        }
+        if let Some(k) = self
+            .kernel_sizes
+            .iter()
+            .find(|&&k| k == 0 || k.is_multiple_of(2) || k > 9)
+        {
+            return Err(format!("kernel size {k} must be odd and at most 9"));
+        }
+        if self.hidden == 0 || self.hidden > 4096 {
+            return Err("hidden must be in 1..=4096".into());
+        }
+        if !(self.clamp_alpha > 0.0 && self.clamp_alpha <= 100.0) {
+            return Err(format!("clamp_alpha {} must be in (0, 100]", self.clamp_alpha));
+        }
+        if self.epochs == 0 || self.batch == 0 {
+            return Err("epochs and batch must be positive".into());
+        }
+        if !(self.lr > 0.0 && self.lr < 1.0) || !(self.adam_eps > 0.0) {
+            return Err("lr must be in (0, 1) and adam_eps positive".into());
+        }
+        if !(self.weight_decay >= 0.0) || !(self.grad_clip > 0.0) {
+            return Err("weight_decay must be >= 0 and grad_clip positive".into());
+        }
+        if let FlowScore::TopMean { fraction } = self.score
+            && !(fraction > 0.0 && fraction <= 1.0)
+        {
+            return Err(format!("top-mean fraction {fraction} must be in (0, 1]"));
+        }
+        if !(self.blur_sigma >= 0.0 && self.blur_sigma <= 64.0) {
+            return Err(format!("blur_sigma {} must be in 0..=64", self.blur_sigma));
+        }
+        Ok(())
+    }
+}
+
 /// A detector's kind and every setting needed to train and rebuild it. Saved in the model
 /// file, sent by both front ends with [`crate::core::protocol::Command::Train`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -573,6 +752,9 @@ pub enum DetectorConfig {
     /// A PatchCore memory bank.
     #[serde(rename = "patchcore")]
     PatchCore(PatchCoreConfig),
+    /// A CS-Flow fully convolutional flow.
+    #[serde(rename = "cs-flow")]
+    CsFlow(CsFlowConfig),
     /// A DifferNet normalizing flow.
     #[serde(rename = "differnet")]
     DifferNet(DifferNetConfig),
@@ -590,6 +772,12 @@ impl From<DifferNetConfig> for DetectorConfig {
     }
 }
 
+impl From<CsFlowConfig> for DetectorConfig {
+    fn from(c: CsFlowConfig) -> Self {
+        DetectorConfig::CsFlow(c)
+    }
+}
+
 impl From<PatchCoreConfig> for DetectorConfig {
     fn from(c: PatchCoreConfig) -> Self {
         DetectorConfig::PatchCore(c)
@@ -601,6 +789,7 @@ impl DetectorConfig {
     pub fn kind(&self) -> DetectorKind {
         match self {
             DetectorConfig::PatchCore(_) => DetectorKind::PatchCore,
+            DetectorConfig::CsFlow(_) => DetectorKind::CsFlow,
             DetectorConfig::DifferNet(_) => DetectorKind::DifferNet,
         }
     }
@@ -609,6 +798,7 @@ impl DetectorConfig {
     pub fn backbone(&self) -> BackboneKind {
         match self {
             DetectorConfig::PatchCore(c) => c.backbone,
+            DetectorConfig::CsFlow(c) => c.backbone,
             DetectorConfig::DifferNet(c) => c.model.backbone,
         }
     }
@@ -617,6 +807,7 @@ impl DetectorConfig {
     pub fn image_size(&self) -> u32 {
         match self {
             DetectorConfig::PatchCore(c) => c.image_size,
+            DetectorConfig::CsFlow(c) => c.image_size,
             DetectorConfig::DifferNet(c) => c.model.image_size,
         }
     }
@@ -625,6 +816,7 @@ impl DetectorConfig {
     pub fn seed(&self) -> u64 {
         match self {
             DetectorConfig::PatchCore(c) => c.seed,
+            DetectorConfig::CsFlow(c) => c.seed,
             DetectorConfig::DifferNet(c) => c.train.seed,
         }
     }
@@ -633,6 +825,7 @@ impl DetectorConfig {
     pub fn set_seed(&mut self, seed: u64) {
         match self {
             DetectorConfig::PatchCore(c) => c.seed = seed,
+            DetectorConfig::CsFlow(c) => c.seed = seed,
             DetectorConfig::DifferNet(c) => c.train.seed = seed,
         }
     }
@@ -641,15 +834,39 @@ impl DetectorConfig {
     pub fn set_image_size(&mut self, size: u32) {
         match self {
             DetectorConfig::PatchCore(c) => c.image_size = size,
+            DetectorConfig::CsFlow(c) => c.image_size = size,
             DetectorConfig::DifferNet(c) => c.model.image_size = size,
         }
     }
 
-    /// Sets the backbone stages (DifferNet: pooled; PatchCore: the patch features').
-    pub fn set_stages(&mut self, stages: Vec<usize>) {
+    /// Sets the backbone stages (DifferNet: pooled; PatchCore: the patch features';
+    /// CS-Flow: exactly one, whose maps the flow models).
+    pub fn set_stages(&mut self, stages: Vec<usize>) -> Result<(), String> {
         match self {
             DetectorConfig::PatchCore(c) => c.stages = stages,
             DetectorConfig::DifferNet(c) => c.model.feature_stages = stages,
+            DetectorConfig::CsFlow(c) => match stages.as_slice() {
+                [s] => c.stage = *s,
+                _ => return Err("CS-Flow models the maps of exactly one stage".into()),
+            },
+        }
+        Ok(())
+    }
+
+    /// Steps and epochs of a gradient-trained detector, for a loss plot: `(epochs, steps
+    /// per epoch)` for `train_images` training images; `None` for a detector without a
+    /// loss (PatchCore).
+    pub fn loss_schedule(&self, train_images: usize) -> Option<(usize, usize)> {
+        match self {
+            DetectorConfig::PatchCore(_) => None,
+            DetectorConfig::DifferNet(c) => Some((
+                c.train.epochs,
+                train_images.div_ceil(c.train.batch_images.max(1)),
+            )),
+            DetectorConfig::CsFlow(c) => {
+                let copies = if c.dihedral { 8 } else { 1 };
+                Some((c.epochs, (train_images * copies).div_ceil(c.batch.max(1))))
+            }
         }
     }
 
@@ -657,7 +874,7 @@ impl DetectorConfig {
     pub fn as_differnet(&self) -> Option<&DifferNetConfig> {
         match self {
             DetectorConfig::DifferNet(c) => Some(c),
-            DetectorConfig::PatchCore(_) => None,
+            DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) => None,
         }
     }
 
@@ -669,6 +886,7 @@ impl DetectorConfig {
     pub fn heat_vmax(&self) -> f32 {
         match self {
             DetectorConfig::PatchCore(_) => PATCHCORE_HEAT_VMAX,
+            DetectorConfig::CsFlow(_) => CS_FLOW_HEAT_VMAX,
             DetectorConfig::DifferNet(_) => crate::core::heat_layer::DEFAULT_HEAT_VMAX,
         }
     }
@@ -688,6 +906,7 @@ impl DetectorConfig {
     pub fn validate(&self) -> Result<(), String> {
         match self {
             DetectorConfig::PatchCore(c) => c.validate(),
+            DetectorConfig::CsFlow(c) => c.validate(),
             DetectorConfig::DifferNet(c) => c.validate(),
         }
     }

@@ -7,6 +7,7 @@ use crate::core::config::DetectorConfig;
 use crate::core::image_io::load_rgb;
 use crate::core::protocol::{Heatmap, ModelInfo, Phase, ScoreStats};
 use crate::engine::backbone::Backbone;
+use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
@@ -78,6 +79,8 @@ pub enum Detector {
     DifferNet(DifferNet),
     /// A PatchCore memory bank.
     PatchCore(PatchCore),
+    /// A CS-Flow fully convolutional flow.
+    CsFlow(CsFlow),
 }
 
 impl Detector {
@@ -86,6 +89,7 @@ impl Detector {
         match self {
             Detector::DifferNet(m) => DetectorConfig::DifferNet(m.config.clone()),
             Detector::PatchCore(m) => DetectorConfig::PatchCore(m.config.clone()),
+            Detector::CsFlow(m) => DetectorConfig::CsFlow(m.config.clone()),
         }
     }
 
@@ -94,6 +98,7 @@ impl Detector {
         match self {
             Detector::DifferNet(m) => &m.state,
             Detector::PatchCore(m) => &m.state,
+            Detector::CsFlow(m) => &m.state,
         }
     }
 
@@ -102,6 +107,7 @@ impl Detector {
         match self {
             Detector::DifferNet(m) => &mut m.state,
             Detector::PatchCore(m) => &mut m.state,
+            Detector::CsFlow(m) => &mut m.state,
         }
     }
 
@@ -110,6 +116,7 @@ impl Detector {
         match self {
             Detector::DifferNet(m) => m.device(),
             Detector::PatchCore(m) => m.device(),
+            Detector::CsFlow(m) => m.device(),
         }
     }
 
@@ -118,6 +125,7 @@ impl Detector {
         match self {
             Detector::DifferNet(m) => m.backbone_batch = batch,
             Detector::PatchCore(m) => m.backbone_batch = batch,
+            Detector::CsFlow(m) => m.backbone_batch = batch,
         }
     }
 
@@ -128,6 +136,9 @@ impl Detector {
                 crate::engine::detectors::differnet::flow::parameter_count(&m.config.model)
             }
             Detector::PatchCore(m) => m.bank_len() * m.config.feature_dim(),
+            Detector::CsFlow(m) => {
+                crate::engine::detectors::cs_flow::flow::parameter_count(&m.config)
+            }
         }
     }
 
@@ -158,6 +169,7 @@ impl Detector {
                 m.score_image(img, &score.angles_deg(), heatmap)
             }
             Detector::PatchCore(m) => m.score_image(img, heatmap),
+            Detector::CsFlow(m) => m.score_image(img, heatmap),
         }
     }
 }
@@ -257,8 +269,16 @@ pub fn train(
         DetectorConfig::PatchCore(c) => {
             crate::engine::detectors::patchcore::train(c, job, report).map(Detector::PatchCore)
         }
+        DetectorConfig::CsFlow(c) => {
+            crate::engine::detectors::cs_flow::train::train(c, job, report).map(Detector::CsFlow)
+        }
     }
 }
+
+/// Held while libtorch's global generator is seeded and a flow initialised: the generator
+/// is one per process, and seeding it must not interleave with another worker drawing
+/// from it (several windows' workers, or tests in parallel), or the seed decides nothing.
+pub(crate) static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Decodes `paths` and turns each image into a tensor with `prepare`, skipping (and
 /// reporting) those that cannot be read. Returns the kept paths and their tensors.

@@ -133,6 +133,27 @@ impl Lanes {
     }
 }
 
+/// A function the lanes share, for work that only reads tensors: a frozen backbone's
+/// forward pass, a detector's scoring.
+pub struct SharedFn<'a, I, O>(&'a (dyn Fn(I) -> O + 'a));
+
+// SAFETY: callers wrap only closures that run forward passes under `no_grad` (or with
+// per-thread grad mode), read shared weights and build new tensors: libtorch supports
+// concurrent reads of shared tensors. None mutates a tensor or clones an `Rc`.
+unsafe impl<I, O> Sync for SharedFn<'_, I, O> {}
+
+impl<'a, I, O> SharedFn<'a, I, O> {
+    /// Shares `f` between lanes; see the safety note on the type.
+    pub fn new(f: &'a (dyn Fn(I) -> O + 'a)) -> Self {
+        Self(f)
+    }
+
+    /// Runs the function.
+    pub fn call(&self, item: I) -> O {
+        (self.0)(item)
+    }
+}
+
 /// Makes the calling thread's libtorch operations run on `n` threads (per thread in
 /// libtorch's OpenMP build). A thread's first operation would otherwise set its count from
 /// libtorch's process-wide default, which another worker's lanes may have changed in the

@@ -10,6 +10,7 @@ use crate::core::message::one_line;
 use crate::core::model_header::{self, META_KEY};
 use crate::engine::backbone::{Backbone, copy_named};
 use crate::engine::detector::{Detector, ModelState};
+use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::differnet::flow::check_permutation;
 use crate::engine::detectors::patchcore::PatchCore;
@@ -35,7 +36,8 @@ pub struct ModelMeta {
     pub format_version: u32,
     /// The detector's kind and settings (the backbone among them).
     pub detector: DetectorConfig,
-    /// DifferNet: one permutation of 0..D per coupling block. Empty for other kinds.
+    /// The flows' channel permutations: DifferNet, one of 0..D per coupling block;
+    /// CS-Flow, one of its channels per block and scale (block-major). Empty for PatchCore.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permutations: Vec<Vec<i64>>,
     /// Validation statistics, threshold, heat scale.
@@ -56,6 +58,10 @@ fn model_err(path: &Path, message: impl Into<String>) -> EngineError {
 pub fn save(model: &Detector, path: &Path) -> Result<()> {
     let (permutations, tensors): (Vec<Vec<i64>>, Vec<(String, Tensor)>) = match model {
         Detector::DifferNet(m) => (
+            m.flow().permutations().to_vec(),
+            m.vs.variables().into_iter().collect(),
+        ),
+        Detector::CsFlow(m) => (
             m.flow().permutations().to_vec(),
             m.vs.variables().into_iter().collect(),
         ),
@@ -178,6 +184,25 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Detec
             copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
             model.vs.freeze();
             Detector::DifferNet(model)
+        }
+        DetectorConfig::CsFlow(config) => {
+            let mut model =
+                CsFlow::with_permutations(config, backbone, device, meta.permutations.clone())
+                    .map_err(|e| model_err(path, e))?;
+            let expected = model.vs.variables();
+            if named.len() != expected.len() {
+                return Err(model_err(
+                    path,
+                    format!(
+                        "{} tensors in the file, {} expected by its metadata",
+                        named.len(),
+                        expected.len()
+                    ),
+                ));
+            }
+            copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
+            model.vs.freeze();
+            Detector::CsFlow(model)
         }
         DetectorConfig::PatchCore(config) => {
             let [(name, bank)] = named.as_slice() else {

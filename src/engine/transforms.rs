@@ -106,6 +106,18 @@ pub fn gaussian_blur(x: &Tensor, sigma: f64) -> Tensor {
     vertical.reshape([n, c, h, w])
 }
 
+/// The 8 rotations by quarter turns and their mirror images of `[N, C, S, S]`, stacked
+/// image-major: `[8 N, C, S, S]`.
+pub fn dihedral(x: &Tensor) -> Tensor {
+    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
+    let flipped = x.flip([3i64]);
+    let variants: Vec<Tensor> = [x, &flipped]
+        .iter()
+        .flat_map(|t| (0..4).map(move |k| t.rot90(k, [2i64, 3])))
+        .collect();
+    Tensor::stack(&variants, 1).view([n * 8, c, h, w])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,4 +177,26 @@ mod tests {
         let z = normalize(&Tensor::zeros([1, 3, 2, 2], (Kind::Float, Device::Cpu)));
         assert!((z.double_value(&[0, 0, 0, 0]) + 0.485 / 0.229).abs() < 1e-5);
     }
+
+    #[test]
+    fn dihedral_copies_are_the_eight_symmetries() {
+        let x = Tensor::arange(2 * 9, (Kind::Float, Device::Cpu)).view([2, 1, 3, 3]);
+        let d = dihedral(&x);
+        assert_eq!(d.size(), vec![16, 1, 3, 3]);
+        // Image-major: the first 8 rows are image 0's, starting with itself.
+        assert!(d.get(0).equal(&x.get(0)));
+        assert!(d.get(8).equal(&x.get(1)));
+        // All 8 of image 0 differ (its values are all distinct).
+        for a in 0..8 {
+            for b in (a + 1)..8 {
+                assert!(!d.get(a).equal(&d.get(b)), "{a} and {b} are equal");
+            }
+        }
+        // Each is a permutation of the same values.
+        let sorted = |t: Tensor| t.flatten(0, -1).sort(0, false).0;
+        for a in 0..8 {
+            assert!(sorted(d.get(a)).equal(&sorted(x.get(0))));
+        }
+    }
+
 }

@@ -515,10 +515,9 @@ impl WorkstationApp {
                 kind => kind.default_config(),
             });
         // Only a flow has a loss to plot.
-        self.session.training = config.as_differnet().map(|c| {
-            let steps_per_epoch = train.len().div_ceil(c.train.batch_images.max(1));
-            TrainingLog::new(c.train.epochs, steps_per_epoch)
-        });
+        self.session.training = config
+            .loss_schedule(train.len())
+            .map(|(epochs, steps)| TrainingLog::new(epochs, steps));
         self.session.progress = None;
         self.send(
             Job::Train,

@@ -160,6 +160,7 @@ impl TrainingPanel {
 fn detector_label(k: DetectorKind) -> &'static str {
     match k {
         DetectorKind::PatchCore => "PatchCore (recommended)",
+        DetectorKind::CsFlow => "CS-Flow (flow on feature maps)",
         DetectorKind::DifferNet => "DifferNet (the paper)",
     }
 }

@@ -3,7 +3,9 @@
 
 pub mod bad_files;
 
-use differnet::core::config::{BackboneKind, DifferNetConfig, PatchCoreConfig, Preset};
+use differnet::core::config::{
+    BackboneKind, CsFlowConfig, DifferNetConfig, PatchCoreConfig, Preset,
+};
 use differnet::core::rng::SplitMix64;
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -133,6 +135,19 @@ pub fn tiny_patchcore() -> PatchCoreConfig {
         image_size: 96,
         stages: vec![3, 4],
         ..PatchCoreConfig::default()
+    }
+}
+
+/// A small, quick CS-Flow with the real backbone: 96 px inputs, stage 3's maps of 12 x 12,
+/// 6 x 6 and 3 x 3 positions, a narrow flow.
+pub fn tiny_cs_flow() -> CsFlowConfig {
+    CsFlowConfig {
+        backbone: BackboneKind::EfficientnetLite0,
+        image_size: 96,
+        stage: 3,
+        hidden: 32,
+        epochs: 30,
+        ..CsFlowConfig::default()
     }
 }
 

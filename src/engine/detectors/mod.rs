@@ -1,4 +1,5 @@
 //! One module per kind of detector, each behind [`crate::engine::detector::Detector`].
 
+pub mod cs_flow;
 pub mod differnet;
 pub mod patchcore;

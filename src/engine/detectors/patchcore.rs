@@ -15,8 +15,10 @@ use crate::engine::detector::{
     ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
 };
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::Lanes;
-use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square};
+use crate::engine::lanes::{Lanes, SharedFn};
+use crate::engine::transforms::{
+    dihedral, gaussian_blur, image_to_tensor, normalize, resize_square,
+};
 use image::RgbImage;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -325,18 +327,6 @@ pub fn greedy_coreset(
     chosen
 }
 
-/// The 8 rotations by quarter turns and their mirror images of `[N, C, S, S]`, stacked
-/// image-major: `[8 N, C, S, S]`.
-fn dihedral(x: &Tensor) -> Tensor {
-    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
-    let flipped = x.flip([3i64]);
-    let variants: Vec<Tensor> = [x, &flipped]
-        .iter()
-        .flat_map(|t| (0..4).map(move |k| t.rot90(k, [2i64, 3])))
-        .collect();
-    Tensor::stack(&variants, 1).view([n * 8, c, h, w])
-}
-
 /// A random projection `[D, d]` with entries drawn from the seed (not from libtorch's
 /// global generator, which another worker may be drawing from).
 fn random_projection(rows: usize, cols: usize, seed: u64, device: Device) -> Tensor {
@@ -431,11 +421,11 @@ pub fn train(
             let chosen = greedy_coreset(&projected, keep, start, &|| true, &mut |_, _| {});
             f.index_select(0, &Tensor::from_slice(&chosen).to_device(f.device()))
         };
-        let shared = SharedBackbone(&extract);
+        let shared = SharedFn::new(&extract);
         let mut out = Vec::with_capacity(n_images);
         lanes.map(
             images.into_iter().enumerate().collect(),
-            &|item| shared.extract(item),
+            &|item| shared.call(item),
             &stop,
             &mut |i, f| {
                 out.push(f);
@@ -468,21 +458,6 @@ pub fn train(
     model.state.validation_secs = fitted.elapsed().as_secs_f64();
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
-}
-
-/// A feature extractor shared by the lanes.
-struct SharedBackbone<'a>(&'a (dyn Fn((usize, Tensor)) -> Tensor + 'a));
-
-// SAFETY: the closure only runs the frozen backbone's forward pass under `no_grad`, reads
-// the projection and builds new tensors; libtorch supports concurrent reads of shared
-// tensors.
-unsafe impl Sync for SharedBackbone<'_> {}
-
-impl SharedBackbone<'_> {
-    /// Runs the extractor on image `i`.
-    fn extract(&self, item: (usize, Tensor)) -> Tensor {
-        (self.0)(item)
-    }
 }
 
 /// Scores the held-out good images (with maps, which cost PatchCore nothing extra) to
@@ -568,27 +543,6 @@ fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dihedral_copies_are_the_eight_symmetries() {
-        let x = Tensor::arange(2 * 9, (Kind::Float, Device::Cpu)).view([2, 1, 3, 3]);
-        let d = dihedral(&x);
-        assert_eq!(d.size(), vec![16, 1, 3, 3]);
-        // Image-major: the first 8 rows are image 0's, starting with itself.
-        assert!(d.get(0).equal(&x.get(0)));
-        assert!(d.get(8).equal(&x.get(1)));
-        // All 8 of image 0 differ (its values are all distinct).
-        for a in 0..8 {
-            for b in (a + 1)..8 {
-                assert!(!d.get(a).equal(&d.get(b)), "{a} and {b} are equal");
-            }
-        }
-        // Each is a permutation of the same values.
-        let sorted = |t: Tensor| t.flatten(0, -1).sort(0, false).0;
-        for a in 0..8 {
-            assert!(sorted(d.get(a)).equal(&sorted(x.get(0))));
-        }
-    }
 
     #[test]
     fn top_mean_averages_the_largest_patches() {

@@ -11,7 +11,9 @@ use super::{DifferNet, SharedModel};
 use crate::core::config::{DifferNetConfig, TrainConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detector::{
+    SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images,
+};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::Lanes;
 use std::path::PathBuf;
@@ -192,9 +194,6 @@ pub fn train(
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
 }
-
-/// Held while libtorch's global generator is seeded and the flow initialised.
-static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Images used to set the heatmap scale (each costs a backward pass per rotation).
 const HEAT_SCALE_IMAGES: usize = 4;

@@ -1,0 +1,207 @@
+//! Training and validation of CS-Flow. The backbone runs once per good image (and its
+//! rotations and flips, when asked): the three scales' maps are cached and the flow is
+//! trained on them for every epoch, as the reference trains on precomputed features.
+
+use super::flow::{CrossScaleFlow, Scales};
+use super::{CsFlow, prepare, scale_features};
+use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
+use crate::core::protocol::Phase;
+use crate::core::rng::SplitMix64;
+use crate::engine::detector::{
+    SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images,
+};
+use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::{Lanes, SharedFn};
+use crate::engine::transforms::dihedral;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+use tch::nn::{self, OptimizerConfig};
+use tch::{Kind, Tensor};
+
+/// Images whose maps calibrate the heat scale when no validation images are held out.
+const HEAT_SCALE_IMAGES: usize = 4;
+
+/// Trains a CS-Flow detector on the good images, then scores the held-out ones for the
+/// score statistics, the default threshold and the heat scale. Cancellation and
+/// divergence are errors; the caller keeps its old model.
+pub fn train(
+    config: CsFlowConfig,
+    job: TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<CsFlow> {
+    let started = Instant::now();
+    config.validate().map_err(EngineError::Config)?;
+    let device = job.device;
+    let mut model = {
+        let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
+        tch::manual_seed(config.seed as i64);
+        CsFlow::new(config.clone(), job.backbone.clone(), device).map_err(EngineError::Config)?
+    };
+    let (_, images) = load_images(job.train, Phase::Loading, report, job.cancel, &|img| {
+        prepare(img, &config, device)
+    })?;
+    if images.is_empty() {
+        return Err(EngineError::NoImages(format!(
+            "none of the {} training images could be read",
+            job.train.len()
+        )));
+    }
+    let n_images = images.len();
+    let stop = || job.cancel.load(Ordering::Relaxed);
+    let lanes = Lanes::for_device(device);
+
+    // The feature cache: the three scales' maps of every image and its copies.
+    report(TrainProgress::Phase {
+        phase: Phase::CachingFeatures,
+        done: 0,
+        total: n_images,
+    });
+    let per_image: Vec<Scales> = {
+        let backbone = &*job.backbone;
+        let cfg = &config;
+        let batch = model.backbone_batch;
+        let extract = |x: Tensor| {
+            let x = if cfg.dihedral { dihedral(&x) } else { x };
+            scale_features(backbone, cfg, &x, batch)
+        };
+        let shared = SharedFn::new(&extract);
+        let mut out = Vec::with_capacity(n_images);
+        lanes.map(images, &|x| shared.call(x), &stop, &mut |i, f| {
+            out.push(f);
+            report(TrainProgress::Phase {
+                phase: Phase::CachingFeatures,
+                done: i + 1,
+                total: n_images,
+            });
+        });
+        out
+    };
+    if per_image.len() < n_images {
+        return Err(EngineError::Cancelled);
+    }
+    let cache: Vec<Tensor> = (0..CS_FLOW_SCALES)
+        .map(|s| Tensor::cat(&per_image.iter().map(|f| &f[s]).collect::<Vec<_>>(), 0))
+        .collect();
+    drop(per_image);
+    let samples = cache[0].size()[0] as usize;
+
+    let mut opt = nn::Adam {
+        beta1: 0.9,
+        beta2: 0.999,
+        wd: config.weight_decay,
+        eps: config.adam_eps,
+        amsgrad: false,
+    }
+    .build(&model.vs, config.lr)?;
+    let mut rng = SplitMix64::new(config.seed ^ 0x4353_464c_4f57);
+    let steps_per_epoch = samples.div_ceil(config.batch);
+    let total_steps = config.epochs * steps_per_epoch;
+    report(TrainProgress::Phase {
+        phase: Phase::Training,
+        done: 0,
+        total: total_steps,
+    });
+    for epoch in 0..config.epochs {
+        let mut order: Vec<i64> = (0..samples as i64).collect();
+        rng.shuffle(&mut order);
+        let mut loss_sum = 0.0;
+        for (step, batch) in order.chunks(config.batch).enumerate() {
+            if job.cancel.load(Ordering::Relaxed) {
+                return Err(EngineError::Cancelled);
+            }
+            let idx = Tensor::from_slice(batch).to_device(device);
+            let x: Scales = [0, 1, 2].map(|s| cache[s].index_select(0, &idx));
+            let (z, log_det) = model.flow().forward(&x);
+            let loss = CrossScaleFlow::nll(&z, &log_det).mean(Kind::Float);
+            let loss_value = loss.double_value(&[]);
+            if !loss_value.is_finite() {
+                return Err(EngineError::Diverged {
+                    epoch,
+                    loss: loss_value,
+                });
+            }
+            opt.zero_grad();
+            loss.backward();
+            opt.clip_grad_norm(config.grad_clip);
+            opt.step();
+            loss_sum += loss_value;
+            report(TrainProgress::Step {
+                epoch,
+                step,
+                loss: loss_value,
+            });
+            report(TrainProgress::Phase {
+                phase: Phase::Training,
+                done: epoch * steps_per_epoch + step + 1,
+                total: total_steps,
+            });
+        }
+        report(TrainProgress::Epoch {
+            epoch,
+            mean_loss: loss_sum / steps_per_epoch as f64,
+        });
+    }
+    drop(opt);
+    drop(cache);
+    model.vs.freeze();
+    model.state.train_count = n_images;
+
+    let fitted = Instant::now();
+    validate(&mut model, lanes, &job, report)?;
+    model.state.validation_secs = fitted.elapsed().as_secs_f64();
+    model.state.train_secs = started.elapsed().as_secs_f64();
+    Ok(model)
+}
+
+/// Scores the held-out good images (with maps, which cost nothing extra) to set the score
+/// statistics, the default threshold and the heat scale. Without validation images there
+/// is no default threshold and the heat scale comes from a few training images (which
+/// the flow has seen, so it is lower).
+fn validate(
+    model: &mut CsFlow,
+    lanes: Lanes,
+    job: &TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<()> {
+    let stop = || job.cancel.load(Ordering::Relaxed);
+    let held_out = !job.validation.is_empty();
+    let sources = if held_out {
+        job.validation
+    } else {
+        &job.train[..job.train.len().min(HEAT_SCALE_IMAGES)]
+    };
+    let (_, images) = load_images(sources, Phase::Validating, report, job.cancel, &|img| {
+        model.prepare(img)
+    })?;
+    let size = model.config.image_size;
+    let total = images.len();
+    report(TrainProgress::Phase {
+        phase: Phase::Validating,
+        done: 0,
+        total,
+    });
+    let mut scores = Vec::with_capacity(total);
+    let mut maps = Vec::with_capacity(total);
+    {
+        let detector = &*model;
+        let score = |x: Tensor| detector.score_prepared(&x, Some((size, size)));
+        let shared = SharedFn::new(&score);
+        lanes.map(images, &|x| shared.call(x), &stop, &mut |i, (score, map)| {
+            scores.push(score);
+            maps.extend(map);
+            report(TrainProgress::Phase {
+                phase: Phase::Validating,
+                done: i + 1,
+                total,
+            });
+        });
+    }
+    if scores.len() < total {
+        return Err(EngineError::Cancelled);
+    }
+    if held_out {
+        model.state.set_validation(&scores);
+    }
+    model.state.heat_scale = heat_scale_of(&maps);
+    Ok(())
+}
