@@ -138,6 +138,10 @@ DETECTOR_RUNS = {
     "patchcore-lite0": ("PatchCore, Lite0, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite0"]),
     "patchcore-lite2": ("PatchCore, Lite2, otherwise default", ["--detector", "patchcore", "--backbone", "efficientnet-lite2"]),
     "patchcore-plain": ("PatchCore, no dihedral copies, no coreset", ["--detector", "patchcore", "--dihedral", "false", "--coreset", "1"]),
+    "cs-flow": (
+        "CS-Flow: Lite1 stage 6 at 256 / 128 / 64 px, 4 blocks, hidden 128, 30 epochs on dihedral copies, mean z²/2",
+        ["--detector", "cs-flow"],
+    ),
     "differnet-fast": ("DifferNet, fast preset (Lite0, 160 px, 8 rotations)", ["--detector", "differnet", "--preset", "fast"]),
 }
 

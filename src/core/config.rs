@@ -429,7 +429,9 @@ impl FromStr for DetectorKind {
         DetectorKind::ALL
             .into_iter()
             .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown detector {s:?} (expected patchcore, cs-flow or differnet)"))
+            .ok_or_else(|| {
+                format!("unknown detector {s:?} (expected patchcore, cs-flow or differnet)")
+            })
     }
 }
 
@@ -721,7 +723,10 @@ impl CsFlowConfig {
             return Err("hidden must be in 1..=4096".into());
         }
         if !(self.clamp_alpha > 0.0 && self.clamp_alpha <= 100.0) {
-            return Err(format!("clamp_alpha {} must be in (0, 100]", self.clamp_alpha));
+            return Err(format!(
+                "clamp_alpha {} must be in (0, 100]",
+                self.clamp_alpha
+            ));
         }
         if self.epochs == 0 || self.batch == 0 {
             return Err("epochs and batch must be positive".into());

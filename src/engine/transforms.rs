@@ -198,5 +198,4 @@ mod tests {
             assert!(sorted(d.get(a)).equal(&sorted(x.get(0))));
         }
     }
-
 }

@@ -91,9 +91,15 @@ fn broken_files_are_named_and_skipped_by_patchcore_too() {
     broken_files_are_named_and_skipped(Some(common::tiny_patchcore().into()));
 }
 
+#[test]
+fn broken_files_are_named_and_skipped_by_cs_flow_too() {
+    broken_files_are_named_and_skipped(Some(common::tiny_cs_flow().into()));
+}
+
 /// `config`: the detector to train instead of the tests' tiny DifferNet.
 fn broken_files_are_named_and_skipped(config: Option<differnet::core::config::DetectorConfig>) {
-    let flow = config.is_none();
+    // A flow (DifferNet, CS-Flow) plots its training loss; a PatchCore has none.
+    let flow = config.as_ref().is_none_or(|c| c.loss_schedule(16).is_some());
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     mvtec_set(root);
@@ -300,11 +306,17 @@ fn running_out_of_memory_while_patchcore_trains_keeps_the_model() {
     out_of_memory_in_training_keeps_the_model(Some(common::tiny_patchcore().into()));
 }
 
+#[test]
+fn running_out_of_memory_while_cs_flow_trains_keeps_the_model() {
+    out_of_memory_in_training_keeps_the_model(Some(common::tiny_cs_flow().into()));
+}
+
 /// `config`: the detector to train instead of the tests' tiny DifferNet.
 fn out_of_memory_in_training_keeps_the_model(
     config: Option<differnet::core::config::DetectorConfig>,
 ) {
-    let flow = config.is_none();
+    // A flow (DifferNet, CS-Flow) plots its training loss; a PatchCore has none.
+    let flow = config.as_ref().is_none_or(|c| c.loss_schedule(16).is_some());
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(dir.path());
     let training_oom = InjectedFault::new(FaultKind::OutOfMemoryWhileTraining);

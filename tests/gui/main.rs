@@ -7,9 +7,9 @@
 mod common;
 mod hardening;
 
-use common::{tiny_config, tiny_patchcore, write_set};
+use common::{tiny_config, tiny_cs_flow, tiny_patchcore, write_set};
 
-use differnet::core::config::{BackboneKind, DetectorKind, DeviceChoice};
+use differnet::core::config::{BackboneKind, DetectorConfig, DetectorKind, DeviceChoice};
 use differnet::engine::worker::WorkerOptions;
 use differnet::gui::command::AppCommand;
 use differnet::gui::{AppOptions, WorkstationApp};
@@ -296,27 +296,50 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
     h.get_by_label("PatchCore (recommended)").click();
     h.run_steps(2);
     assert_eq!(app(&h).state().detector, DetectorKind::PatchCore);
+    h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("CS-Flow (flow on feature maps)").click();
+    h.run_steps(2);
+    assert_eq!(app(&h).state().detector, DetectorKind::CsFlow);
+    h.get_by_label_contains(DetectorKind::CsFlow.summary());
     h.check_accessibility();
 
     // The small PatchCore of the tests (the default one takes longer on a CI machine).
+    trains_inspects_maps_and_reloads(dir.path(), tiny_patchcore().into(), false);
+}
+
+#[test]
+fn cs_flow_trains_inspects_maps_and_reloads_from_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    trains_inspects_maps_and_reloads(dir.path(), tiny_cs_flow().into(), true);
+}
+
+/// Trains `config` from the window on the data under `dir`, opens a flagged part with its
+/// map, saves the model and loads it in a new window, which scores the same. `loss`:
+/// whether the detector reports a training loss.
+fn trains_inspects_maps_and_reloads(dir: &Path, config: DetectorConfig, loss: bool) {
+    let kind = config.kind();
+    let describe = config.describe();
     let mut h = harness(AppOptions {
-        config: Some(tiny_patchcore().into()),
-        ..options(Some(&dir.path().join("data")))
+        config: Some(config),
+        ..options(Some(&dir.join("data")))
     });
     h.run_ok();
-    train_and_inspect_expecting(&mut h, false);
+    train_and_inspect_expecting(&mut h, loss);
     let a = app(&h);
     assert_eq!(a.session().parts.len(), 10, "every test image is scored");
     let model = a.session().model.as_ref().unwrap();
-    assert_eq!(model.config.kind(), DetectorKind::PatchCore);
+    assert_eq!(model.config.kind(), kind);
     assert!(model.validation.is_some());
-    h.get_by_label_contains("patchcore, efficientnet-lite0, 96 px");
+    h.get_by_label_contains(&describe);
 
     // A flagged part opens with its map.
     open_rejected_scratch(&mut h);
 
     // Saved and loaded in a new window, it scores the same.
-    let file = dir.path().join("patchcore.differnet");
+    let file = dir.join(format!("{kind}.differnet"));
     h.state_mut()
         .as_mut()
         .unwrap()
@@ -333,7 +356,7 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
         s
     };
     let before = scores(app(&h));
-    let mut h2 = harness(options(Some(&dir.path().join("data"))));
+    let mut h2 = harness(options(Some(&dir.join("data"))));
     h2.run_ok();
     // Loading a model inspects the open data again.
     h2.state_mut()

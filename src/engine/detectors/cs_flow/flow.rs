@@ -11,8 +11,8 @@ use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::rng::SplitMix64;
 use crate::engine::detectors::differnet::flow::check_permutation;
 use std::f64::consts::FRAC_2_PI;
-use tch::nn;
 use tch::Tensor;
+use tch::nn;
 
 /// The maps of the three scales, finest first: `[B, C, H_s, W_s]` each.
 pub type Scales = [Tensor; CS_FLOW_SCALES];
@@ -270,7 +270,10 @@ impl CrossScaleFlow {
     /// constant: (0.5 sum z^2 - log|det J|) / (number of latent values), shape `[B]`. The
     /// training loss is its mean (the paper's).
     pub fn nll(z: &Scales, log_det: &Tensor) -> Tensor {
-        let values: i64 = z.iter().map(|t| t.size()[1..].iter().product::<i64>()).sum();
+        let values: i64 = z
+            .iter()
+            .map(|t| t.size()[1..].iter().product::<i64>())
+            .sum();
         let sq: Tensor = z
             .iter()
             .map(|t| {
@@ -432,7 +435,8 @@ mod tests {
                     .collect(),
             )
         };
-        let join = |z: &Scales| Tensor::cat(&z.iter().map(|t| t.flatten(1, -1)).collect::<Vec<_>>(), 1);
+        let join =
+            |z: &Scales| Tensor::cat(&z.iter().map(|t| t.flatten(1, -1)).collect::<Vec<_>>(), 1);
         let x = Tensor::randn([1, n], (Kind::Double, Device::Cpu));
         let (_, log_det) = f.forward(&split(&x));
         let eps = 1e-5;
@@ -458,7 +462,11 @@ mod tests {
     fn parameter_count_matches_the_variables() {
         let cfg = small();
         let (vs, _f) = flow(&cfg, 0);
-        let counted: i64 = vs.trainable_variables().iter().map(|t| t.numel() as i64).sum();
+        let counted: i64 = vs
+            .trainable_variables()
+            .iter()
+            .map(|t| t.numel() as i64)
+            .sum();
         assert_eq!(counted as usize, parameter_count(&cfg));
     }
 

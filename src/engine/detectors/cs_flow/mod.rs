@@ -46,7 +46,11 @@ impl std::fmt::Debug for CsFlow {
 impl CsFlow {
     /// A fresh, untrained detector: weights from tch's RNG (seed it first) and seeded
     /// permutations.
-    pub fn new(config: CsFlowConfig, backbone: Rc<Backbone>, device: Device) -> Result<Self, String> {
+    pub fn new(
+        config: CsFlowConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+    ) -> Result<Self, String> {
         config.validate()?;
         let perms = CrossScaleFlow::random_permutations(
             config.channels(),
@@ -109,7 +113,11 @@ impl CsFlow {
 
     /// Score and, with `map_size = Some((w, h))`, the anomaly map at that size, of a
     /// prepared image `[1, 3, S, S]`.
-    pub fn score_prepared(&self, x: &Tensor, map_size: Option<(u32, u32)>) -> (f64, Option<Tensor>) {
+    pub fn score_prepared(
+        &self,
+        x: &Tensor,
+        map_size: Option<(u32, u32)>,
+    ) -> (f64, Option<Tensor>) {
         tch::no_grad(|| {
             let (z, _) = self.flow.forward(&self.scale_features(x));
             let positions = position_map(&z); // [1, 1, H0, W0]
@@ -203,7 +211,10 @@ fn scale_features(backbone: &Backbone, config: &CsFlowConfig, x: &Tensor, batch:
 
 /// Per sample, the mean of z^2 / 2 over every latent value of every scale: `[B]`.
 fn mean_half_square(z: &Scales) -> Tensor {
-    let values: i64 = z.iter().map(|t| t.size()[1..].iter().product::<i64>()).sum();
+    let values: i64 = z
+        .iter()
+        .map(|t| t.size()[1..].iter().product::<i64>())
+        .sum();
     z.iter()
         .map(|t| {
             t.square()
@@ -254,6 +265,11 @@ mod tests {
         let map = position_map(&z);
         assert_eq!(map.size(), vec![1, 1, 2, 2]);
         // (2 + 0 + 0) / 3 at every position.
-        assert!(map.allclose(&Tensor::full([1, 1, 2, 2], 2.0 / 3.0, (Kind::Float, Device::Cpu)), 1e-6, 1e-6, false));
+        assert!(map.allclose(
+            &Tensor::full([1, 1, 2, 2], 2.0 / 3.0, (Kind::Float, Device::Cpu)),
+            1e-6,
+            1e-6,
+            false
+        ));
     }
 }

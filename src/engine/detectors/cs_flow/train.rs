@@ -7,9 +7,7 @@ use super::{CsFlow, prepare, scale_features};
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{
-    SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images,
-};
+use crate::engine::detector::{SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::transforms::dihedral;
@@ -186,15 +184,20 @@ fn validate(
         let detector = &*model;
         let score = |x: Tensor| detector.score_prepared(&x, Some((size, size)));
         let shared = SharedFn::new(&score);
-        lanes.map(images, &|x| shared.call(x), &stop, &mut |i, (score, map)| {
-            scores.push(score);
-            maps.extend(map);
-            report(TrainProgress::Phase {
-                phase: Phase::Validating,
-                done: i + 1,
-                total,
-            });
-        });
+        lanes.map(
+            images,
+            &|x| shared.call(x),
+            &stop,
+            &mut |i, (score, map)| {
+                scores.push(score);
+                maps.extend(map);
+                report(TrainProgress::Phase {
+                    phase: Phase::Validating,
+                    done: i + 1,
+                    total,
+                });
+            },
+        );
     }
     if scores.len() < total {
         return Err(EngineError::Cancelled);
