@@ -120,7 +120,10 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
     assert_eq!(meta.detector, config);
     let before = score(&w, &good, false);
     let w2 = worker();
-    w2.send(Command::LoadModel { path: model_path }).unwrap();
+    w2.send(Command::LoadModel {
+        path: model_path.clone(),
+    })
+    .unwrap();
     let loaded = wait_for(&w2, |e| match e {
         Event::Loaded { info, .. } => Some(info),
         _ => None,
@@ -133,6 +136,32 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
         common::same_scores(&before, &after),
         "{before:?} vs {after:?}"
     );
+
+    // Scored in batches (a GPU's way), with a broken file among the parts: the same
+    // scores and maps in the same order, the broken file skipped.
+    let broken = dir.join("test/broken.png");
+    std::fs::write(&broken, b"not a PNG").unwrap();
+    let mut parts: Vec<PathBuf> = bad.clone();
+    parts.insert(3, broken);
+    let batched = common::batched_worker(3);
+    batched.send(Command::LoadModel { path: model_path }).unwrap();
+    wait_for(&batched, |e| matches!(e, Event::Loaded { .. }).then_some(()));
+    let one_by_one = score(&w2, &bad, true);
+    let in_batches = score(&batched, &parts, true);
+    assert_eq!(in_batches.len(), bad.len(), "the broken file is skipped");
+    let scores = |s: &[(f64, Option<Vec<f32>>)]| s.iter().map(|s| s.0).collect::<Vec<_>>();
+    assert!(
+        common::same_scores(&scores(&one_by_one), &scores(&in_batches)),
+        "{:?} vs {:?}",
+        scores(&one_by_one),
+        scores(&in_batches)
+    );
+    for ((_, a), (_, b)) in one_by_one.iter().zip(&in_batches) {
+        let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
+        assert_eq!(a.len(), b.len());
+        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        assert!(worst <= 1e-3 * a.iter().fold(1.0, |m, v| m.max(v.abs())), "map off by {worst}");
+    }
 }
 
 #[test]

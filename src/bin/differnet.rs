@@ -60,6 +60,9 @@ struct EngineArgs {
     /// Images per backbone call (default on the CPU: 4 up to 224 px, else 1; on a GPU: 64).
     #[arg(long)]
     backbone_batch: Option<usize>,
+    /// Images scored at once (default: 64 on a GPU; on the CPU, one per lane).
+    #[arg(long)]
+    score_batch: Option<usize>,
     /// Print results as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -256,6 +259,7 @@ fn start_worker(engine: &EngineArgs, backbone: Option<BackboneKind>) -> Result<W
         device: engine.device,
         weights,
         backbone_batch: engine.backbone_batch,
+        score_batch: engine.score_batch,
         fault: None,
     };
     WorkerHandle::spawn(options, Arc::new(|| {})).context("cannot start the worker thread")

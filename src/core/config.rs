@@ -449,6 +449,16 @@ pub enum PatchScore {
     },
 }
 
+impl PatchScore {
+    /// The share of the patches whose mean is the score; `None` for the largest alone.
+    pub fn top_fraction(self) -> Option<f64> {
+        match self {
+            PatchScore::Max => None,
+            PatchScore::TopMean { fraction } => Some(fraction),
+        }
+    }
+}
+
 /// Settings of a PatchCore detector (REFERENCE.md, "PatchCore"). The defaults were chosen
 /// by measurement on the three data sets of `../shared/data` at 16 good images
 /// (BENCHMARKS.md): EfficientNet-Lite1 (the best mean of Lite0, Lite1 and Lite2, and
@@ -731,10 +741,13 @@ impl CsFlowConfig {
         if self.epochs == 0 || self.batch == 0 {
             return Err("epochs and batch must be positive".into());
         }
-        if !(self.lr > 0.0 && self.lr < 1.0) || !(self.adam_eps > 0.0) {
+        // Written so that NaN fails too.
+        let optimiser_ok = self.lr > 0.0 && self.lr < 1.0 && self.adam_eps > 0.0;
+        if !optimiser_ok {
             return Err("lr must be in (0, 1) and adam_eps positive".into());
         }
-        if !(self.weight_decay >= 0.0) || !(self.grad_clip > 0.0) {
+        let regularisation_ok = self.weight_decay >= 0.0 && self.grad_clip > 0.0;
+        if !regularisation_ok {
             return Err("weight_decay must be >= 0 and grad_clip positive".into());
         }
         if let FlowScore::TopMean { fraction } = self.score

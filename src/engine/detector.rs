@@ -172,6 +172,27 @@ impl Detector {
             Detector::CsFlow(m) => m.score_image(img, heatmap),
         }
     }
+
+    /// Scores decoded images at once, results in their order; with `heatmaps[i]`, also
+    /// image i's map. The patch kinds run one batch through the network (what a GPU
+    /// needs); DifferNet, whose batch is already an image's rotated copies, goes image by
+    /// image.
+    pub fn score_batch(
+        &self,
+        imgs: &[&RgbImage],
+        heatmaps: &[bool],
+        rotations: Option<usize>,
+    ) -> Vec<RawScore> {
+        match self {
+            Detector::DifferNet(_) => imgs
+                .iter()
+                .zip(heatmaps)
+                .map(|(img, &map)| self.score_image(img, map, rotations))
+                .collect(),
+            Detector::PatchCore(m) => m.score_batch(imgs, heatmaps),
+            Detector::CsFlow(m) => m.score_batch(imgs, heatmaps),
+        }
+    }
 }
 
 /// A detector shared read-only by the scoring lanes.
@@ -328,4 +349,97 @@ pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
         .quantile_scalar(0.99, None, false, "linear")
         .double_value(&[]);
     (q > 0.0 && q.is_finite()).then_some(q)
+}
+
+/// Anomaly maps of the images of a batch from their grids of patch or position scores
+/// `[B, 1, h, w]`: each grid upsampled bilinearly to the square input size `input`,
+/// blurred with a Gaussian of `sigma`, resized to its image's size (`sizes[i]`, `None`
+/// for an image that needs no map) and divided by `heat_scale`. The grids are upsampled
+/// and blurred together; only the last resize is per image.
+pub(crate) fn maps_from_grids(
+    grids: &Tensor,
+    input: u32,
+    sigma: f64,
+    sizes: &[Option<(u32, u32)>],
+    heat_scale: Option<f64>,
+) -> Vec<Option<Tensor>> {
+    let wanted: Vec<i64> = (0..sizes.len() as i64)
+        .filter(|&i| sizes[i as usize].is_some())
+        .collect();
+    let mut out: Vec<Option<Tensor>> = sizes.iter().map(|_| None).collect();
+    if wanted.is_empty() {
+        return out;
+    }
+    let s = i64::from(input);
+    let rows = if wanted.len() == sizes.len() {
+        grids.shallow_clone()
+    } else {
+        grids.index_select(0, &Tensor::from_slice(&wanted).to_device(grids.device()))
+    };
+    let up = rows.upsample_bilinear2d([s, s], false, None, None);
+    let mut blurred = crate::engine::transforms::gaussian_blur(&up, sigma);
+    if let Some(scale) = heat_scale.filter(|s| *s > 0.0) {
+        blurred /= scale;
+    }
+    for (row, &i) in wanted.iter().enumerate() {
+        let (w, h) = sizes[i as usize].expect("only images that want a map");
+        let one = blurred.narrow(0, row as i64, 1);
+        let map = if (i64::from(w), i64::from(h)) == (s, s) {
+            one
+        } else {
+            one.internal_upsample_bilinear2d_aa([i64::from(h), i64::from(w)], false, None, None)
+        };
+        out[i as usize] = Some(map.view([i64::from(h), i64::from(w)]));
+    }
+    out
+}
+
+/// The scores `[B]` and maps of a batch, read back to the host with one transfer for the
+/// scores and one for all the maps (no synchronisation per image on a GPU).
+pub(crate) fn read_back(scores: &Tensor, maps: Vec<Option<Tensor>>) -> Vec<RawScore> {
+    let scores = Vec::<f64>::try_from(scores.to_kind(tch::Kind::Double).to_device(Device::Cpu))
+        .expect("scores are a 1-D tensor");
+    let flat: Vec<Tensor> = maps.iter().flatten().map(|m| m.flatten(0, -1)).collect();
+    let mut values = if flat.is_empty() {
+        Vec::new()
+    } else {
+        Vec::<f32>::try_from(
+            Tensor::cat(&flat, 0)
+                .to_kind(tch::Kind::Float)
+                .to_device(Device::Cpu),
+        )
+        .expect("maps are float tensors")
+    }
+    .into_iter();
+    scores
+        .into_iter()
+        .zip(maps)
+        .map(|(score, map)| RawScore {
+            score,
+            heatmap: map.map(|m| {
+                let (h, w) = (m.size()[0] as u32, m.size()[1] as u32);
+                Heatmap {
+                    width: w,
+                    height: h,
+                    values: values.by_ref().take((w * h) as usize).collect(),
+                }
+            }),
+        })
+        .collect()
+}
+
+/// The image scores `[B]` of patch scores `[B, P]`: the largest, or the mean of the
+/// largest `fraction` of them.
+pub(crate) fn top_scores(patches: &Tensor, fraction: Option<f64>) -> Tensor {
+    match fraction {
+        None => patches.amax([1i64].as_slice(), false),
+        Some(fraction) => {
+            let p = patches.size()[1];
+            let k = ((p as f64 * fraction).ceil() as i64).clamp(1, p);
+            patches
+                .topk(k, 1, true, false)
+                .0
+                .mean_dim([1i64].as_slice(), false, tch::Kind::Float)
+        }
+    }
 }

@@ -133,6 +133,105 @@ impl Lanes {
     }
 }
 
+/// Feeds a device in batches: decodes `items` with `decode` on `threads` CPU threads, a
+/// batch of `batch` items at a time, while the calling thread runs `work` on the batch
+/// decoded before (one batch decoded ahead). `work` gets the index of the batch's first
+/// item and the decoded batch, in the items' order. Once `stop` returns true no further
+/// batch is started. Returns how many items were handed to `work`.
+///
+/// A panic in `decode` is raised again on the calling thread.
+pub fn pipelined_batches<I: Send, D: Send>(
+    items: Vec<I>,
+    batch: usize,
+    threads: usize,
+    decode: &(dyn Fn(I) -> D + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+    work: &mut dyn FnMut(usize, Vec<D>),
+) -> usize {
+    let batch = batch.max(1);
+    let threads = threads.max(1);
+    let mut chunks: Vec<Vec<I>> = Vec::new();
+    for item in items {
+        match chunks.last_mut() {
+            Some(c) if c.len() < batch => c.push(item),
+            _ => chunks.push(vec![item]),
+        }
+    }
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<D>>(1);
+    let mut handed = 0;
+    let panicked = std::thread::scope(|scope| {
+        let producer = std::thread::Builder::new()
+            .name("differnet-decode".into())
+            .spawn_scoped(scope, move || {
+                for chunk in chunks {
+                    if stop() {
+                        break;
+                    }
+                    if tx.send(decode_all(chunk, threads, decode)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("cannot start the decoding thread");
+        for decoded in rx.iter() {
+            if stop() {
+                break;
+            }
+            let len = decoded.len();
+            work(handed, decoded);
+            handed += len;
+        }
+        // Unblock a producer waiting to send, then join it.
+        drop(rx);
+        producer.join().err()
+    });
+    if let Some(payload) = panicked {
+        std::panic::resume_unwind(payload);
+    }
+    handed
+}
+
+/// `decode` of every item, on up to `threads` threads, in the items' order.
+fn decode_all<I: Send, D: Send>(
+    items: Vec<I>,
+    threads: usize,
+    decode: &(dyn Fn(I) -> D + Sync),
+) -> Vec<D> {
+    let n = items.len();
+    let slots: Vec<std::sync::Mutex<Option<I>>> = items
+        .into_iter()
+        .map(|i| std::sync::Mutex::new(Some(i)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, D)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads.min(n))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut out = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::SeqCst);
+                        if i >= n {
+                            break out;
+                        }
+                        let item = slots[i]
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .take()
+                            .expect("each item is taken once");
+                        out.push((i, decode(item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, d)| d).collect()
+}
+
 /// A function the lanes share, for work that only reads tensors: a frozen backbone's
 /// forward pass, a detector's scoring.
 pub struct SharedFn<'a, I, O>(&'a (dyn Fn(I) -> O + 'a));
@@ -204,6 +303,43 @@ mod tests {
             }
         );
         assert_eq!(Lanes::split(0).count, 1);
+    }
+
+    #[test]
+    fn batches_come_decoded_in_order_and_stop_when_asked() {
+        let items: Vec<u64> = (0..23).collect();
+        // Early items take longest, so they finish after later ones.
+        let decode = |i: u64| {
+            std::thread::sleep(std::time::Duration::from_millis(23 - i));
+            i * 10
+        };
+        let mut seen = Vec::new();
+        let mut starts = Vec::new();
+        let handed = pipelined_batches(items, 5, 3, &decode, &|| false, &mut |first, batch| {
+            starts.push(first);
+            seen.extend(batch);
+        });
+        assert_eq!(handed, 23);
+        assert_eq!(starts, [0, 5, 10, 15, 20]);
+        assert_eq!(seen, (0..23).map(|i| i * 10).collect::<Vec<_>>());
+
+        // Stopped after the second batch: no third one reaches the work.
+        let stopped = AtomicBool::new(false);
+        let mut batches = 0;
+        let handed = pipelined_batches(
+            (0..23).collect::<Vec<u64>>(),
+            5,
+            2,
+            &|i| i,
+            &|| stopped.load(Ordering::SeqCst),
+            &mut |_, _| {
+                batches += 1;
+                if batches == 2 {
+                    stopped.store(true, Ordering::SeqCst);
+                }
+            },
+        );
+        assert_eq!((batches, handed), (2, 10));
     }
 
     #[test]

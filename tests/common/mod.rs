@@ -190,6 +190,17 @@ pub fn worker() -> differnet::engine::worker::WorkerHandle {
     differnet::engine::worker::WorkerHandle::spawn(options, std::sync::Arc::new(|| {})).unwrap()
 }
 
+/// A worker on the CPU that scores in batches of `batch` images, as a GPU does.
+pub fn batched_worker(batch: usize) -> differnet::engine::worker::WorkerHandle {
+    let _ = efficientnet_weights();
+    let options = differnet::engine::worker::WorkerOptions {
+        device: differnet::core::config::DeviceChoice::Cpu,
+        score_batch: Some(batch),
+        ..Default::default()
+    };
+    differnet::engine::worker::WorkerHandle::spawn(options, std::sync::Arc::new(|| {})).unwrap()
+}
+
 /// Waits for the first event `pick` accepts, failing on errors.
 pub fn wait_for<T>(
     w: &differnet::engine::worker::WorkerHandle,

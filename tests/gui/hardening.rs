@@ -99,7 +99,9 @@ fn broken_files_are_named_and_skipped_by_cs_flow_too() {
 /// `config`: the detector to train instead of the tests' tiny DifferNet.
 fn broken_files_are_named_and_skipped(config: Option<differnet::core::config::DetectorConfig>) {
     // A flow (DifferNet, CS-Flow) plots its training loss; a PatchCore has none.
-    let flow = config.as_ref().is_none_or(|c| c.loss_schedule(16).is_some());
+    let flow = config
+        .as_ref()
+        .is_none_or(|c| c.loss_schedule(16).is_some());
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     mvtec_set(root);
@@ -316,7 +318,9 @@ fn out_of_memory_in_training_keeps_the_model(
     config: Option<differnet::core::config::DetectorConfig>,
 ) {
     // A flow (DifferNet, CS-Flow) plots its training loss; a PatchCore has none.
-    let flow = config.as_ref().is_none_or(|c| c.loss_schedule(16).is_some());
+    let flow = config
+        .as_ref()
+        .is_none_or(|c| c.loss_schedule(16).is_some());
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(dir.path());
     let training_oom = InjectedFault::new(FaultKind::OutOfMemoryWhileTraining);

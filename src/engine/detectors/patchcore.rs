@@ -7,18 +7,17 @@
 //! bank entry; the image scores its most unusual patch; the map is the patch distances,
 //! upsampled and blurred. No gradients anywhere, so the map costs nothing extra.
 
-use crate::core::config::{PatchCoreConfig, PatchScore};
-use crate::core::protocol::{Heatmap, Phase};
+use crate::core::config::PatchCoreConfig;
+use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::detector::{
-    ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
+    ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images, maps_from_grids,
+    read_back, top_scores,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
-use crate::engine::transforms::{
-    dihedral, gaussian_blur, image_to_tensor, normalize, resize_square,
-};
+use crate::engine::transforms::{dihedral, image_to_tensor, normalize, resize_square};
 use image::RgbImage;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -134,55 +133,60 @@ impl PatchCore {
         x: &Tensor,
         map_size: Option<(u32, u32)>,
     ) -> (f64, Option<Tensor>) {
+        let (scores, mut maps) = self.score_prepared_batch(x, &[map_size]);
+        (scores.double_value(&[0]), maps.pop().flatten())
+    }
+
+    /// Scores `[B]` (on the device) and, where `sizes[i]` is `Some((w, h))`, the anomaly
+    /// map `[h, w]` of prepared images `[B, 3, S, S]`: one pass of the backbone and one
+    /// nearest-neighbour search for the whole batch.
+    pub fn score_prepared_batch(
+        &self,
+        x: &Tensor,
+        sizes: &[Option<(u32, u32)>],
+    ) -> (Tensor, Vec<Option<Tensor>>) {
         tch::no_grad(|| {
-            let feats = self.patch_features(x); // [1, H, W, D]
-            let (_, h, w, d) = feats.size4().expect("patch features are 4-D");
-            let dist = self.nearest_distances(&feats.reshape([h * w, d])); // [H * W]
-            let score = image_score(&dist, self.config.score);
-            let map = map_size.map(|(out_w, out_h)| {
-                let mut map = self.map_from_distances(&dist.view([1, 1, h, w]), out_w, out_h);
-                if let Some(scale) = self.state.heat_scale.filter(|s| *s > 0.0) {
-                    map /= scale;
-                }
-                map
-            });
-            (score, map)
+            let feats = self.patch_features(x); // [B, H, W, D]
+            let (b, h, w, d) = feats.size4().expect("patch features are 4-D");
+            let dist = self
+                .nearest_distances(&feats.reshape([b * h * w, d]))
+                .view([b, h * w]);
+            let scores = top_scores(&dist, self.config.score.top_fraction());
+            let maps = maps_from_grids(
+                &dist.view([b, 1, h, w]),
+                self.config.image_size,
+                self.config.blur_sigma,
+                sizes,
+                self.state.heat_scale,
+            );
+            (scores, maps)
         })
     }
 
-    /// The anomaly map `[out_h, out_w]` of patch distances `[1, 1, H, W]`: upsampled
-    /// bilinearly to the input size, blurred, resized to the output size.
-    fn map_from_distances(&self, dist: &Tensor, out_w: u32, out_h: u32) -> Tensor {
-        let s = i64::from(self.config.image_size);
-        let up = dist.upsample_bilinear2d([s, s], false, None, None);
-        let blurred = gaussian_blur(&up, self.config.blur_sigma);
-        let out = if (out_w as i64, out_h as i64) == (s, s) {
-            blurred
-        } else {
-            blurred.internal_upsample_bilinear2d_aa(
-                [i64::from(out_h), i64::from(out_w)],
-                false,
-                None,
-                None,
-            )
-        };
-        out.view([i64::from(out_h), i64::from(out_w)])
+    /// Scores decoded images in one batch; with `heatmaps[i]`, also image i's map at its
+    /// size. Images of any sizes; results in their order.
+    pub fn score_batch(&self, imgs: &[&RgbImage], heatmaps: &[bool]) -> Vec<RawScore> {
+        if imgs.is_empty() {
+            return Vec::new();
+        }
+        let x = Tensor::cat(
+            &imgs.iter().map(|img| self.prepare(img)).collect::<Vec<_>>(),
+            0,
+        );
+        let sizes: Vec<_> = imgs
+            .iter()
+            .zip(heatmaps)
+            .map(|(img, &map)| map.then(|| img.dimensions()))
+            .collect();
+        let (scores, maps) = self.score_prepared_batch(&x, &sizes);
+        read_back(&scores, maps)
     }
 
     /// Scores one decoded image; with `heatmap`, also its map at the image's size.
     pub fn score_image(&self, img: &RgbImage, heatmap: bool) -> RawScore {
-        let x = self.prepare(img);
-        let (w, h) = img.dimensions();
-        let (score, map) = self.score_prepared(&x, heatmap.then_some((w, h)));
-        RawScore {
-            score,
-            heatmap: map.map(|m| Heatmap {
-                width: w,
-                height: h,
-                values: Vec::<f32>::try_from(m.to_device(Device::Cpu).flatten(0, -1))
-                    .unwrap_or_default(),
-            }),
-        }
+        self.score_batch(&[img], &[heatmap])
+            .pop()
+            .expect("one image in, one score out")
     }
 }
 
@@ -262,21 +266,6 @@ pub fn nearest_distances(queries: &Tensor, bank: &Tensor, bank_sq: &Tensor) -> T
         });
     }
     best.expect("the bank is never empty").clamp_min(0.0).sqrt()
-}
-
-/// The image score of patch distances `[P]`.
-fn image_score(dist: &Tensor, rule: PatchScore) -> f64 {
-    match rule {
-        PatchScore::Max => dist.max().double_value(&[]),
-        PatchScore::TopMean { fraction } => {
-            let p = dist.size()[0];
-            let k = ((p as f64 * fraction).ceil() as i64).clamp(1, p);
-            dist.topk(k, 0, true, false)
-                .0
-                .mean(Kind::Float)
-                .double_value(&[])
-        }
-    }
 }
 
 /// Greedy coreset selection (k-center greedy, PatchCore's Algorithm 1): starting from row
@@ -531,9 +520,17 @@ fn validate(
                 let feats = model.patch_features(x);
                 let (_, h, w, d) = feats.size4().expect("patch features are 4-D");
                 let dist = nearest_distances(&feats.reshape([h * w, d]), &bank, &bank_sq);
-                model.map_from_distances(&dist.view([1, 1, h, w]), size, size)
+                maps_from_grids(
+                    &dist.view([1, 1, h, w]),
+                    model.config.image_size,
+                    model.config.blur_sigma,
+                    &[Some((size, size))],
+                    None,
+                )
+                .pop()
+                .flatten()
             });
-            maps.push(map);
+            maps.extend(map);
         }
     }
     model.state.heat_scale = heat_scale_of(&maps);
@@ -543,13 +540,16 @@ fn validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::config::PatchScore;
 
     #[test]
-    fn top_mean_averages_the_largest_patches() {
-        let d = Tensor::from_slice(&[1.0f32, 5.0, 3.0, 4.0]);
-        assert_eq!(image_score(&d, PatchScore::Max), 5.0);
-        assert_eq!(image_score(&d, PatchScore::TopMean { fraction: 0.5 }), 4.5);
+    fn top_mean_averages_the_largest_patches_of_each_image() {
+        let d = Tensor::from_slice(&[1.0f32, 5.0, 3.0, 4.0, 2.0, 0.0, 8.0, 6.0]).view([2, 4]);
+        let scores =
+            |rule: PatchScore| Vec::<f32>::try_from(top_scores(&d, rule.top_fraction())).unwrap();
+        assert_eq!(scores(PatchScore::Max), [5.0, 8.0]);
+        assert_eq!(scores(PatchScore::TopMean { fraction: 0.5 }), [4.5, 7.0]);
         // At least one patch.
-        assert_eq!(image_score(&d, PatchScore::TopMean { fraction: 0.01 }), 5.0);
+        assert_eq!(scores(PatchScore::TopMean { fraction: 0.01 }), [5.0, 8.0]);
     }
 }

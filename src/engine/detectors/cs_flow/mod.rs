@@ -10,12 +10,9 @@ pub mod flow;
 pub mod train;
 
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig, FlowScore};
-use crate::core::protocol::Heatmap;
 use crate::engine::backbone::Backbone;
-use crate::engine::detector::{ModelState, RawScore};
-use crate::engine::transforms::{
-    downsample_nearest, gaussian_blur, image_to_tensor, normalize, resize_square,
-};
+use crate::engine::detector::{ModelState, RawScore, maps_from_grids, read_back, top_scores};
+use crate::engine::transforms::{downsample_nearest, image_to_tensor, normalize, resize_square};
 use flow::{CrossScaleFlow, Scales};
 use image::RgbImage;
 use std::rc::Rc;
@@ -118,65 +115,62 @@ impl CsFlow {
         x: &Tensor,
         map_size: Option<(u32, u32)>,
     ) -> (f64, Option<Tensor>) {
+        let (scores, mut maps) = self.score_prepared_batch(x, &[map_size]);
+        (scores.double_value(&[0]), maps.pop().flatten())
+    }
+
+    /// Scores `[B]` (on the device) and, where `sizes[i]` is `Some((w, h))`, the anomaly
+    /// map `[h, w]` of prepared images `[B, 3, S, S]`, in one pass of the backbone and the
+    /// flow.
+    pub fn score_prepared_batch(
+        &self,
+        x: &Tensor,
+        sizes: &[Option<(u32, u32)>],
+    ) -> (Tensor, Vec<Option<Tensor>>) {
         tch::no_grad(|| {
             let (z, _) = self.flow.forward(&self.scale_features(x));
-            let positions = position_map(&z); // [1, 1, H0, W0]
-            let score = match self.config.score {
-                FlowScore::Mean => mean_half_square(&z).double_value(&[0]),
+            let positions = position_map(&z); // [B, 1, H0, W0]
+            let scores = match self.config.score {
+                FlowScore::Mean => mean_half_square(&z),
                 FlowScore::TopMean { fraction } => {
-                    let flat = positions.flatten(0, -1);
-                    let p = flat.size()[0];
-                    let k = ((p as f64 * fraction).ceil() as i64).clamp(1, p);
-                    flat.topk(k, 0, true, false)
-                        .0
-                        .mean(Kind::Float)
-                        .double_value(&[])
+                    top_scores(&positions.flatten(1, -1), Some(fraction))
                 }
             };
-            let map = map_size.map(|(w, h)| {
-                let mut map = self.map_from_positions(&positions, w, h);
-                if let Some(scale) = self.state.heat_scale.filter(|s| *s > 0.0) {
-                    map /= scale;
-                }
-                map
-            });
-            (score, map)
+            let maps = maps_from_grids(
+                &positions,
+                self.config.image_size,
+                self.config.blur_sigma,
+                sizes,
+                self.state.heat_scale,
+            );
+            (scores, maps)
         })
     }
 
-    /// The anomaly map `[out_h, out_w]` of a position map `[1, 1, H, W]`: upsampled
-    /// bilinearly to the input size, blurred, resized to the output size.
-    fn map_from_positions(&self, positions: &Tensor, out_w: u32, out_h: u32) -> Tensor {
-        let s = i64::from(self.config.image_size);
-        let up = positions.upsample_bilinear2d([s, s], false, None, None);
-        let blurred = gaussian_blur(&up, self.config.blur_sigma);
-        let out = if (i64::from(out_w), i64::from(out_h)) == (s, s) {
-            blurred
-        } else {
-            blurred.internal_upsample_bilinear2d_aa(
-                [i64::from(out_h), i64::from(out_w)],
-                false,
-                None,
-                None,
-            )
-        };
-        out.view([i64::from(out_h), i64::from(out_w)])
+    /// Scores decoded images in one batch; with `heatmaps[i]`, also image i's map at its
+    /// size. Images of any sizes; results in their order.
+    pub fn score_batch(&self, imgs: &[&RgbImage], heatmaps: &[bool]) -> Vec<RawScore> {
+        if imgs.is_empty() {
+            return Vec::new();
+        }
+        let x = Tensor::cat(
+            &imgs.iter().map(|img| self.prepare(img)).collect::<Vec<_>>(),
+            0,
+        );
+        let sizes: Vec<_> = imgs
+            .iter()
+            .zip(heatmaps)
+            .map(|(img, &map)| map.then(|| img.dimensions()))
+            .collect();
+        let (scores, maps) = self.score_prepared_batch(&x, &sizes);
+        read_back(&scores, maps)
     }
 
     /// Scores one decoded image; with `heatmap`, also its map at the image's size.
     pub fn score_image(&self, img: &RgbImage, heatmap: bool) -> RawScore {
-        let x = self.prepare(img);
-        let (w, h) = img.dimensions();
-        let (score, map) = self.score_prepared(&x, heatmap.then_some((w, h)));
-        RawScore {
-            score,
-            heatmap: map.map(|m| Heatmap {
-                width: w,
-                height: h,
-                values: Vec::<f32>::try_from(m.to_device(Device::Cpu).flatten(0, -1))
-                    .unwrap_or_default(),
-            }),
-        }
+        self.score_batch(&[img], &[heatmap])
+            .pop()
+            .expect("one image in, one score out")
     }
 }
 
