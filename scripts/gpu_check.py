@@ -96,15 +96,17 @@ def main():
                                        "--csv", str(work / f"{name}.cpu.csv"), *eval_flags, "--device", "cpu", *w])
         except (RuntimeError, json.JSONDecodeError) as e:
             log(str(e))
-            rows.append([what] + ["failed"] * 7)
+            rows.append([what] + ["failed"] * 8)
             continue
         agree, same = agreement(work / f"{name}.dev.csv", work / f"{name}.cpu.csv")
         raw[name] = {"train": info, "eval": ev, "maps": maps, "scores": plain, "agreement": agree}
         pct = lambda v: f"{100 * v:.1f}" if (accurate and v is not None) else "n/a"
+        steady, fixed = steady_rate(ev, maps)
         rows.append([
             what,
             f"{info['train_secs']:.1f} ({train_wall:.1f})",
             f"{1 / maps['secs_per_image']:.0f}",
+            f"{steady:.0f} ({fixed:.1f})",
             f"{1 / plain['secs_per_image']:.0f}",
             pct(ev.get("image_auroc")),
             pct(ev.get("pixel_auroc")),
@@ -112,7 +114,8 @@ def main():
             "yes" if same else "no",
         ])
     device = gpu_name() if args.device == "cuda" else cpu_name()
-    head = ["setting", "training, s (command wall, s)", "images/s with maps", "images/s, scores only",
+    head = ["setting", "training, s (command wall, s)", "images/s with maps",
+            "images/s with maps, steady (fixed cost, s)", "images/s, scores only",
             "image AUROC", "pixel AUROC", "CPU vs this device, max relative score difference",
             "same decisions"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -123,7 +126,8 @@ def main():
         f"Device: {args.device} ({device}); host: {os.cpu_count()} cores. 16 good training tiles and 16 for "
         f"validation (seed 0 of 32 packed), {n_test} test images (every second of each type) for AUROC; "
         f"images/s over those images repeated {args.repeat} times ({n_test * args.repeat}), the whole eval "
-        f"command's scoring (decoding, the network, maps at each image's size, pixel metrics); agreement "
+        f"command's scoring (decoding, the network, maps at each image's size, pixel metrics); steady: "
+        f"from the two sizes, time = fixed cost + images / rate; agreement "
         f"on {SAMPLE_PER_TYPE} images per type scored on both. {time.strftime('%Y-%m-%d')}, "
         f"{time.monotonic() - started:.0f} s in all."
     )
@@ -151,6 +155,18 @@ def make_views(data, big, sample, repeat):
             if masks.is_dir():
                 link(masks, big / "ground_truth" / kind / f"r{r}", sorted(masks.iterdir()))
         link(kind_dir, sample / "test" / kind, images[:SAMPLE_PER_TYPE])
+
+
+def steady_rate(small, big):
+    """Images/s once the device is warm, and the fixed cost in seconds, from two
+    evaluations with maps of different sizes (the packed test set and its repeats):
+    time = fixed + images / rate."""
+    n1, n2 = small["count"], big["count"]
+    t1, t2 = n1 * small["secs_per_image"], n2 * big["secs_per_image"]
+    if n2 <= n1 or t2 <= t1:
+        return float("nan"), float("nan")
+    rate = (n2 - n1) / (t2 - t1)
+    return rate, t1 - n1 / rate
 
 
 def agreement(a, b):

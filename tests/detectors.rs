@@ -144,8 +144,12 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
     let mut parts: Vec<PathBuf> = bad.clone();
     parts.insert(3, broken);
     let batched = common::batched_worker(3);
-    batched.send(Command::LoadModel { path: model_path }).unwrap();
-    wait_for(&batched, |e| matches!(e, Event::Loaded { .. }).then_some(()));
+    batched
+        .send(Command::LoadModel { path: model_path })
+        .unwrap();
+    wait_for(&batched, |e| {
+        matches!(e, Event::Loaded { .. }).then_some(())
+    });
     let one_by_one = score(&w2, &bad, true);
     let in_batches = score(&batched, &parts, true);
     assert_eq!(in_batches.len(), bad.len(), "the broken file is skipped");
@@ -159,8 +163,15 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
     for ((_, a), (_, b)) in one_by_one.iter().zip(&in_batches) {
         let (a, b) = (a.as_ref().unwrap(), b.as_ref().unwrap());
         assert_eq!(a.len(), b.len());
-        let worst = a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        assert!(worst <= 1e-3 * a.iter().fold(1.0, |m, v| m.max(v.abs())), "map off by {worst}");
+        let worst = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-3 * a.iter().fold(1.0f32, |m, v| m.max(v.abs())),
+            "map off by {worst}"
+        );
     }
 }
 
