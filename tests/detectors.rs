@@ -206,7 +206,10 @@ fn differnet_separates_scratches_and_round_trips() {
 #[test]
 fn cs_flow_separates_scratches_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
-    separates_scratches_and_round_trips(tiny_cs_flow().into(), dir.path(), 0);
+    // The tiny flow's map comes from a grid of 8 px cells, blurred: its heat covers the
+    // scratch's neighbourhood, and on the thin scratch alone it sat at 1.46 to 1.6 times
+    // the rest, depending on the rounding of the thread count.
+    separates_scratches_and_round_trips(tiny_cs_flow().into(), dir.path(), 4);
 }
 
 #[test]
