@@ -394,9 +394,37 @@ pub(crate) fn maps_from_grids(
     out
 }
 
+/// Scores `[B]` (on the device) and the maps where asked, of a prepared batch.
+pub(crate) type BatchScores = (Tensor, Vec<Option<Tensor>>);
+
+/// Scores decoded images of any sizes as one batch, for a kind that prepares each image
+/// (`prepare`: `[1, 3, S, S]`) and scores a prepared batch (`score`: scores `[B]` and, where
+/// a size is given, the map at that size); with `heatmaps[i]`, image i's map at its size.
+pub(crate) fn score_decoded<F>(
+    imgs: &[&RgbImage],
+    heatmaps: &[bool],
+    prepare: &dyn Fn(&RgbImage) -> Tensor,
+    score: F,
+) -> Vec<RawScore>
+where
+    F: FnOnce(&Tensor, &[Option<(u32, u32)>]) -> BatchScores,
+{
+    if imgs.is_empty() {
+        return Vec::new();
+    }
+    let x = Tensor::cat(&imgs.iter().map(|img| prepare(img)).collect::<Vec<_>>(), 0);
+    let sizes: Vec<_> = imgs
+        .iter()
+        .zip(heatmaps)
+        .map(|(img, &map)| map.then(|| img.dimensions()))
+        .collect();
+    let (scores, maps) = score(&x, &sizes);
+    read_back(&scores, maps)
+}
+
 /// The scores `[B]` and maps of a batch, read back to the host with one transfer for the
 /// scores and one for all the maps (no synchronisation per image on a GPU).
-pub(crate) fn read_back(scores: &Tensor, maps: Vec<Option<Tensor>>) -> Vec<RawScore> {
+fn read_back(scores: &Tensor, maps: Vec<Option<Tensor>>) -> Vec<RawScore> {
     let scores = Vec::<f64>::try_from(scores.to_kind(tch::Kind::Double).to_device(Device::Cpu))
         .expect("scores are a 1-D tensor");
     let flat: Vec<Tensor> = maps.iter().flatten().map(|m| m.flatten(0, -1)).collect();

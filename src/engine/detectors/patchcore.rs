@@ -12,8 +12,8 @@ use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::detector::{
-    ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images, maps_from_grids,
-    read_back, top_scores,
+    BatchScores, ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
+    maps_from_grids, score_decoded, top_scores,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
@@ -140,11 +140,7 @@ impl PatchCore {
     /// Scores `[B]` (on the device) and, where `sizes[i]` is `Some((w, h))`, the anomaly
     /// map `[h, w]` of prepared images `[B, 3, S, S]`: one pass of the backbone and one
     /// nearest-neighbour search for the whole batch.
-    pub fn score_prepared_batch(
-        &self,
-        x: &Tensor,
-        sizes: &[Option<(u32, u32)>],
-    ) -> (Tensor, Vec<Option<Tensor>>) {
+    pub fn score_prepared_batch(&self, x: &Tensor, sizes: &[Option<(u32, u32)>]) -> BatchScores {
         tch::no_grad(|| {
             let feats = self.patch_features(x); // [B, H, W, D]
             let (b, h, w, d) = feats.size4().expect("patch features are 4-D");
@@ -166,20 +162,12 @@ impl PatchCore {
     /// Scores decoded images in one batch; with `heatmaps[i]`, also image i's map at its
     /// size. Images of any sizes; results in their order.
     pub fn score_batch(&self, imgs: &[&RgbImage], heatmaps: &[bool]) -> Vec<RawScore> {
-        if imgs.is_empty() {
-            return Vec::new();
-        }
-        let x = Tensor::cat(
-            &imgs.iter().map(|img| self.prepare(img)).collect::<Vec<_>>(),
-            0,
-        );
-        let sizes: Vec<_> = imgs
-            .iter()
-            .zip(heatmaps)
-            .map(|(img, &map)| map.then(|| img.dimensions()))
-            .collect();
-        let (scores, maps) = self.score_prepared_batch(&x, &sizes);
-        read_back(&scores, maps)
+        score_decoded(
+            imgs,
+            heatmaps,
+            &|img| self.prepare(img),
+            |x: &Tensor, sizes: &[Option<(u32, u32)>]| self.score_prepared_batch(x, sizes),
+        )
     }
 
     /// Scores one decoded image; with `heatmap`, also its map at the image's size.

@@ -11,7 +11,9 @@ pub mod train;
 
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig, FlowScore};
 use crate::engine::backbone::Backbone;
-use crate::engine::detector::{ModelState, RawScore, maps_from_grids, read_back, top_scores};
+use crate::engine::detector::{
+    BatchScores, ModelState, RawScore, maps_from_grids, score_decoded, top_scores,
+};
 use crate::engine::transforms::{downsample_nearest, image_to_tensor, normalize, resize_square};
 use flow::{CrossScaleFlow, Scales};
 use image::RgbImage;
@@ -122,11 +124,7 @@ impl CsFlow {
     /// Scores `[B]` (on the device) and, where `sizes[i]` is `Some((w, h))`, the anomaly
     /// map `[h, w]` of prepared images `[B, 3, S, S]`, in one pass of the backbone and the
     /// flow.
-    pub fn score_prepared_batch(
-        &self,
-        x: &Tensor,
-        sizes: &[Option<(u32, u32)>],
-    ) -> (Tensor, Vec<Option<Tensor>>) {
+    pub fn score_prepared_batch(&self, x: &Tensor, sizes: &[Option<(u32, u32)>]) -> BatchScores {
         tch::no_grad(|| {
             let (z, _) = self.flow.forward(&self.scale_features(x));
             let positions = position_map(&z); // [B, 1, H0, W0]
@@ -150,20 +148,12 @@ impl CsFlow {
     /// Scores decoded images in one batch; with `heatmaps[i]`, also image i's map at its
     /// size. Images of any sizes; results in their order.
     pub fn score_batch(&self, imgs: &[&RgbImage], heatmaps: &[bool]) -> Vec<RawScore> {
-        if imgs.is_empty() {
-            return Vec::new();
-        }
-        let x = Tensor::cat(
-            &imgs.iter().map(|img| self.prepare(img)).collect::<Vec<_>>(),
-            0,
-        );
-        let sizes: Vec<_> = imgs
-            .iter()
-            .zip(heatmaps)
-            .map(|(img, &map)| map.then(|| img.dimensions()))
-            .collect();
-        let (scores, maps) = self.score_prepared_batch(&x, &sizes);
-        read_back(&scores, maps)
+        score_decoded(
+            imgs,
+            heatmaps,
+            &|img| self.prepare(img),
+            |x: &Tensor, sizes: &[Option<(u32, u32)>]| self.score_prepared_batch(x, sizes),
+        )
     }
 
     /// Scores one decoded image; with `heatmap`, also its map at the image's size.
