@@ -51,7 +51,7 @@ def run(name, cmd, out_dir, env=None, stdout_json=True):
     """Runs `cmd` under GNU time; returns (parsed stdout, wall seconds, peak RSS in MB).
 
     Both implementations run with passive OpenMP waits (our binaries set them for
-    themselves; see src/engine/openmp.rs), so a busy core slows both alike."""
+    themselves; see src/engine/environment.rs), so a busy core slows both alike."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tfile = out_dir / f"{name}.time"
     full_env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", **(env or {}))

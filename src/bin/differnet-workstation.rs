@@ -6,7 +6,7 @@ use differnet::gui::{AppOptions, WorkstationApp};
 use std::path::PathBuf;
 
 fn main() -> Result<()> {
-    differnet::engine::openmp::restart_with_passive_waits();
+    differnet::engine::environment::restart_with_engine_env();
     let mut args = std::env::args_os().skip(1);
     let data = args.next().map(PathBuf::from);
     if let Some(extra) = args.next() {

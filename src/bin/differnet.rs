@@ -205,7 +205,7 @@ struct FetchArgs {
 }
 
 fn main() {
-    differnet::engine::openmp::restart_with_passive_waits();
+    differnet::engine::environment::restart_with_engine_env();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
         eprintln!("error: {e:#}");
