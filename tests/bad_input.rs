@@ -378,3 +378,36 @@ fn cli_refuses_a_batch_with_nothing_to_score() {
         text(&output.stderr)
     );
 }
+
+#[test]
+fn cli_output_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    common::write_set(&dir.path().join("train/good"), "good", 0..40, false);
+    common::write_set(&dir.path().join("test/scratch"), "bad", 100..140, true);
+    // `differnet split DIR | head -c 0`: the reader is gone before the first line.
+    let mut child = differnet()
+        .args(["split", "--data"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run differnet split");
+    drop(child.stdout.take());
+    let output = child.wait_with_output().expect("wait for differnet split");
+    assert_no_panic(&output);
+    assert!(
+        output.stderr.is_empty(),
+        "a closed pipe is not an error to report: {}",
+        text(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(141), "the status of a tool stopped by SIGPIPE");
+
+    // With a reader, the same command prints the split.
+    let output = differnet()
+        .args(["split", "--data"])
+        .arg(dir.path())
+        .output()
+        .expect("run differnet split");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("\"train\""));
+}

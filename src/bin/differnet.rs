@@ -204,13 +204,37 @@ struct FetchArgs {
     url: Option<String>,
 }
 
+/// `println!` that returns the write error instead of panicking, so that a closed pipe
+/// (`differnet split ... | head`) ends the command quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
 fn main() {
     differnet::engine::environment::restart_with_engine_env();
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
+        if closed_pipe(&e) {
+            // The reader went away (`| head`): stop quietly, as Unix tools do on SIGPIPE.
+            std::process::exit(SIGPIPE_EXIT);
+        }
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// The exit status of a Unix tool stopped by SIGPIPE (128 + 13).
+const SIGPIPE_EXIT: i32 = 141;
+
+/// Whether `e` comes from writing to a pipe whose reader is gone.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -235,12 +259,12 @@ fn run(cli: Cli) -> Result<()> {
                 val.iter().map(|p| text_path(p)).collect(),
             );
             let split = serde_json::json!({"train": train, "val": val, "test": test});
-            println!("{}", serde_json::to_string_pretty(&split)?);
+            outln!("{}", serde_json::to_string_pretty(&split)?)?;
             Ok(())
         }
         Cmd::Info { model } => {
             let meta = differnet::engine::model_file::read_meta(&model)?;
-            println!("{}", serde_json::to_string_pretty(&meta)?);
+            outln!("{}", serde_json::to_string_pretty(&meta)?)?;
             Ok(())
         }
     }
@@ -446,22 +470,22 @@ fn train(a: TrainArgs) -> Result<()> {
         }
     }
     if a.engine.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
     } else {
-        println!(
+        outln!(
             "trained in {:.1} s on {} images ({:.1} s of it validating and calibrating heatmaps)",
             info.train_secs, info.train_count, info.validation_secs
-        );
+        )?;
         if let Some(v) = &info.validation {
-            println!(
+            outln!(
                 "validation: {} good images, score mean {:.4}, std {:.4}, max {:.4}",
                 v.count, v.mean, v.std, v.max
-            );
+            )?;
         }
         if let Some(t) = info.threshold {
-            println!("default threshold: {t:.4}");
+            outln!("default threshold: {t:.4}")?;
         }
-        println!("model written to {}", a.out.display());
+        outln!("model written to {}", a.out.display())?;
     }
     Ok(())
 }
@@ -628,25 +652,25 @@ fn eval(a: EvalArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }
     if a.engine.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1}", 100.0 * v));
-    println!("images: {}", report.count);
-    println!("image AUROC: {}", pct(report.image_auroc));
+    outln!("images: {}", report.count)?;
+    outln!("image AUROC: {}", pct(report.image_auroc))?;
     for (t, v) in &report.per_type_auroc {
-        println!("  {t:>12}: {:.1}", 100.0 * v);
+        outln!("  {t:>12}: {:.1}", 100.0 * v)?;
     }
     if let Some(b) = &report.best_f1 {
-        println!(
+        outln!(
             "best F1 {:.3} at threshold {:.4} (precision {:.3}, recall {:.3})",
             b.f1, b.threshold, b.precision, b.recall
-        );
+        )?;
     }
-    println!("pixel AUROC: {}", pct(report.pixel_auroc));
-    println!("{:.3} s per image", report.secs_per_image);
+    outln!("pixel AUROC: {}", pct(report.pixel_auroc))?;
+    outln!("{:.3} s per image", report.secs_per_image)?;
     for (p, r) in &report.skipped {
-        println!("skipped: {}", skipped_line(p, r));
+        outln!("skipped: {}", skipped_line(p, r))?;
     }
     Ok(())
 }
@@ -779,10 +803,10 @@ fn score(a: ScoreArgs) -> Result<()> {
             .chain(skipped_inputs.iter())
             .map(|(p, r)| serde_json::json!({"path": text_path(p), "reason": r}))
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::json!({"threshold": threshold.map(|t| t.reject), "review_threshold": threshold.and_then(|t| t.review), "images": items, "skipped": skipped})
-        );
+        )?;
     } else {
         if a.csv.is_none() {
             std::io::stdout().write_all(text.as_bytes())?;
@@ -819,7 +843,7 @@ fn fetch(a: FetchArgs) -> Result<()> {
     }
     let dest = differnet::engine::weights::default_path(BackboneKind::Alexnet);
     if dest.is_file() {
-        println!("already present: {}", dest.display());
+        outln!("already present: {}", dest.display())?;
         return Ok(());
     }
     if let Some(dir) = dest.parent() {
@@ -836,6 +860,6 @@ fn fetch(a: FetchArgs) -> Result<()> {
         bar.set_position(done);
     })?;
     bar.finish();
-    println!("wrote {}", dest.display());
+    outln!("wrote {}", dest.display())?;
     Ok(())
 }
