@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
+use differnet::core::calibration::LineCheck;
 use differnet::core::colormap::Colormap;
 use differnet::core::config::{
     BackboneKind, CsFlowConfig, DetectorConfig, DetectorKind, DeviceChoice, FlowScore,
@@ -80,7 +81,8 @@ struct TrainArgs {
     #[arg(long)]
     train_count: Option<usize>,
     /// Good images held out for score statistics and the default threshold
-    /// (default: 16 when there are spare images, else a fifth of them, at most 8).
+    /// (default: every spare image up to 64 when there are at least 16, else a fifth of
+    /// them, at most 8).
     #[arg(long)]
     val_count: Option<usize>,
     /// Seed of the split, the weights, the rotations and the batch order.
@@ -651,8 +653,19 @@ fn eval(a: EvalArgs) -> Result<()> {
         differnet::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }
+    // What the model's own line does here, beside what its held-out images predicted.
+    let fit = info.validation.as_ref().and_then(|v| v.fit());
+    let line = info.threshold.map(|t| {
+        LineCheck::new(
+            t,
+            fit.as_ref(),
+            rows.iter().map(|(_, label, score)| (*score, label != "good")),
+        )
+    });
     if a.engine.json {
-        outln!("{}", serde_json::to_string_pretty(&report)?)?;
+        let mut value = serde_json::to_value(&report)?;
+        value["line"] = serde_json::to_value(line)?;
+        outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
     let pct = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{:.1}", 100.0 * v));
@@ -666,6 +679,9 @@ fn eval(a: EvalArgs) -> Result<()> {
             "best F1 {:.3} at threshold {:.4} (precision {:.3}, recall {:.3})",
             b.f1, b.threshold, b.precision, b.recall
         )?;
+    }
+    if let Some(line) = &line {
+        outln!("at the model's line {:.4}: {}", line.threshold, line.summary())?;
     }
     outln!("pixel AUROC: {}", pct(report.pixel_auroc))?;
     outln!("{:.3} s per image", report.secs_per_image)?;

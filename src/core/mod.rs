@@ -2,6 +2,7 @@
 //! an egui type.
 
 pub mod atomic_file;
+pub mod calibration;
 pub mod colormap;
 pub mod config;
 pub mod dataset;

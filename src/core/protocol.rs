@@ -6,6 +6,7 @@
 
 use crate::core::config::DetectorConfig;
 use crate::core::dataset::Label;
+use crate::core::calibration::GoodScoreFit;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -209,11 +210,21 @@ impl ScoreStats {
         })
     }
 
-    /// The default reject threshold: mean + 3 standard deviations of the good validation
-    /// scores, and never below the largest of them, so that no held-out good part is
-    /// rejected by default.
+    /// The fit of these scores that predicts false-reject rates (at least
+    /// [`crate::core::calibration::MIN_FIT_COUNT`] scores).
+    pub fn fit(&self) -> Option<GoodScoreFit> {
+        GoodScoreFit::new(&self.scores)
+    }
+
+    /// The default reject line: at most 1 % of good parts rejected, with 75 % confidence,
+    /// by a fit of the held-out good scores that sets outliers aside
+    /// ([`GoodScoreFit::default_line`]). With too few scores to fit, mean + 3 standard
+    /// deviations and at least the largest score.
     pub fn default_threshold(&self) -> f64 {
-        (self.mean + 3.0 * self.std).max(self.max)
+        self.fit().map_or_else(
+            || (self.mean + 3.0 * self.std).max(self.max),
+            |fit| fit.default_line(),
+        )
     }
 }
 
