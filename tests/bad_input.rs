@@ -400,7 +400,11 @@ fn cli_output_into_a_closed_pipe_ends_quietly() {
         "a closed pipe is not an error to report: {}",
         text(&output.stderr)
     );
-    assert_eq!(output.status.code(), Some(141), "the status of a tool stopped by SIGPIPE");
+    assert_eq!(
+        output.status.code(),
+        Some(141),
+        "the status of a tool stopped by SIGPIPE"
+    );
 
     // With a reader, the same command prints the split.
     let output = differnet()

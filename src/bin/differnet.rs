@@ -476,12 +476,17 @@ fn train(a: TrainArgs) -> Result<()> {
     } else {
         outln!(
             "trained in {:.1} s on {} images ({:.1} s of it validating and calibrating heatmaps)",
-            info.train_secs, info.train_count, info.validation_secs
+            info.train_secs,
+            info.train_count,
+            info.validation_secs
         )?;
         if let Some(v) = &info.validation {
             outln!(
                 "validation: {} good images, score mean {:.4}, std {:.4}, max {:.4}",
-                v.count, v.mean, v.std, v.max
+                v.count,
+                v.mean,
+                v.std,
+                v.max
             )?;
         }
         if let Some(t) = info.threshold {
@@ -659,7 +664,8 @@ fn eval(a: EvalArgs) -> Result<()> {
         LineCheck::new(
             t,
             fit.as_ref(),
-            rows.iter().map(|(_, label, score)| (*score, label != "good")),
+            rows.iter()
+                .map(|(_, label, score)| (*score, label != "good")),
         )
     });
     if a.engine.json {
@@ -677,11 +683,18 @@ fn eval(a: EvalArgs) -> Result<()> {
     if let Some(b) = &report.best_f1 {
         outln!(
             "best F1 {:.3} at threshold {:.4} (precision {:.3}, recall {:.3})",
-            b.f1, b.threshold, b.precision, b.recall
+            b.f1,
+            b.threshold,
+            b.precision,
+            b.recall
         )?;
     }
     if let Some(line) = &line {
-        outln!("at the model's line {:.4}: {}", line.threshold, line.summary())?;
+        outln!(
+            "at the model's line {:.4}: {}",
+            line.threshold,
+            line.summary()
+        )?;
     }
     outln!("pixel AUROC: {}", pct(report.pixel_auroc))?;
     outln!("{:.3} s per image", report.secs_per_image)?;

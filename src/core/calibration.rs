@@ -110,13 +110,17 @@ impl GoodScoreFit {
 
     fn to_fit(&self, score: f64) -> f64 {
         if self.log {
-            if score > 0.0 { score.ln() } else { f64::NEG_INFINITY }
+            if score > 0.0 {
+                score.ln()
+            } else {
+                f64::NEG_INFINITY
+            }
         } else {
             score
         }
     }
 
-    fn from_fit(&self, value: f64) -> f64 {
+    fn score_of(&self, value: f64) -> f64 {
         if self.log { value.exp() } else { value }
     }
 
@@ -128,7 +132,7 @@ impl GoodScoreFit {
             return None;
         }
         let k = tolerance_factor(self.used, rate, confidence)?;
-        Some(self.from_fit(self.mean + k * self.std))
+        Some(self.score_of(self.mean + k * self.std))
     }
 
     /// The default reject line: at most [`DEFAULT_TARGET_RATE`] of good parts rejected
@@ -231,7 +235,10 @@ impl LineCheck {
     /// 90 % interval 0.1-2.4 %, from 64 held-out), 120 of 392 defects caught (30.6 %)".
     pub fn summary(&self) -> String {
         let pct = |v: f64| format!("{:.1} %", 100.0 * v);
-        let mut text = format!("{} of {} good parts rejected", self.false_rejects, self.good);
+        let mut text = format!(
+            "{} of {} good parts rejected",
+            self.false_rejects, self.good
+        );
         if let Some(rate) = self.false_reject_rate() {
             text += &format!(" ({}", pct(rate));
             if let (Some(p), Some(lo), Some(hi)) =
@@ -436,7 +443,10 @@ mod tests {
         assert!(close(normal_quantile(0.01), -2.326_347_874, 1e-8));
         assert!(close(normal_quantile(1e-6), -4.753_424_309, 1e-7));
         for p in [1e-9, 0.001, 0.2, 0.5, 0.77, 0.999] {
-            assert!(close(normal_cdf(normal_quantile(p)), p, p * 1e-6 + 1e-9), "{p}");
+            assert!(
+                close(normal_cdf(normal_quantile(p)), p, p * 1e-6 + 1e-9),
+                "{p}"
+            );
         }
         assert!(normal_quantile(1.5).is_nan());
     }
@@ -536,14 +546,23 @@ mod tests {
     #[test]
     fn a_line_check_counts_labelled_parts_beside_the_prediction() {
         let fit = GoodScoreFit::new(&[1.0, 1.1, 1.2, 1.3, 1.4, 1.5]).unwrap();
-        let parts = [(1.0, false), (2.0, false), (3.0, true), (1.5, true), (0.5, false)];
+        let parts = [
+            (1.0, false),
+            (2.0, false),
+            (3.0, true),
+            (1.5, true),
+            (0.5, false),
+        ];
         let check = LineCheck::new(1.8, Some(&fit), parts);
         assert_eq!((check.good, check.false_rejects), (3, 1));
         assert_eq!((check.defects, check.caught), (2, 1));
         assert_eq!(check.held_out, 6);
         assert!(check.predicted_rate.unwrap() < 0.05);
         let text = check.summary();
-        assert!(text.starts_with("1 of 3 good parts rejected (33.3 %; predicted"), "{text}");
+        assert!(
+            text.starts_with("1 of 3 good parts rejected (33.3 %; predicted"),
+            "{text}"
+        );
         assert!(text.ends_with("1 of 2 defects caught (50.0 %)"), "{text}");
         let bare = LineCheck::new(1.8, None, parts);
         assert_eq!(bare.predicted_rate, None);
@@ -560,7 +579,7 @@ mod tests {
         // Identical scores: the line sits at (just above) them.
         let fit = GoodScoreFit::new(&[5.0; 8]).unwrap();
         let line = fit.default_line();
-        assert!(line >= 5.0 && line < 5.001, "{line}");
+        assert!((5.0..5.001).contains(&line), "{line}");
         assert_eq!(fit.predict(line).held_out_rejected, 0);
     }
 }

@@ -345,6 +345,180 @@ impl PixelAuroc {
     }
 }
 
+/// The highest threshold that catches at least `recall` (a fraction in (0, 1]) of the
+/// defective images: the k-th highest defect score, k = ceil(recall x defects). `None`
+/// without (non-NaN) defect scores or with `recall` outside (0, 1].
+pub fn threshold_for_recall(defect_scores: &[f64], recall: f64) -> Option<f64> {
+    if !(recall > 0.0 && recall <= 1.0) {
+        return None;
+    }
+    let mut sorted: Vec<f64> = defect_scores
+        .iter()
+        .copied()
+        .filter(|s| !s.is_nan())
+        .collect();
+    if sorted.is_empty() {
+        return None;
+    }
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    // Of all defects (NaN ones can never be caught, but count).
+    let needed = ((recall * defect_scores.len() as f64) - 1e-9)
+        .ceil()
+        .max(1.0) as usize;
+    sorted.get(needed - 1).copied().or(sorted.last().copied())
+}
+
+/// A line chosen by weighing mistakes, and its rates.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CostChoice {
+    /// The reject threshold.
+    pub threshold: f64,
+    /// Share of good images rejected at it.
+    pub false_reject_rate: f64,
+    /// Share of defective images accepted at it.
+    pub escape_rate: f64,
+    /// Expected cost per part, in units of one false reject.
+    pub cost: f64,
+}
+
+/// The threshold with the lowest expected cost per part when an escape costs
+/// `escape_cost` false rejects and a share `defect_share` of the parts on the line are
+/// defective: (1 - share) x false-reject rate + share x cost x escape rate. The rates come
+/// from the labelled images, so the choice does not depend on how many of each kind were
+/// labelled. Candidates are every distinct score and "reject nothing"; on ties the higher
+/// threshold wins (fewer parts rejected). `None` without both good and defective scores
+/// or with a share outside [0, 1] or a negative cost.
+pub fn threshold_for_cost(
+    good_scores: &[f64],
+    defect_scores: &[f64],
+    escape_cost: f64,
+    defect_share: f64,
+) -> Option<CostChoice> {
+    if good_scores.is_empty()
+        || defect_scores.is_empty()
+        || !(0.0..=1.0).contains(&defect_share)
+        || escape_cost.is_nan()
+        || escape_cost < 0.0
+    {
+        return None;
+    }
+    let mut candidates: Vec<f64> = good_scores
+        .iter()
+        .chain(defect_scores)
+        .copied()
+        .filter(|s| !s.is_nan())
+        .collect();
+    candidates.sort_by(|a, b| b.total_cmp(a));
+    candidates.dedup();
+    // Above every score: nothing rejected.
+    let top = candidates.first().map_or(f64::INFINITY, |s| s.next_up());
+    let rate = |scores: &[f64], t: f64| {
+        scores.iter().filter(|s| **s >= t).count() as f64 / scores.len() as f64
+    };
+    let mut best: Option<CostChoice> = None;
+    for t in std::iter::once(top).chain(candidates) {
+        let fr = rate(good_scores, t);
+        let esc = 1.0 - rate(defect_scores, t);
+        let cost = (1.0 - defect_share) * fr + defect_share * escape_cost * esc;
+        // Highest first, so strictly better moves lower.
+        if best.is_none_or(|b| cost < b.cost - 1e-12) {
+            best = Some(CostChoice {
+                threshold: t,
+                false_reject_rate: fr,
+                escape_rate: esc,
+                cost,
+            });
+        }
+    }
+    best
+}
+
+/// One point of a ROC or precision-recall curve: what the threshold does.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CurvePoint {
+    /// The threshold (images at or above it are called defective).
+    pub threshold: f64,
+    /// Share of good images called defective.
+    pub false_reject_rate: f64,
+    /// Share of defective images caught (the recall).
+    pub recall: f64,
+    /// Share of the images called defective that are (1 when none is called).
+    pub precision: f64,
+}
+
+/// Every distinct threshold from above the highest score down to the lowest, with its
+/// rates: the ROC curve is (false_reject_rate, recall), the precision-recall curve
+/// (recall, precision). Empty without both classes.
+///
+/// # Panics
+///
+/// When the two slices differ in length.
+pub fn curve(scores: &[f64], is_defect: &[bool]) -> Vec<CurvePoint> {
+    assert_eq!(
+        scores.len(),
+        is_defect.len(),
+        "one label per score is needed"
+    );
+    let defects = is_defect.iter().filter(|d| **d).count();
+    let goods = is_defect.len() - defects;
+    if defects == 0 || goods == 0 {
+        return Vec::new();
+    }
+    let mut pairs: Vec<(f64, bool)> = scores
+        .iter()
+        .copied()
+        .zip(is_defect.iter().copied())
+        .filter(|(s, _)| !s.is_nan())
+        .collect();
+    pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let top = pairs.first().map_or(f64::INFINITY, |p| p.0.next_up());
+    let mut points = vec![CurvePoint {
+        threshold: top,
+        false_reject_rate: 0.0,
+        recall: 0.0,
+        precision: 1.0,
+    }];
+    let (mut tp, mut fp) = (0usize, 0usize);
+    for group in pairs.chunk_by(|a, b| a.0 == b.0) {
+        let d = group.iter().filter(|(_, defect)| *defect).count();
+        tp += d;
+        fp += group.len() - d;
+        points.push(CurvePoint {
+            threshold: group[0].0,
+            false_reject_rate: fp as f64 / goods as f64,
+            recall: tp as f64 / defects as f64,
+            precision: tp as f64 / (tp + fp) as f64,
+        });
+    }
+    points
+}
+
+/// For each defect type (not `"good"` or `"unknown"`), how many of its images score at or
+/// above `threshold`, and how many there are; sorted by type name.
+///
+/// # Panics
+///
+/// When the two slices differ in length.
+pub fn caught_by_type(
+    scores: &[f64],
+    types: &[&str],
+    threshold: f64,
+) -> Vec<(String, usize, usize)> {
+    assert_eq!(scores.len(), types.len(), "one type per score is needed");
+    let mut by: std::collections::BTreeMap<&str, (usize, usize)> = Default::default();
+    for (score, name) in scores.iter().zip(types) {
+        if *name == "good" || *name == "unknown" {
+            continue;
+        }
+        let e = by.entry(name).or_default();
+        e.0 += usize::from(*score >= threshold);
+        e.1 += 1;
+    }
+    by.into_iter()
+        .map(|(name, (caught, total))| (name.to_owned(), caught, total))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -615,5 +789,70 @@ mod tests {
     #[should_panic(expected = "score range")]
     fn pixel_auroc_rejects_an_empty_range() {
         let _ = PixelAuroc::new(1.0, 1.0, 10);
+    }
+
+    #[test]
+    fn recall_targets_pick_the_highest_line_that_reaches_them() {
+        let defects = [5.0, 1.0, 3.0, 4.0, 2.0];
+        assert_eq!(threshold_for_recall(&defects, 1.0), Some(1.0));
+        assert_eq!(threshold_for_recall(&defects, 0.8), Some(2.0));
+        assert_eq!(threshold_for_recall(&defects, 0.79), Some(2.0));
+        assert_eq!(threshold_for_recall(&defects, 0.2), Some(5.0));
+        assert_eq!(threshold_for_recall(&defects, 0.01), Some(5.0));
+        assert_eq!(threshold_for_recall(&defects, 0.0), None);
+        assert_eq!(threshold_for_recall(&[], 0.5), None);
+    }
+
+    #[test]
+    fn weighing_mistakes_depends_on_rates_not_on_the_labelled_mix() {
+        let good = [1.0, 2.0, 3.0, 4.0];
+        let defects = [3.5, 5.0, 6.0];
+        // Escapes free: reject nothing.
+        let c = threshold_for_cost(&good, &defects, 0.0, 0.1).unwrap();
+        assert_eq!((c.false_reject_rate, c.escape_rate), (0.0, 1.0));
+        // An escape costs 100 false rejects and 10 % are defective: catch them all.
+        let c = threshold_for_cost(&good, &defects, 100.0, 0.1).unwrap();
+        assert_eq!((c.threshold, c.escape_rate), (3.5, 0.0));
+        assert_eq!(c.false_reject_rate, 0.25);
+        // Ten times as many good images labelled, same rates: same line.
+        let many_good: Vec<f64> = good.iter().cycle().take(40).copied().collect();
+        let d = threshold_for_cost(&many_good, &defects, 100.0, 0.1).unwrap();
+        assert_eq!(d.threshold, c.threshold);
+        // A cheap escape with rare defects: only the sure ones.
+        let c = threshold_for_cost(&good, &defects, 2.0, 0.01).unwrap();
+        assert!(c.threshold > 4.0, "{c:?}");
+        assert_eq!(threshold_for_cost(&good, &[], 1.0, 0.1), None);
+        assert_eq!(threshold_for_cost(&good, &defects, 1.0, 1.5), None);
+    }
+
+    #[test]
+    fn curves_run_from_nothing_flagged_to_everything() {
+        let scores = [0.1, 0.4, 0.35, 0.8];
+        let truth = [F, F, T, T];
+        let c = curve(&scores, &truth);
+        assert_eq!(c.len(), 5);
+        assert_eq!((c[0].false_reject_rate, c[0].recall), (0.0, 0.0));
+        let last = c[4];
+        assert_eq!(
+            (last.false_reject_rate, last.recall, last.precision),
+            (1.0, 1.0, 0.5)
+        );
+        // At 0.4: one good and one defect flagged.
+        assert_eq!(c[2].threshold, 0.4);
+        assert_eq!(
+            (c[2].false_reject_rate, c[2].recall, c[2].precision),
+            (0.5, 0.5, 0.5)
+        );
+        assert!(curve(&scores, &[F; 4]).is_empty());
+    }
+
+    #[test]
+    fn caught_by_type_counts_each_defect_type_at_the_line() {
+        let scores = [1.0, 5.0, 2.0, 6.0, 7.0, 9.0];
+        let types = ["good", "crack", "crack", "hole", "good", "unknown"];
+        assert_eq!(
+            caught_by_type(&scores, &types, 4.0),
+            vec![("crack".to_owned(), 1, 2), ("hole".to_owned(), 1, 1)]
+        );
     }
 }

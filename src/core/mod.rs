@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model_header;
 pub mod overlay;
 pub mod protocol;
+pub mod provenance;
 pub mod report;
 pub mod rng;
 pub mod torch_pickle;

@@ -4,9 +4,9 @@
 //! Both enums are plain data (no tch, no egui), sent over bounded crossbeam channels. The
 //! worker owns every tensor; the front ends only ever see these values.
 
+use crate::core::calibration::GoodScoreFit;
 use crate::core::config::DetectorConfig;
 use crate::core::dataset::Label;
-use crate::core::calibration::GoodScoreFit;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -173,6 +173,9 @@ pub struct ModelInfo {
     /// images and calibrating the heatmap scale.
     #[serde(default)]
     pub validation_secs: f64,
+    /// What it was trained on, when the file records it.
+    #[serde(default)]
+    pub trained_on: Option<crate::core::provenance::TrainingRecord>,
 }
 
 /// Statistics of the held-out good images' scores.

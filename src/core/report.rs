@@ -1,7 +1,7 @@
 //! Reports written for other tools: the CSV of every part's score and decision, and the
 //! file names of exported heatmap images.
 
-use crate::core::decision::Decision;
+use crate::core::decision::{Decision, Thresholds};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -10,20 +10,53 @@ use std::path::Path;
 pub struct PartRow<'a> {
     /// The image file.
     pub path: &'a Path,
+    /// What is known about it: "good", a defect type, or "unknown".
+    pub label: &'a str,
     /// Its anomaly score.
     pub score: f64,
     /// The call made at the current thresholds.
     pub decision: Decision,
 }
 
-/// The CSV text `path,score,decision` with a header line, one row per part, in the order
-/// given. Fields are quoted when they need it.
-pub fn parts_csv(rows: &[PartRow<'_>]) -> String {
-    let mut text = String::from("path,score,decision\n");
+/// What every row of a parts CSV shares: the lines, the model and the time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CsvContext {
+    /// The lines the decisions were made at.
+    pub thresholds: Thresholds,
+    /// The model: its file name or "trained here", and its settings.
+    pub model: String,
+    /// The model's id, when it records one.
+    pub model_id: Option<String>,
+    /// When the decisions were exported, UTC.
+    pub time: String,
+}
+
+/// The header line of [`parts_csv`].
+pub const PARTS_CSV_HEADER: &str =
+    "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time";
+
+/// The parts CSV with a header line, one row per part, in the order given. Each row
+/// carries the lines, the model and the time, so a row means the same on its own. Fields
+/// are quoted when they need it; an absent review line is an empty field.
+pub fn parts_csv(rows: &[PartRow<'_>], context: &CsvContext) -> String {
+    let mut text = format!("{PARTS_CSV_HEADER}\n");
+    let shared = format!(
+        "{},{},{},{},{}",
+        context.thresholds.reject,
+        context
+            .thresholds
+            .review
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        csv_field(&context.model),
+        csv_field(context.model_id.as_deref().unwrap_or("")),
+        context.time
+    );
     for row in rows {
         text += &format!(
-            "{},{},{}\n",
+            "{},{},{},{},{shared}\n",
             csv_field(&row.path.display().to_string()),
+            csv_field(row.label),
             row.score,
             row.decision.name()
         );
@@ -75,24 +108,49 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csv_quotes_awkward_paths() {
+    fn csv_rows_carry_the_label_the_lines_the_model_and_the_time() {
         let a = Path::new("/data/a,b.png");
         let b = Path::new("/data/c.png");
-        let text = parts_csv(&[
+        let context = CsvContext {
+            thresholds: Thresholds {
+                reject: 2.0,
+                review: Some(0.5),
+            },
+            model: "tiles.differnet, PatchCore".into(),
+            model_id: Some("0123456789ab".into()),
+            time: "2026-11-27T05:00:00Z".into(),
+        };
+        let rows = [
             PartRow {
                 path: a,
-                score: 1.5,
+                label: "crack",
+                score: 2.5,
                 decision: Decision::Reject,
             },
             PartRow {
                 path: b,
-                score: 0.25,
+                label: "unknown",
+                score: 0.75,
                 decision: Decision::Review,
             },
-        ]);
+        ];
+        let text = parts_csv(&rows, &context);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], PARTS_CSV_HEADER);
         assert_eq!(
-            text,
-            "path,score,decision\n\"/data/a,b.png\",1.5,reject\n/data/c.png,0.25,review\n"
+            lines[1],
+            "\"/data/a,b.png\",crack,2.5,reject,2,0.5,\"tiles.differnet, PatchCore\",0123456789ab,2026-11-27T05:00:00Z"
+        );
+        assert!(lines[2].starts_with("/data/c.png,unknown,0.75,review,2,0.5,"));
+        let no_band = CsvContext {
+            thresholds: Thresholds::reject_at(2.0),
+            model_id: None,
+            ..context
+        };
+        let text = parts_csv(&rows[1..], &no_band);
+        assert!(
+            text.lines().nth(1).unwrap().contains(",review,2,,\"tiles"),
+            "{text}"
         );
     }
 

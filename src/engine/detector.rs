@@ -6,6 +6,7 @@
 use crate::core::config::DetectorConfig;
 use crate::core::image_io::load_rgb;
 use crate::core::protocol::{Heatmap, ModelInfo, Phase, ScoreStats};
+use crate::core::provenance::TrainingRecord;
 use crate::engine::backbone::Backbone;
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
@@ -37,6 +38,9 @@ pub struct ModelState {
     /// Of `train_secs`, the seconds spent validating and calibrating the heatmap scale.
     #[serde(default)]
     pub validation_secs: f64,
+    /// What the model was trained on (absent in files written before it was recorded).
+    #[serde(default)]
+    pub trained_on: Option<TrainingRecord>,
 }
 
 impl ModelState {
@@ -50,6 +54,7 @@ impl ModelState {
             heat_scale: None,
             train_secs: 0.0,
             validation_secs: 0.0,
+            trained_on: None,
         }
     }
 
@@ -154,6 +159,7 @@ impl Detector {
             parameters: self.parameters(),
             train_secs: state.train_secs,
             validation_secs: state.validation_secs,
+            trained_on: state.trained_on.clone(),
         }
     }
 

@@ -12,6 +12,7 @@ use crate::core::protocol::{
     Command, EvalReport, EvaluateRequest, Event, ImageScore, JobKind, Phase, ScoreRequest,
     TrainRequest, Waker,
 };
+use crate::core::provenance::{self, TrainingRecord};
 use crate::engine::backbone::Backbone;
 use crate::engine::detector::{Detector, RawScore, SharedDetector, TrainJob, TrainProgress, train};
 use crate::engine::error::{EngineError, Result};
@@ -421,6 +422,12 @@ impl Worker {
         if let Some(b) = self.options.backbone_batch {
             model.set_backbone_batch(b);
         }
+        model.state_mut().trained_on = Some(TrainingRecord::new(
+            &req.train,
+            &req.validation,
+            &serde_json::to_string(&model.config()).unwrap_or_default(),
+            provenance::now_unix_secs(),
+        ));
         let info = model.info();
         self.model = Some(model);
         self.out.send(Event::Trained(info));

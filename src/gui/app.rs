@@ -12,7 +12,8 @@ use crate::core::protocol::Waker;
 use crate::core::protocol::{
     Command, EvaluateRequest, Event, ModelInfo, ScoreRequest, TrainRequest,
 };
-use crate::core::report::{ExportNames, PartRow, parts_csv};
+use crate::core::provenance;
+use crate::core::report::{CsvContext, ExportNames, PartRow, parts_csv};
 use crate::engine::worker::WorkerOptions;
 use crate::gui::command::{AppCommand, DialogKind};
 use crate::gui::data_panel::DataPanel;
@@ -130,6 +131,11 @@ impl WorkstationApp {
     /// The settings (for tests).
     pub fn state(&self) -> &State {
         &self.state
+    }
+
+    /// The settings, to change (for tests: what a user types into a field).
+    pub fn state_mut(&mut self) -> &mut State {
+        &mut self.state
     }
 
     /// The opened part's view (for tests).
@@ -541,6 +547,7 @@ impl WorkstationApp {
         let samples = data.inspect.clone();
         let labelled = data.labelled_count() > 0;
         self.session.clear_parts();
+        self.session.inspect_total = samples.len();
         let command = if labelled {
             Command::Evaluate(EvaluateRequest {
                 samples,
@@ -592,11 +599,25 @@ impl WorkstationApp {
             .iter()
             .map(|p| PartRow {
                 path: &p.path,
+                label: p.label.type_name(),
                 score: p.score,
                 decision: t.decide(p.score),
             })
             .collect();
-        let text = parts_csv(&rows);
+        let model = self.session.model.as_ref();
+        let context = CsvContext {
+            thresholds: t.ordered(),
+            model: match (self.session.model_source.as_deref(), model) {
+                (Some(source), Some(m)) => format!("{source}: {}", m.config.describe()),
+                (None, Some(m)) => m.config.describe(),
+                _ => String::new(),
+            },
+            model_id: model
+                .and_then(|m| m.trained_on.as_ref())
+                .map(|r| r.id.clone()),
+            time: provenance::utc_text(provenance::now_unix_secs()),
+        };
+        let text = parts_csv(&rows, &context);
         let n = rows.len();
         match write_atomic(path, text.as_bytes()) {
             Ok(()) => self
@@ -730,6 +751,7 @@ impl WorkstationApp {
                     s.eval = Some(report);
                 }
                 if job == Some(Job::Inspect) {
+                    s.check_parts_against_model();
                     if s.thresholds.is_none()
                         && let Some(t) = s.initial_threshold()
                     {
@@ -762,11 +784,17 @@ impl WorkstationApp {
             }
             Event::Cancelled { .. } => {
                 s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("stopped");
+                }
                 let what = job.as_ref().map_or("job", Job::describe);
                 self.notices.status(format!("Stopped {what}"));
             }
             Event::Failed { message } => {
                 s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("failed");
+                }
                 let what = job
                     .as_ref()
                     .map_or(String::new(), |j| format!("{} failed: ", j.describe()));
@@ -774,6 +802,9 @@ impl WorkstationApp {
             }
             Event::Crashed { .. } => {
                 s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("stopped by a crash");
+                }
             }
         }
     }

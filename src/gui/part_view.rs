@@ -185,8 +185,10 @@ impl PartView {
             .model
             .as_ref()
             .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
-        if let Some(h) = &heat {
-            self.ensure_heat_texture(ui.ctx(), h, state, vmax, max_side);
+        match &heat {
+            Some(h) => self.ensure_heat_texture(ui.ctx(), h, state, vmax, max_side),
+            // A heatmap belongs to the model that made it: none now, none drawn.
+            None => self.heat_texture = None,
         }
         let legend_height = if heat.is_some() { 34.0 } else { 0.0 };
         let area = Vec2::new(

@@ -4,18 +4,21 @@
 
 use crate::core::decision::{DecisionCounts, Thresholds};
 use crate::core::histogram::LogHistogram;
-use crate::core::metrics::Confusion;
+use crate::core::metrics::{self, Confusion, CurvePoint};
 use crate::gui::command::AppCommand;
 use crate::gui::session::Session;
 use crate::gui::state::State;
 use crate::gui::style;
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, GridInput, GridMark, Plot, Span, VLine};
+use egui_plot::{Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoints, Points, Span, VLine};
 
 /// Bins of the histogram.
 const BINS: usize = 40;
 /// Pixels within which a press on the plot grabs a threshold line.
 const GRAB_PX: f32 = 24.0;
+
+/// What a bar of the histogram says when hovered.
+type BarText = Box<dyn Fn(&Bar, &BarChart) -> String>;
 
 /// Which threshold line is being dragged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +33,10 @@ struct Cache {
     histogram: Option<LogHistogram>,
     counts: Option<DecisionCounts>,
     confusion: Option<Confusion>,
+    /// The ROC and precision-recall curves of the labelled parts.
+    curve: Vec<CurvePoint>,
+    /// Per defect type: caught at the reject line, and how many.
+    by_type: Vec<(String, usize, usize)>,
 }
 
 /// The results panel's own state.
@@ -54,7 +61,18 @@ impl ResultsPanel {
             .map(|p| (p.score, p.label.is_defect()))
             .collect();
         let (scores, truth) = session.labelled_scores();
+        let labelled: Vec<(f64, &str)> = session
+            .parts
+            .iter()
+            .filter(|p| p.label.is_defect().is_some())
+            .map(|p| (p.score, p.label.type_name()))
+            .collect();
+        let (type_scores, types): (Vec<f64>, Vec<&str>) = labelled.into_iter().unzip();
         self.cache = Some(Cache {
+            curve: metrics::curve(&scores, &truth),
+            by_type: session.thresholds.map_or_else(Vec::new, |t| {
+                metrics::caught_by_type(&type_scores, &types, t.reject)
+            }),
             version: session.version,
             histogram: LogHistogram::new(&parts, BINS),
             counts: session.counts(),
@@ -78,6 +96,23 @@ impl ResultsPanel {
             ui.label("Scores appear here once the parts are inspected.");
             return;
         };
+        if let Some(p) = &session.partial {
+            ui.label(
+                RichText::new(format!(
+                    "Partial results: {} of {} parts were scored before the inspection {}. Every count, rate and curve here covers only those; inspect again for the whole set.",
+                    p.scored, p.total, p.why
+                ))
+                .color(style::REVIEW)
+                .strong(),
+            );
+        }
+        if let Some(w) = &session.model_warning {
+            ui.label(
+                RichText::new(format!("Warning: {w}"))
+                    .color(style::REVIEW)
+                    .strong(),
+            );
+        }
         let width = ui.available_width();
         if width >= 820.0 {
             ui.horizontal_top(|ui| {
@@ -131,13 +166,36 @@ impl ResultsPanel {
                 .map(|(i, b)| Bar::new(hist.center(i), pick(b) as f64).width(hist.log_width * 0.9))
                 .collect()
         };
-        let good = BarChart::new("good", bars(|b| b.good)).color(style::GOOD);
+        // Hovering a bar names its count and its range of scores.
+        let half = hist.log_width / 2.0;
+        let describe = move |what: &'static str| -> BarText {
+            Box::new(move |bar: &Bar, _: &BarChart| {
+                let n = bar.value.round() as usize;
+                format!(
+                    "{n} {what} part{}\nscores {} to {}",
+                    if n == 1 { "" } else { "s" },
+                    style::format_score(10f64.powf(bar.argument - half)),
+                    style::format_score(10f64.powf(bar.argument + half))
+                )
+            })
+        };
+        let good = BarChart::new("good", bars(|b| b.good))
+            .color(style::GOOD)
+            .element_formatter(describe("good"));
         let defect = BarChart::new("defective", bars(|b| b.defect))
             .color(style::DEFECT)
+            .element_formatter(describe("defective"))
             .stack_on(&[&good]);
         let unknown = BarChart::new("unlabelled", bars(|b| b.unknown))
             .color(style::UNKNOWN)
+            .element_formatter(describe("unlabelled"))
             .stack_on(&[&good, &defect]);
+        let tallest = hist
+            .bins
+            .iter()
+            .map(|b| b.good + b.defect + b.unknown)
+            .max()
+            .unwrap_or(1);
         let reject_x = log_score(t.reject);
         let review_x = t.review.filter(|_| state.review_band).map(log_score);
         let (lo, hi) = (hist.log_min.min(reject_x), hist.log_max().max(reject_x));
@@ -154,6 +212,10 @@ impl ResultsPanel {
             .include_x(lo)
             .include_x(hi)
             .include_y(0.0)
+            .include_y(tallest as f64 * 1.1)
+            .y_grid_spacer(count_marks)
+            .y_axis_formatter(|mark, _| format!("{:.0}", mark.value))
+            .y_axis_min_width(28.0)
             .x_grid_spacer(log_marks)
             .x_axis_formatter(|mark, _| style::format_score(10f64.powf(mark.value)))
             .x_axis_label("score (log scale)")
@@ -294,40 +356,104 @@ impl ResultsPanel {
             ));
         }
 
+        prediction_ui(ui, session, t.reject);
         ui.add_space(4.0);
+        ui.label(RichText::new("Put the reject line where it").strong());
+        let line_at = |v: f64| Thresholds {
+            reject: v,
+            review: t.review.map(|r| r.min(v)),
+        };
+        // By the good parts held out from training.
         ui.horizontal_wrapped(|ui| {
-            let best = session.best_f1();
-            if ui
-                .add_enabled(best.is_some(), egui::Button::new("Best balance (max F1)"))
-                .on_hover_text("The threshold that best balances catching defects against rejecting good parts, on the labelled parts.")
-                .on_disabled_hover_text("Needs labelled good and defective parts.")
-                .clicked()
-                && let Some(b) = best
-            {
-                commands.push(AppCommand::SetThresholds(Thresholds {
-                    reject: b.threshold,
-                    review: t.review.map(|r| r.min(b.threshold)),
-                }));
-            }
-        });
-        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("rejects at most").id;
             ui.add(
-                egui::Slider::new(&mut state.target_false_reject_pct, 0.0..=20.0)
-                    .text("% good parts rejected at most")
-                    .step_by(0.5),
-            );
+                egui::DragValue::new(&mut state.target_false_reject_pct)
+                    .range(0.1..=50.0)
+                    .speed(0.1)
+                    .max_decimals(1)
+                    .suffix(" %"),
+            )
+            .labelled_by(label)
+            .on_hover_text("Of good parts, predicted from the good images held out from training.");
+            ui.label("of good parts");
             let target = session.threshold_for_false_reject_pct(state.target_false_reject_pct);
             if ui
-                .add_enabled(target.is_some(), egui::Button::new("Set from held-out good parts"))
-                .on_hover_text("The lowest threshold that rejects at most this share of the good images held out from training.")
+                .add_enabled(target.is_some(), egui::Button::new("Set by good parts").small())
+                .on_hover_text("The lowest line that rejects at most this share of good parts, with 75 % confidence, by a fit to the scores of the good images held out from training.")
                 .on_disabled_hover_text("Needs a model trained with held-out good images.")
                 .clicked()
                 && let Some(v) = target
             {
-                commands.push(AppCommand::SetThresholds(Thresholds {
-                    reject: v,
-                    review: t.review.map(|r| r.min(v)),
-                }));
+                commands.push(AppCommand::SetThresholds(line_at(v)));
+            }
+        });
+        if let Some(fit) = session.good_fit() {
+            let countable = fit.smallest_countable_rate();
+            if state.target_false_reject_pct / 100.0 < countable {
+                ui.label(
+                    RichText::new(format!(
+                        "Note: {} held-out good parts cannot confirm a rate as low as {} %: even with none of them rejected it could be {:.0} %. Below that the line rests on the fitted curve; hold out more good images to check it.",
+                        fit.count(),
+                        style::format_pct(state.target_false_reject_pct),
+                        countable * 100.0
+                    ))
+                    .small()
+                    .color(style::REVIEW),
+                );
+            }
+        }
+        // By the labelled defects.
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("catches").id;
+            ui.add(
+                egui::DragValue::new(&mut state.target_recall_pct)
+                    .range(1.0..=100.0)
+                    .speed(0.5)
+                    .max_decimals(1)
+                    .suffix(" %"),
+            )
+            .labelled_by(label);
+            ui.label("of the labelled defects");
+            let target = session.threshold_for_recall_pct(state.target_recall_pct);
+            if ui
+                .add_enabled(target.is_some(), egui::Button::new("Set by defects").small())
+                .on_hover_text("The highest line that catches at least this share of the defective parts labelled here.")
+                .on_disabled_hover_text("Needs labelled defective parts.")
+                .clicked()
+                && let Some(v) = target
+            {
+                commands.push(AppCommand::SetThresholds(line_at(v)));
+            }
+        });
+        // By weighing a false reject against an escape.
+        ui.horizontal_wrapped(|ui| {
+            let label = ui.label("costs least, when an escape costs").id;
+            ui.add(
+                egui::DragValue::new(&mut state.escape_cost)
+                    .range(0.1..=10_000.0)
+                    .speed(0.5)
+                    .max_decimals(1),
+            )
+            .labelled_by(label);
+            let share_label = ui.label("false rejects and").id;
+            ui.add(
+                egui::DragValue::new(&mut state.defect_share_pct)
+                    .range(0.01..=50.0)
+                    .speed(0.05)
+                    .max_decimals(2)
+                    .suffix(" %"),
+            )
+            .labelled_by(share_label);
+            ui.label("of parts are defective");
+            let choice = session.threshold_for_cost(state.escape_cost, state.defect_share_pct);
+            if ui
+                .add_enabled(choice.is_some(), egui::Button::new("Set by cost").small())
+                .on_hover_text("The line with the lowest expected cost per part, from the rates of false rejects and escapes on the labelled parts: it does not depend on how many of each were labelled.")
+                .on_disabled_hover_text("Needs labelled good and defective parts.")
+                .clicked()
+                && let Some(c) = choice
+            {
+                commands.push(AppCommand::SetThresholds(line_at(c.threshold)));
             }
         });
         ui.separator();
@@ -337,7 +463,16 @@ impl ResultsPanel {
         }
         if let Some(conf) = cache.confusion {
             ui.add_space(4.0);
-            confusion_ui(ui, &conf);
+            confusion_ui(
+                ui,
+                &conf,
+                session.partial.as_ref().map(|p| (p.scored, p.total)),
+            );
+        }
+        if !cache.curve.is_empty() {
+            egui::CollapsingHeader::new("Curves and defect types")
+                .id_salt("curves")
+                .show(ui, |ui| curves_ui(ui, &cache.curve, &cache.by_type, t));
         }
         if let Some(auroc) = session.eval.as_ref().and_then(|e| e.image_auroc) {
             ui.label(format!(
@@ -349,6 +484,37 @@ impl ResultsPanel {
             );
         }
     }
+}
+
+/// What the reject line is predicted to do to good parts, and how sure that is.
+fn prediction_ui(ui: &mut egui::Ui, session: &Session, reject: f64) {
+    let Some(p) = session.predict(reject) else {
+        ui.label(
+            RichText::new(
+                "The share of good parts this line rejects is not known: the model has too few held-out good images (at least 4).",
+            )
+            .small()
+            .weak(),
+        );
+        return;
+    };
+    ui.label(format!(
+        "Good parts rejected at this line: about {} (90 % sure: {} to {})",
+        style::format_rate(p.rate),
+        style::format_rate(p.low),
+        style::format_rate(p.high)
+    ))
+    .on_hover_text(
+        "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside). The fewer they are, the wider the range.",
+    );
+    ui.label(
+        RichText::new(format!(
+            "from {} held-out good images; {} of them at or above the line",
+            p.held_out, p.held_out_rejected
+        ))
+        .small()
+        .weak(),
+    );
 }
 
 /// One entry of the histogram's key: a colour swatch (a square for bars, a thin bar for
@@ -403,8 +569,14 @@ fn counts_ui(ui: &mut egui::Ui, c: &DecisionCounts, band: bool) {
 }
 
 /// Actual class against the call at the reject threshold.
-fn confusion_ui(ui: &mut egui::Ui, c: &Confusion) {
-    ui.label(RichText::new("At the reject threshold (labelled parts)").strong());
+fn confusion_ui(ui: &mut egui::Ui, c: &Confusion, partial: Option<(usize, usize)>) {
+    let heading = match partial {
+        None => "At the reject threshold (labelled parts)".to_owned(),
+        Some((scored, total)) => {
+            format!("At the reject threshold (labelled parts among the {scored} of {total} scored)")
+        }
+    };
+    ui.label(RichText::new(heading).strong());
     egui::Grid::new("confusion")
         .striped(true)
         .num_columns(3)
@@ -438,9 +610,127 @@ fn confusion_ui(ui: &mut egui::Ui, c: &Confusion) {
     ));
 }
 
+/// The ROC and precision-recall curves with the current lines marked, and how many of
+/// each defect type the reject line catches.
+fn curves_ui(
+    ui: &mut egui::Ui,
+    curve: &[CurvePoint],
+    by_type: &[(String, usize, usize)],
+    t: Thresholds,
+) {
+    // The curve's point of a line: the lowest threshold at or above it.
+    let at = |line: f64| {
+        curve
+            .iter()
+            .rev()
+            .find(|p| p.threshold >= line)
+            .copied()
+            .unwrap_or(curve[0])
+    };
+    let marks: Vec<(CurvePoint, Color32, &str)> =
+        std::iter::once((at(t.reject), style::REJECT, "reject line"))
+            .chain(t.review.map(|r| (at(r), style::REVIEW, "review line")))
+            .collect();
+    let width = ((ui.available_width() - 16.0) / 2.0).max(160.0);
+    let plot = |id: &'static str, x: &'static str, y: &'static str| {
+        Plot::new(id)
+            .width(width)
+            .height(170.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .allow_boxed_zoom(false)
+            .include_x(0.0)
+            .include_x(100.0)
+            .include_y(0.0)
+            .include_y(100.0)
+            .x_axis_label(x)
+            .y_axis_label(y)
+    };
+    ui.horizontal_top(|ui| {
+        plot("roc_curve", "good parts rejected %", "defects caught %")
+            .show(ui, |p| {
+                let pts: PlotPoints = curve
+                    .iter()
+                    .map(|c| [100.0 * c.false_reject_rate, 100.0 * c.recall])
+                    .collect();
+                p.line(Line::new("ROC", pts).color(style::DEFECT));
+                for (m, colour, name) in &marks {
+                    p.points(
+                        Points::new(*name, vec![[100.0 * m.false_reject_rate, 100.0 * m.recall]])
+                            .radius(5.0)
+                            .color(*colour),
+                    );
+                }
+            })
+            .response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "ROC curve"));
+        plot(
+            "pr_curve",
+            "defects caught % (recall)",
+            "rejected parts that are defective % (precision)",
+        )
+        .show(ui, |p| {
+            let pts: PlotPoints = curve
+                .iter()
+                .skip(1)
+                .map(|c| [100.0 * c.recall, 100.0 * c.precision])
+                .collect();
+            p.line(Line::new("precision-recall", pts).color(style::DEFECT));
+            for (m, colour, name) in &marks {
+                p.points(
+                    Points::new(*name, vec![[100.0 * m.recall, 100.0 * m.precision]])
+                        .radius(5.0)
+                        .color(*colour),
+                );
+            }
+        })
+        .response
+        .widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::Image, true, "Precision-recall curve")
+        });
+    });
+    ui.small("Dots: where the current lines are. Precision depends on the share of defects among the labelled parts; the ROC curve does not.");
+    if !by_type.is_empty() {
+        ui.label(RichText::new("Caught at the reject line, by defect type").strong());
+        egui::Grid::new("caught_by_type")
+            .striped(true)
+            .show(ui, |ui| {
+                for (name, caught, total) in by_type {
+                    ui.label(name);
+                    ui.label(format!("{caught} of {total}"));
+                    ui.label(style::format_rate(*caught as f64 / (*total).max(1) as f64));
+                    ui.end_row();
+                }
+            });
+    }
+}
+
 /// `log10` of a score for the histogram axis.
 fn log_score(s: f64) -> f64 {
     s.max(crate::core::histogram::MIN_LOG_SCORE).log10()
+}
+
+/// Grid marks for a count axis: whole numbers in steps of 1, 2 or 5 times a power of ten,
+/// at most about five of them.
+fn count_marks(input: GridInput) -> Vec<GridMark> {
+    let (lo, hi) = input.bounds;
+    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
+        return Vec::new();
+    }
+    let raw = ((hi - lo) / 5.0).max(1.0);
+    let magnitude = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * magnitude)
+        .find(|s| *s >= raw)
+        .unwrap_or(10.0 * magnitude);
+    (((lo.max(0.0) / step).ceil() as i64)..=((hi / step).floor() as i64))
+        .map(|i| GridMark {
+            value: i as f64 * step,
+            step_size: step,
+        })
+        .collect()
 }
 
 /// Grid marks for a `log10` score axis: 1, 2 and 5 times the powers of ten when the
@@ -501,6 +791,22 @@ mod tests {
         .into_iter()
         .map(|m| style::format_score(10f64.powf(m.value)))
         .collect()
+    }
+
+    #[test]
+    fn the_count_axis_gets_a_few_whole_numbers() {
+        let marks = |lo: f64, hi: f64| -> Vec<f64> {
+            count_marks(GridInput {
+                bounds: (lo, hi),
+                base_step_size: 0.01,
+            })
+            .into_iter()
+            .map(|m| m.value)
+            .collect()
+        };
+        assert_eq!(marks(-1.0, 110.0), [0.0, 50.0, 100.0]);
+        assert_eq!(marks(0.0, 3.3), [0.0, 1.0, 2.0, 3.0]);
+        assert_eq!(marks(0.0, 12.0), [0.0, 5.0, 10.0]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the workstation knows right now: the images, the training run, the model and the
 //! scored parts. Updated from worker events by the app; panels only read it.
 
+use crate::core::calibration::{GoodScoreFit, LINE_CONFIDENCE, RatePrediction};
 use crate::core::dataset::Label;
 use crate::core::decision::{Decision, DecisionCounts, Thresholds};
 use crate::core::metrics;
@@ -89,6 +90,31 @@ pub struct Session {
     pub skipped: Vec<(PathBuf, String)>,
     /// Bumped whenever parts or thresholds change, so panels can cache what they derive.
     pub version: u64,
+    /// Images the running or last inspection was asked to score.
+    pub inspect_total: usize,
+    /// Set when the last inspection stopped before scoring every image: the parts are a
+    /// part of the set, and every figure derived from them says so.
+    pub partial: Option<Partial>,
+    /// Why the inspected parts look unlike the model's training images, when they do.
+    pub model_warning: Option<String>,
+}
+
+/// How far (in fitted standard deviations of the log score) the lowest tenth of the parts
+/// must be above the held-out good parts before the window asks whether the model is the
+/// right one.
+const UNLIKE_SDS: f64 = 8.0;
+/// Parts whose image sizes are compared with the training images'.
+const SIZE_CHECKS: usize = 16;
+
+/// An inspection that stopped early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Partial {
+    /// Parts scored before it stopped.
+    pub scored: usize,
+    /// Images it was asked to score.
+    pub total: usize,
+    /// Why it stopped, in a few words ("stopped", "failed").
+    pub why: &'static str,
 }
 
 impl Session {
@@ -97,7 +123,87 @@ impl Session {
         self.parts.clear();
         self.index.clear();
         self.eval = None;
+        self.partial = None;
+        self.model_warning = None;
         self.version += 1;
+    }
+
+    /// Checks the scored parts against what the model was trained on (image sizes, and
+    /// scores against the held-out good images') and sets [`Session::model_warning`].
+    pub fn check_parts_against_model(&mut self) {
+        self.model_warning = self.unlike_training();
+        self.version += 1;
+    }
+
+    fn unlike_training(&self) -> Option<String> {
+        let m = self.model.as_ref()?;
+        let mut reasons = Vec::new();
+        if let Some(r) = &m.trained_on {
+            let mut odd: Vec<(u32, u32)> = self
+                .parts
+                .iter()
+                .take(SIZE_CHECKS)
+                .filter_map(|p| image::image_dimensions(&p.path).ok())
+                .filter(|(w, h)| !r.knows_size(*w, *h))
+                .collect();
+            odd.dedup();
+            if let Some((w, h)) = odd.first() {
+                reasons.push(format!(
+                    "these parts are {w}×{h} pixels, its training images {}",
+                    r.sizes_text()
+                ));
+            }
+        }
+        if let Some(fit) = self.good_fit() {
+            let mut scores: Vec<f64> = self
+                .parts
+                .iter()
+                .map(|p| p.score)
+                .filter(|s| s.is_finite())
+                .collect();
+            scores.sort_by(f64::total_cmp);
+            // The lowest tenth: a batch of mostly defective parts still has good ones
+            // there, parts of another kind do not.
+            if let Some(&low) = scores.get(scores.len() / 10) {
+                let far = fit.predict(low).rate < crate::core::calibration::normal_cdf(-UNLIKE_SDS);
+                let above = m.threshold.is_none_or(|t| low >= t);
+                if far && above {
+                    reasons.push(format!(
+                        "nine in ten of the parts score above {}, where its held-out good images score {} to {}",
+                        crate::gui::style::format_score(low),
+                        crate::gui::style::format_score(fit.scores[0]),
+                        crate::gui::style::format_score(fit.scores[fit.scores.len() - 1])
+                    ));
+                }
+            }
+        }
+        if reasons.is_empty() {
+            return None;
+        }
+        let folder = m
+            .trained_on
+            .as_ref()
+            .and_then(|r| r.folder.as_deref())
+            .map(|f| format!(" (trained on {})", crate::core::message::path_text(f)))
+            .unwrap_or_default();
+        Some(format!(
+            "These parts look unlike the ones this model knows{folder}: {}. Is it the right model for them?",
+            reasons.join("; ")
+        ))
+    }
+
+    /// Marks the inspection as stopped early (cancelled or failed) unless every image was
+    /// scored.
+    pub fn mark_partial(&mut self, why: &'static str) {
+        let scored = self.parts.len();
+        if scored < self.inspect_total {
+            self.partial = Some(Partial {
+                scored,
+                total: self.inspect_total,
+                why,
+            });
+            self.version += 1;
+        }
     }
 
     /// Attaches a heatmap to a scored part; false when there is no such part.
@@ -182,26 +288,63 @@ impl Session {
             .unzip()
     }
 
-    /// The threshold with the best F1 on the labelled parts.
-    pub fn best_f1(&self) -> Option<metrics::ThresholdChoice> {
-        let (scores, truth) = self.labelled_scores();
-        metrics::best_f1_threshold(&scores, &truth)
+    /// The fit of the current model's held-out good scores, which predicts false-reject
+    /// rates.
+    pub fn good_fit(&self) -> Option<GoodScoreFit> {
+        self.model.as_ref()?.validation.as_ref()?.fit()
     }
 
-    /// The threshold that rejects at most `pct` percent of the held-out good images.
+    /// What the reject line at `threshold` is predicted to do to good parts.
+    pub fn predict(&self, threshold: f64) -> Option<RatePrediction> {
+        Some(self.good_fit()?.predict(threshold))
+    }
+
+    /// The line that rejects at most `pct` percent of good parts (with the default line's
+    /// confidence), from the fit of the held-out good scores; by counting them when they
+    /// are too few to fit.
     pub fn threshold_for_false_reject_pct(&self, pct: f64) -> Option<f64> {
         let v = self.model.as_ref()?.validation.as_ref()?;
-        metrics::threshold_for_false_reject_rate(&v.scores, pct / 100.0)
+        match v.fit() {
+            Some(fit) => fit.line_for_rate(pct / 100.0, LINE_CONFIDENCE),
+            None => metrics::threshold_for_false_reject_rate(&v.scores, pct / 100.0),
+        }
     }
 
-    /// A first reject threshold once parts are scored: the model's, else the best F1,
-    /// else the upper quartile of the scores.
+    /// Scores of the labelled good parts and of the labelled defective parts.
+    pub fn scores_by_class(&self) -> (Vec<f64>, Vec<f64>) {
+        let (mut good, mut defect) = (Vec::new(), Vec::new());
+        for p in &self.parts {
+            match p.label.is_defect() {
+                Some(true) => defect.push(p.score),
+                Some(false) => good.push(p.score),
+                None => {}
+            }
+        }
+        (good, defect)
+    }
+
+    /// The highest line that catches at least `pct` percent of the labelled defects.
+    pub fn threshold_for_recall_pct(&self, pct: f64) -> Option<f64> {
+        metrics::threshold_for_recall(&self.scores_by_class().1, pct / 100.0)
+    }
+
+    /// The line with the lowest expected cost when an escape costs `escape_cost` false
+    /// rejects and `defect_pct` percent of the parts are defective, from the labelled
+    /// parts' rates.
+    pub fn threshold_for_cost(
+        &self,
+        escape_cost: f64,
+        defect_pct: f64,
+    ) -> Option<metrics::CostChoice> {
+        let (good, defect) = self.scores_by_class();
+        metrics::threshold_for_cost(&good, &defect, escape_cost, defect_pct / 100.0)
+    }
+
+    /// A first reject threshold once parts are scored: the model's, else the upper
+    /// quartile of the scores.
     pub fn initial_threshold(&self) -> Option<f64> {
         if let Some(t) = self.model.as_ref().and_then(|m| m.threshold) {
             return Some(t);
-        }
-        if let Some(c) = self.best_f1() {
-            return Some(c.threshold);
         }
         let mut s: Vec<f64> = self
             .parts

@@ -44,6 +44,12 @@ pub struct State {
     pub review_band: bool,
     /// Target false-reject rate for the automatic threshold, in percent of good parts.
     pub target_false_reject_pct: f64,
+    /// Share of the labelled defects a line should catch, in percent.
+    pub target_recall_pct: f64,
+    /// What an escape (a defect accepted) costs, in false rejects.
+    pub escape_cost: f64,
+    /// Share of the parts on the line that are defective, in percent.
+    pub defect_share_pct: f64,
 }
 
 impl Default for State {
@@ -62,6 +68,9 @@ impl Default for State {
             heat_within_part: false,
             review_band: false,
             target_false_reject_pct: 1.0,
+            target_recall_pct: 90.0,
+            escape_cost: 10.0,
+            defect_share_pct: 2.0,
         }
     }
 }

@@ -35,6 +35,27 @@ pub fn decision_word(d: Decision) -> &'static str {
     }
 }
 
+/// A percentage without needless decimals: "12", "1", "0.5".
+pub fn format_pct(pct: f64) -> String {
+    if pct >= 10.0 || pct == pct.round() {
+        format!("{pct:.0}")
+    } else {
+        format!("{pct:.1}")
+    }
+}
+
+/// A rate (a fraction) as a percentage for people: "12 %", "0.3 %", "< 0.1 %".
+pub fn format_rate(rate: f64) -> String {
+    let pct = rate * 100.0;
+    if !pct.is_finite() {
+        "–".to_owned()
+    } else if pct > 0.0 && pct < 0.1 {
+        "< 0.1 %".to_owned()
+    } else {
+        format!("{} %", format_pct(pct))
+    }
+}
+
 /// A score with three significant digits (scores span several decades).
 pub fn format_score(s: f64) -> String {
     if !s.is_finite() {

@@ -2,6 +2,7 @@
 //! time left, and the loss curve growing as the worker reports steps.
 
 use crate::core::config::{DetectorKind, Preset};
+use crate::core::message::path_text;
 use crate::gui::command::AppCommand;
 use crate::gui::session::Session;
 use crate::gui::state::State;
@@ -140,6 +141,23 @@ impl TrainingPanel {
                 m.train_count,
                 m.config.describe()
             ));
+            if let Some(r) = &m.trained_on {
+                let folder = r
+                    .folder
+                    .as_deref()
+                    .map_or_else(|| "several folders".to_owned(), path_text);
+                ui.label(
+                    RichText::new(format!(
+                        "Trained on {} images of {} from {} at {} (id {}).",
+                        r.train_files.len(),
+                        r.sizes_text(),
+                        folder,
+                        r.trained_at.replace('T', " ").replace('Z', " UTC"),
+                        r.id
+                    ))
+                    .small(),
+                );
+            }
             if let Some(v) = &m.validation {
                 ui.label(format!(
                     "Held-out good images: {}, scores {} to {} (mean {}).",

@@ -293,9 +293,19 @@ fn cancelling_at_any_moment_leaves_the_window_ready_and_the_model_kept() {
         full[..partial.len()],
         "the parts kept are right"
     );
+    // The figures say they cover part of the set.
+    let p = a.session().partial.clone().expect("marked partial");
+    assert_eq!((p.scored, p.total), (partial.len(), 40));
+    h.get_by_label_contains(&format!(
+        "Partial results: {} of 40 parts were scored before the inspection stopped",
+        partial.len()
+    ));
+    h.get_by_label_contains(&format!("among the {} of 40 scored", partial.len()));
     assert_ready(&h, "after cancelling the inspection");
     inspect_again(&mut h);
     assert_same(&scores(app(&h)), &full, "inspecting again");
+    assert!(app(&h).session().partial.is_none());
+    assert!(h.query_by_label_contains("Partial results").is_none());
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod decisions;
 mod hardening;
 
 use common::{tiny_config, tiny_cs_flow, tiny_patchcore, write_set};
@@ -159,6 +160,38 @@ fn open_rejected_scratch(h: &mut Harness<'_, App>) -> PathBuf {
     opened
 }
 
+/// The fields of one CSV line, unquoted.
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            _ => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
+/// Sets the reject line to catch every labelled defect, with its "Set" button.
+fn catch_all_defects(h: &mut Harness<'_, App>) {
+    h.get_by_label_contains("of the labelled defects");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .state_mut()
+        .target_recall_pct = 100.0;
+    h.run_steps(1);
+    h.get_by_label("Set by defects").click();
+    h.run_steps(3);
+}
+
 /// The text of the label that contains `prefix`.
 fn label_starting(h: &Harness<'_, App>, prefix: &str) -> String {
     // A label's text is its accessible value.
@@ -208,15 +241,22 @@ fn train_inspect_set_the_threshold_and_open_a_flagged_part() {
     assert_eq!(counts.false_rejects, 5);
     assert_eq!(counts.escapes, 0);
 
-    // The best-F1 button moves it back to a threshold between the classes.
-    h.get_by_label("Best balance (max F1)").click();
-    h.run_steps(3);
+    // "Catch 100 % of the labelled defects" moves it back to the lowest defect score.
+    catch_all_defects(&mut h);
     let a = app(&h);
-    let best = a.session().best_f1().unwrap();
-    assert_eq!(a.session().thresholds.unwrap().reject, best.threshold);
+    let lowest_defect = a
+        .session()
+        .parts
+        .iter()
+        .filter(|p| p.label.is_defect() == Some(true))
+        .map(|p| p.score)
+        .fold(f64::INFINITY, f64::min);
+    assert_eq!(a.session().thresholds.unwrap().reject, lowest_defect);
+    let counts = a.session().counts().unwrap();
+    assert_eq!(counts.escapes, 0);
     assert!(
-        best.f1 > 0.8,
-        "tiny scratched textures are told apart: {best:?}"
+        counts.false_rejects <= 1,
+        "tiny scratched textures are told apart: {counts:?}"
     );
 
     // Dragging on the histogram moves the reject line to the pointer.
@@ -243,8 +283,7 @@ fn train_inspect_set_the_threshold_and_open_a_flagged_part() {
     );
 
     // A flagged part opens large and gets its heatmap.
-    h.get_by_label("Best balance (max F1)").click();
-    h.run_steps(2);
+    catch_all_defects(&mut h);
     let opened = open_rejected_scratch(&mut h);
     // The heat layer is drawn over the part, with the opacity as a tint.
     h.get_by_role_and_label(egui::Role::Slider, "Heatmap opacity")
@@ -395,16 +434,39 @@ fn the_model_and_the_scores_are_kept() {
         .apply(AppCommand::ExportCsv(csv.clone()));
     let text = std::fs::read_to_string(&csv).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "path,score,decision");
+    assert_eq!(lines[0], differnet::core::report::PARTS_CSV_HEADER);
     assert_eq!(lines.len(), 11);
-    assert!(
-        lines[1..]
-            .iter()
-            .all(|l| l.ends_with(",accept") || l.ends_with(",reject"))
-    );
+    let reject = app(&h).session().thresholds.unwrap().reject;
+    let id = app(&h)
+        .session()
+        .model
+        .as_ref()
+        .unwrap()
+        .trained_on
+        .as_ref()
+        .unwrap()
+        .id
+        .clone();
+    for line in &lines[1..] {
+        let fields = csv_fields(line);
+        let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+        assert_eq!(fields.len(), 9, "{line}");
+        assert!(
+            ["good", "scratch"].contains(&fields[1]),
+            "the label: {line}"
+        );
+        let score: f64 = fields[2].parse().unwrap();
+        let decision = if score >= reject { "reject" } else { "accept" };
+        assert_eq!(fields[3], decision, "{line}");
+        assert_eq!(fields[4].parse::<f64>().unwrap(), reject);
+        assert_eq!(fields[5], "", "no review band");
+        assert!(fields[6].starts_with("trained here: "), "{line}");
+        assert_eq!(fields[7], id);
+        assert!(fields[8].ends_with('Z') && fields[8].len() == 20, "{line}");
+    }
 
     // The model with thresholds chosen by the user: a reject line and a review band.
-    let chosen = app(&h).session().best_f1().unwrap().threshold;
+    let chosen = app(&h).session().threshold_for_recall_pct(100.0).unwrap();
     let review = chosen - 0.37 * chosen.abs().max(0.1);
     h.state_mut()
         .as_mut()

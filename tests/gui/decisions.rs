@@ -1,0 +1,173 @@
+//! Decisions an engineer can trust: the reject line says what it will do to good parts
+//! and how sure that is, lines are set by rates (never by F1), curves and defect types
+//! are shown, and a heatmap never outlives the model that made it.
+
+use super::*;
+
+/// The MVTec set with `held_out` good images kept from training.
+fn trained(held_out: usize) -> (tempfile::TempDir, Harness<'static, App>) {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.state = Some(differnet::gui::state::State {
+        val_count: Some(held_out),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    train_and_inspect(&mut h);
+    (dir, h)
+}
+
+#[test]
+fn the_line_says_what_it_does_to_good_parts_and_how_sure_that_is() {
+    let (_dir, mut h) = trained(6);
+    let a = app(&h);
+    let model = a.session().model.as_ref().unwrap();
+    assert_eq!(model.validation.as_ref().unwrap().count, 6);
+    // The default line comes from the fit, and the window predicts its rate with a range.
+    let reject = a.session().thresholds.unwrap().reject;
+    assert_eq!(Some(reject), model.threshold);
+    let p = a.session().predict(reject).expect("a prediction");
+    assert!(p.low <= p.rate && p.rate <= p.high, "{p:?}");
+    let text = label_starting(&h, "Good parts rejected at this line: about");
+    assert!(text.contains("90 % sure"), "{text}");
+    h.get_by_label_contains("from 6 held-out good images;");
+    // Six images cannot confirm 1 %: the window says so.
+    h.get_by_label_contains("6 held-out good parts cannot confirm a rate as low as 1 %");
+    // A 50 % target can be shown by counting: no warning.
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .state_mut()
+        .target_false_reject_pct = 50.0;
+    h.run_steps(2);
+    assert!(
+        h.query_by_label_contains("cannot confirm a rate").is_none(),
+        "no warning for a rate six images can show"
+    );
+    // "Set by good parts" puts the line where the fit predicts at most 50 %.
+    h.get_by_label("Set by good parts").click();
+    h.run_steps(3);
+    let line = app(&h).session().thresholds.unwrap().reject;
+    assert!(
+        line < reject,
+        "a higher rate lowers the line: {reject} -> {line}"
+    );
+    assert!(app(&h).session().predict(line).unwrap().rate <= 0.5);
+
+    // Weighing: an escape as costly as 1000 false rejects catches every defect.
+    {
+        let state = h.state_mut().as_mut().unwrap().state_mut();
+        state.escape_cost = 1000.0;
+        state.defect_share_pct = 10.0;
+    }
+    h.run_steps(1);
+    h.get_by_label("Set by cost").click();
+    h.run_steps(3);
+    assert_eq!(app(&h).session().counts().unwrap().escapes, 0);
+    // And with cheap escapes and rare defects no good part is rejected.
+    h.state_mut().as_mut().unwrap().state_mut().escape_cost = 0.1;
+    h.state_mut().as_mut().unwrap().state_mut().defect_share_pct = 0.01;
+    h.run_steps(1);
+    h.get_by_label("Set by cost").click();
+    h.run_steps(3);
+    assert_eq!(app(&h).session().counts().unwrap().false_rejects, 0);
+    // There is no F1 button any more.
+    assert!(h.query_by_label_contains("max F1").is_none());
+
+    // The curves, with the lines marked, and what the line catches of each defect type.
+    catch_all_defects(&mut h);
+    h.get_by_label("Curves and defect types").click();
+    h.run_steps(2);
+    h.get_by_label("ROC curve");
+    h.get_by_label("Precision-recall curve");
+    h.get_by_label("Caught at the reject line, by defect type");
+    h.get_by_label("5 of 5");
+    h.check_accessibility();
+}
+
+#[test]
+fn a_heatmap_goes_with_the_model_that_made_it() {
+    let (dir, mut h) = trained(6);
+    let opened = open_rejected_scratch(&mut h);
+    let file = dir.path().join("model.differnet");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SaveModel(file.clone()));
+    step_until(&mut h, "the model file", |a| !a.is_busy());
+    // Another model (here the same file, loaded again) scores the parts anew: the open part
+    // shows no heatmap until the new model made one.
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::LoadModel(file));
+    step_until(&mut h, "the model to load", |a| {
+        a.session().model_source.as_deref() == Some("loaded from model.differnet")
+    });
+    let started = Instant::now();
+    loop {
+        h.step();
+        let a = app(&h);
+        let has_heat = a
+            .session()
+            .part(&opened)
+            .is_some_and(|p| p.heatmap.is_some());
+        assert!(
+            has_heat || !a.part_view().has_heat_texture(),
+            "the old model's heatmap is still drawn"
+        );
+        if !a.is_busy() && a.session().parts.len() == 10 {
+            break;
+        }
+        assert!(started.elapsed() < TIMEOUT, "timed out");
+    }
+    assert!(!app(&h).part_view().has_heat_texture());
+    h.get_by_label("Show where the defect is").click();
+    step_until(&mut h, "the new heatmap", |a| {
+        a.part_view().has_heat_texture()
+    });
+}
+
+#[test]
+fn a_model_used_on_parts_unlike_its_training_images_says_so() {
+    let (dir, mut h) = trained(6);
+    // Trained here: the model records what on.
+    let record = app(&h)
+        .session()
+        .model
+        .as_ref()
+        .unwrap()
+        .trained_on
+        .clone()
+        .expect("a training record");
+    assert_eq!(record.train_files.len(), 10);
+    assert_eq!(record.validation_files.len(), 6);
+    assert_eq!(record.image_sizes, vec![(96, 96, 10)]);
+    h.get_by_label_contains("Trained on 10 images of 96×96 from ");
+    h.get_by_label_contains(&format!("(id {})", record.id));
+    // Its own test parts raise no warning.
+    assert_eq!(app(&h).session().model_warning, None);
+
+    // Photos of a cat and of coffee: another size, and far from the textures.
+    let other = dir.path().join("photos");
+    std::fs::create_dir_all(&other).unwrap();
+    for name in ["chelsea.png", "coffee.png"] {
+        std::fs::copy(common::test_data(name), other.join(name)).unwrap();
+    }
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::OpenData(other));
+    step_until(&mut h, "the photos scored", |a| {
+        !a.is_busy() && a.session().parts.len() == 2
+    });
+    h.run_steps(2);
+    let warning = app(&h).session().model_warning.clone().expect("a warning");
+    assert!(
+        warning.contains("these parts are 451×300 pixels, its training images 96×96"),
+        "{warning}"
+    );
+    h.get_by_label_contains("These parts look unlike the ones this model knows");
+}
