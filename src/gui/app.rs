@@ -25,7 +25,7 @@ use crate::gui::image_loader::ImageLoader;
 use crate::gui::notices::Notices;
 use crate::gui::part_view::PartView;
 use crate::gui::results_panel::ResultsPanel;
-use crate::gui::session::{JobProgress, Session};
+use crate::gui::session::{JobPlan, JobProgress, Session};
 use crate::gui::state::{STATE_KEY, State};
 use crate::gui::style;
 use crate::gui::training_log::TrainingLog;
@@ -35,7 +35,7 @@ use crate::gui::workset::{Workset, demo_folder};
 use egui::RichText;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time per frame spent taking worker events; the rest waits for the next frame.
 const EVENT_BUDGET: Duration = Duration::from_millis(8);
@@ -525,6 +525,10 @@ impl WorkstationApp {
             .loss_schedule(train.len())
             .map(|(epochs, steps)| TrainingLog::new(epochs, steps));
         self.session.progress = None;
+        self.session.plan = JobPlan {
+            held_out: validation.len(),
+            flow: self.session.training.is_some(),
+        };
         self.send(
             Job::Train,
             Command::Train(TrainRequest {
@@ -663,26 +667,16 @@ impl WorkstationApp {
             Event::Progress {
                 phase, done, total, ..
             } => {
-                let same_phase = s
-                    .progress
-                    .as_ref()
-                    .is_some_and(|p| p.phase == phase && done >= p.done);
-                let phase_started = match &s.progress {
-                    Some(p) if same_phase => p.phase_started,
-                    _ => Instant::now(),
-                };
                 if phase == crate::core::protocol::Phase::Training
                     && let Some(log) = &mut s.training
                     && log.epochs > 0
                 {
                     log.steps_per_epoch = (total / log.epochs).max(1);
                 }
-                s.progress = Some(JobProgress {
-                    phase,
-                    done,
-                    total,
-                    phase_started,
-                });
+                match &mut s.progress {
+                    Some(p) => p.advance(phase, done, total),
+                    None => s.progress = Some(JobProgress::start(s.plan, phase, done, total)),
+                }
             }
             Event::TrainStep { epoch, step, loss } => {
                 if let Some(log) = &mut s.training {

@@ -26,7 +26,42 @@ pub struct Part {
     pub heatmap: Option<Arc<Heatmap>>,
 }
 
-/// Progress of the running job's current phase.
+/// What the running job will go through, known when it is sent, so one bar can cover it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JobPlan {
+    /// Good images held out (a training job scores them in its validating phase, then a
+    /// few images to calibrate the heatmap scale).
+    pub held_out: usize,
+    /// Whether a flow is optimised (DifferNet, CS-Flow): then the training phase takes
+    /// most of the time; a PatchCore spends it extracting features.
+    pub flow: bool,
+}
+
+impl JobPlan {
+    /// The phases of a job in order with the share of its time each takes (rough CPU
+    /// figures: they only have to keep one bar moving forward at a fair pace).
+    fn phases(&self, first: Phase) -> &'static [(Phase, f32)] {
+        const FLOW: [(Phase, f32); 4] = [
+            (Phase::Loading, 0.03),
+            (Phase::CachingFeatures, 0.12),
+            (Phase::Training, 0.70),
+            (Phase::Validating, 0.15),
+        ];
+        const BANK: [(Phase, f32); 3] = [
+            (Phase::Loading, 0.10),
+            (Phase::CachingFeatures, 0.55),
+            (Phase::Validating, 0.35),
+        ];
+        const ONE: [(Phase, f32); 1] = [(Phase::Scoring, 1.0)];
+        match first {
+            Phase::Scoring => &ONE,
+            _ if self.flow => &FLOW,
+            _ => &BANK,
+        }
+    }
+}
+
+/// Progress of the running job: its current phase and the whole job on one bar.
 #[derive(Debug, Clone)]
 pub struct JobProgress {
     /// The phase.
@@ -37,10 +72,43 @@ pub struct JobProgress {
     pub total: usize,
     /// When the phase started (for the time estimate).
     pub phase_started: Instant,
+    /// When the job started.
+    pub job_started: Instant,
+    /// The share of the whole job done, never lower than it was shown before.
+    pub job_fraction: f32,
+    /// What the job goes through.
+    pub plan: JobPlan,
 }
 
 impl JobProgress {
-    /// Fraction done in `[0, 1]`.
+    /// The first report of a job.
+    pub fn start(plan: JobPlan, phase: Phase, done: usize, total: usize) -> Self {
+        let now = Instant::now();
+        let mut p = Self {
+            phase,
+            done,
+            total,
+            phase_started: now,
+            job_started: now,
+            job_fraction: 0.0,
+            plan,
+        };
+        p.job_fraction = p.whole_job_fraction();
+        p
+    }
+
+    /// The next report of the same job.
+    pub fn advance(&mut self, phase: Phase, done: usize, total: usize) {
+        if phase != self.phase || done < self.done {
+            self.phase_started = Instant::now();
+        }
+        self.phase = phase;
+        self.done = done;
+        self.total = total;
+        self.job_fraction = self.job_fraction.max(self.whole_job_fraction());
+    }
+
+    /// Fraction of the phase done in `[0, 1]`.
     pub fn fraction(&self) -> f32 {
         if self.total == 0 {
             0.0
@@ -49,13 +117,40 @@ impl JobProgress {
         }
     }
 
-    /// Seconds left in this phase at the pace so far, once a unit is done.
+    fn whole_job_fraction(&self) -> f32 {
+        let phases = self.plan.phases(self.phase);
+        let mut before = 0.0;
+        for (phase, weight) in phases {
+            if *phase == self.phase {
+                return (before + weight * self.fraction()).clamp(0.0, 1.0);
+            }
+            before += weight;
+        }
+        // A phase the plan does not know: hold the bar where it is.
+        self.job_fraction
+    }
+
+    /// Seconds left in the whole job at the pace so far.
     pub fn eta_secs(&self) -> Option<f64> {
-        eta_secs(
-            self.phase_started.elapsed().as_secs_f64(),
-            self.done,
-            self.total,
-        )
+        let f = f64::from(self.job_fraction);
+        (f > 0.02 && f < 1.0).then(|| self.job_started.elapsed().as_secs_f64() / f * (1.0 - f))
+    }
+
+    /// What is being done now, with counts that agree with the plan: "training 12/30",
+    /// "scoring held-out good images 4/16", "calibrating heatmaps 2/4".
+    pub fn step_text(&self) -> String {
+        let held = self.plan.held_out;
+        match self.phase {
+            Phase::Validating if held > 0 && self.done <= held && self.total >= held => {
+                format!("scoring held-out good images {}/{held}", self.done)
+            }
+            Phase::Validating if self.total >= held => format!(
+                "calibrating heatmaps {}/{}",
+                self.done.saturating_sub(held),
+                self.total - held
+            ),
+            phase => format!("{} {}/{}", phase.label(), self.done, self.total),
+        }
     }
 }
 
@@ -73,6 +168,8 @@ pub struct Session {
     pub data: Option<Workset>,
     /// Progress of the running job.
     pub progress: Option<JobProgress>,
+    /// What the job sent last will go through.
+    pub plan: JobPlan,
     /// The last (or running) training run.
     pub training: Option<TrainingLog>,
     /// The current model.
@@ -388,6 +485,45 @@ mod tests {
         assert_eq!(eta_secs(10.0, 0, 10), None);
         assert_eq!(eta_secs(10.0, 5, 10), Some(10.0));
         assert_eq!(eta_secs(10.0, 10, 10), Some(0.0));
+    }
+
+    #[test]
+    fn one_bar_covers_the_whole_job_and_never_goes_back() {
+        let plan = JobPlan {
+            held_out: 16,
+            flow: true,
+        };
+        let mut p = JobProgress::start(plan, Phase::Loading, 0, 16);
+        let mut shown = vec![p.job_fraction];
+        for (phase, total) in [
+            (Phase::Loading, 16),
+            (Phase::CachingFeatures, 16),
+            (Phase::Training, 300),
+            (Phase::Validating, 20),
+        ] {
+            for done in 0..=total {
+                p.advance(phase, done, total);
+                shown.push(p.job_fraction);
+            }
+        }
+        assert!(shown.windows(2).all(|w| w[1] >= w[0]), "{shown:?}");
+        assert!((shown.last().unwrap() - 1.0).abs() < 1e-6);
+        // Half way through training is past half of the job.
+        p = JobProgress::start(plan, Phase::Training, 150, 300);
+        assert!((0.45..0.55).contains(&p.job_fraction), "{}", p.job_fraction);
+        // The validating counts name what is counted.
+        p.advance(Phase::Validating, 4, 20);
+        assert_eq!(p.step_text(), "scoring held-out good images 4/16");
+        p.advance(Phase::Validating, 18, 20);
+        assert_eq!(p.step_text(), "calibrating heatmaps 2/4");
+        let bank = JobPlan {
+            held_out: 0,
+            flow: false,
+        };
+        let mut p = JobProgress::start(bank, Phase::Validating, 1, 4);
+        assert_eq!(p.step_text(), "calibrating heatmaps 1/4");
+        p.advance(Phase::Validating, 4, 4);
+        assert!((p.job_fraction - 1.0).abs() < 1e-6);
     }
 
     #[test]

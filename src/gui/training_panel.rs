@@ -200,15 +200,17 @@ fn progress_ui(ui: &mut egui::Ui, session: &Session, job: &Job) {
         });
         return;
     };
-    let text = if p.done >= p.total {
+    let step = if p.done >= p.total {
         // The next phase has not reported yet (its first unit can take a while).
         format!("{} done, next step starting…", p.phase.label())
     } else {
-        let eta = p.eta_secs().map_or(String::new(), |s| {
-            format!(" · about {} left", style::format_duration(s))
-        });
-        format!("{} {}/{}{eta}", p.phase.label(), p.done, p.total)
+        p.step_text()
     };
-    ui.add(egui::ProgressBar::new(p.fraction()).show_percentage());
+    let eta = p.eta_secs().map_or(String::new(), |s| {
+        format!(" · about {} left", style::format_duration(s))
+    });
+    let text = format!("{step}{eta}");
+    // One bar for the whole job: it never goes back when a phase ends.
+    ui.add(egui::ProgressBar::new(p.job_fraction).show_percentage());
     ui.label(format!("{}: {text}", job.describe()));
 }

@@ -171,3 +171,42 @@ fn a_model_used_on_parts_unlike_its_training_images_says_so() {
     );
     h.get_by_label_contains("These parts look unlike the ones this model knows");
 }
+
+#[test]
+fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.state = Some(differnet::gui::state::State {
+        val_count: Some(6),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    h.get_by_label("Train").click();
+    step_until(&mut h, "training to start", |a| a.is_busy());
+    let (mut shown, mut steps) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    while app(&h).session().model.is_none() {
+        h.step();
+        if let Some(p) = &app(&h).session().progress
+            && p.phase != differnet::core::protocol::Phase::Scoring
+        {
+            shown.push(p.job_fraction);
+            steps.push(p.step_text());
+        }
+        assert!(started.elapsed() < TIMEOUT, "timed out");
+    }
+    assert!(shown.len() > 3, "the bar was seen: {steps:?}");
+    assert!(
+        shown.windows(2).all(|w| w[1] >= w[0]),
+        "the bar went back: {shown:?} {steps:?}"
+    );
+    for step in steps.iter().filter(|s| s.contains("held-out")) {
+        assert!(step.ends_with("/6"), "{step}");
+    }
+    assert!(
+        !steps.iter().any(|s| s.starts_with("validating")),
+        "{steps:?}"
+    );
+}
