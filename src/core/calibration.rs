@@ -551,8 +551,17 @@ mod tests {
     #[test]
     fn student_t_matches_tables() {
         // Two-sided 95 % critical values: P(T >= t) = 0.025.
-        for (nu, t) in [(1.0, 12.706_2), (5.0, 2.570_58), (15.0, 2.131_45), (100.0, 1.983_97)] {
-            assert!(close(student_t_sf(t, nu), 0.025, 2e-6), "nu {nu}: {}", student_t_sf(t, nu));
+        for (nu, t) in [
+            (1.0, 12.706_2),
+            (5.0, 2.570_58),
+            (15.0, 2.131_45),
+            (100.0, 1.983_97),
+        ] {
+            assert!(
+                close(student_t_sf(t, nu), 0.025, 2e-6),
+                "nu {nu}: {}",
+                student_t_sf(t, nu)
+            );
         }
         assert!(close(student_t_sf(0.0, 7.0), 0.5, 1e-12));
         assert!(close(student_t_sf(-2.570_58, 5.0), 0.975, 2e-6));

@@ -2,7 +2,7 @@
 
 use crate::core::colormap::Colormap;
 use crate::core::protocol::Heatmap;
-use image::RgbImage;
+use image::{GrayImage, RgbImage};
 
 /// Blends `heat` over `img` with `colormap`. Heat values are in units of the good images'
 /// 99th percentile and are squared gradients, so their range is wide: they are mapped on a
@@ -43,6 +43,52 @@ fn heat_level(v: f32, log_max: f32) -> f32 {
     (v.ln() / log_max).clamp(0.0, 1.0)
 }
 
+/// The outline of a ground-truth mask: mask pixels with a non-mask pixel (or the image
+/// border) within `thickness` pixels, row-major. Drawn over a part, it shows where the
+/// defect really is without hiding the heat inside it.
+pub fn mask_outline(mask: &GrayImage, thickness: u32) -> Vec<bool> {
+    let (w, h) = mask.dimensions();
+    let inside = |x: i64, y: i64| {
+        x >= 0
+            && y >= 0
+            && x < i64::from(w)
+            && y < i64::from(h)
+            && mask.get_pixel(x as u32, y as u32)[0] > 0
+    };
+    let r = i64::from(thickness.max(1));
+    let mut out = vec![false; (w as usize) * (h as usize)];
+    for y in 0..i64::from(h) {
+        for x in 0..i64::from(w) {
+            if !inside(x, y) {
+                continue;
+            }
+            // An edge within r along a row or a column: a band r pixels wide inside.
+            let near_edge = (1..=r).any(|d| {
+                !inside(x - d, y) || !inside(x + d, y) || !inside(x, y - d) || !inside(x, y + d)
+            });
+            out[(y as usize) * (w as usize) + x as usize] = near_edge;
+        }
+    }
+    out
+}
+
+/// Paints `outline` (from [`mask_outline`], same size as `img`) in `colour`.
+pub fn draw_outline(img: &mut RgbImage, outline: &[bool], colour: [u8; 3]) {
+    if outline.len() != img.as_raw().len() / 3 {
+        return;
+    }
+    for (px, on) in img.pixels_mut().zip(outline) {
+        if *on {
+            px.0 = colour;
+        }
+    }
+}
+
+/// The outline thickness for an image of this size: about 1/200 of its larger side.
+pub fn outline_thickness(width: u32, height: u32) -> u32 {
+    (width.max(height) / 200).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -67,5 +113,28 @@ mod tests {
             values: vec![5.0],
         };
         assert_eq!(overlay(&img, &bad, Colormap::Grey, 1.0, 4.0), img);
+    }
+
+    #[test]
+    fn a_mask_outline_is_its_edge_band() {
+        let mut mask = GrayImage::new(7, 7);
+        for y in 1..6 {
+            for x in 1..6 {
+                mask.put_pixel(x, y, image::Luma([255]));
+            }
+        }
+        let o = mask_outline(&mask, 1);
+        let at = |x: usize, y: usize| o[y * 7 + x];
+        assert!(at(1, 1) && at(5, 3) && at(3, 1));
+        assert!(!at(3, 3), "the inside stays clear");
+        assert!(!at(0, 0), "outside the mask");
+        assert_eq!(o.iter().filter(|v| **v).count(), 16);
+        let thick = mask_outline(&mask, 2);
+        assert_eq!(thick.iter().filter(|v| **v).count(), 24);
+        let mut img = RgbImage::new(7, 7);
+        draw_outline(&mut img, &o, [0, 255, 255]);
+        assert_eq!(img.get_pixel(1, 1).0, [0, 255, 255]);
+        assert_eq!(img.get_pixel(3, 3).0, [0, 0, 0]);
+        assert!(mask_outline(&GrayImage::new(3, 3), 1).iter().all(|v| !v));
     }
 }

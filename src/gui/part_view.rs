@@ -3,7 +3,9 @@
 
 use crate::core::colormap::Colormap;
 use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, legend_ticks, relative_to_part};
+use crate::core::image_io::load_mask;
 use crate::core::message::path_text;
+use crate::core::overlay::{mask_outline, outline_thickness};
 use crate::core::protocol::Heatmap;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
@@ -13,6 +15,9 @@ use crate::gui::style;
 use egui::{Color32, Rect, RichText, Sense, TextureHandle, TextureOptions, Vec2, pos2};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// The colour of a known defect's outline: cyan, apart from every colormap's hot end.
+const MASK_COLOUR: [u8; 4] = [0, 255, 255, 255];
 
 /// Largest zoom factor over the fitted image.
 const MAX_ZOOM: f32 = 32.0;
@@ -35,6 +40,9 @@ pub struct PartView {
     zoom: f32,
     pan: Vec2,
     heat_texture: Option<(HeatKey, TextureHandle)>,
+    /// The outline of the opened part's ground-truth mask: the mask file and its texture
+    /// (`None` when it cannot be read or does not fit the image).
+    mask_texture: Option<(PathBuf, Option<TextureHandle>)>,
 }
 
 impl PartView {
@@ -49,12 +57,42 @@ impl PartView {
         self.zoom = 1.0;
         self.pan = Vec2::ZERO;
         self.heat_texture = None;
+        self.mask_texture = None;
     }
 
     /// Closes the view.
     pub fn close(&mut self) {
         self.opened = None;
         self.heat_texture = None;
+        self.mask_texture = None;
+    }
+
+    /// Whether the known defect's outline is uploaded for the opened part (for tests).
+    pub fn has_mask_outline(&self) -> bool {
+        self.mask_texture.as_ref().is_some_and(|(_, t)| t.is_some())
+    }
+
+    /// Uploads the outline of `mask` for an image of `size`, once per mask file.
+    fn ensure_mask_texture(&mut self, ctx: &egui::Context, mask: &Path, size: [u32; 2]) {
+        if self.mask_texture.as_ref().is_some_and(|(p, _)| p == mask) {
+            return;
+        }
+        let texture = load_mask(mask)
+            .ok()
+            .filter(|m| m.dimensions() == (size[0], size[1]))
+            .map(|m| {
+                let outline = mask_outline(&m, outline_thickness(size[0], size[1]));
+                let rgba: Vec<u8> = outline
+                    .iter()
+                    .flat_map(|on| if *on { MASK_COLOUR } else { [0, 0, 0, 0] })
+                    .collect();
+                let image = egui::ColorImage::from_rgba_unmultiplied(
+                    [size[0] as usize, size[1] as usize],
+                    &rgba,
+                );
+                ctx.load_texture("mask_outline", image, TextureOptions::NEAREST)
+            });
+        self.mask_texture = Some((mask.to_path_buf(), texture));
     }
 
     /// Whether a heat texture is uploaded for the opened part (for tests).
@@ -134,6 +172,12 @@ impl PartView {
                 })
                 .response
                 .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Colormap"));
+            if session.mask_of(&path).is_some() {
+                ui.checkbox(&mut state.show_mask, "Outline the known defect")
+                    .on_hover_text(
+                        "The defect as marked in the data set's ground-truth mask, in cyan.",
+                    );
+            }
             ui.checkbox(&mut state.heat_within_part, "Contrast within this part")
                 .on_hover_text(
                     "Colours from this part's typical heat to its hottest spot, instead of \
@@ -199,6 +243,9 @@ impl PartView {
             Slot::Ready(tex, size) => {
                 let tex = tex.clone();
                 let size = *size;
+                if let Some(mask) = session.mask_of(&path) {
+                    self.ensure_mask_texture(ui.ctx(), &mask.to_path_buf(), size);
+                }
                 self.image_ui(ui, &tex, size, heat.as_deref(), state, area);
             }
             Slot::Pending => {
@@ -317,6 +364,11 @@ impl PartView {
         {
             let alpha = (state.heat_opacity.clamp(0.0, 1.0) * 255.0).round() as u8;
             painter.image(heat_tex.id(), shown, uv, Color32::from_white_alpha(alpha));
+        }
+        if state.show_mask
+            && let Some((_, Some(mask_tex))) = &self.mask_texture
+        {
+            painter.image(mask_tex.id(), shown, uv, Color32::WHITE);
         }
         if let (Some(heat), Some(p)) = (heat, response.hover_pos()) {
             let rel = (p - shown.min) / shown.size();

@@ -352,6 +352,17 @@ impl Session {
         self.index.get(path).map(|&i| &self.parts[i])
     }
 
+    /// The ground-truth mask of an image to inspect, when the data set has one.
+    pub fn mask_of(&self, path: &Path) -> Option<&Path> {
+        self.data
+            .as_ref()?
+            .inspect
+            .iter()
+            .find(|s| s.path == path)?
+            .mask
+            .as_deref()
+    }
+
     /// Whether any scored part has a label.
     pub fn has_labels(&self) -> bool {
         self.parts.iter().any(|p| p.label.is_defect().is_some())

@@ -37,6 +37,8 @@ pub struct State {
     pub heat_opacity: f32,
     /// Whether the heatmap is drawn over the opened part.
     pub show_heat: bool,
+    /// Whether the known defect's outline (the ground-truth mask) is drawn over it.
+    pub show_mask: bool,
     /// Heat colours from the part's own median to its hottest pixel, instead of against
     /// the good parts.
     pub heat_within_part: bool,
@@ -65,6 +67,7 @@ impl Default for State {
             colormap: Colormap::default(),
             heat_opacity: 0.6,
             show_heat: true,
+            show_mask: true,
             heat_within_part: false,
             review_band: false,
             target_false_reject_pct: 1.0,

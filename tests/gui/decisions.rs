@@ -210,3 +210,52 @@ fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
         "{steps:?}"
     );
 }
+
+#[test]
+fn a_part_with_a_ground_truth_mask_shows_its_outline() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    // Masks for the scratched test images, as MVTec AD names them.
+    let masks = dir.path().join("ground_truth/scratch");
+    std::fs::create_dir_all(&masks).unwrap();
+    for seed in 300..305u64 {
+        let on = common::scratch_mask(seed, 2);
+        let mask = image::GrayImage::from_fn(96, 96, |x, y| {
+            image::Luma([if on[(y * 96 + x) as usize] { 255 } else { 0 }])
+        });
+        mask.save(masks.join(format!("bad_{seed}_mask.png")))
+            .unwrap();
+    }
+    let mut opts = options(Some(dir.path()));
+    opts.state = Some(differnet::gui::state::State {
+        val_count: Some(6),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    train_and_inspect(&mut h);
+    open_rejected_scratch(&mut h);
+    step_until(&mut h, "the outline", |a| a.part_view().has_mask_outline());
+    // Drawn in cyan over the part, and gone when unticked.
+    let cyan = |h: &mut Harness<'_, App>| {
+        let area = h.get_by_label_contains("Part image").rect();
+        let image = h.render().expect("render");
+        let scale = image.width() as f32 / 1500.0;
+        let mut n = 0;
+        for y in (area.top() * scale) as u32..(area.bottom() * scale) as u32 {
+            for x in (area.left() * scale) as u32..(area.right() * scale) as u32 {
+                let [r, g, b, _] = image.get_pixel(x, y).0;
+                n += usize::from(r < 60 && g > 200 && b > 200);
+            }
+        }
+        n
+    };
+    let with = cyan(&mut h);
+    h.get_by_label("Outline the known defect").click();
+    h.run_steps(2);
+    let without = cyan(&mut h);
+    assert!(
+        with > 50 && without * 10 < with,
+        "cyan pixels: {with} with the outline, {without} without"
+    );
+}
