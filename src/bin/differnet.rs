@@ -780,12 +780,30 @@ fn score(a: ScoreArgs) -> Result<()> {
             Some(Event::Scored(s)) => {
                 if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
                     let img = differnet::core::image_io::load_rgb(&s.path)?;
-                    let out = differnet::core::overlay::overlay(
-                        &img,
-                        map,
+                    let vmax = info.config.heat_vmax();
+                    let mut caption = format!(
+                        "{}  score {:.4}",
+                        s.path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        s.score
+                    );
+                    if let Some(t) = threshold {
+                        caption +=
+                            &format!("  {} (reject at {:.4})", t.decide(s.score).name(), t.reject);
+                    }
+                    let out = differnet::core::caption::with_caption(
+                        &differnet::core::overlay::overlay(
+                            &img,
+                            map,
+                            Colormap::default(),
+                            0.6,
+                            vmax,
+                        ),
+                        &[caption],
                         Colormap::default(),
-                        0.6,
-                        info.config.heat_vmax(),
+                        vmax,
                     );
                     let stem = export_stem(&s.path);
                     let n = used_names.entry(stem.clone()).or_insert(0usize);

@@ -115,6 +115,28 @@ pub fn relative_to_part(heat: &Heatmap) -> (Heatmap, f32) {
     (scaled, (max / median).max(1.01))
 }
 
+/// Whether a part is hot all over on the good-part scale: three quarters of it are
+/// [`HOT_ALL_OVER`] times hotter than the hottest 1 % of a good part, so the good-part
+/// colours would paint it nearly one colour. Such a part is better shown against itself
+/// ([`relative_to_part`]). `vmax` (the top of the scale) bounds the test from above.
+pub fn hot_all_over(heat: &Heatmap, vmax: f32) -> bool {
+    let mut finite: Vec<f32> = heat
+        .values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    if finite.is_empty() {
+        return false;
+    }
+    let quarter = finite.len() / 4;
+    let (_, lower_quartile, _) = finite.select_nth_unstable_by(quarter, f32::total_cmp);
+    *lower_quartile >= HOT_ALL_OVER.min(vmax.max(1.0))
+}
+
+/// See [`hot_all_over`].
+pub const HOT_ALL_OVER: f32 = 4.0;
+
 /// Position of heat `v` on the colormap: 0 at or below 1, 1 at `exp(log_max)` and above.
 fn level(v: f32, log_max: f32) -> f32 {
     if v.is_nan() || v <= 1.0 {
@@ -211,5 +233,23 @@ mod tests {
             values: vec![1.0],
         };
         assert_eq!(HeatLayer::new(&bad, Colormap::Jet, 10.0, 8).width, 0);
+    }
+
+    #[test]
+    fn a_part_hot_all_over_is_recognised() {
+        let map = |values: Vec<f32>| Heatmap {
+            width: values.len() as u32,
+            height: 1,
+            values,
+        };
+        assert!(
+            !hot_all_over(&map(vec![0.2, 0.5, 0.8, 30.0]), 20.0),
+            "a hot spot on a good part"
+        );
+        assert!(
+            hot_all_over(&map(vec![6.0, 9.0, 12.0, 40.0]), 20.0),
+            "hot everywhere"
+        );
+        assert!(!hot_all_over(&map(vec![]), 20.0));
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod atomic_file;
 pub mod calibration;
+pub mod caption;
 pub mod colormap;
 pub mod config;
 pub mod dataset;

@@ -721,6 +721,12 @@ impl WorkstationApp {
                             .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
                                 m.config.heat_vmax()
                             });
+                        let caption = heatmap_caption(
+                            &scored.path,
+                            scored.score,
+                            s.thresholds,
+                            s.model_source.as_deref(),
+                        );
                         self.exporter.write(
                             scored.path,
                             h,
@@ -728,6 +734,7 @@ impl WorkstationApp {
                             self.state.colormap,
                             self.state.heat_opacity,
                             vmax,
+                            caption,
                         );
                     }
                 }
@@ -802,6 +809,33 @@ impl WorkstationApp {
             }
         }
     }
+}
+
+/// The lines under an exported heatmap: the part, its score and decision, the lines and
+/// the model.
+fn heatmap_caption(
+    path: &Path,
+    score: f64,
+    thresholds: Option<Thresholds>,
+    model: Option<&str>,
+) -> Vec<String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut first = format!("{name}  score {}", style::format_score(score));
+    if let Some(t) = thresholds {
+        first += &format!(
+            "  {} (reject at {})",
+            t.decide(score).name(),
+            style::format_score(t.reject)
+        );
+    }
+    let mut lines = vec![first];
+    if let Some(m) = model {
+        lines.push(format!("model: {m}"));
+    }
+    lines
 }
 
 /// A reject threshold, with a review band below it when the user wants one.

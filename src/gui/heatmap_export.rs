@@ -1,6 +1,7 @@
 //! Writing heatmap overlays as PNG files on a helper thread, as the worker computes them.
 
 use crate::core::atomic_file::write_atomic;
+use crate::core::caption::with_caption;
 use crate::core::colormap::Colormap;
 use crate::core::image_io::load_rgb;
 use crate::core::message::path_text;
@@ -18,6 +19,7 @@ struct Item {
     colormap: Colormap,
     opacity: f32,
     vmax: f32,
+    caption: Vec<String>,
 }
 
 /// The writer thread and what it reported.
@@ -50,7 +52,9 @@ impl HeatmapExporter {
     }
 
     /// Queues the overlay of `heat` over `image`, to be written to `dest`, with `vmax`
-    /// at the top of the colour scale (the model's).
+    /// at the top of the colour scale (the model's) and `caption` (the score and the
+    /// decision) with the colour legend under it.
+    #[expect(clippy::too_many_arguments)]
     pub fn write(
         &mut self,
         image: PathBuf,
@@ -59,6 +63,7 @@ impl HeatmapExporter {
         colormap: Colormap,
         opacity: f32,
         vmax: f32,
+        caption: Vec<String>,
     ) {
         if self.tx.is_none() {
             let (tx, rx) = unbounded::<Item>();
@@ -92,6 +97,7 @@ impl HeatmapExporter {
                 colormap,
                 opacity,
                 vmax,
+                caption,
             });
         }
     }
@@ -110,7 +116,12 @@ impl HeatmapExporter {
 
 fn write_overlay(item: &Item) -> Result<(), String> {
     let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
-    let out = overlay(&img, &item.heat, item.colormap, item.opacity, item.vmax);
+    let out = with_caption(
+        &overlay(&img, &item.heat, item.colormap, item.opacity, item.vmax),
+        &item.caption,
+        item.colormap,
+        item.vmax,
+    );
     let mut bytes = Vec::new();
     out.write_to(
         &mut std::io::Cursor::new(&mut bytes),

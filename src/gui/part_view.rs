@@ -2,7 +2,9 @@
 //! texture, never a re-upload), on/off, zoom and pan, its score and the decision.
 
 use crate::core::colormap::Colormap;
-use crate::core::heat_layer::{DEFAULT_HEAT_VMAX, HeatLayer, legend_ticks, relative_to_part};
+use crate::core::heat_layer::{
+    DEFAULT_HEAT_VMAX, HeatLayer, hot_all_over, legend_ticks, relative_to_part,
+};
 use crate::core::image_io::load_mask;
 use crate::core::message::path_text;
 use crate::core::overlay::{mask_outline, outline_thickness};
@@ -43,6 +45,11 @@ pub struct PartView {
     /// The outline of the opened part's ground-truth mask: the mask file and its texture
     /// (`None` when it cannot be read or does not fit the image).
     mask_texture: Option<(PathBuf, Option<TextureHandle>)>,
+    /// Whether the opened part's heat is shown against itself because it is hot all over.
+    auto_contrast: bool,
+    /// Which heatmap (its address) and colour scale top `hot_all_over` was judged for,
+    /// and the answer: judged once, not every frame.
+    hot_judged: Option<(usize, u32, bool)>,
 }
 
 impl PartView {
@@ -65,6 +72,12 @@ impl PartView {
         self.opened = None;
         self.heat_texture = None;
         self.mask_texture = None;
+    }
+
+    /// Whether the opened part is shown against itself because it is hot all over (for
+    /// tests).
+    pub fn auto_contrast(&self) -> bool {
+        self.auto_contrast
     }
 
     /// Whether the known defect's outline is uploaded for the opened part (for tests).
@@ -229,8 +242,33 @@ impl PartView {
             .model
             .as_ref()
             .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
+        // A part hot all over would be one colour on the good-part scale: show it against
+        // itself, and say so.
+        let hot = heat.as_ref().is_some_and(|h| {
+            let key = (Arc::as_ptr(h) as usize, vmax.to_bits());
+            match self.hot_judged {
+                Some((p, v, hot)) if (p, v) == key => hot,
+                _ => {
+                    let hot = hot_all_over(h, vmax);
+                    self.hot_judged = Some((key.0, key.1, hot));
+                    hot
+                }
+            }
+        });
+        self.auto_contrast = !state.heat_within_part && hot;
+        let within_part = state.heat_within_part || self.auto_contrast;
+        if self.auto_contrast {
+            ui.label(
+                RichText::new(
+                    "This part is far from good all over: its colours show where it is worst within it (as with \"Contrast within this part\").",
+                )
+                .color(style::REVIEW),
+            );
+        }
         match &heat {
-            Some(h) => self.ensure_heat_texture(ui.ctx(), h, state, vmax, max_side),
+            Some(h) => {
+                self.ensure_heat_texture(ui.ctx(), h, state.colormap, within_part, vmax, max_side)
+            }
             // A heatmap belongs to the model that made it: none now, none drawn.
             None => self.heat_texture = None,
         }
@@ -244,7 +282,7 @@ impl PartView {
                 let tex = tex.clone();
                 let size = *size;
                 if let Some(mask) = session.mask_of(&path) {
-                    self.ensure_mask_texture(ui.ctx(), &mask.to_path_buf(), size);
+                    self.ensure_mask_texture(ui.ctx(), mask, size);
                 }
                 self.image_ui(ui, &tex, size, heat.as_deref(), state, area);
             }
@@ -261,7 +299,7 @@ impl PartView {
             }
         }
         if heat.is_some() {
-            legend_ui(ui, state.colormap, state.heat_within_part, vmax);
+            legend_ui(ui, state.colormap, within_part, vmax);
         }
     }
 
@@ -270,24 +308,25 @@ impl PartView {
         &mut self,
         ctx: &egui::Context,
         heat: &Arc<Heatmap>,
-        state: &State,
+        colormap: Colormap,
+        within_part: bool,
         vmax: f32,
         max_side: u32,
     ) {
         let key = HeatKey {
             heat: Arc::as_ptr(heat) as usize,
-            colormap: state.colormap,
-            within_part: state.heat_within_part,
+            colormap,
+            within_part,
             vmax_bits: vmax.to_bits(),
         };
         if self.heat_texture.as_ref().is_some_and(|(k, _)| *k == key) {
             return;
         }
-        let layer = if state.heat_within_part {
+        let layer = if within_part {
             let (scaled, vmax) = relative_to_part(heat);
-            HeatLayer::new(&scaled, state.colormap, vmax, max_side)
+            HeatLayer::new(&scaled, colormap, vmax, max_side)
         } else {
-            HeatLayer::new(heat, state.colormap, vmax, max_side)
+            HeatLayer::new(heat, colormap, vmax, max_side)
         };
         if layer.width == 0 {
             self.heat_texture = None;

@@ -170,6 +170,19 @@ fn a_model_used_on_parts_unlike_its_training_images_says_so() {
         "{warning}"
     );
     h.get_by_label_contains("These parts look unlike the ones this model knows");
+
+    // A part far from good all over is shown against itself, not painted one colour.
+    let photo = app(&h).session().parts[0].path.clone();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::OpenPart(photo));
+    step_until(&mut h, "the photo's heatmap", |a| {
+        a.part_view().has_heat_texture()
+    });
+    h.run_steps(2);
+    assert!(app(&h).part_view().auto_contrast());
+    h.get_by_label_contains("This part is far from good all over");
 }
 
 #[test]

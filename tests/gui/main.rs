@@ -503,7 +503,17 @@ fn the_model_and_the_scores_are_kept() {
             .unwrap_or(0)
             == 10
     });
-    assert!(heat_dir.join("scratch_bad_300_heatmap.png").is_file());
+    // Each carries its score, decision and the colour legend in a strip under the part.
+    let exported = image::open(heat_dir.join("scratch_bad_300_heatmap.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(exported.width(), 96);
+    assert!(exported.height() > 96 + 30, "{:?}", exported.dimensions());
+    let ink = (96..exported.height())
+        .flat_map(|y| (0..96).map(move |x| (x, y)))
+        .filter(|(x, y)| exported.get_pixel(*x, *y).0.iter().all(|c| *c > 200))
+        .count();
+    assert!(ink > 50, "text in the caption strip: {ink} light pixels");
 
     // A new window loads the model, inspects the data again and keeps the threshold.
     let mut h2 = harness(options(Some(&dir.path().join("data"))));
