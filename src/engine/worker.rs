@@ -317,6 +317,9 @@ impl Worker {
                     message: job_panic_message(&panic_message(&payload)),
                 }),
             }
+            // What the job freed (caches, a cancelled training's tensors) goes back to the
+            // system now, not when the program quits.
+            crate::engine::environment::release_free_memory();
             if InjectedFault::strikes(self.options.fault.as_ref(), FaultKind::WorkerPanics) {
                 panic!("injected fault: the worker thread panics");
             }
