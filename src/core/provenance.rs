@@ -60,13 +60,22 @@ impl TrainingRecord {
         }
     }
 
-    /// Whether the model saw images of this size.
+    /// Whether an image of this size is like the training images: the same size when
+    /// they all had one (a fixed camera); within half the smallest to twice the largest
+    /// width and height when their sizes varied (cut-out parts, as magnetic tiles).
     pub fn knows_size(&self, width: u32, height: u32) -> bool {
-        self.image_sizes.is_empty()
-            || self
-                .image_sizes
-                .iter()
-                .any(|(w, h, _)| (*w, *h) == (width, height))
+        match self.image_sizes.as_slice() {
+            [] => true,
+            [(w, h, _)] => (*w, *h) == (width, height),
+            sizes => {
+                let range = |pick: fn(&(u32, u32, usize)) -> u32| {
+                    let lo = sizes.iter().map(pick).min().unwrap_or(0);
+                    let hi = sizes.iter().map(pick).max().unwrap_or(u32::MAX);
+                    (lo / 2)..=hi.saturating_mul(2)
+                };
+                range(|s| s.0).contains(&width) && range(|s| s.1).contains(&height)
+            }
+        }
     }
 
     /// "96×96" or "96×96, 128×128 and 2 more".
@@ -158,7 +167,12 @@ mod tests {
         assert_eq!(r.folder.as_deref(), Some(good.as_path()));
         assert_eq!(r.image_sizes, vec![(8, 6, 2), (5, 5, 1)]);
         assert_eq!(r.sizes_text(), "8×6 and 5×5");
-        assert!(r.knows_size(5, 5) && !r.knows_size(6, 8));
+        // Varied training sizes: anything within half to twice their range.
+        assert!(r.knows_size(5, 5) && r.knows_size(6, 8) && r.knows_size(16, 12));
+        assert!(!r.knows_size(17, 6) && !r.knows_size(1, 6));
+        // One training size: that size only.
+        let one = TrainingRecord::new(&files[..2], &[], "patchcore", 0);
+        assert!(one.knows_size(8, 6) && !one.knows_size(6, 8));
         assert_eq!(r.id.len(), 12);
         assert_ne!(
             r.id,
