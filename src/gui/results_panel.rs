@@ -119,6 +119,7 @@ impl ResultsPanel {
                 ui.vertical(|ui| {
                     ui.set_width(width * 0.55);
                     self.histogram_ui(ui, thresholds, state, commands);
+                    self.curves_section(ui, thresholds);
                 });
                 ui.add_space(12.0);
                 ui.vertical(|ui| {
@@ -129,6 +130,17 @@ impl ResultsPanel {
             // Narrow (a part is open beside it): the controls go under the histogram.
             self.histogram_ui(ui, thresholds, state, commands);
             self.controls_ui(ui, session, thresholds, state, commands);
+            self.curves_section(ui, thresholds);
+        }
+    }
+
+    /// The ROC and precision-recall curves and the defect types, folded by default.
+    fn curves_section(&self, ui: &mut egui::Ui, t: Thresholds) {
+        let Some(cache) = &self.cache else { return };
+        if !cache.curve.is_empty() {
+            egui::CollapsingHeader::new("Curves and defect types")
+                .id_salt("curves")
+                .show(ui, |ui| curves_ui(ui, &cache.curve, &cache.by_type, t));
         }
     }
 
@@ -469,11 +481,7 @@ impl ResultsPanel {
                 session.partial.as_ref().map(|p| (p.scored, p.total)),
             );
         }
-        if !cache.curve.is_empty() {
-            egui::CollapsingHeader::new("Curves and defect types")
-                .id_salt("curves")
-                .show(ui, |ui| curves_ui(ui, &cache.curve, &cache.by_type, t));
-        }
+
         if let Some(auroc) = session.eval.as_ref().and_then(|e| e.image_auroc) {
             ui.label(format!(
                 "Separation of good and defective parts (AUROC): {:.1} %",
@@ -665,30 +673,26 @@ fn curves_ui(
             })
             .response
             .widget_info(|| egui::WidgetInfo::labeled(egui::Role::Image, true, "ROC curve"));
-        plot(
-            "pr_curve",
-            "defects caught % (recall)",
-            "rejected parts that are defective % (precision)",
-        )
-        .show(ui, |p| {
-            let pts: PlotPoints = curve
-                .iter()
-                .skip(1)
-                .map(|c| [100.0 * c.recall, 100.0 * c.precision])
-                .collect();
-            p.line(Line::new("precision-recall", pts).color(style::DEFECT));
-            for (m, colour, name) in &marks {
-                p.points(
-                    Points::new(*name, vec![[100.0 * m.recall, 100.0 * m.precision]])
-                        .radius(5.0)
-                        .color(*colour),
-                );
-            }
-        })
-        .response
-        .widget_info(|| {
-            egui::WidgetInfo::labeled(egui::Role::Image, true, "Precision-recall curve")
-        });
+        plot("pr_curve", "defects caught % (recall)", "precision %")
+            .show(ui, |p| {
+                let pts: PlotPoints = curve
+                    .iter()
+                    .skip(1)
+                    .map(|c| [100.0 * c.recall, 100.0 * c.precision])
+                    .collect();
+                p.line(Line::new("precision-recall", pts).color(style::DEFECT));
+                for (m, colour, name) in &marks {
+                    p.points(
+                        Points::new(*name, vec![[100.0 * m.recall, 100.0 * m.precision]])
+                            .radius(5.0)
+                            .color(*colour),
+                    );
+                }
+            })
+            .response
+            .widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::Image, true, "Precision-recall curve")
+            });
     });
     ui.small("Dots: where the current lines are. Precision depends on the share of defects among the labelled parts; the ROC curve does not.");
     if !by_type.is_empty() {
