@@ -182,12 +182,11 @@ impl ResultsPanel {
         let half = hist.log_width / 2.0;
         let describe = move |what: &'static str| -> BarText {
             Box::new(move |bar: &Bar, _: &BarChart| {
-                let n = bar.value.round() as usize;
-                format!(
-                    "{n} {what} part{}\nscores {} to {}",
-                    if n == 1 { "" } else { "s" },
-                    style::format_score(10f64.powf(bar.argument - half)),
-                    style::format_score(10f64.powf(bar.argument + half))
+                bar_text(
+                    bar.value.round() as usize,
+                    what,
+                    10f64.powf(bar.argument - half),
+                    10f64.powf(bar.argument + half),
                 )
             })
         };
@@ -715,6 +714,16 @@ fn log_score(s: f64) -> f64 {
     s.max(crate::core::histogram::MIN_LOG_SCORE).log10()
 }
 
+/// What a hovered histogram bar says: its count and its range of scores.
+fn bar_text(n: usize, what: &str, lo: f64, hi: f64) -> String {
+    format!(
+        "{n} {what} part{}\nscores {} to {}",
+        if n == 1 { "" } else { "s" },
+        style::format_score(lo),
+        style::format_score(hi)
+    )
+}
+
 /// Grid marks for a count axis: whole numbers in steps of 1, 2 or 5 times a power of ten,
 /// at most about five of them.
 fn count_marks(input: GridInput) -> Vec<GridMark> {
@@ -795,6 +804,18 @@ mod tests {
         .into_iter()
         .map(|m| style::format_score(10f64.powf(m.value)))
         .collect()
+    }
+
+    #[test]
+    fn a_hovered_bar_names_its_count_and_scores() {
+        assert_eq!(
+            bar_text(12, "good", 50.0, 52.5),
+            "12 good parts\nscores 50.0 to 52.5"
+        );
+        assert_eq!(
+            bar_text(1, "defective", 100.0, 110.0),
+            "1 defective part\nscores 100 to 110"
+        );
     }
 
     #[test]
