@@ -41,6 +41,10 @@ enum Cmd {
     /// Print, as JSON, the training / validation / test split that `train` and `eval` use
     /// for these arguments (for comparing with other implementations on the same images).
     Split(SplitArgs),
+    /// Sort parts as a camera writes them: each new image in --in is scored and moved into
+    /// --out/ok, --out/review or --out/ng (unreadable files into --out/unreadable), exactly
+    /// once, with a row in --out/log.csv. Ctrl-C stops after the part in flight.
+    Watch(WatchArgs),
     /// Print what a model file holds.
     Info {
         /// The model file.
@@ -67,6 +71,39 @@ struct EngineArgs {
     /// Print results as JSON on stdout.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args, Debug)]
+struct WatchArgs {
+    /// The model file (its reject line and review band decide).
+    #[arg(long)]
+    model: PathBuf,
+    /// The folder the camera writes to.
+    #[arg(long = "in")]
+    input: PathBuf,
+    /// The folder parts are sorted into.
+    #[arg(long = "out")]
+    output: PathBuf,
+    /// Write a heatmap image beside each ng and review part.
+    #[arg(long)]
+    heatmaps: bool,
+    /// Copy parts instead of moving them (the input folder keeps them).
+    #[arg(long)]
+    copy: bool,
+    /// A file counts as complete once its size and time stayed the same this long.
+    #[arg(long, default_value_t = 1000)]
+    settle_ms: u64,
+    /// How often the folder is listed besides change events.
+    #[arg(long, default_value_t = 500)]
+    poll_ms: u64,
+    /// Only poll (network shares, where change events do not arrive).
+    #[arg(long)]
+    poll: bool,
+    /// Seconds between summary lines.
+    #[arg(long, default_value_t = 60)]
+    summary_secs: u64,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 #[derive(Args, Debug)]
@@ -264,6 +301,7 @@ fn run(cli: Cli) -> Result<()> {
             outln!("{}", serde_json::to_string_pretty(&split)?)?;
             Ok(())
         }
+        Cmd::Watch(a) => watch(a),
         Cmd::Info { model } => {
             let meta = differnet::engine::model_file::read_meta(&model)?;
             outln!("{}", serde_json::to_string_pretty(&meta)?)?;
@@ -272,8 +310,41 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// `differnet watch`: sorts parts until Ctrl-C, SIGTERM or SIGHUP.
+fn watch(a: WatchArgs) -> Result<()> {
+    use differnet::engine::watch::{Watch, WatchOptions};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+        .context("cannot install the Ctrl-C handler")?;
+    let mut options = WatchOptions::new(a.model, a.input, a.output);
+    options.heatmaps = a.heatmaps;
+    options.copy = a.copy;
+    options.settle = std::time::Duration::from_millis(a.settle_ms);
+    options.poll = std::time::Duration::from_millis(a.poll_ms.max(10));
+    options.poll_only = a.poll;
+    options.summary_every = std::time::Duration::from_secs(a.summary_secs.max(1));
+    options.worker = worker_options(&a.engine, None);
+    let mut say = |line: String| eprintln!("{line}");
+    let mut w = Watch::open(options, &mut say)?;
+    let t = w.thresholds();
+    eprintln!(
+        "watching: reject at {}, review from {}; Ctrl-C stops after the part in flight",
+        t.reject,
+        t.review.map_or("-".to_owned(), |r| r.to_string())
+    );
+    w.run(&stop, &mut say)
+}
+
 /// Starts the worker; the CLI blocks on the event channel, so its waker does nothing.
 fn start_worker(engine: &EngineArgs, backbone: Option<BackboneKind>) -> Result<WorkerHandle> {
+    WorkerHandle::spawn(worker_options(engine, backbone), Arc::new(|| {}))
+        .context("cannot start the worker thread")
+}
+
+/// The worker settings the engine arguments ask for.
+fn worker_options(engine: &EngineArgs, backbone: Option<BackboneKind>) -> WorkerOptions {
     let mut weights = HashMap::new();
     if let Some(path) = &engine.backbone_weights {
         let kinds = backbone.map_or(BackboneKind::ALL.to_vec(), |b| vec![b]);
@@ -281,14 +352,13 @@ fn start_worker(engine: &EngineArgs, backbone: Option<BackboneKind>) -> Result<W
             weights.insert(k, path.clone());
         }
     }
-    let options = WorkerOptions {
+    WorkerOptions {
         device: engine.device,
         weights,
         backbone_batch: engine.backbone_batch,
         score_batch: engine.score_batch,
         fault: None,
-    };
-    WorkerHandle::spawn(options, Arc::new(|| {})).context("cannot start the worker thread")
+    }
 }
 
 /// Progress display fed by worker events.

@@ -12,6 +12,7 @@ pub mod download;
 pub mod heat_layer;
 pub mod histogram;
 pub mod image_io;
+pub mod journal;
 pub mod message;
 pub mod metrics;
 pub mod model_header;

@@ -15,5 +15,6 @@ pub mod error;
 pub mod lanes;
 pub mod model_file;
 pub mod transforms;
+pub mod watch;
 pub mod weights;
 pub mod worker;

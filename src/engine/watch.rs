@@ -1,0 +1,658 @@
+//! The line: a watch on an input folder that sorts parts into `ok/`, `review/`, `ng/`
+//! (and `unreadable/`) of an output folder as a camera writes them, each exactly once
+//! (see [`crate::core::journal`]), with one row per part in `log.csv`.
+
+use crate::core::caption::with_caption;
+use crate::core::colormap::Colormap;
+use crate::core::decision::{Decision, Thresholds};
+use crate::core::image_io::{is_image_path, load_rgb};
+use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
+use crate::core::overlay::overlay;
+use crate::core::protocol::{Command, Event, Heatmap, ModelInfo, ScoreRequest};
+use crate::core::provenance::{now_unix_secs, utc_text};
+use crate::core::report::csv_field;
+use crate::engine::worker::{WorkerHandle, WorkerOptions};
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+/// The folders parts are sorted into, and the unreadable files'.
+pub const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
+/// The journal's file name in the output folder.
+pub const JOURNAL: &str = ".differnet-journal";
+/// The log's file name in the output folder.
+pub const LOG: &str = "log.csv";
+
+/// How to watch.
+#[derive(Debug, Clone)]
+pub struct WatchOptions {
+    /// The model file.
+    pub model: PathBuf,
+    /// The folder the camera writes to.
+    pub input: PathBuf,
+    /// The folder parts are sorted into.
+    pub output: PathBuf,
+    /// Write a heatmap image beside each `ng` and `review` part.
+    pub heatmaps: bool,
+    /// Copy parts instead of moving them (the input folder keeps them).
+    pub copy: bool,
+    /// A file is complete once its size and time stayed the same this long.
+    pub settle: Duration,
+    /// How often the folder is listed, whatever the file system reports.
+    pub poll: Duration,
+    /// Only poll (for network shares, where change events do not arrive).
+    pub poll_only: bool,
+    /// How often a summary line is written.
+    pub summary_every: Duration,
+    /// The worker's device and weights.
+    pub worker: WorkerOptions,
+}
+
+impl WatchOptions {
+    /// Watching `input` into `output` with `model`, default timings.
+    pub fn new(model: PathBuf, input: PathBuf, output: PathBuf) -> Self {
+        Self {
+            model,
+            input,
+            output,
+            heatmaps: false,
+            copy: false,
+            settle: Duration::from_millis(1000),
+            poll: Duration::from_millis(500),
+            poll_only: false,
+            summary_every: Duration::from_secs(60),
+            worker: WorkerOptions::default(),
+        }
+    }
+}
+
+/// Counts since the watch started.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tally {
+    /// Parts decided, by folder name.
+    pub by_decision: HashMap<String, usize>,
+    /// Seconds from a file's appearance to its decision, per part.
+    pub latencies: Vec<f64>,
+}
+
+impl Tally {
+    /// Parts decided.
+    pub fn parts(&self) -> usize {
+        self.by_decision.values().sum()
+    }
+
+    /// The `p`-quantile (0..1) of the latencies in seconds.
+    pub fn latency(&self, p: f64) -> Option<f64> {
+        let mut v = self.latencies.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        Some(v[((v.len() - 1) as f64 * p).round() as usize])
+    }
+
+    /// The summary line: parts, per decision, parts per minute, p50 / p95 latency.
+    pub fn summary(&self, elapsed: Duration) -> String {
+        let count = |d: &str| self.by_decision.get(d).copied().unwrap_or(0);
+        let minutes = elapsed.as_secs_f64() / 60.0;
+        let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
+        format!(
+            "{} parts: {} ok, {} review, {} ng, {} unreadable; {:.1} per minute; latency p50 {}, p95 {}",
+            self.parts(),
+            count("ok"),
+            count("review"),
+            count("ng"),
+            count("unreadable"),
+            if minutes > 0.0 {
+                self.parts() as f64 / minutes
+            } else {
+                0.0
+            },
+            secs(self.latency(0.5)),
+            secs(self.latency(0.95)),
+        )
+    }
+}
+
+/// A file seen in the input folder and not decided yet.
+struct Candidate {
+    first_seen: Instant,
+    size: u64,
+    mtime_ns: i64,
+    stable_since: Instant,
+}
+
+/// The watch: its folders, journal, log, model and worker.
+pub struct Watch {
+    options: WatchOptions,
+    journal: File,
+    log: File,
+    logged: HashSet<u64>,
+    state: JournalState,
+    worker: WorkerHandle,
+    thresholds: Thresholds,
+    model_name: String,
+    model_id: String,
+    vmax: f32,
+    candidates: HashMap<String, Candidate>,
+    /// Counts since start.
+    pub tally: Tally,
+}
+
+impl Watch {
+    /// Opens the output folder (finishing what a previous run left half done) and loads
+    /// the model.
+    pub fn open(options: WatchOptions, say: &mut dyn FnMut(String)) -> Result<Self> {
+        if !options.input.is_dir() {
+            bail!(
+                "the input folder does not exist: {}",
+                options.input.display()
+            );
+        }
+        for folder in FOLDERS {
+            let dir = options.output.join(folder);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        // The journal, cut after its last whole line.
+        let journal_path = options.output.join(JOURNAL);
+        let text = read_text(&journal_path)?;
+        let state = journal::read(&text);
+        if state.bad_lines > 0 {
+            say(format!(
+                "warning: {} unreadable lines in {} were skipped",
+                state.bad_lines,
+                journal_path.display()
+            ));
+        }
+        let journal = open_append(&journal_path, state.valid_len as u64)?;
+        // The log, cut after its last whole row, with its header when new.
+        let log_path = options.output.join(LOG);
+        let log_text = read_text(&log_path)?;
+        let whole = log_text.rfind('\n').map_or(0, |i| i + 1);
+        let mut log = open_append(&log_path, whole as u64)?;
+        let logged: HashSet<u64> = log_text[..whole]
+            .lines()
+            .skip(1)
+            .filter_map(|row| row.rsplit(',').next()?.parse().ok())
+            .collect();
+        // Part numbers stay unique even if journal lines were lost.
+        let mut state = state;
+        state.next_part = state
+            .next_part
+            .max(logged.iter().max().map_or(1, |p| p + 1));
+        if whole == 0 {
+            writeln!(log, "{LOG_HEADER}")
+                .and_then(|()| log.sync_data())
+                .with_context(|| format!("cannot write {}", log_path.display()))?;
+        }
+
+        let worker = WorkerHandle::spawn(options.worker.clone(), Arc::new(|| {}))
+            .context("cannot start the worker thread")?;
+        worker
+            .send(Command::LoadModel {
+                path: options.model.clone(),
+            })
+            .map_err(|e| anyhow!(e))?;
+        let info = wait_loaded(&worker)?;
+        let reject = info.threshold.ok_or_else(|| {
+            anyhow!(
+                "the model has no reject line: train it with held-out good images, or save it from the workstation: {}",
+                options.model.display()
+            )
+        })?;
+        let thresholds = Thresholds {
+            reject,
+            review: info.review_threshold,
+        }
+        .ordered();
+        let mut watch = Self {
+            model_name: options
+                .model
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            model_id: info
+                .trained_on
+                .as_ref()
+                .map_or_else(String::new, |r| r.id.clone()),
+            vmax: info.config.heat_vmax(),
+            options,
+            journal,
+            log,
+            logged,
+            state,
+            worker,
+            thresholds,
+            candidates: HashMap::new(),
+            tally: Tally::default(),
+        };
+        let pending = std::mem::take(&mut watch.state.pending);
+        if !pending.is_empty() {
+            say(format!(
+                "finishing {} parts a previous run left half done",
+                pending.len()
+            ));
+        }
+        for d in pending {
+            watch.finish(&d)?;
+        }
+        Ok(watch)
+    }
+
+    /// The lines parts are decided at.
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
+    }
+
+    /// Sets the lines for the next part, and logs the change.
+    pub fn set_thresholds(&mut self, t: Thresholds, say: &mut dyn FnMut(String)) {
+        self.thresholds = t.ordered();
+        say(format!(
+            "{} reject line {}, review from {}",
+            utc_text(now_unix_secs()),
+            self.thresholds.reject,
+            self.thresholds
+                .review
+                .map_or("-".to_owned(), |r| r.to_string())
+        ));
+    }
+
+    /// Watches until `stop` is set, then returns after the part in flight.
+    pub fn run(&mut self, stop: &AtomicBool, say: &mut dyn FnMut(String)) -> Result<()> {
+        let (tx, rx) = crossbeam_channel::unbounded::<()>();
+        let _watcher = if self.options.poll_only {
+            None
+        } else {
+            use notify::Watcher;
+            let mut w = notify::recommended_watcher(move |_event| {
+                let _ = tx.send(());
+            })
+            .ok();
+            if let Some(w) = &mut w
+                && w.watch(&self.options.input, notify::RecursiveMode::NonRecursive)
+                    .is_err()
+            {
+                say("warning: no change events for the input folder; polling it".into());
+            }
+            w
+        };
+        let started = Instant::now();
+        let mut last_summary = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            for name in self.scan()? {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                self.process(&name, say)?;
+            }
+            if last_summary.elapsed() >= self.options.summary_every {
+                say(format!(
+                    "{} {}",
+                    utc_text(now_unix_secs()),
+                    self.tally.summary(started.elapsed())
+                ));
+                last_summary = Instant::now();
+            }
+            // Wake on a change event, or poll; a waiting candidate checks back sooner.
+            let wait = if self.candidates.is_empty() {
+                self.options.poll
+            } else {
+                self.options
+                    .poll
+                    .min(self.options.settle / 4)
+                    .max(Duration::from_millis(20))
+            };
+            let _ = rx.recv_timeout(wait);
+            while rx.try_recv().is_ok() {}
+        }
+        say(format!(
+            "stopped: {}",
+            self.tally.summary(started.elapsed())
+        ));
+        Ok(())
+    }
+
+    /// Lists the input folder; returns the files complete enough to decide, oldest first.
+    fn scan(&mut self) -> Result<Vec<String>> {
+        let now = Instant::now();
+        let entries = std::fs::read_dir(&self.options.input)
+            .with_context(|| format!("cannot list {}", self.options.input.display()))?;
+        let mut seen = HashSet::new();
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if name.starts_with('.') || !is_image_path(&path) {
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let (size, mtime_ns) = (meta.len(), mtime_ns_of(&meta));
+            let key = FileKey {
+                name: name.clone(),
+                size,
+                mtime_ns,
+            };
+            if self.state.done_files.contains(&key) {
+                continue;
+            }
+            seen.insert(name.clone());
+            let c = self.candidates.entry(name).or_insert(Candidate {
+                first_seen: now,
+                size,
+                mtime_ns,
+                stable_since: now,
+            });
+            if (c.size, c.mtime_ns) != (size, mtime_ns) {
+                c.size = size;
+                c.mtime_ns = mtime_ns;
+                c.stable_since = now;
+            }
+        }
+        self.candidates.retain(|name, _| seen.contains(name));
+        let mut ready: Vec<(&String, &Candidate)> = self
+            .candidates
+            .iter()
+            .filter(|(_, c)| now.duration_since(c.stable_since) >= self.options.settle)
+            .collect();
+        ready.sort_by(|a, b| a.1.first_seen.cmp(&b.1.first_seen).then(a.0.cmp(b.0)));
+        Ok(ready.into_iter().map(|(n, _)| n.clone()).collect())
+    }
+
+    /// Scores one complete file and sorts it.
+    fn process(&mut self, name: &str, say: &mut dyn FnMut(String)) -> Result<()> {
+        let Some(c) = self.candidates.get(name) else {
+            return Ok(());
+        };
+        let (first_seen, size, mtime_ns) = (c.first_seen, c.size, c.mtime_ns);
+        let path = self.options.input.join(name);
+        let (score, heatmap, reason) = self.score(&path)?;
+        // Changed while it was scored: not complete after all; wait again.
+        match std::fs::metadata(&path) {
+            Ok(meta) if (meta.len(), mtime_ns_of(&meta)) == (size, mtime_ns) => {}
+            _ => {
+                if let Some(c) = self.candidates.get_mut(name) {
+                    c.stable_since = Instant::now();
+                }
+                return Ok(());
+            }
+        }
+        let decision = match score {
+            Some(s) => match self.thresholds.decide(s) {
+                Decision::Accept => "ok",
+                Decision::Review => "review",
+                Decision::Reject => "ng",
+            },
+            None => "unreadable",
+        };
+        let output = self.options.output.clone();
+        let taken = &self.state.taken;
+        let dest = journal::free_dest(decision, name, &|p: &Path| {
+            taken.contains(p) || output.join(p).exists()
+        });
+        if let (true, Some(h), Some(s), "ng" | "review") =
+            (self.options.heatmaps, &heatmap, score, decision)
+        {
+            self.write_heatmap(&path, h, s, decision, &dest, say);
+        }
+        let t = self.thresholds;
+        let row = format!(
+            "{},{},{},{decision},{},{},{},{},{}",
+            utc_text(now_unix_secs()),
+            csv_field(name),
+            score.map_or_else(String::new, |s| s.to_string()),
+            t.reject,
+            t.review.map_or_else(String::new, |r| r.to_string()),
+            csv_field(&self.model_name),
+            csv_field(&self.model_id),
+            self.state.next_part,
+        );
+        let d = Decided {
+            part: self.state.next_part,
+            file: FileKey {
+                name: name.to_owned(),
+                size,
+                mtime_ns,
+            },
+            score,
+            decision: decision.to_owned(),
+            dest,
+            row,
+        };
+        self.append_journal(&Entry::Decided(d.clone()))?;
+        self.state.next_part += 1;
+        self.state.taken.insert(d.dest.clone());
+        self.candidates.remove(name);
+        *self
+            .tally
+            .by_decision
+            .entry(decision.to_owned())
+            .or_default() += 1;
+        self.tally
+            .latencies
+            .push(first_seen.elapsed().as_secs_f64());
+        if let Some(reason) = reason {
+            say(format!("unreadable: {name}: {reason}"));
+        }
+        self.finish(&d)
+    }
+
+    /// Scores one file: its score and heatmap, or why it cannot be read.
+    fn score(&self, path: &Path) -> Result<(Option<f64>, Option<Heatmap>, Option<String>)> {
+        self.worker
+            .send(Command::Score(ScoreRequest {
+                paths: vec![path.to_path_buf()],
+                heatmaps: self.options.heatmaps,
+                rotations: None,
+            }))
+            .map_err(|e| anyhow!(e))?;
+        let (mut score, mut heatmap, mut reason) = (None, None, None);
+        loop {
+            match self.worker.events().recv().context("the worker stopped")? {
+                Event::Scored(s) => {
+                    score = Some(s.score);
+                    heatmap = s.heatmap;
+                }
+                Event::Skipped { reason: r, .. } => reason = Some(r),
+                Event::ScoringDone { .. } => break,
+                Event::Failed { message } | Event::Crashed { message } => {
+                    bail!("scoring {} failed: {message}", path.display())
+                }
+                _ => {}
+            }
+        }
+        Ok((score, heatmap, reason))
+    }
+
+    fn write_heatmap(
+        &self,
+        path: &Path,
+        heat: &Heatmap,
+        score: f64,
+        decision: &str,
+        dest: &Path,
+        say: &mut dyn FnMut(String),
+    ) {
+        let stem = dest
+            .file_stem()
+            .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+        let file = self
+            .options
+            .output
+            .join(dest.parent().unwrap_or(Path::new("")))
+            .join(format!("{stem}_heatmap.png"));
+        let written = load_rgb(path).map_err(|e| e.to_string()).and_then(|img| {
+            let caption = format!(
+                "{}  score {score:.4}  {decision} (reject at {:.4})",
+                dest.file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                self.thresholds.reject
+            );
+            let out = with_caption(
+                &overlay(&img, heat, Colormap::default(), 0.6, self.vmax),
+                &[caption],
+                Colormap::default(),
+                self.vmax,
+            );
+            let mut bytes = Vec::new();
+            out.write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .map_err(|e| e.to_string())?;
+            crate::core::atomic_file::write_atomic(&file, &bytes).map_err(|e| e.to_string())
+        });
+        if let Err(e) = written {
+            say(format!("warning: no heatmap for {}: {e}", path.display()));
+        }
+    }
+
+    /// Steps 2 to 4 of a decided part: its log row, its move, `done`.
+    fn finish(&mut self, d: &Decided) -> Result<()> {
+        if !self.logged.contains(&d.part) {
+            writeln!(self.log, "{}", d.row)
+                .and_then(|()| self.log.sync_data())
+                .with_context(|| {
+                    format!("cannot write {}", self.options.output.join(LOG).display())
+                })?;
+            self.logged.insert(d.part);
+        }
+        let src = self.options.input.join(&d.file.name);
+        let dst = self.options.output.join(&d.dest);
+        let src_is_part = std::fs::metadata(&src)
+            .is_ok_and(|m| (m.len(), mtime_ns_of(&m)) == (d.file.size, d.file.mtime_ns));
+        if !dst.exists() && src_is_part {
+            if self.options.copy {
+                copy_synced(&src, &dst)?;
+            } else {
+                move_synced(&src, &dst)?;
+            }
+        }
+        self.append_journal(&Entry::Done { part: d.part })?;
+        self.state.done_files.insert(d.file.clone());
+        Ok(())
+    }
+
+    fn append_journal(&mut self, entry: &Entry) -> Result<()> {
+        self.journal
+            .write_all(entry.line().as_bytes())
+            .and_then(|()| self.journal.sync_data())
+            .with_context(|| {
+                format!(
+                    "cannot write the journal {}",
+                    self.options.output.join(JOURNAL).display()
+                )
+            })
+    }
+}
+
+fn wait_loaded(worker: &WorkerHandle) -> Result<ModelInfo> {
+    loop {
+        match worker.events().recv().context("the worker stopped")? {
+            Event::Loaded { info, .. } => return Ok(info),
+            Event::Failed { message } | Event::Crashed { message } => bail!("{message}"),
+            _ => {}
+        }
+    }
+}
+
+fn read_text(path: &Path) -> Result<String> {
+    let mut text = String::new();
+    match File::open(path) {
+        Ok(mut f) => {
+            let mut bytes = Vec::new();
+            f.read_to_end(&mut bytes)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            text = String::from_utf8_lossy(&bytes).into_owned();
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    Ok(text)
+}
+
+/// Opens `path` for appending after its first `len` bytes (what follows is cut off).
+fn open_append(path: &Path, len: u64) -> Result<File> {
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    if file.metadata().map(|m| m.len()).unwrap_or(0) != len {
+        file.set_len(len)
+            .and_then(|()| file.sync_data())
+            .with_context(|| format!("cannot repair {}", path.display()))?;
+    }
+    Ok(file)
+}
+
+fn mtime_ns_of(meta: &std::fs::Metadata) -> i64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+}
+
+fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+}
+
+/// Renames `src` to `dst` and makes both folders' entries durable; across file systems,
+/// copies (synced) and then removes the source.
+fn move_synced(src: &Path, dst: &Path) -> Result<()> {
+    match std::fs::rename(src, dst) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(18) => {
+            // EXDEV: another file system.
+            copy_synced(src, dst)?;
+            std::fs::remove_file(src)
+                .with_context(|| format!("cannot remove {}", src.display()))?;
+        }
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("cannot move {} to {}", src.display(), dst.display()));
+        }
+    }
+    for dir in [dst.parent(), src.parent()].into_iter().flatten() {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
+/// Copies `src` to `dst` through a synced temporary file and a rename.
+fn copy_synced(src: &Path, dst: &Path) -> Result<()> {
+    let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
+    crate::core::atomic_file::write_atomic(dst, &bytes)
+        .with_context(|| format!("cannot write {}", dst.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_counts_rate_and_latency() {
+        let mut t = Tally::default();
+        t.by_decision.insert("ok".into(), 8);
+        t.by_decision.insert("ng".into(), 2);
+        t.latencies = (1..=10).map(f64::from).collect();
+        let line = t.summary(Duration::from_secs(30));
+        assert_eq!(
+            line,
+            "10 parts: 8 ok, 0 review, 2 ng, 0 unreadable; 20.0 per minute; latency p50 6.00 s, p95 10.00 s"
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! `differnet watch`, the line: parts streamed into a folder are sorted exactly once, through
+//! SIGKILLs at random moments, with the decisions `differnet score` makes; a file written
+//! slowly is never scored half-written; Ctrl-C stops cleanly.
+
+mod common;
+
+use differnet::core::rng::SplitMix64;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
+
+fn differnet() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_differnet"))
+}
+
+/// A tiny DifferNet with a reject line (six good images held out).
+fn tiny_model(root: &Path) -> PathBuf {
+    let _ = common::efficientnet_weights();
+    let good = root.join("good");
+    common::write_set(&good, "good", 0..16, false);
+    let model = root.join("tiny.differnet");
+    let output = differnet()
+        .args(["train", "--data"])
+        .arg(&good)
+        .arg("--out")
+        .arg(&model)
+        .args([
+            "--detector",
+            "differnet",
+            "--preset",
+            "fast",
+            "--epochs",
+            "2",
+        ])
+        .args(["--image-size", "64", "--rotations", "2", "--val-count", "6"])
+        .args(["--device", "cpu", "--json"])
+        .output()
+        .expect("run differnet train");
+    assert!(
+        output.status.success(),
+        "training failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    model
+}
+
+/// Starts a watch; its messages are appended to `output`'s sibling `watch.log`.
+fn start_watch(model: &Path, input: &Path, output: &Path, extra: &[&str]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(output.with_extension("log"))
+        .unwrap();
+    differnet()
+        .args(["watch", "--model"])
+        .arg(model)
+        .arg("--in")
+        .arg(input)
+        .arg("--out")
+        .arg(output)
+        .args(["--device", "cpu", "--poll-ms", "50"])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start differnet watch")
+}
+
+/// What `differnet score` decides for each file of `dir`: ok, review, ng or unreadable.
+fn reference_decisions(model: &Path, dir: &Path) -> HashMap<String, String> {
+    let csv = dir.parent().unwrap().join("reference.csv");
+    let output = differnet()
+        .args(["score", "--model"])
+        .arg(model)
+        .args(["--device", "cpu", "--csv"])
+        .arg(&csv)
+        .arg(dir)
+        .output()
+        .expect("run differnet score");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let mut out: HashMap<String, String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            (
+                e.unwrap().file_name().to_string_lossy().into_owned(),
+                "unreadable".to_owned(),
+            )
+        })
+        .collect();
+    for row in std::fs::read_to_string(&csv).unwrap().lines().skip(1) {
+        let fields: Vec<&str> = row.split(',').collect();
+        let name = Path::new(fields[0])
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let decision = match *fields.last().unwrap() {
+            "accept" => "ok",
+            "review" => "review",
+            "reject" => "ng",
+            other => panic!("decision {other}"),
+        };
+        out.insert(name, decision.to_owned());
+    }
+    out
+}
+
+/// Log rows by file name (the second field).
+fn log_rows(output: &Path) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(output.join("log.csv")).unwrap_or_default();
+    text.lines()
+        .skip(1)
+        .map(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            (f[1].to_owned(), f[3].to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn parts_are_sorted_exactly_once_through_twenty_kills() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    // 500 parts: good and scratched textures and broken files, made first so they can be
+    // scored by `differnet score` for the reference.
+    let originals = dir.path().join("originals");
+    std::fs::create_dir_all(&originals).unwrap();
+    let mut rng = SplitMix64::new(11);
+    for i in 0..500u64 {
+        let path = originals.join(format!("part_{i:03}.png"));
+        match i % 10 {
+            9 => {
+                // Broken: a PNG cut short.
+                let mut bytes = Vec::new();
+                common::texture(i, false)
+                    .write_to(
+                        &mut std::io::Cursor::new(&mut bytes),
+                        image::ImageFormat::Png,
+                    )
+                    .unwrap();
+                bytes.truncate(bytes.len() / 3);
+                std::fs::write(&path, bytes).unwrap();
+            }
+            k => common::texture(1000 + i, k < 3).save(&path).unwrap(),
+        }
+    }
+    let expected = reference_decisions(&model, &originals);
+    assert!(expected.values().any(|d| d == "ng") && expected.values().any(|d| d == "ok"));
+
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    // The camera: writes the parts in at a steady pace on its own thread.
+    let writer = {
+        let (originals, input) = (originals.clone(), input.clone());
+        std::thread::spawn(move || {
+            for i in 0..500u64 {
+                let name = format!("part_{i:03}.png");
+                std::fs::copy(originals.join(&name), input.join(&name)).unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+        })
+    };
+    for kill in 0..20 {
+        let mut child = start_watch(&model, &input, &output, &["--settle-ms", "150"]);
+        let alive = 300 + rng.below(2500) as u64;
+        std::thread::sleep(Duration::from_millis(alive));
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        assert!(kill < 20);
+    }
+    writer.join().unwrap();
+    // A last run sorts what is left.
+    let mut child = start_watch(&model, &input, &output, &["--settle-ms", "150"]);
+    let started = Instant::now();
+    while std::fs::read_dir(&input).unwrap().count() > 0 || log_rows(&output).len() < 500 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the last run did not finish: {} files left, {} rows; {:?}; its messages:\n{}",
+            std::fs::read_dir(&input).unwrap().count(),
+            log_rows(&output).len(),
+            child.try_wait(),
+            std::fs::read_to_string(output.with_extension("log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let rows = log_rows(&output);
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (name, _) in &rows {
+        *count.entry(name.as_str()).or_default() += 1;
+    }
+    for (name, decision) in &expected {
+        assert_eq!(count.get(name.as_str()), Some(&1), "{name} in log.csv");
+        let found: Vec<&str> = FOLDERS
+            .iter()
+            .copied()
+            .filter(|f| output.join(f).join(name).is_file())
+            .collect();
+        assert_eq!(found, vec![decision.as_str()], "{name}: folders {found:?}");
+        let logged = &rows.iter().find(|(n, _)| n == name).unwrap().1;
+        assert_eq!(logged, decision, "{name}: logged decision");
+    }
+    assert_eq!(rows.len(), 500);
+    // Nothing else was left in the output folders (no duplicates, no temporary files).
+    let files: usize = FOLDERS
+        .iter()
+        .map(|f| std::fs::read_dir(output.join(f)).unwrap().count())
+        .sum();
+    assert_eq!(files, 500);
+}
+
+#[test]
+fn a_file_written_slowly_is_scored_whole_and_ctrl_c_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let originals = dir.path().join("originals");
+    std::fs::create_dir_all(&originals).unwrap();
+    common::texture(4242, true)
+        .save(originals.join("slow.png"))
+        .unwrap();
+    let expected = reference_decisions(&model, &originals)["slow.png"].clone();
+    assert_ne!(expected, "unreadable");
+
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut child = start_watch(&model, &input, &output, &["--heatmaps"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    // Written in five chunks, a quarter of a second apart (the default settle is 1 s).
+    let bytes = std::fs::read(originals.join("slow.png")).unwrap();
+    let mut file = std::fs::File::create(input.join("slow.png")).unwrap();
+    for chunk in bytes.chunks(bytes.len().div_ceil(5)) {
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(file);
+    let started = Instant::now();
+    while log_rows(&output).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never decided"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        log_rows(&output),
+        vec![("slow.png".to_owned(), expected.clone())]
+    );
+    assert!(output.join(&expected).join("slow.png").is_file());
+    if expected != "ok" {
+        assert!(output.join(&expected).join("slow_heatmap.png").is_file());
+    }
+    // Ctrl-C: a clean stop with a summary.
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(output.with_extension("log")).unwrap();
+    assert!(exit.success(), "{stderr}");
+    assert!(stderr.contains("stopped: 1 parts"), "{stderr}");
+}
