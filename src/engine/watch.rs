@@ -119,6 +119,30 @@ impl Tally {
     }
 }
 
+/// A part the watch decided, for a live view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PartDecided {
+    /// The file name.
+    pub name: String,
+    /// Its score (`None`: unreadable).
+    pub score: Option<f64>,
+    /// `ok`, `review`, `ng` or `unreadable`.
+    pub decision: String,
+    /// Where it went.
+    pub dest: PathBuf,
+    /// Its heatmap image, when one was written.
+    pub heatmap: Option<PathBuf>,
+    /// Seconds from its appearance to its decision.
+    pub latency: f64,
+}
+
+/// What a live view is called with for each part decided.
+pub type PartCallback = Box<dyn FnMut(&PartDecided) + Send>;
+
+/// Lines set from outside while the watch runs (the workstation's Decide panel): taken
+/// before the next part, and logged.
+pub type LineControl = Arc<std::sync::Mutex<Option<Thresholds>>>;
+
 /// A file seen in the input folder and not decided yet.
 struct Candidate {
     first_seen: Instant,
@@ -142,6 +166,10 @@ pub struct Watch {
     candidates: HashMap<String, Candidate>,
     /// Counts since start.
     pub tally: Tally,
+    /// Called with every part decided.
+    pub on_part: Option<PartCallback>,
+    /// New lines to use from the next part on.
+    pub control: Option<LineControl>,
 }
 
 impl Watch {
@@ -230,6 +258,8 @@ impl Watch {
             thresholds,
             candidates: HashMap::new(),
             tally: Tally::default(),
+            on_part: None,
+            control: None,
         };
         let pending = std::mem::take(&mut watch.state.pending);
         if !pending.is_empty() {
@@ -371,6 +401,13 @@ impl Watch {
 
     /// Scores one complete file and sorts it.
     fn process(&mut self, name: &str, say: &mut dyn FnMut(String)) -> Result<()> {
+        let new_lines = self
+            .control
+            .as_ref()
+            .and_then(|c| c.lock().ok().and_then(|mut t| t.take()));
+        if let Some(t) = new_lines {
+            self.set_thresholds(t, say);
+        }
         let Some(c) = self.candidates.get(name) else {
             return Ok(());
         };
@@ -400,10 +437,11 @@ impl Watch {
         let dest = journal::free_dest(decision, name, &|p: &Path| {
             taken.contains(p) || output.join(p).exists()
         });
+        let mut heatmap_file = None;
         if let (true, Some(h), Some(s), "ng" | "review") =
             (self.options.heatmaps, &heatmap, score, decision)
         {
-            self.write_heatmap(&path, h, s, decision, &dest, say);
+            heatmap_file = self.write_heatmap(&path, h, s, decision, &dest, say);
         }
         let t = self.thresholds;
         let row = format!(
@@ -444,7 +482,18 @@ impl Watch {
         if let Some(reason) = reason {
             say(format!("unreadable: {name}: {reason}"));
         }
-        self.finish(&d)
+        self.finish(&d)?;
+        if let Some(f) = &mut self.on_part {
+            f(&PartDecided {
+                name: name.to_owned(),
+                score,
+                decision: decision.to_owned(),
+                dest: self.options.output.join(&d.dest),
+                heatmap: heatmap_file,
+                latency: first_seen.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(())
     }
 
     /// Scores one file: its score and heatmap, or why it cannot be read.
@@ -482,7 +531,7 @@ impl Watch {
         decision: &str,
         dest: &Path,
         say: &mut dyn FnMut(String),
-    ) {
+    ) -> Option<PathBuf> {
         let stem = dest
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -512,8 +561,12 @@ impl Watch {
             .map_err(|e| e.to_string())?;
             crate::core::atomic_file::write_atomic(&file, &bytes).map_err(|e| e.to_string())
         });
-        if let Err(e) = written {
-            say(format!("warning: no heatmap for {}: {e}", path.display()));
+        match written {
+            Ok(()) => Some(file),
+            Err(e) => {
+                say(format!("warning: no heatmap for {}: {e}", path.display()));
+                None
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use crate::gui::frame_log::FrameLog;
 use crate::gui::gallery::Gallery;
 use crate::gui::heatmap_export::HeatmapExporter;
 use crate::gui::image_loader::ImageLoader;
+use crate::gui::line_panel::LinePanel;
 use crate::gui::notices::Notices;
 use crate::gui::part_view::PartView;
 use crate::gui::results_panel::ResultsPanel;
@@ -76,6 +77,8 @@ pub struct WorkstationApp {
     results_panel: ResultsPanel,
     gallery: Gallery,
     part_view: PartView,
+    line: LinePanel,
+    worker_options: WorkerOptions,
     commands: Vec<AppCommand>,
     frame_log: Option<FrameLog>,
 }
@@ -97,6 +100,7 @@ impl WorkstationApp {
         let mut app = Self {
             state,
             config_override: options.config,
+            worker_options: options.worker.clone(),
             worker: WorkerLink::start(options.worker, waker.clone()),
             loader: ImageLoader::new(waker.clone()),
             exporter: HeatmapExporter::new(waker.clone()),
@@ -111,6 +115,7 @@ impl WorkstationApp {
             results_panel: ResultsPanel::default(),
             gallery: Gallery::default(),
             part_view: PartView::default(),
+            line: LinePanel::default(),
             commands: Vec::new(),
             frame_log: FrameLog::from_env(),
         };
@@ -141,6 +146,11 @@ impl WorkstationApp {
     /// The opened part's view (for tests).
     pub fn part_view(&self) -> &PartView {
         &self.part_view
+    }
+
+    /// The Line view (for tests).
+    pub fn line(&self) -> &LinePanel {
+        &self.line
     }
 
     /// Error messages shown (for tests).
@@ -200,7 +210,10 @@ impl WorkstationApp {
                 path_text(dir)
             ));
         }
-        if self.worker.is_busy() {
+        if let Some(e) = self.line.poll() {
+            self.notices.error(e);
+        }
+        if self.worker.is_busy() || self.line.is_running() {
             // Keep the time estimate moving between events.
             ctx.request_repaint_after(Duration::from_millis(500));
         }
@@ -235,6 +248,18 @@ impl WorkstationApp {
                             worker_ok,
                             &mut commands,
                         );
+                        ui.separator();
+                        egui::CollapsingHeader::new(RichText::new("4. Line").heading())
+                            .id_salt("line")
+                            .default_open(self.line.is_running())
+                            .show(ui, |ui| {
+                                self.line.ui(
+                                    ui,
+                                    self.session.model_path.as_ref(),
+                                    &mut self.loader,
+                                    &mut commands,
+                                );
+                            });
                     });
             });
         if self.part_view.opened().is_some() {
@@ -427,7 +452,31 @@ impl WorkstationApp {
             AppCommand::Train => self.train(),
             AppCommand::Cancel => self.worker.cancel(),
             AppCommand::Inspect => self.inspect(),
-            AppCommand::SetThresholds(t) => self.session.set_thresholds(t),
+            AppCommand::SetThresholds(t) => {
+                self.session.set_thresholds(t);
+                // The line takes them from its next part on.
+                if let Some(t) = self.session.thresholds {
+                    self.line.set_thresholds(t);
+                }
+            }
+            AppCommand::StartLine {
+                model,
+                input,
+                output,
+            } => {
+                // The fields show what runs, however it was started.
+                self.line.input = path_text(&input);
+                self.line.output = path_text(&output);
+                self.line.start(
+                    model,
+                    input,
+                    output,
+                    self.session.thresholds,
+                    self.worker_options.clone(),
+                    self.waker.clone(),
+                );
+            }
+            AppCommand::StopLine => self.line.stop(),
             AppCommand::OpenPart(path) => self.open_part(path),
             AppCommand::ClosePart => self.part_view.close(),
             AppCommand::SaveModel(path) => {
@@ -700,6 +749,7 @@ impl WorkstationApp {
                 }
                 s.model = Some(info);
                 s.model_source = Some("trained here".into());
+                s.model_path = None;
                 s.clear_parts();
                 self.inspect();
             }
@@ -763,9 +813,11 @@ impl WorkstationApp {
                     self.notices.status(format!("Inspected {n} parts"));
                 }
             }
-            Event::Saved { path } => self
-                .notices
-                .status(format!("Model saved to {}", path_text(&path))),
+            Event::Saved { path } => {
+                self.notices
+                    .status(format!("Model saved to {}", path_text(&path)));
+                s.model_path = Some(path);
+            }
             Event::Loaded { path, info } => {
                 s.model_source = Some(format!(
                     "loaded from {}",
@@ -778,6 +830,7 @@ impl WorkstationApp {
                     s.set_thresholds(t);
                 }
                 s.model = Some(info);
+                s.model_path = Some(path.clone());
                 s.training = None;
                 s.clear_parts();
                 self.notices.status(format!("Loaded {}", path_text(&path)));

@@ -67,6 +67,17 @@ pub enum AppCommand {
     ExportCsv(PathBuf),
     /// Compute and write heatmap overlays of the parts shown in the gallery to this folder.
     ExportHeatmaps(PathBuf),
+    /// Start the line: sort parts from `input` into `output` with the model file `model`.
+    StartLine {
+        /// The model file.
+        model: PathBuf,
+        /// The folder the camera writes to.
+        input: PathBuf,
+        /// The folder parts are sorted into.
+        output: PathBuf,
+    },
+    /// Stop the line after the part in flight.
+    StopLine,
     /// Start a fresh worker after a crash.
     RestartWorker,
     /// Remove the error message with this index.

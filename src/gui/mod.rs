@@ -17,6 +17,7 @@ pub mod frame_log;
 pub mod gallery;
 pub mod heatmap_export;
 pub mod image_loader;
+pub mod line_panel;
 pub mod notices;
 pub mod part_view;
 pub mod results_panel;

@@ -176,6 +176,8 @@ pub struct Session {
     pub model: Option<ModelInfo>,
     /// Where the current model came from, for display.
     pub model_source: Option<String>,
+    /// The file the current model was loaded from or saved to (what the line runs).
+    pub model_path: Option<PathBuf>,
     /// Scored parts in scoring order.
     pub parts: Vec<Part>,
     index: HashMap<PathBuf, usize>,

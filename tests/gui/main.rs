@@ -7,6 +7,7 @@
 mod common;
 mod decisions;
 mod hardening;
+mod line;
 
 use common::{tiny_config, tiny_cs_flow, tiny_patchcore, write_set};
 

@@ -1,0 +1,304 @@
+//! The Line view: the model sorting parts as a camera writes them (`differnet watch` on a
+//! thread of its own), with its counts, rate and latency and a strip of the last parts.
+//! The Decide panel's lines apply to the next part, and the change is logged.
+
+use crate::core::decision::Thresholds;
+use crate::core::message::path_text;
+use crate::engine::watch::{LineControl, PartDecided, Tally, Watch, WatchOptions};
+use crate::engine::worker::WorkerOptions;
+use crate::gui::command::AppCommand;
+use crate::gui::image_loader::{ImageLoader, Slot};
+use crate::gui::style;
+use crossbeam_channel::{Receiver, unbounded};
+use egui::{Color32, RichText};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Parts kept in the live strip.
+const STRIP: usize = 6;
+
+/// What the watch thread reports.
+#[derive(Debug)]
+pub enum LineEvent {
+    /// A part was decided.
+    Part(PartDecided),
+    /// A message line (a summary, a warning, a change of lines).
+    Message(String),
+    /// The watch ended (stopped, or failed with a reason).
+    Ended(Result<(), String>),
+}
+
+/// A running watch.
+struct LineRun {
+    stop: Arc<AtomicBool>,
+    control: LineControl,
+    events: Receiver<LineEvent>,
+    started: Instant,
+    output: PathBuf,
+}
+
+/// The Line view's state.
+#[derive(Default)]
+pub struct LinePanel {
+    /// The folder the camera writes to.
+    pub input: String,
+    /// The folder parts are sorted into.
+    pub output: String,
+    /// Write heatmaps beside ng and review parts.
+    pub heatmaps: bool,
+    run: Option<LineRun>,
+    /// The last parts, newest first.
+    pub recent: VecDeque<PartDecided>,
+    /// Counts of the current (or last) run.
+    pub tally: Tally,
+    /// Its last messages.
+    pub messages: Vec<String>,
+}
+
+impl LinePanel {
+    /// Whether a watch is running.
+    pub fn is_running(&self) -> bool {
+        self.run.is_some()
+    }
+
+    /// Starts watching `input` into `output` with `model`, the lines `thresholds` (the
+    /// Decide panel's) for the first part.
+    pub fn start(
+        &mut self,
+        model: PathBuf,
+        input: PathBuf,
+        output: PathBuf,
+        thresholds: Option<Thresholds>,
+        worker: WorkerOptions,
+        waker: crate::core::protocol::Waker,
+    ) {
+        if self.run.is_some() {
+            return;
+        }
+        let (tx, rx) = unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let control: LineControl = Arc::new(std::sync::Mutex::new(thresholds));
+        let mut options = WatchOptions::new(model, input, output.clone());
+        options.heatmaps = self.heatmaps;
+        options.worker = worker;
+        let (stop2, control2) = (stop.clone(), control.clone());
+        let spawned = std::thread::Builder::new()
+            .name("differnet-line".into())
+            .spawn(move || {
+                let say_tx = tx.clone();
+                let say_waker = waker.clone();
+                let mut say = move |line: String| {
+                    let _ = say_tx.send(LineEvent::Message(line));
+                    say_waker();
+                };
+                let result = Watch::open(options, &mut say).and_then(|mut w| {
+                    let (part_tx, part_waker) = (tx.clone(), waker.clone());
+                    w.on_part = Some(Box::new(move |p: &PartDecided| {
+                        let _ = part_tx.send(LineEvent::Part(p.clone()));
+                        part_waker();
+                    }));
+                    w.control = Some(control2);
+                    w.run(&stop2, &mut say)
+                });
+                let _ = tx.send(LineEvent::Ended(result.map_err(|e| format!("{e:#}"))));
+                waker();
+            });
+        match spawned {
+            Ok(_) => {
+                self.recent.clear();
+                self.tally = Tally::default();
+                self.messages.clear();
+                self.run = Some(LineRun {
+                    stop,
+                    control,
+                    events: rx,
+                    started: Instant::now(),
+                    output,
+                });
+            }
+            Err(e) => self.messages.push(format!("cannot start the line: {e}")),
+        }
+    }
+
+    /// Asks the watch to stop after the part in flight.
+    pub fn stop(&self) {
+        if let Some(r) = &self.run {
+            r.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// New lines for the next part (the change is logged by the watch).
+    pub fn set_thresholds(&self, t: Thresholds) {
+        if let Some(r) = &self.run
+            && let Ok(mut slot) = r.control.lock()
+        {
+            *slot = Some(t);
+        }
+    }
+
+    /// Takes the watch's reports; returns an error message when it failed.
+    pub fn poll(&mut self) -> Option<String> {
+        let run = self.run.as_ref()?;
+        let mut failed = None;
+        let mut ended = false;
+        for event in run.events.try_iter() {
+            match event {
+                LineEvent::Part(p) => {
+                    *self
+                        .tally
+                        .by_decision
+                        .entry(p.decision.clone())
+                        .or_default() += 1;
+                    self.tally.latencies.push(p.latency);
+                    self.recent.push_front(p);
+                    self.recent.truncate(STRIP);
+                }
+                LineEvent::Message(m) => {
+                    self.messages.push(m);
+                    let extra = self.messages.len().saturating_sub(5);
+                    self.messages.drain(..extra);
+                }
+                LineEvent::Ended(result) => {
+                    ended = true;
+                    failed = result.err().map(|e| format!("The line stopped: {e}"));
+                }
+            }
+        }
+        if ended {
+            self.run = None;
+        }
+        failed
+    }
+
+    /// Draws the view. `model` is the model file the line would use.
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        model: Option<&PathBuf>,
+        loader: &mut ImageLoader,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        ui.label(
+            RichText::new(
+                "Sort parts as a camera writes them: each new image in the input folder goes to ok, review or ng in the output folder, exactly once, with a row in log.csv.",
+            )
+            .small(),
+        );
+        match model {
+            Some(m) => ui.label(format!("Runs the model file {}", path_text(m))),
+            None => ui.label("Save or load a model first: the line runs a model file."),
+        };
+        let running = self.run.is_some();
+        egui::Grid::new("line_folders")
+            .num_columns(2)
+            .show(ui, |ui| {
+                let label = ui.label("Camera folder").id;
+                ui.add_enabled(
+                    !running,
+                    egui::TextEdit::singleline(&mut self.input).hint_text("/path/to/camera"),
+                )
+                .labelled_by(label);
+                ui.end_row();
+                let label = ui.label("Sorted into").id;
+                ui.add_enabled(
+                    !running,
+                    egui::TextEdit::singleline(&mut self.output).hint_text("/path/to/sorted"),
+                )
+                .labelled_by(label);
+                ui.end_row();
+            });
+        ui.add_enabled(
+            !running,
+            egui::Checkbox::new(&mut self.heatmaps, "Heatmaps beside ng and review parts"),
+        );
+        ui.horizontal(|ui| {
+            let ready =
+                model.is_some() && !self.input.trim().is_empty() && !self.output.trim().is_empty();
+            if ui
+                .add_enabled(!running && ready, egui::Button::new("Start the line"))
+                .clicked()
+                && let Some(m) = model
+            {
+                commands.push(AppCommand::StartLine {
+                    model: m.clone(),
+                    input: PathBuf::from(self.input.trim()),
+                    output: PathBuf::from(self.output.trim()),
+                });
+            }
+            if ui
+                .add_enabled(running, egui::Button::new("Stop the line"))
+                .clicked()
+            {
+                commands.push(AppCommand::StopLine);
+            }
+        });
+        if let Some(r) = &self.run {
+            ui.horizontal(|ui| {
+                style::busy_indicator(ui);
+                ui.label(format!(
+                    "Watching; log in {}",
+                    path_text(&r.output.join("log.csv"))
+                ));
+            });
+        }
+        if self.tally.parts() > 0 {
+            let elapsed = self
+                .run
+                .as_ref()
+                .map_or(std::time::Duration::ZERO, |r| r.started.elapsed());
+            ui.label(self.tally.summary(elapsed));
+        }
+        for m in &self.messages {
+            ui.label(RichText::new(m).small().weak());
+        }
+        if !self.recent.is_empty() {
+            ui.horizontal_wrapped(|ui| {
+                for p in &self.recent {
+                    strip_tile(ui, p, loader);
+                }
+            });
+        }
+    }
+}
+
+/// One part of the live strip: its heatmap (or image), decision and score.
+fn strip_tile(ui: &mut egui::Ui, p: &PartDecided, loader: &mut ImageLoader) {
+    let colour = match p.decision.as_str() {
+        "ok" => style::ACCEPT,
+        "review" => style::REVIEW,
+        "ng" => style::REJECT,
+        _ => Color32::GRAY,
+    };
+    ui.vertical(|ui| {
+        ui.set_width(72.0);
+        let shown = p.heatmap.as_ref().unwrap_or(&p.dest);
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(72.0, 72.0), egui::Sense::hover());
+        if let Slot::Ready(tex, _) = loader.get(shown, 144) {
+            let size = tex.size_vec2();
+            let fit = rect.size() / size.max_elem();
+            let r = egui::Rect::from_center_size(rect.center(), size * fit.x.min(fit.y));
+            ui.painter().image(
+                tex.id(),
+                r,
+                egui::Rect::from_min_max(egui::pos2(0.0, 0.0), egui::pos2(1.0, 1.0)),
+                Color32::WHITE,
+            );
+        }
+        ui.painter().rect_stroke(
+            rect,
+            2.0,
+            egui::Stroke::new(2.0, colour),
+            egui::StrokeKind::Inside,
+        );
+        let score = p.score.map_or("-".to_owned(), style::format_score);
+        ui.label(
+            RichText::new(format!("{} {score}", p.decision))
+                .small()
+                .color(colour),
+        )
+        .on_hover_text(&p.name);
+    });
+}

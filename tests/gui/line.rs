@@ -1,0 +1,100 @@
+//! The Line view: the model sorts parts as they are written into a folder, with a live
+//! strip, and a line moved in the Decide panel applies to the next part and is logged.
+
+use super::*;
+use differnet::core::decision::Thresholds;
+
+#[test]
+fn the_line_sorts_parts_live_and_takes_new_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut opts = options(Some(&dir.path().join("data")));
+    opts.state = Some(differnet::gui::state::State {
+        val_count: Some(6),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    train_and_inspect(&mut h);
+    let model = dir.path().join("model.differnet");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SaveModel(model.clone()));
+    step_until(&mut h, "the model file", |a| {
+        !a.is_busy() && a.session().model_path.is_some()
+    });
+    h.get_by_label("4. Line").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Runs the model file ");
+    h.check_accessibility();
+
+    let (input, output) = (dir.path().join("camera"), dir.path().join("sorted"));
+    std::fs::create_dir_all(&input).unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::StartLine {
+            model,
+            input: input.clone(),
+            output: output.clone(),
+        });
+    common::write_set(&input, "good", 200..202, false);
+    common::write_set(&input, "bad", 300..301, true);
+    step_until(&mut h, "three parts on the line", |a| {
+        a.line().recent.len() == 3
+    });
+    h.run_steps(2);
+    let reject = app(&h).session().thresholds.unwrap().reject;
+    let strip: Vec<(String, String)> = app(&h)
+        .line()
+        .recent
+        .iter()
+        .map(|p| (p.name.clone(), p.decision.clone()))
+        .collect();
+    for (name, decision) in &strip {
+        let part = app(&h)
+            .session()
+            .parts
+            .iter()
+            .find(|p| p.path.file_name().unwrap().to_string_lossy() == name.as_str())
+            .map(|p| if p.score >= reject { "ng" } else { "ok" });
+        // The same images were inspected in the window (test/good, test/scratch).
+        if let Some(expected) = part {
+            assert_eq!(decision, expected, "{name}");
+        }
+        assert!(output.join(decision).join(name).is_file(), "{name} sorted");
+    }
+    h.get_by_label_contains("3 parts: ");
+    // The fields show the folders it runs on.
+    assert_eq!(
+        app(&h).line().input,
+        differnet::core::message::path_text(&input)
+    );
+
+    // A lower line from the Decide panel takes the next part.
+    let low = Thresholds::reject_at(1e-6);
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SetThresholds(low));
+    common::write_set(&input, "good", 203..204, false);
+    step_until(&mut h, "the fourth part", |a| a.line().recent.len() == 4);
+    assert_eq!(app(&h).line().recent[0].decision, "ng");
+    let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
+    let last = log.lines().last().unwrap();
+    assert!(last.contains(",ng,0.000001,"), "{last}");
+    assert!(
+        app(&h)
+            .line()
+            .messages
+            .iter()
+            .any(|m| m.contains("reject line 0.000001")),
+        "{:?}",
+        app(&h).line().messages
+    );
+
+    h.get_by_label("Stop the line").click();
+    step_until(&mut h, "the line to stop", |a| !a.line().is_running());
+    assert!(app(&h).errors().is_empty());
+}
