@@ -369,7 +369,7 @@ pub fn with_caption(img: &RgbImage, lines: &[String], colormap: Colormap, vmax: 
     }
     // The colour bar.
     let (x0, x1) = (pad, w.saturating_sub(pad).max(pad + 1));
-    for x in x0..x1 {
+    for x in (x0..x1).filter(|x| *x < w) {
         let t = (x - x0) as f32 / (x1 - x0).max(1) as f32;
         let c = Rgb(colormap.map(t));
         for dy in 0..bar_h {
@@ -424,6 +424,14 @@ mod tests {
         assert_eq!(text_width("AB", 2), 22);
         assert_eq!(trim_number(20.0), "20");
         assert_eq!(trim_number(2.5), "2.5");
+    }
+
+    #[test]
+    fn a_one_pixel_image_gets_a_caption_too() {
+        let img = RgbImage::from_pixel(1, 1, Rgb([9, 9, 9]));
+        let out = with_caption(&img, &["SCORE 1".into()], Colormap::Grey, 20.0);
+        assert_eq!(out.width(), 1);
+        assert_eq!(*out.get_pixel(0, 0), Rgb([9, 9, 9]));
     }
 
     #[test]
