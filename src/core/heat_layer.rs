@@ -94,19 +94,10 @@ impl HeatLayer {
 /// from every good one (hot all over on the good-part scale), this shows where it is
 /// hottest. `vmax` is at least a little above 1 so the colour scale is never empty.
 pub fn relative_to_part(heat: &Heatmap) -> (Heatmap, f32) {
-    let mut finite: Vec<f32> = heat
-        .values
-        .iter()
-        .copied()
-        .filter(|v| v.is_finite())
-        .collect();
-    if finite.is_empty() {
+    let (Some(median), Some(max)) = (finite_quantile(heat, 0.5), finite_quantile(heat, 1.0)) else {
         return (heat.clone(), DEFAULT_HEAT_VMAX);
-    }
-    let mid = finite.len() / 2;
-    let (_, median, _) = finite.select_nth_unstable_by(mid, f32::total_cmp);
+    };
     let median = median.max(f32::MIN_POSITIVE);
-    let max = finite.iter().copied().fold(f32::MIN, f32::max);
     let scaled = Heatmap {
         width: heat.width,
         height: heat.height,
@@ -120,6 +111,11 @@ pub fn relative_to_part(heat: &Heatmap) -> (Heatmap, f32) {
 /// colours would paint it nearly one colour. Such a part is better shown against itself
 /// ([`relative_to_part`]). `vmax` (the top of the scale) bounds the test from above.
 pub fn hot_all_over(heat: &Heatmap, vmax: f32) -> bool {
+    finite_quantile(heat, 0.25).is_some_and(|q| q >= HOT_ALL_OVER.min(vmax.max(1.0)))
+}
+
+/// The `q` quantile (0..1, by rank) of a heatmap's finite values; `None` without any.
+fn finite_quantile(heat: &Heatmap, q: f64) -> Option<f32> {
     let mut finite: Vec<f32> = heat
         .values
         .iter()
@@ -127,11 +123,11 @@ pub fn hot_all_over(heat: &Heatmap, vmax: f32) -> bool {
         .filter(|v| v.is_finite())
         .collect();
     if finite.is_empty() {
-        return false;
+        return None;
     }
-    let quarter = finite.len() / 4;
-    let (_, lower_quartile, _) = finite.select_nth_unstable_by(quarter, f32::total_cmp);
-    *lower_quartile >= HOT_ALL_OVER.min(vmax.max(1.0))
+    let rank = ((finite.len() as f64 * q) as usize).min(finite.len() - 1);
+    let (_, value, _) = finite.select_nth_unstable_by(rank, f32::total_cmp);
+    Some(*value)
 }
 
 /// See [`hot_all_over`].

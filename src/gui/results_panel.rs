@@ -2,6 +2,7 @@
 //! they do to the parts: accepted, review and rejected counts, mistakes, a confusion
 //! matrix, precision and recall.
 
+use crate::core::calibration::{GoodScoreFit, RatePrediction};
 use crate::core::decision::{DecisionCounts, Thresholds};
 use crate::core::histogram::LogHistogram;
 use crate::core::metrics::{self, Confusion, CurvePoint};
@@ -37,6 +38,12 @@ struct Cache {
     curve: Vec<CurvePoint>,
     /// Per defect type: caught at the reject line, and how many.
     by_type: Vec<(String, usize, usize)>,
+    /// The fit of the held-out good scores, and what it predicts for the reject line.
+    fit: Option<GoodScoreFit>,
+    prediction: Option<RatePrediction>,
+    /// Whether labelled good and defective parts were scored (the line choices' inputs).
+    has_good: bool,
+    has_defects: bool,
 }
 
 /// The results panel's own state.
@@ -68,7 +75,15 @@ impl ResultsPanel {
             .map(|p| (p.score, p.label.type_name()))
             .collect();
         let (type_scores, types): (Vec<f64>, Vec<&str>) = labelled.into_iter().unzip();
+        let fit = session.good_fit();
         self.cache = Some(Cache {
+            prediction: fit
+                .as_ref()
+                .zip(session.thresholds)
+                .map(|(f, t)| f.predict(t.reject)),
+            fit,
+            has_good: truth.iter().any(|d| !d),
+            has_defects: truth.iter().any(|d| *d),
             curve: metrics::curve(&scores, &truth),
             by_type: session.thresholds.map_or_else(Vec::new, |t| {
                 metrics::caught_by_type(&type_scores, &types, t.reject)
@@ -367,7 +382,7 @@ impl ResultsPanel {
             ));
         }
 
-        prediction_ui(ui, session, t.reject);
+        prediction_ui(ui, self.cache.as_ref().and_then(|c| c.prediction));
         ui.add_space(4.0);
         ui.label(RichText::new("Put the reject line where it").strong());
         let line_at = |v: f64| Thresholds {
@@ -387,18 +402,18 @@ impl ResultsPanel {
             .labelled_by(label)
             .on_hover_text("Of good parts, predicted from the good images held out from training.");
             ui.label("of good parts");
-            let target = session.threshold_for_false_reject_pct(state.target_false_reject_pct);
+            let has_fit = self.cache.as_ref().is_some_and(|c| c.fit.is_some());
             if ui
-                .add_enabled(target.is_some(), egui::Button::new("Set by good parts").small())
+                .add_enabled(has_fit, egui::Button::new("Set by good parts").small())
                 .on_hover_text("The lowest line that rejects at most this share of good parts, with 75 % confidence, by a fit to the scores of the good images held out from training.")
-                .on_disabled_hover_text("Needs a model trained with held-out good images.")
+                .on_disabled_hover_text("Needs a model trained with at least 4 held-out good images.")
                 .clicked()
-                && let Some(v) = target
+                && let Some(v) = session.threshold_for_false_reject_pct(state.target_false_reject_pct)
             {
                 commands.push(AppCommand::SetThresholds(line_at(v)));
             }
         });
-        if let Some(fit) = session.good_fit() {
+        if let Some(fit) = self.cache.as_ref().and_then(|c| c.fit.as_ref()) {
             let countable = fit.smallest_countable_rate();
             if state.target_false_reject_pct / 100.0 < countable {
                 ui.label(
@@ -425,13 +440,13 @@ impl ResultsPanel {
             )
             .labelled_by(label);
             ui.label("of the labelled defects");
-            let target = session.threshold_for_recall_pct(state.target_recall_pct);
+            let has_defects = self.cache.as_ref().is_some_and(|c| c.has_defects);
             if ui
-                .add_enabled(target.is_some(), egui::Button::new("Set by defects").small())
+                .add_enabled(has_defects, egui::Button::new("Set by defects").small())
                 .on_hover_text("The highest line that catches at least this share of the defective parts labelled here.")
                 .on_disabled_hover_text("Needs labelled defective parts.")
                 .clicked()
-                && let Some(v) = target
+                && let Some(v) = session.threshold_for_recall_pct(state.target_recall_pct)
             {
                 commands.push(AppCommand::SetThresholds(line_at(v)));
             }
@@ -456,13 +471,14 @@ impl ResultsPanel {
             )
             .labelled_by(share_label);
             ui.label("of parts are defective");
-            let choice = session.threshold_for_cost(state.escape_cost, state.defect_share_pct);
+            // Weighing tries every score as the line: done on the click, not every frame.
+            let both = self.cache.as_ref().is_some_and(|c| c.has_good && c.has_defects);
             if ui
-                .add_enabled(choice.is_some(), egui::Button::new("Set by cost").small())
+                .add_enabled(both, egui::Button::new("Set by cost").small())
                 .on_hover_text("The line with the lowest expected cost per part, from the rates of false rejects and escapes on the labelled parts: it does not depend on how many of each were labelled.")
                 .on_disabled_hover_text("Needs labelled good and defective parts.")
                 .clicked()
-                && let Some(c) = choice
+                && let Some(c) = session.threshold_for_cost(state.escape_cost, state.defect_share_pct)
             {
                 commands.push(AppCommand::SetThresholds(line_at(c.threshold)));
             }
@@ -494,8 +510,8 @@ impl ResultsPanel {
 }
 
 /// What the reject line is predicted to do to good parts, and how sure that is.
-fn prediction_ui(ui: &mut egui::Ui, session: &Session, reject: f64) {
-    let Some(p) = session.predict(reject) else {
+fn prediction_ui(ui: &mut egui::Ui, prediction: Option<RatePrediction>) {
+    let Some(p) = prediction else {
         ui.label(
             RichText::new(
                 "The share of good parts this line rejects is not known: the model has too few held-out good images (at least 4).",
