@@ -22,3 +22,4 @@ pub mod provenance;
 pub mod report;
 pub mod rng;
 pub mod torch_pickle;
+pub mod training_set;

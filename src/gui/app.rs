@@ -14,8 +14,10 @@ use crate::core::protocol::{
 };
 use crate::core::provenance;
 use crate::core::report::{CsvContext, ExportNames, PartRow, parts_csv};
+use crate::core::training_set::RoleChoice;
+use crate::core::training_set::moves_summary;
 use crate::engine::worker::WorkerOptions;
-use crate::gui::command::{AppCommand, DialogKind};
+use crate::gui::command::{AppCommand, DialogKind, ImageRole};
 use crate::gui::data_panel::DataPanel;
 use crate::gui::dialogs::Dialogs;
 use crate::gui::frame_log::FrameLog;
@@ -36,7 +38,7 @@ use crate::gui::workset::{Workset, demo_folder};
 use egui::RichText;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Time per frame spent taking worker events; the rest waits for the next frame.
 const EVENT_BUDGET: Duration = Duration::from_millis(8);
@@ -44,6 +46,11 @@ const EVENT_BUDGET: Duration = Duration::from_millis(8);
 const REVIEW_FRACTION: f64 = 0.7;
 /// Largest side of an opened part's textures, whatever the GPU allows.
 const MAX_VIEW_SIDE: usize = 4096;
+/// Width of the central column from which an opened part is shown beside the gallery
+/// rather than in its place.
+const SIDE_BY_SIDE_WIDTH: f32 = 1000.0;
+/// The most of the central column's height the Decide panel takes before it scrolls.
+const DECIDE_SHARE: f32 = 0.55;
 
 /// How to start the workstation; tests inject a data folder, a CPU worker and a tiny
 /// training configuration.
@@ -81,6 +88,72 @@ pub struct WorkstationApp {
     worker_options: WorkerOptions,
     commands: Vec<AppCommand>,
     frame_log: Option<FrameLog>,
+    /// A heatmap export waiting for the user to go on.
+    export_plan: Option<ExportPlan>,
+    /// What changed since the model was trained, cached per session version and split.
+    changes: Option<ChangesCache>,
+    /// When the last heatmap job was sent to an idle worker (to time heatmaps).
+    heat_sent: Option<(PathBuf, Instant)>,
+    /// When the last inspection was sent to an idle worker (to time parts).
+    inspect_sent: Option<Instant>,
+}
+
+/// The changes banner's key (session version, training count, held-out count), its text
+/// about the good images and its text about the parts that moved.
+type ChangesCache = ((u64, usize, Option<usize>), Option<String>, Option<String>);
+
+/// A heatmap export the user is asked about: how many, how many are ready, how long.
+#[derive(Debug, Clone)]
+struct ExportPlan {
+    dir: PathBuf,
+    total: usize,
+    ready: usize,
+    /// Seconds per heatmap to compute, when measured.
+    heat_secs: Option<f64>,
+    /// Seconds per part of the inspection (a lower bound when heatmaps were not timed).
+    inspect_secs: Option<f64>,
+}
+
+impl ExportPlan {
+    fn text(&self) -> String {
+        let todo = self.total - self.ready;
+        let mut text = format!(
+            "Write {} heatmap images to {}.",
+            self.total,
+            path_text(&self.dir)
+        );
+        if self.ready > 0 {
+            text += &format!(
+                " {} are computed already and are written at once.",
+                self.ready
+            );
+        }
+        if todo > 0 {
+            text += &match (self.heat_secs, self.inspect_secs) {
+                (Some(s), _) => format!(
+                    " The other {todo} take about {} ({} each, as measured here).",
+                    style::format_duration(s * todo as f64),
+                    style::format_duration(s)
+                ),
+                (None, Some(s)) => format!(
+                    " The other {todo} take at least {} (inspecting took {} a part; a heatmap takes longer).",
+                    style::format_duration(s * todo as f64),
+                    style::format_duration(s)
+                ),
+                (None, None) => format!(" The other {todo} are computed one by one."),
+            };
+            text += " You can cancel at any time; what is written stays.";
+        }
+        text
+    }
+}
+
+/// A collapsible section of a panel with a heading as its title.
+fn section(ui: &mut egui::Ui, title: &str, id: &str, open: bool, add: impl FnOnce(&mut egui::Ui)) {
+    egui::CollapsingHeader::new(RichText::new(title).heading())
+        .id_salt(id)
+        .default_open(open)
+        .show(ui, add);
 }
 
 impl WorkstationApp {
@@ -118,6 +191,10 @@ impl WorkstationApp {
             line: LinePanel::default(),
             commands: Vec::new(),
             frame_log: FrameLog::from_env(),
+            export_plan: None,
+            changes: None,
+            heat_sent: None,
+            inspect_sent: None,
         };
         if let Some(e) = app.loader.take_error() {
             app.notices.error(e);
@@ -226,54 +303,69 @@ impl WorkstationApp {
         let worker_ok = self.worker.dead_reason().is_none();
         let busy = self.worker.is_busy();
         let max_side = ui.ctx().input(|i| i.max_texture_side).min(MAX_VIEW_SIDE) as u32;
+        self.keys_ui(ui.ctx(), &mut commands);
 
         egui::Panel::top("top_bar").show(ui, |ui| {
             self.top_bar_ui(ui, busy, &mut commands);
         });
-        egui::Panel::left("left_panel")
-            .default_size(340.0)
+        let window_width = ui.available_width();
+        let left = egui::Panel::left("left_panel")
+            .default_size(if window_width < 1200.0 { 300.0 } else { 340.0 })
+            .min_size(220.0)
             .resizable(true)
             .show(ui, |ui| {
                 egui::ScrollArea::vertical()
                     .id_salt("left_scroll")
                     .show(ui, |ui| {
-                        self.data_panel
-                            .ui(ui, &self.session, &mut self.state, busy, &mut commands);
+                        section(ui, "1. Images", "images", true, |ui| {
+                            self.data_panel.ui(
+                                ui,
+                                &self.session,
+                                &mut self.state,
+                                busy,
+                                &mut commands,
+                            );
+                        });
                         ui.separator();
-                        self.training_panel.ui(
-                            ui,
-                            &self.session,
-                            &mut self.state,
-                            job.as_ref(),
-                            worker_ok,
-                            &mut commands,
-                        );
+                        section(ui, "2. Train", "train", true, |ui| {
+                            self.training_panel.ui(
+                                ui,
+                                &self.session,
+                                &mut self.state,
+                                job.as_ref(),
+                                worker_ok,
+                                &mut commands,
+                            );
+                        });
                         ui.separator();
-                        egui::CollapsingHeader::new(RichText::new("4. Line").heading())
-                            .id_salt("line")
-                            .default_open(self.line.is_running())
-                            .show(ui, |ui| {
-                                self.line.ui(
-                                    ui,
-                                    self.session.model_path.as_ref(),
-                                    &mut self.loader,
-                                    &mut commands,
-                                );
-                            });
+                        let running = self.line.is_running();
+                        section(ui, "4. Line", "line", running, |ui| {
+                            self.line.ui(
+                                ui,
+                                self.session.model_path.as_ref(),
+                                &mut self.loader,
+                                &mut commands,
+                            );
+                        });
                     });
             });
-        if self.part_view.opened().is_some() {
-            let heat_pending = self
-                .part_view
-                .opened()
-                .is_some_and(|p| self.worker.has_job(|j| *j == Job::Heatmap(p.to_path_buf())));
-            let heat_behind = self
-                .worker
-                .current_job()
-                .filter(|j| !matches!(j, Job::Heatmap(_)))
-                .map(Job::describe);
+        // An opened part goes beside the gallery when there is room for both, else it
+        // takes the gallery's place until it is closed (Esc).
+        let central_width = window_width - left.response.rect.width();
+        let side_by_side = central_width >= SIDE_BY_SIDE_WIDTH;
+        let heat_pending = self
+            .part_view
+            .opened()
+            .is_some_and(|p| self.worker.has_job(|j| *j == Job::Heatmap(p.to_path_buf())));
+        let heat_behind = self
+            .worker
+            .current_job()
+            .filter(|j| !matches!(j, Job::Heatmap(_)))
+            .map(Job::describe);
+        if self.part_view.opened().is_some() && side_by_side {
             egui::Panel::right("part_panel")
-                .default_size(ui.available_width() * 0.4)
+                .default_size(central_width * 0.45)
+                .min_size(320.0)
                 .resizable(true)
                 .show(ui, |ui| {
                     self.part_view.ui(
@@ -295,11 +387,39 @@ impl WorkstationApp {
                 self.welcome_ui(ui, &mut commands);
                 return;
             }
+            if self.part_view.opened().is_some() && !side_by_side {
+                self.part_view.ui(
+                    ui,
+                    &self.session,
+                    &mut self.state,
+                    &mut self.loader,
+                    heat_pending,
+                    heat_behind,
+                    max_side,
+                    &mut commands,
+                );
+                return;
+            }
+            self.changes_ui(ui, busy, worker_ok, &mut commands);
             if self.session.thresholds.is_some() {
+                // The Decide panel never takes the whole column: past a share of it, it
+                // scrolls, and the gallery keeps the rest.
+                let max_height = (ui.available_height() * DECIDE_SHARE).max(160.0);
                 egui::Frame::group(ui.style()).show(ui, |ui| {
-                    ui.heading("3. Decide");
-                    self.results_panel
-                        .ui(ui, &self.session, &mut self.state, &mut commands);
+                    ui.set_width(ui.available_width());
+                    section(ui, "3. Decide", "decide", true, |ui| {
+                        egui::ScrollArea::vertical()
+                            .id_salt("decide_scroll")
+                            .max_height(max_height)
+                            .show(ui, |ui| {
+                                self.results_panel.ui(
+                                    ui,
+                                    &self.session,
+                                    &mut self.state,
+                                    &mut commands,
+                                );
+                            });
+                    });
                 });
                 ui.add_space(4.0);
             }
@@ -308,15 +428,169 @@ impl WorkstationApp {
                 &self.session,
                 &mut self.loader,
                 self.part_view.opened(),
+                self.state.train_count,
+                self.state.val_count,
                 &mut commands,
             );
         });
+        if let Some(plan) = &self.export_plan {
+            let mut answer = None;
+            egui::Window::new("Export heatmaps")
+                .collapsible(false)
+                .resizable(false)
+                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+                .show(ui.ctx(), |ui| {
+                    ui.label(plan.text());
+                    ui.horizontal(|ui| {
+                        if ui.button("Export").clicked() {
+                            answer = Some(true);
+                        }
+                        if ui.button("Cancel").clicked() {
+                            answer = Some(false);
+                        }
+                    });
+                });
+            match answer {
+                Some(true) => {
+                    let dir = plan.dir.clone();
+                    self.export_plan = None;
+                    commands.push(AppCommand::ExportHeatmaps(dir));
+                }
+                Some(false) => self.export_plan = None,
+                None => {}
+            }
+        }
         if ui.ctx().input(|i| !i.raw.hovered_files.is_empty()) {
             drop_hint(ui.ctx());
         }
         for command in commands {
             self.apply(command);
         }
+    }
+
+    /// Keys that work anywhere but in a text field: arrows step through the parts, Esc
+    /// closes the opened one, Ctrl+Z undoes the last edit of the images.
+    fn keys_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<AppCommand>) {
+        if ctx.egui_wants_keyboard_input() {
+            return;
+        }
+        let (next, previous, escape, undo) = ctx.input(|i| {
+            (
+                i.key_pressed(egui::Key::ArrowRight) || i.key_pressed(egui::Key::ArrowDown),
+                i.key_pressed(egui::Key::ArrowLeft) || i.key_pressed(egui::Key::ArrowUp),
+                i.key_pressed(egui::Key::Escape),
+                i.modifiers.command && i.key_pressed(egui::Key::Z),
+            )
+        });
+        if next {
+            commands.push(AppCommand::StepPart(1));
+        }
+        if previous {
+            commands.push(AppCommand::StepPart(-1));
+        }
+        if escape && self.part_view.opened().is_some() {
+            commands.push(AppCommand::ClosePart);
+        }
+        if undo && !self.session.undo.is_empty() {
+            commands.push(AppCommand::Undo);
+        }
+    }
+
+    /// What changed since the model was trained: the good images (with one click to
+    /// train again), and after a new model, which parts moved across the line.
+    fn changes_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        busy: bool,
+        worker_ok: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        let key = (
+            self.session.version,
+            self.state.train_count,
+            self.state.val_count,
+        );
+        if self.changes.as_ref().is_none_or(|c| c.0 != key) {
+            let text = self.training_changes();
+            let moves = self.session.moves().map(|m| moves_summary(&m));
+            self.changes = Some((key, text, moves));
+        }
+        let Some((_, training, moves)) = &self.changes else {
+            return;
+        };
+        let frame = egui::Frame::new()
+            .fill(style::GOOD.gamma_multiply(0.12))
+            .inner_margin(6.0)
+            .corner_radius(4.0);
+        if let Some(text) = training {
+            frame.show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(text);
+                    if ui
+                        .add_enabled(!busy && worker_ok, egui::Button::new(RichText::new("Retrain").strong()))
+                        .on_hover_text("Train a new model on the good images as they are now, then inspect the parts again and show which ones changed their call.")
+                        .on_disabled_hover_text("Wait for the current job to finish.")
+                        .clicked()
+                    {
+                        commands.push(AppCommand::Train);
+                    }
+                });
+            });
+            ui.add_space(4.0);
+        }
+        if let Some(text) = moves {
+            frame.show(ui, |ui| {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(format!("Compared with the previous model: {text}"));
+                    if text.starts_with(|c: char| c.is_ascii_digit())
+                        && ui.button("Show them").clicked()
+                    {
+                        self.gallery.set_view(crate::gui::gallery::View::Parts);
+                        self.gallery.set_filter(crate::gui::gallery::Filter::Moved);
+                    }
+                    if ui.small_button("Dismiss").clicked() {
+                        commands.push(AppCommand::ForgetPreviousCalls);
+                    }
+                });
+            });
+            ui.add_space(4.0);
+        }
+    }
+
+    /// How the good images to train on differ from the ones the current model was trained
+    /// here on; `None` when they do not or the model was not trained here.
+    fn training_changes(&self) -> Option<String> {
+        if self.session.model_source.as_deref() != Some("trained here") {
+            return None;
+        }
+        let record = self.session.model.as_ref()?.trained_on.as_ref()?;
+        let data = self.session.data.as_ref()?;
+        let roles = data.roles(self.state.train_count, self.state.val_count);
+        let was: std::collections::HashSet<&PathBuf> = record.train_files.iter().collect();
+        let now: std::collections::HashSet<&PathBuf> = roles.train.iter().collect();
+        let added = now.difference(&was).count();
+        let removed = was.difference(&now).count();
+        let held_was: std::collections::HashSet<&PathBuf> =
+            record.validation_files.iter().collect();
+        let held_now: std::collections::HashSet<&PathBuf> = roles.held_out.iter().collect();
+        let held_changed = held_was != held_now;
+        if added == 0 && removed == 0 && !held_changed {
+            return None;
+        }
+        let mut what = Vec::new();
+        if added > 0 {
+            what.push(format!("{added} to train on added"));
+        }
+        if removed > 0 {
+            what.push(format!("{removed} taken out"));
+        }
+        if held_changed {
+            what.push(format!("{} held out now", held_now.len()));
+        }
+        Some(format!(
+            "The good images changed since this model was trained: {}.",
+            what.join(", ")
+        ))
     }
 
     fn top_bar_ui(&mut self, ui: &mut egui::Ui, busy: bool, commands: &mut Vec<AppCommand>) {
@@ -363,6 +637,24 @@ impl WorkstationApp {
             if let Some(job) = self.worker.current_job() {
                 style::busy_indicator(ui);
                 ui.label(job.describe());
+                // Every job's progress, whichever panel is folded.
+                if let Some(p) = &self.session.progress {
+                    ui.add(
+                        egui::ProgressBar::new(p.job_fraction)
+                            .desired_width(140.0)
+                            .show_percentage(),
+                    );
+                    if let Some(eta) = p.eta_secs() {
+                        ui.label(format!("about {} left", style::format_duration(eta)));
+                    }
+                }
+                if ui
+                    .small_button("Stop")
+                    .on_hover_text("Cancel this job.")
+                    .clicked()
+                {
+                    commands.push(AppCommand::Cancel);
+                }
             } else if let Some(status) = &self.notices.status {
                 ui.label(RichText::new(status).weak());
             }
@@ -412,25 +704,96 @@ impl WorkstationApp {
             AppCommand::AddImages { paths, role } => {
                 let (images, skipped) = dataset::list_images(&paths);
                 self.session.skipped.extend(skipped);
-                let data = self.session.data.get_or_insert_with(Workset::dropped);
-                let added = data.add(images, role);
-                self.notices.status(format!("Added {added} images"));
+                self.session.data.get_or_insert_with(Workset::dropped);
+                let what = match role {
+                    ImageRole::Good => "good images",
+                    ImageRole::Inspect => "images to inspect",
+                };
+                self.session
+                    .push_undo(format!("add {} {what}", images.len()));
+                let added = self
+                    .session
+                    .data
+                    .as_mut()
+                    .map_or(0, |d| d.add(images, role));
+                self.notices.status(format!("Added {added} {what}"));
                 self.session.version += 1;
             }
+            AppCommand::OfferImages(paths) => self.data_panel.offer_drop(paths),
             AppCommand::PlainImagesAreGood => {
+                self.session.push_undo("\"These are good parts\"");
                 if let Some(d) = &mut self.session.data {
                     d.unlabelled_are_good();
                 }
                 self.session.clear_parts();
             }
+            AppCommand::ChooseRole { path, choice } => {
+                let what = match choice {
+                    Some(RoleChoice::Train) => "train on",
+                    Some(RoleChoice::HeldOut) => "hold out",
+                    Some(RoleChoice::Exclude) => "exclude",
+                    None => "let the split decide on",
+                };
+                self.session
+                    .push_undo(format!("{what} {}", file_name(&path)));
+                if let Some(d) = &mut self.session.data {
+                    d.choose(&path, choice);
+                }
+                self.session.version += 1;
+            }
+            AppCommand::MarkGood(path) => {
+                self.session
+                    .push_undo(format!("call {} good", file_name(&path)));
+                let marked = self
+                    .session
+                    .data
+                    .as_mut()
+                    .is_some_and(|d| d.mark_good(&path));
+                if marked {
+                    self.session.sync_labels();
+                    self.notices.status(format!(
+                        "{} is a good image now and will be trained on: press Retrain to use it.",
+                        file_name(&path)
+                    ));
+                } else {
+                    self.session.undo.pop();
+                }
+            }
+            AppCommand::Relabel { path, label } => {
+                self.session
+                    .push_undo(format!("label {} {}", file_name(&path), label.type_name()));
+                if let Some(d) = &mut self.session.data {
+                    d.relabel(&path, label);
+                }
+                self.session.sync_labels();
+            }
+            AppCommand::Undo => match self.session.undo_edit() {
+                Some(what) => self.notices.status(format!("Undid: {what}")),
+                None => self.notices.status("Nothing to undo."),
+            },
+            AppCommand::ShowGallery(view) => self.gallery.set_view(view),
+            AppCommand::ForgetPreviousCalls => {
+                self.session.previous_calls = None;
+                self.session.version += 1;
+            }
             AppCommand::CloseData => {
                 self.session.data = None;
                 self.session.skipped.clear();
+                self.session.undo.clear();
+                self.session.previous_calls = None;
                 self.session.clear_parts();
                 self.part_view.close();
                 self.loader.clear();
             }
             AppCommand::Dialog(kind) => {
+                // Dialogs start where the work is: the folder used last for the same
+                // thing, else the data folder, never the file chooser's "Recent".
+                let data = self
+                    .session
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.root.clone())
+                    .or_else(|| self.state.data_folder.clone());
                 let folder = match kind {
                     DialogKind::OpenData => self
                         .state
@@ -438,13 +801,16 @@ impl WorkstationApp {
                         .as_ref()
                         .and_then(|p| p.parent())
                         .map(Path::to_path_buf),
+                    DialogKind::AddImages => data,
                     DialogKind::LoadModel | DialogKind::SaveModel => {
-                        self.state.model_folder.clone()
+                        self.state.model_folder.clone().or(data)
                     }
                     DialogKind::ExportCsv | DialogKind::ExportHeatmaps => {
-                        self.state.export_folder.clone()
+                        self.state.export_folder.clone().or(data)
                     }
-                };
+                }
+                .filter(|f| f.is_dir())
+                .or_else(home_folder);
                 if let Err(e) = self.dialogs.show(kind, folder, self.waker.clone()) {
                     self.notices.error(e);
                 }
@@ -454,10 +820,17 @@ impl WorkstationApp {
             AppCommand::Inspect => self.inspect(),
             AppCommand::SetThresholds(t) => {
                 self.session.set_thresholds(t);
-                // The line takes them from its next part on.
-                if let Some(t) = self.session.thresholds {
-                    self.line.set_thresholds(t);
+                self.thresholds_changed();
+            }
+            AppCommand::SetReject(v) => {
+                if self.session.thresholds.is_some() {
+                    self.session.set_reject(v);
+                    self.thresholds_changed();
                 }
+            }
+            AppCommand::SetReview(v) => {
+                self.session.set_review(v);
+                self.thresholds_changed();
             }
             AppCommand::StartLine {
                 model,
@@ -479,6 +852,20 @@ impl WorkstationApp {
             AppCommand::StopLine => self.line.stop(),
             AppCommand::OpenPart(path) => self.open_part(path),
             AppCommand::ClosePart => self.part_view.close(),
+            AppCommand::StepPart(step) => {
+                let next = self.gallery.neighbour(
+                    &self.session,
+                    self.state.train_count,
+                    self.state.val_count,
+                    self.part_view.opened(),
+                    step,
+                );
+                if let Some(path) = next
+                    && self.part_view.opened() != Some(path.as_path())
+                {
+                    self.open_part(path);
+                }
+            }
             AppCommand::SaveModel(path) => {
                 self.state.model_folder = path.parent().map(Path::to_path_buf);
                 if self.session.model.is_none() {
@@ -501,6 +888,7 @@ impl WorkstationApp {
                 self.send(Job::Load(path.clone()), Command::LoadModel { path });
             }
             AppCommand::ExportCsv(path) => self.export_csv(&path),
+            AppCommand::PlanHeatmapExport(dir) => self.plan_heatmap_export(dir),
             AppCommand::ExportHeatmaps(dir) => self.export_heatmaps(dir),
             AppCommand::RestartWorker => {
                 self.worker.restart();
@@ -519,7 +907,22 @@ impl WorkstationApp {
         }
     }
 
+    /// The line takes new thresholds from its next part on.
+    fn thresholds_changed(&mut self) {
+        if let Some(t) = self.session.thresholds {
+            self.line.set_thresholds(t);
+        }
+    }
+
     fn send(&mut self, job: Job, command: Command) {
+        // Time jobs that start at once (queued ones would count their wait).
+        let idle = !self.worker.is_busy();
+        match &job {
+            Job::Heatmap(p) if idle => self.heat_sent = Some((p.clone(), Instant::now())),
+            // Sent as training ends: the wait is short.
+            Job::Inspect => self.inspect_sent = Some(Instant::now()),
+            _ => {}
+        }
         if let Err(e) = self.worker.send(job, command) {
             self.notices.error(format!(
                 "The engine is not running ({e}). Use \"Restart worker\"."
@@ -682,6 +1085,32 @@ impl WorkstationApp {
         }
     }
 
+    /// Asks before exporting: how many heatmaps, how many are computed already, and how
+    /// long the rest take.
+    fn plan_heatmap_export(&mut self, dir: PathBuf) {
+        let paths = self.shown_paths();
+        if paths.is_empty() {
+            self.notices.status("No parts shown: nothing to export.");
+            return;
+        }
+        let ready = paths
+            .iter()
+            .filter(|p| self.session.part(p).is_some_and(|p| p.heatmap.is_some()))
+            .count();
+        self.export_plan = Some(ExportPlan {
+            dir,
+            total: paths.len(),
+            ready,
+            heat_secs: self.session.heat_secs,
+            inspect_secs: self.session.inspect_secs,
+        });
+    }
+
+    fn shown_paths(&mut self) -> Vec<PathBuf> {
+        self.gallery
+            .shown_paths(&self.session, self.state.train_count, self.state.val_count)
+    }
+
     fn export_heatmaps(&mut self, dir: PathBuf) {
         self.state.export_folder = Some(dir.clone());
         if let Err(e) = std::fs::create_dir_all(&dir) {
@@ -691,7 +1120,7 @@ impl WorkstationApp {
             ));
             return;
         }
-        let paths = self.gallery.shown_paths(&self.session);
+        let paths = self.shown_paths();
         if paths.is_empty() {
             self.notices.status("No parts shown: nothing to export.");
             return;
@@ -699,13 +1128,56 @@ impl WorkstationApp {
         self.exporter.reset();
         self.export_names = ExportNames::default();
         self.export_dir = Some(dir.clone());
+        // Heatmaps computed already are written at once; the worker computes the rest.
+        let mut todo = Vec::new();
+        for path in paths {
+            let ready = self
+                .session
+                .part(&path)
+                .and_then(|p| p.heatmap.as_ref().map(|h| ((**h).clone(), p.score)));
+            match ready {
+                Some((heatmap, score)) => self.write_heatmap(&dir, path, score, heatmap),
+                None => todo.push(path),
+            }
+        }
+        if todo.is_empty() {
+            return;
+        }
         self.send(
             Job::ExportHeatmaps(dir),
             Command::Score(ScoreRequest {
-                paths,
+                paths: todo,
                 heatmaps: true,
                 rotations: None,
             }),
+        );
+    }
+
+    /// Hands one heatmap image with its caption to the exporter's thread.
+    fn write_heatmap(
+        &mut self,
+        dir: &Path,
+        path: PathBuf,
+        score: f64,
+        heatmap: crate::core::protocol::Heatmap,
+    ) {
+        let s = &self.session;
+        let name = self.export_names.heatmap_name(&path);
+        let vmax = s
+            .model
+            .as_ref()
+            .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
+                m.config.heat_vmax()
+            });
+        let caption = heatmap_caption(&path, score, s.thresholds, s.model_source.as_deref());
+        self.exporter.write(
+            path,
+            heatmap,
+            dir.join(name),
+            self.state.colormap,
+            self.state.heat_opacity,
+            vmax,
+            caption,
         );
     }
 
@@ -743,6 +1215,7 @@ impl WorkstationApp {
                     "Trained on {} images in {:.1} s",
                     info.train_count, info.train_secs
                 ));
+                s.keep_calls();
                 s.thresholds = saved_thresholds(&self.state, &info);
                 if let Some(t) = s.thresholds {
                     s.set_thresholds(t);
@@ -755,37 +1228,21 @@ impl WorkstationApp {
             }
             Event::Scored(scored) => match job {
                 Some(Job::Heatmap(_)) => {
+                    if let Some((path, sent)) = self.heat_sent.take()
+                        && path == scored.path
+                    {
+                        s.heat_secs = Some(sent.elapsed().as_secs_f64());
+                    }
                     if let Some(h) = scored.heatmap {
                         s.set_heatmap(&scored.path, h);
                     }
                 }
                 Some(Job::ExportHeatmaps(dir)) => {
                     if let Some(h) = scored.heatmap {
-                        let name = self.export_names.heatmap_name(&scored.path);
                         if self.part_view.opened() == Some(scored.path.as_path()) {
                             s.set_heatmap(&scored.path, h.clone());
                         }
-                        let vmax = s
-                            .model
-                            .as_ref()
-                            .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
-                                m.config.heat_vmax()
-                            });
-                        let caption = heatmap_caption(
-                            &scored.path,
-                            scored.score,
-                            s.thresholds,
-                            s.model_source.as_deref(),
-                        );
-                        self.exporter.write(
-                            scored.path,
-                            h,
-                            dir.join(name),
-                            self.state.colormap,
-                            self.state.heat_opacity,
-                            vmax,
-                            caption,
-                        );
+                        self.write_heatmap(&dir, scored.path, scored.score, h);
                     }
                 }
                 _ => s.upsert_part(scored.path, scored.label, scored.score, scored.heatmap),
@@ -802,6 +1259,11 @@ impl WorkstationApp {
                     s.eval = Some(report);
                 }
                 if job == Some(Job::Inspect) {
+                    if let Some(sent) = self.inspect_sent.take()
+                        && !s.parts.is_empty()
+                    {
+                        s.inspect_secs = Some(sent.elapsed().as_secs_f64() / s.parts.len() as f64);
+                    }
                     s.check_parts_against_model();
                     if s.thresholds.is_none()
                         && let Some(t) = s.initial_threshold()
@@ -825,6 +1287,7 @@ impl WorkstationApp {
                         .map(|n| path_text(std::path::Path::new(n)))
                         .unwrap_or_default()
                 ));
+                s.keep_calls();
                 s.thresholds = saved_thresholds(&self.state, &info);
                 if let Some(t) = s.thresholds {
                     s.set_thresholds(t);
@@ -889,6 +1352,20 @@ fn heatmap_caption(
         lines.push(format!("model: {m}"));
     }
     lines
+}
+
+/// The file name of a path, for messages.
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| path_text(Path::new(n)))
+        .unwrap_or_else(|| path_text(path))
+}
+
+/// The user's home folder, where file dialogs start when nothing better is known.
+fn home_folder() -> Option<PathBuf> {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .filter(|h| h.is_dir())
 }
 
 /// A reject threshold, with a review band below it when the user wants one.

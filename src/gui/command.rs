@@ -1,7 +1,9 @@
 //! What the UI asks for. Panels record [`AppCommand`]s while drawing; the app applies them
 //! after the frame, so no panel ever mutates another one's state.
 
+use crate::core::dataset::Label;
 use crate::core::decision::Thresholds;
+use crate::core::training_set::RoleChoice;
 use std::path::PathBuf;
 
 /// What a batch of added images is.
@@ -18,6 +20,8 @@ pub enum ImageRole {
 pub enum DialogKind {
     /// Pick a data folder.
     OpenData,
+    /// Pick image files to add.
+    AddImages,
     /// Pick a model file to load.
     LoadModel,
     /// Pick where to save the model.
@@ -41,8 +45,34 @@ pub enum AppCommand {
         /// What they are.
         role: ImageRole,
     },
+    /// Ask what these files and folders are (good parts or parts to inspect), as when
+    /// they are dropped on the window.
+    OfferImages(Vec<PathBuf>),
     /// Declare the images to inspect of a plain folder good, to train on them.
     PlainImagesAreGood,
+    /// Set (or with `None` clear) the user's choice for one good image: train on it, hold
+    /// it out or exclude it.
+    ChooseRole {
+        /// The good image.
+        path: PathBuf,
+        /// The choice; `None` leaves it to the seeded split.
+        choice: Option<RoleChoice>,
+    },
+    /// Say an inspected part is good: label it good and train on it next time.
+    MarkGood(PathBuf),
+    /// Change the label of an image to inspect.
+    Relabel {
+        /// The image.
+        path: PathBuf,
+        /// Its new label.
+        label: Label,
+    },
+    /// Undo the last edit of the images.
+    Undo,
+    /// Show the parts or the good images in the gallery.
+    ShowGallery(crate::gui::gallery::View),
+    /// Stop comparing the parts' calls with the previous model's.
+    ForgetPreviousCalls,
     /// Forget the data set and the results.
     CloseData,
     /// Show a file dialog (off the UI thread); its answer becomes another command.
@@ -55,17 +85,28 @@ pub enum AppCommand {
     Inspect,
     /// Set the reject threshold and review band.
     SetThresholds(Thresholds),
+    /// Move the reject line only (the review line stays where the user put it).
+    SetReject(f64),
+    /// Move the review line only; `None` removes the band.
+    SetReview(Option<f64>),
     /// Open a part large, computing its heatmap when needed.
     OpenPart(PathBuf),
     /// Close the opened part.
     ClosePart,
+    /// Open the part `n` places after (or, negative, before) the opened one, in the
+    /// gallery's order.
+    StepPart(isize),
     /// Save the model (with the current reject threshold) to this file.
     SaveModel(PathBuf),
     /// Load a model file.
     LoadModel(PathBuf),
     /// Write every part's path, score and decision to this CSV file.
     ExportCsv(PathBuf),
-    /// Compute and write heatmap overlays of the parts shown in the gallery to this folder.
+    /// Say how many heatmaps of the parts shown would be written to this folder and how
+    /// long that takes, and ask to go on.
+    PlanHeatmapExport(PathBuf),
+    /// Write heatmap overlays of the parts shown in the gallery to this folder: the ones
+    /// already computed at once, the others as the worker computes them.
     ExportHeatmaps(PathBuf),
     /// Start the line: sort parts from `input` into `output` with the model file `model`.
     StartLine {

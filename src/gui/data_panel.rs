@@ -30,7 +30,6 @@ impl DataPanel {
         busy: bool,
         commands: &mut Vec<AppCommand>,
     ) {
-        ui.heading("1. Images");
         ui.horizontal_wrapped(|ui| {
             if ui
                 .add_enabled(!busy, egui::Button::new("Open folder…"))
@@ -41,12 +40,31 @@ impl DataPanel {
             {
                 commands.push(AppCommand::Dialog(DialogKind::OpenData));
             }
-            if session.data.is_some() && ui.add_enabled(!busy, egui::Button::new("Close")).clicked()
+            if ui
+                .add_enabled(!busy, egui::Button::new("Add images…"))
+                .on_hover_text("Add image files: good parts to train on, or parts to inspect.")
+                .clicked()
+            {
+                commands.push(AppCommand::Dialog(DialogKind::AddImages));
+            }
+            if session.data.is_some()
+                && ui
+                    .add_enabled(!busy, egui::Button::new("Close"))
+                    .on_hover_text("Forget these images and the results.")
+                    .clicked()
             {
                 commands.push(AppCommand::CloseData);
             }
         });
         ui.small("…or drop image files or folders on the window.");
+        if let Some((what, _)) = session.undo.last()
+            && ui
+                .add_enabled(!busy, egui::Button::new(format!("Undo {what}")))
+                .on_hover_text("Ctrl+Z")
+                .clicked()
+        {
+            commands.push(AppCommand::Undo);
+        }
         self.drop_ui(ui, commands);
         let Some(data) = &session.data else {
             return;
@@ -79,7 +97,7 @@ impl DataPanel {
             });
         }
         if !data.good.is_empty() {
-            split_ui(ui, data, state);
+            split_ui(ui, data, state, commands);
         }
         if !session.skipped.is_empty() {
             egui::CollapsingHeader::new(format!("Skipped files ({})", session.skipped.len()))
@@ -172,7 +190,7 @@ fn summary_ui(ui: &mut egui::Ui, data: &Workset) {
 }
 
 /// How many good images to train on and to hold out.
-fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State) {
+fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State, commands: &mut Vec<AppCommand>) {
     let good = data.good.len();
     ui.add_space(4.0);
     let mut train = state.train_count.clamp(1, good.max(1));
@@ -208,10 +226,26 @@ fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State) {
             state.val_count = None;
         }
     });
-    ui.label(format!(
-        "Training on {} and checking on {} of {} good images.",
+    let excluded = data.excluded_count();
+    let chosen = data.choices.len() - excluded;
+    let mut text = format!(
+        "Training on {} and checking on {} of {} good images",
         train_set.len(),
         val_set.len(),
         good
-    ));
+    );
+    if excluded > 0 {
+        text += &format!(" ({excluded} excluded)");
+    }
+    if chosen > 0 {
+        text += &format!("; {chosen} chosen by hand");
+    }
+    ui.label(text + ".");
+    if ui
+        .button("See and choose them…")
+        .on_hover_text("Shows the good images with their role. Right-click one to train on it, hold it out or exclude it.")
+        .clicked()
+    {
+        commands.push(AppCommand::ShowGallery(crate::gui::gallery::View::Good));
+    }
 }

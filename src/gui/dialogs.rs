@@ -77,6 +77,11 @@ fn ask(kind: DialogKind, folder: Option<PathBuf>) -> Option<AppCommand> {
             .set_title("Open a folder of images")
             .pick_folder()
             .map(AppCommand::OpenData),
+        DialogKind::AddImages => dialog
+            .set_title("Add images")
+            .add_filter("Images", crate::core::image_io::IMAGE_EXTENSIONS)
+            .pick_files()
+            .map(AppCommand::OfferImages),
         DialogKind::LoadModel => dialog
             .set_title("Load a model")
             .add_filter("DifferNet model", &[MODEL_EXTENSION])
@@ -97,6 +102,6 @@ fn ask(kind: DialogKind, folder: Option<PathBuf>) -> Option<AppCommand> {
         DialogKind::ExportHeatmaps => dialog
             .set_title("Folder for heatmap images")
             .pick_folder()
-            .map(AppCommand::ExportHeatmaps),
+            .map(AppCommand::PlanHeatmapExport),
     }
 }

@@ -2,6 +2,7 @@
 //! texture, never a re-upload), on/off, zoom and pan, its score and the decision.
 
 use crate::core::colormap::Colormap;
+use crate::core::dataset::Label;
 use crate::core::heat_layer::{
     DEFAULT_HEAT_VMAX, HeatLayer, hot_all_over, legend_ticks, relative_to_part,
 };
@@ -9,6 +10,7 @@ use crate::core::image_io::load_mask;
 use crate::core::message::path_text;
 use crate::core::overlay::{mask_outline, outline_thickness};
 use crate::core::protocol::Heatmap;
+use crate::core::training_set::{GoodRole, RoleChoice};
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
 use crate::gui::session::Session;
@@ -135,18 +137,39 @@ impl PartView {
         ui.horizontal(|ui| {
             if ui
                 .button("Close")
-                .on_hover_text("Back to the gallery")
+                .on_hover_text("Back to the gallery (Esc)")
                 .clicked()
             {
                 commands.push(AppCommand::ClosePart);
             }
-            ui.heading(
-                path.file_name()
-                    .map(|n| path_text(std::path::Path::new(n)))
-                    .unwrap_or_default(),
+            if ui
+                .button("Previous")
+                .on_hover_text("The previous image in the gallery (left or up arrow)")
+                .clicked()
+            {
+                commands.push(AppCommand::StepPart(-1));
+            }
+            if ui
+                .button("Next")
+                .on_hover_text("The next image in the gallery (right or down arrow)")
+                .clicked()
+            {
+                commands.push(AppCommand::StepPart(1));
+            }
+            ui.add(
+                egui::Label::new(
+                    RichText::new(
+                        path.file_name()
+                            .map(|n| path_text(std::path::Path::new(n)))
+                            .unwrap_or_default(),
+                    )
+                    .heading(),
+                )
+                .truncate(),
             );
         });
-        ui.label(RichText::new(path_text(&path)).small().weak());
+        ui.add(egui::Label::new(RichText::new(path_text(&path)).small().weak()).truncate());
+        correct_ui(ui, session, state, &path, commands);
         if let Some(p) = part {
             ui.horizontal_wrapped(|ui| {
                 ui.label(RichText::new(format!("Score {}", style::format_score(p.score))).strong());
@@ -173,10 +196,14 @@ impl PartView {
             ui.checkbox(&mut state.show_heat, "Show heatmap");
             ui.add_enabled(
                 state.show_heat,
-                egui::Slider::new(&mut state.heat_opacity, 0.0..=1.0).text("Heatmap opacity"),
+                // Two decimals always: the row keeps its width as the value changes.
+                egui::Slider::new(&mut state.heat_opacity, 0.0..=1.0)
+                    .fixed_decimals(2)
+                    .text("Heatmap opacity"),
             );
             ui.label("Colours:");
             egui::ComboBox::from_id_salt("colormap")
+                .width(90.0)
                 .selected_text(state.colormap.name())
                 .show_ui(ui, |ui| {
                     for c in Colormap::ALL {
@@ -422,6 +449,92 @@ impl PartView {
                 }
             }
         }
+    }
+}
+
+/// What the user can say about the opened image: a part is good (train on it) or has
+/// another label; a good image is trained on, held out or excluded.
+fn correct_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    state: &State,
+    path: &Path,
+    commands: &mut Vec<AppCommand>,
+) {
+    let Some(data) = &session.data else { return };
+    if let Some(sample) = data.inspect.iter().find(|s| s.path == path) {
+        ui.horizontal_wrapped(|ui| {
+            let trained = data.is_training_image(path);
+            if trained {
+                ui.label(RichText::new("A good image: trained on from the next training.").color(style::GOOD));
+            } else if ui
+                .button("This is good: train on it")
+                .on_hover_text("Labels it good and adds it to the good images to train on. Retrain to use it; the window then shows which parts changed their call.")
+                .clicked()
+            {
+                commands.push(AppCommand::MarkGood(path.to_path_buf()));
+            }
+            let label_id = ui.label("Label:").id;
+            let mut label = sample.label.clone();
+            let mut kinds: Vec<Label> = vec![Label::Good];
+            for (name, _) in data.type_counts() {
+                if name != Label::Good.type_name() && name != Label::Unknown.type_name() {
+                    kinds.push(Label::Defect(name));
+                }
+            }
+            if !kinds.iter().any(|k| k.type_name() == "defect") {
+                kinds.push(Label::Defect("defect".into()));
+            }
+            kinds.push(Label::Unknown);
+            egui::ComboBox::from_id_salt("relabel")
+                .width(110.0)
+                .selected_text(label.type_name().to_owned())
+                .show_ui(ui, |ui| {
+                    for k in kinds {
+                        let name = k.type_name().to_owned();
+                        ui.selectable_value(&mut label, k, name);
+                    }
+                })
+                .response
+                .labelled_by(label_id)
+                .on_hover_text("What this part really is: the counts, curves and filters use it.");
+            if label != sample.label {
+                commands.push(AppCommand::Relabel {
+                    path: path.to_path_buf(),
+                    label,
+                });
+            }
+        });
+    } else if data.good.iter().any(|g| g == path) {
+        let role = data
+            .roles(state.train_count, state.val_count)
+            .role_of(path)
+            .unwrap_or(GoodRole::Unused);
+        let choice = data.choices.get(path).copied();
+        ui.horizontal_wrapped(|ui| {
+            ui.label(format!(
+                "A good image: {} in the next training{}.",
+                if choice == Some(RoleChoice::Exclude) {
+                    "excluded"
+                } else {
+                    role.name()
+                },
+                if choice.is_some() { " (chosen)" } else { "" }
+            ));
+            for (c, text) in [
+                (Some(RoleChoice::Train), "Train on it"),
+                (Some(RoleChoice::HeldOut), "Hold out"),
+                (Some(RoleChoice::Exclude), "Exclude"),
+                (None, "Automatic"),
+            ] {
+                if ui.selectable_label(choice == c, text).clicked() && choice != c {
+                    commands.push(AppCommand::ChooseRole {
+                        path: path.to_path_buf(),
+                        choice: c,
+                    });
+                }
+            }
+        });
     }
 }
 

@@ -44,6 +44,10 @@ struct Cache {
     /// Whether labelled good and defective parts were scored (the line choices' inputs).
     has_good: bool,
     has_defects: bool,
+    /// How well the scores separate the labelled parts (with the labels as they are now).
+    auroc: Option<f64>,
+    /// Parts that are among the good images to train on (marked good here).
+    training_parts: usize,
 }
 
 /// The results panel's own state.
@@ -51,6 +55,9 @@ struct Cache {
 pub struct ResultsPanel {
     grab: Option<Grab>,
     cache: Option<Cache>,
+    /// What is typed into the reject and review fields while they have the focus.
+    reject_text: Option<String>,
+    review_text: Option<String>,
 }
 
 impl ResultsPanel {
@@ -82,6 +89,14 @@ impl ResultsPanel {
                 .zip(session.thresholds)
                 .map(|(f, t)| f.predict(t.reject)),
             fit,
+            auroc: metrics::auroc(&scores, &truth),
+            training_parts: session.data.as_ref().map_or(0, |d| {
+                session
+                    .parts
+                    .iter()
+                    .filter(|p| d.is_training_image(&p.path))
+                    .count()
+            }),
             has_good: truth.iter().any(|d| !d),
             has_defects: truth.iter().any(|d| *d),
             curve: metrics::curve(&scores, &truth),
@@ -305,18 +320,12 @@ impl ResultsPanel {
             && (r.dragged() || r.clicked())
         {
             let value = 10f64.powf(p.x);
-            let new = match grab {
-                Grab::Reject => Thresholds {
-                    reject: value,
-                    review: t.review.map(|rv| rv.min(value)),
-                },
-                Grab::Review => Thresholds {
-                    reject: t.reject,
-                    review: Some(value.min(t.reject)),
-                },
-            };
-            if new != t {
-                commands.push(AppCommand::SetThresholds(new));
+            match grab {
+                Grab::Reject if value != t.reject => commands.push(AppCommand::SetReject(value)),
+                Grab::Review if Some(value.min(t.reject)) != t.review => {
+                    commands.push(AppCommand::SetReview(Some(value.min(t.reject))));
+                }
+                _ => {}
             }
         }
         if r.drag_stopped() || r.clicked() {
@@ -343,52 +352,65 @@ impl ResultsPanel {
             .unwrap_or((t.reject * 0.5, t.reject * 2.0));
         let (lo, hi) = (lo.min(t.reject).max(1e-6) * 0.8, hi.max(t.reject) * 1.25);
         let mut reject = t.reject;
-        let changed_reject = ui
-            .add(
-                egui::Slider::new(&mut reject, lo..=hi)
-                    .logarithmic(true)
-                    .text("Reject at score")
-                    .custom_formatter(|v, _| style::format_score(v)),
-            )
-            .on_hover_text("Parts scoring at or above this are rejected.")
-            .changed();
-        let mut band = state.review_band;
-        let band_toggled = ui
-            .checkbox(&mut band, "Review band (send borderline parts to a person)")
-            .changed();
-        if band_toggled {
-            state.review_band = band;
-        }
-        let mut review = t.review.unwrap_or(t.reject * 0.7);
-        let mut changed_review = false;
-        if state.review_band {
-            changed_review = ui
+        ui.horizontal(|ui| {
+            let slider = ui
                 .add(
-                    egui::Slider::new(&mut review, lo..=hi)
+                    egui::Slider::new(&mut reject, lo..=hi)
                         .logarithmic(true)
-                        .text("Review from score")
-                        .custom_formatter(|v, _| style::format_score(v)),
+                        .show_value(false)
+                        .text("Reject at score"),
                 )
-                .on_hover_text("Parts between this and the reject score go to review.")
-                .changed();
+                .on_hover_text("Parts scoring at or above this are rejected.");
+            if slider.changed() {
+                commands.push(AppCommand::SetReject(reject));
+            }
+            if let Some(v) = typed_score(ui, &mut self.reject_text, t.reject, slider.id) {
+                commands.push(AppCommand::SetReject(v));
+            }
+        });
+        let mut band = state.review_band;
+        if ui
+            .checkbox(&mut band, "Review band (send borderline parts to a person)")
+            .changed()
+        {
+            state.review_band = band;
+            let wanted = session.review_wanted.unwrap_or(t.reject * 0.7);
+            commands.push(AppCommand::SetReview(band.then_some(wanted)));
         }
-        if changed_reject || changed_review || (band_toggled && band && t.review.is_none()) {
-            commands.push(AppCommand::SetThresholds(
-                Thresholds {
-                    reject,
-                    review: state.review_band.then_some(review.min(reject)),
+        if state.review_band {
+            let mut review = t.review.unwrap_or(t.reject * 0.7);
+            ui.horizontal(|ui| {
+                let slider = ui
+                    .add(
+                        egui::Slider::new(&mut review, lo..=hi)
+                            .logarithmic(true)
+                            .show_value(false)
+                            .text("Review from score"),
+                    )
+                    .on_hover_text("Parts between this and the reject score go to review.");
+                if slider.changed() {
+                    commands.push(AppCommand::SetReview(Some(review.min(t.reject))));
                 }
-                .ordered(),
-            ));
+                let shown = t.review.unwrap_or(review);
+                if let Some(v) = typed_score(ui, &mut self.review_text, shown, slider.id) {
+                    commands.push(AppCommand::SetReview(Some(v)));
+                }
+            });
+            if session.review_wanted.is_some_and(|w| w > t.reject) {
+                ui.label(
+                    RichText::new(format!(
+                        "The review line waits at {}, above the reject line; it comes back when the reject line goes above it.",
+                        style::format_score(session.review_wanted.unwrap_or_default())
+                    ))
+                    .small()
+                    .weak(),
+                );
+            }
         }
 
         prediction_ui(ui, self.cache.as_ref().and_then(|c| c.prediction));
         ui.add_space(4.0);
         ui.label(RichText::new("Put the reject line where it").strong());
-        let line_at = |v: f64| Thresholds {
-            reject: v,
-            review: t.review.map(|r| r.min(v)),
-        };
         // By the good parts held out from training.
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("rejects at most").id;
@@ -410,7 +432,7 @@ impl ResultsPanel {
                 .clicked()
                 && let Some(v) = session.threshold_for_false_reject_pct(state.target_false_reject_pct)
             {
-                commands.push(AppCommand::SetThresholds(line_at(v)));
+                commands.push(AppCommand::SetReject(v));
             }
         });
         if let Some(fit) = self.cache.as_ref().and_then(|c| c.fit.as_ref()) {
@@ -448,7 +470,7 @@ impl ResultsPanel {
                 .clicked()
                 && let Some(v) = session.threshold_for_recall_pct(state.target_recall_pct)
             {
-                commands.push(AppCommand::SetThresholds(line_at(v)));
+                commands.push(AppCommand::SetReject(v));
             }
         });
         // By weighing a false reject against an escape.
@@ -480,7 +502,7 @@ impl ResultsPanel {
                 .clicked()
                 && let Some(c) = session.threshold_for_cost(state.escape_cost, state.defect_share_pct)
             {
-                commands.push(AppCommand::SetThresholds(line_at(c.threshold)));
+                commands.push(AppCommand::SetReject(c.threshold));
             }
         });
         ui.separator();
@@ -497,7 +519,17 @@ impl ResultsPanel {
             );
         }
 
-        if let Some(auroc) = session.eval.as_ref().and_then(|e| e.image_auroc) {
+        if cache.training_parts > 0 {
+            ui.label(
+                RichText::new(format!(
+                    "{} of these parts are now good images to train on: after retraining they score lower than new parts would, and the figures here are flattered by them.",
+                    cache.training_parts
+                ))
+                .small()
+                .color(style::REVIEW),
+            );
+        }
+        if let Some(auroc) = cache.auroc {
             ui.label(format!(
                 "Separation of good and defective parts (AUROC): {:.1} %",
                 auroc * 100.0
@@ -507,6 +539,36 @@ impl ResultsPanel {
             );
         }
     }
+}
+
+/// A score typed into a field next to a slider, applied only on Enter: typing "10" never
+/// applies "1" on the way. Shows `value` while the field is not being edited.
+fn typed_score(
+    ui: &mut egui::Ui,
+    text: &mut Option<String>,
+    value: f64,
+    labelled_by: egui::Id,
+) -> Option<f64> {
+    let mut buffer = text.clone().unwrap_or_else(|| style::format_score(value));
+    let response = ui
+        .add(egui::TextEdit::singleline(&mut buffer).desired_width(64.0))
+        .labelled_by(labelled_by)
+        .on_hover_text("Type a score and press Enter; Esc leaves it as it was.");
+    let mut typed = None;
+    if response.has_focus() {
+        *text = Some(buffer);
+    } else {
+        if response.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+            // Anything but a positive number leaves the line where it was.
+            typed = buffer
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v > 0.0);
+        }
+        *text = None;
+    }
+    typed
 }
 
 /// What the reject line is predicted to do to good parts, and how sure that is.

@@ -6,6 +6,7 @@ use crate::core::dataset::Label;
 use crate::core::decision::{Decision, DecisionCounts, Thresholds};
 use crate::core::metrics;
 use crate::core::protocol::{EvalReport, Heatmap, ModelInfo, Phase};
+use crate::core::training_set::{Move, moves};
 use crate::gui::training_log::TrainingLog;
 use crate::gui::workset::Workset;
 use std::collections::HashMap;
@@ -196,6 +197,21 @@ pub struct Session {
     pub partial: Option<Partial>,
     /// Why the inspected parts look unlike the model's training images, when they do.
     pub model_warning: Option<String>,
+    /// Edits of the images that can be undone, latest last: what was done, and the
+    /// images as they were before it.
+    pub undo: Vec<(String, Workset)>,
+    /// The calls of the parts under the previous model, at its line: kept when a new
+    /// model arrives, to show which parts moved across the line.
+    pub previous_calls: Option<HashMap<PathBuf, Decision>>,
+    /// The review line as the user last set it. The shown band starts at the lower of it
+    /// and the reject line, so moving the reject line below it and back leaves it where
+    /// it was.
+    pub review_wanted: Option<f64>,
+    /// Seconds one heatmap took, measured on the last heatmaps computed (to say up front
+    /// how long an export takes).
+    pub heat_secs: Option<f64>,
+    /// Seconds one part took in the last full inspection (without heatmaps).
+    pub inspect_secs: Option<f64>,
 }
 
 /// How far (in fitted standard deviations of the log score) the lowest tenth of the parts
@@ -365,14 +381,119 @@ impl Session {
             .as_deref()
     }
 
+    /// Whether the scored parts include labelled good parts, and labelled defective ones.
+    pub fn label_kinds(&self) -> (bool, bool) {
+        let mut kinds = (false, false);
+        for p in &self.parts {
+            match p.label.is_defect() {
+                Some(false) => kinds.0 = true,
+                Some(true) => kinds.1 = true,
+                None => {}
+            }
+        }
+        kinds
+    }
+
     /// Whether any scored part has a label.
     pub fn has_labels(&self) -> bool {
         self.parts.iter().any(|p| p.label.is_defect().is_some())
     }
 
-    /// Sets the thresholds (review band kept below the reject threshold).
+    /// Sets the thresholds (review band kept below the reject threshold), both as the
+    /// user wants them.
     pub fn set_thresholds(&mut self, t: Thresholds) {
+        self.review_wanted = t.review;
         self.thresholds = Some(t.ordered());
+        self.version += 1;
+    }
+
+    /// Moves the reject line only; the review band starts where the user last put it, or
+    /// at the reject line while that is lower.
+    pub fn set_reject(&mut self, reject: f64) {
+        self.thresholds = Some(Thresholds {
+            reject,
+            review: self.review_wanted.map(|r| r.min(reject)),
+        });
+        self.version += 1;
+    }
+
+    /// Moves (or with `None` removes) the review line only.
+    pub fn set_review(&mut self, review: Option<f64>) {
+        if let Some(t) = self.thresholds {
+            self.review_wanted = review;
+            self.thresholds = Some(
+                Thresholds {
+                    reject: t.reject,
+                    review,
+                }
+                .ordered(),
+            );
+            self.version += 1;
+        }
+    }
+
+    /// Remembers every part's call at the current line, before a new model replaces the
+    /// current one (nothing when the parts are partial or there is no line).
+    pub fn keep_calls(&mut self) {
+        let Some(t) = self.thresholds else { return };
+        if self.parts.is_empty() || self.partial.is_some() {
+            return;
+        }
+        self.previous_calls = Some(
+            self.parts
+                .iter()
+                .map(|p| (p.path.clone(), t.decide(p.score)))
+                .collect(),
+        );
+    }
+
+    /// The parts whose call differs from the previous model's, at the current lines
+    /// (`None` when there is nothing to compare with).
+    pub fn moves(&self) -> Option<Vec<Move>> {
+        let before = self.previous_calls.as_ref()?;
+        let t = self.thresholds?;
+        let now: Vec<(PathBuf, Decision)> = self
+            .parts
+            .iter()
+            .map(|p| (p.path.clone(), t.decide(p.score)))
+            .collect();
+        Some(moves(before, &now))
+    }
+
+    /// Records an edit of the images, to undo it later: call before changing them.
+    pub fn push_undo(&mut self, what: impl Into<String>) {
+        if let Some(data) = &self.data {
+            self.undo.push((what.into(), data.clone()));
+            // A long session keeps the last edits, not every one.
+            if self.undo.len() > 50 {
+                self.undo.remove(0);
+            }
+        }
+    }
+
+    /// Undoes the last edit of the images; returns what it was. The scored parts take
+    /// their labels back.
+    pub fn undo_edit(&mut self) -> Option<String> {
+        let (what, data) = self.undo.pop()?;
+        self.data = Some(data);
+        self.sync_labels();
+        self.version += 1;
+        Some(what)
+    }
+
+    /// Gives each scored part the label its image has in the data set now.
+    pub fn sync_labels(&mut self) {
+        let Some(data) = &self.data else { return };
+        let labels: HashMap<&Path, &Label> = data
+            .inspect
+            .iter()
+            .map(|s| (s.path.as_path(), &s.label))
+            .collect();
+        for p in &mut self.parts {
+            if let Some(l) = labels.get(p.path.as_path()) {
+                p.label = (*l).clone();
+            }
+        }
         self.version += 1;
     }
 

@@ -27,10 +27,10 @@ impl TrainingPanel {
         worker_ok: bool,
         commands: &mut Vec<AppCommand>,
     ) {
-        ui.heading("2. Train");
         ui.horizontal(|ui| {
             ui.label("Detector:");
             egui::ComboBox::from_id_salt("detector")
+                .width(200.0)
                 .selected_text(detector_label(state.detector))
                 .show_ui(ui, |ui| {
                     for k in DetectorKind::ALL {
@@ -47,7 +47,10 @@ impl TrainingPanel {
             ui.label("Settings:");
             let differnet = state.detector == DetectorKind::DifferNet;
             ui.add_enabled_ui(differnet, |ui| {
+                // A fixed width: the panel does not move when the choice changes.
                 egui::ComboBox::from_id_salt("preset")
+                    .width(200.0)
+                    .truncate()
                     .selected_text(if differnet {
                         preset_label(state.preset).to_owned()
                     } else {

@@ -1,9 +1,10 @@
 //! The images the user is working with: good parts to train on and parts to inspect, from
 //! an MVTec AD folder, a plain folder or dropped files.
 
-use crate::core::dataset::{self, Dataset, Label, Sample};
+use crate::core::dataset::{Dataset, Label, Sample};
+use crate::core::training_set::{RoleChoice, Roles, assign_roles};
 use crate::gui::command::ImageRole;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// Where the images came from.
@@ -30,6 +31,9 @@ pub struct Workset {
     pub good: Vec<PathBuf>,
     /// Images to inspect, with labels when known.
     pub inspect: Vec<Sample>,
+    /// The user's choices for single good images (train on it, hold it out, exclude it);
+    /// the others are split by the seeded shuffle.
+    pub choices: BTreeMap<PathBuf, RoleChoice>,
 }
 
 impl Workset {
@@ -46,6 +50,7 @@ impl Workset {
             layout,
             good: data.train_good,
             inspect: data.test,
+            choices: BTreeMap::new(),
         }
     }
 
@@ -57,6 +62,7 @@ impl Workset {
             is_demo: false,
             good: Vec::new(),
             inspect: Vec::new(),
+            choices: BTreeMap::new(),
         }
     }
 
@@ -129,16 +135,78 @@ impl Workset {
         self.inspect.iter().filter(|s| s.mask.is_some()).count()
     }
 
-    /// The training and validation split for `train_count` and `val_count` (or the
-    /// default validation count), seeded so the same settings give the same split.
+    /// Every good image's role for `train_count` and `val_count` (or the default
+    /// held-out count), seeded so the same settings give the same split, with the user's
+    /// choices kept.
+    pub fn roles(&self, train_count: usize, val_count: Option<usize>) -> Roles {
+        assign_roles(&self.good, &self.choices, train_count, val_count, 0)
+    }
+
+    /// The training and held-out images for `train_count` and `val_count`.
     pub fn split(
         &self,
         train_count: usize,
         val_count: Option<usize>,
     ) -> (Vec<PathBuf>, Vec<PathBuf>) {
-        let val = val_count
-            .unwrap_or_else(|| dataset::default_val_count(self.good.len(), Some(train_count)));
-        dataset::split_train_val(&self.good, Some(train_count), val, 0)
+        let r = self.roles(train_count, val_count);
+        (r.train, r.held_out)
+    }
+
+    /// Sets (or with `None` clears) the user's choice for a good image.
+    pub fn choose(&mut self, path: &Path, choice: Option<RoleChoice>) {
+        match choice {
+            Some(c) => {
+                self.choices.insert(path.to_path_buf(), c);
+            }
+            None => {
+                self.choices.remove(path);
+            }
+        }
+    }
+
+    /// Good images the user excluded.
+    pub fn excluded_count(&self) -> usize {
+        self.choices
+            .values()
+            .filter(|c| **c == RoleChoice::Exclude)
+            .count()
+    }
+
+    /// Says an inspected part is good: it is labelled good (its defect mask dropped) and
+    /// joins the good images, chosen for training. It stays among the parts to inspect,
+    /// so the next inspection shows where it lands. False when it is not one of them.
+    pub fn mark_good(&mut self, path: &Path) -> bool {
+        let Some(sample) = self.inspect.iter_mut().find(|s| s.path == path) else {
+            return false;
+        };
+        sample.label = Label::Good;
+        sample.mask = None;
+        if let Err(i) = self.good.binary_search_by(|p| p.as_path().cmp(path)) {
+            self.good.insert(i, path.to_path_buf());
+        }
+        self.choices.insert(path.to_path_buf(), RoleChoice::Train);
+        true
+    }
+
+    /// Whether `path` is one of the good images and would be trained on or held out
+    /// with these settings (an inspected part that was marked good).
+    pub fn is_training_image(&self, path: &Path) -> bool {
+        self.good
+            .binary_search_by(|p| p.as_path().cmp(path))
+            .is_ok()
+            && self.choices.get(path) != Some(&RoleChoice::Exclude)
+    }
+
+    /// Sets the label of an image to inspect. False when it is not one of them.
+    pub fn relabel(&mut self, path: &Path, label: Label) -> bool {
+        let Some(sample) = self.inspect.iter_mut().find(|s| s.path == path) else {
+            return false;
+        };
+        if label.is_defect() != Some(true) {
+            sample.mask = None;
+        }
+        sample.label = label;
+        true
     }
 }
 

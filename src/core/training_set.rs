@@ -1,0 +1,259 @@
+//! Which good images a model is trained on, which are held out to check it, and which are
+//! left unused: the seeded split of [`crate::core::dataset::split_train_val`], with the
+//! user's choices for single images on top. And what a retraining changed: the parts that
+//! moved across the line.
+
+use crate::core::dataset::{default_val_count, split_train_val};
+use crate::core::decision::Decision;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+/// What the user chose for one good image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleChoice {
+    /// Always train on it.
+    Train,
+    /// Always hold it out to check the model.
+    HeldOut,
+    /// Never use it (a blurred photo, a part that is not quite good).
+    Exclude,
+}
+
+/// What a good image is used for in the next training.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GoodRole {
+    /// Trained on.
+    Train,
+    /// Held out: scored after training to learn what a good part scores.
+    HeldOut,
+    /// Not used (more good images than asked for, or excluded).
+    Unused,
+}
+
+impl GoodRole {
+    /// The role as a user reads it.
+    pub fn name(self) -> &'static str {
+        match self {
+            GoodRole::Train => "train",
+            GoodRole::HeldOut => "held out",
+            GoodRole::Unused => "unused",
+        }
+    }
+}
+
+/// The good images by role, each list sorted by path.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Roles {
+    /// Images to train on.
+    pub train: Vec<PathBuf>,
+    /// Images held out.
+    pub held_out: Vec<PathBuf>,
+    /// Images left out, excluded ones among them.
+    pub unused: Vec<PathBuf>,
+}
+
+impl Roles {
+    /// The role of `path`, if it is one of the good images.
+    pub fn role_of(&self, path: &Path) -> Option<GoodRole> {
+        let has = |v: &[PathBuf]| v.binary_search_by(|p| p.as_path().cmp(path)).is_ok();
+        if has(&self.train) {
+            Some(GoodRole::Train)
+        } else if has(&self.held_out) {
+            Some(GoodRole::HeldOut)
+        } else if has(&self.unused) {
+            Some(GoodRole::Unused)
+        } else {
+            None
+        }
+    }
+}
+
+/// Splits `good` into training, held-out and unused images.
+///
+/// Images the user chose keep their role; `Train` ones count towards `train_count` (which
+/// grows when more are chosen) and `HeldOut` ones towards the held-out count. The rest are
+/// shuffled with `seed` and fill the held-out count first (never more than half of them),
+/// then the training count. `val_count` `None` holds out
+/// [`default_val_count`] of the images not excluded. Without choices this is exactly
+/// [`split_train_val`].
+pub fn assign_roles(
+    good: &[PathBuf],
+    choices: &BTreeMap<PathBuf, RoleChoice>,
+    train_count: usize,
+    val_count: Option<usize>,
+    seed: u64,
+) -> Roles {
+    let mut roles = Roles::default();
+    let mut free = Vec::new();
+    let mut forced_train = 0;
+    let mut forced_val = 0;
+    for path in good {
+        match choices.get(path) {
+            Some(RoleChoice::Train) => {
+                roles.train.push(path.clone());
+                forced_train += 1;
+            }
+            Some(RoleChoice::HeldOut) => {
+                roles.held_out.push(path.clone());
+                forced_val += 1;
+            }
+            Some(RoleChoice::Exclude) => roles.unused.push(path.clone()),
+            None => free.push(path.clone()),
+        }
+    }
+    let included = good.len() - roles.unused.len();
+    let val_target = val_count.unwrap_or_else(|| default_val_count(included, Some(train_count)));
+    let (train, val) = split_train_val(
+        &free,
+        Some(train_count.saturating_sub(forced_train)),
+        val_target.saturating_sub(forced_val),
+        seed,
+    );
+    let taken: std::collections::HashSet<&PathBuf> = train.iter().chain(&val).collect();
+    let spare: Vec<PathBuf> = free
+        .iter()
+        .filter(|p| !taken.contains(p))
+        .cloned()
+        .collect();
+    roles.train.extend(train);
+    roles.held_out.extend(val);
+    roles.unused.extend(spare);
+    roles.train.sort();
+    roles.held_out.sort();
+    roles.unused.sort();
+    roles
+}
+
+/// A part whose call changed between two inspections.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Move {
+    /// The image.
+    pub path: PathBuf,
+    /// Its call before.
+    pub before: Decision,
+    /// Its call now.
+    pub after: Decision,
+}
+
+/// The parts in `after` whose call differs from `before` (each at its own model's line),
+/// in the order of `after`. Parts new to `after` are not moves.
+pub fn moves(before: &HashMap<PathBuf, Decision>, after: &[(PathBuf, Decision)]) -> Vec<Move> {
+    after
+        .iter()
+        .filter_map(|(path, now)| {
+            let was = *before.get(path)?;
+            (was != *now).then(|| Move {
+                path: path.clone(),
+                before: was,
+                after: *now,
+            })
+        })
+        .collect()
+}
+
+/// "3 parts moved across the line: 2 now accepted, 1 now rejected", or that none did.
+pub fn moves_summary(moves: &[Move]) -> String {
+    if moves.is_empty() {
+        return "No part changed its call.".to_owned();
+    }
+    let mut parts = Vec::new();
+    for d in [Decision::Accept, Decision::Review, Decision::Reject] {
+        let n = moves.iter().filter(|m| m.after == d).count();
+        if n > 0 {
+            let word = match d {
+                Decision::Accept => "accepted",
+                Decision::Review => "in review",
+                Decision::Reject => "rejected",
+            };
+            parts.push(format!("{n} now {word}"));
+        }
+    }
+    format!(
+        "{} part{} changed {} call: {}.",
+        moves.len(),
+        if moves.len() == 1 { "" } else { "s" },
+        if moves.len() == 1 { "its" } else { "their" },
+        parts.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(n: usize) -> Vec<PathBuf> {
+        (0..n)
+            .map(|i| PathBuf::from(format!("/g/{i:03}.png")))
+            .collect()
+    }
+
+    #[test]
+    fn without_choices_the_split_is_the_seeded_one() {
+        let good = paths(40);
+        let r = assign_roles(&good, &BTreeMap::new(), 16, None, 0);
+        let (train, val) = split_train_val(&good, Some(16), default_val_count(40, Some(16)), 0);
+        assert_eq!((r.train.clone(), r.held_out.clone()), (train, val));
+        assert_eq!(r.train.len() + r.held_out.len() + r.unused.len(), 40);
+        assert_eq!(r.unused.len(), 40 - 16 - 20);
+    }
+
+    #[test]
+    fn choices_are_kept_and_the_counts_still_hold() {
+        let good = paths(40);
+        let base = assign_roles(&good, &BTreeMap::new(), 16, Some(8), 0);
+        let excluded = base.train[0].clone();
+        let unused = base.unused[0].clone();
+        let held = base.train[1].clone();
+        let choices = BTreeMap::from([
+            (excluded.clone(), RoleChoice::Exclude),
+            (unused.clone(), RoleChoice::Train),
+            (held.clone(), RoleChoice::HeldOut),
+        ]);
+        let r = assign_roles(&good, &choices, 16, Some(8), 0);
+        assert_eq!(r.role_of(&excluded), Some(GoodRole::Unused));
+        assert_eq!(r.role_of(&unused), Some(GoodRole::Train));
+        assert_eq!(r.role_of(&held), Some(GoodRole::HeldOut));
+        assert_eq!((r.train.len(), r.held_out.len()), (16, 8));
+        // Every image has exactly one role.
+        let mut all: Vec<PathBuf> = r
+            .train
+            .iter()
+            .chain(&r.held_out)
+            .chain(&r.unused)
+            .cloned()
+            .collect();
+        all.sort();
+        assert_eq!(all, good);
+        // More images chosen for training than asked for: all of them are trained on.
+        let many: BTreeMap<PathBuf, RoleChoice> = good[..20]
+            .iter()
+            .map(|p| (p.clone(), RoleChoice::Train))
+            .collect();
+        let r = assign_roles(&good, &many, 16, Some(8), 0);
+        assert_eq!(r.train, good[..20].to_vec());
+        assert_eq!(r.held_out.len(), 8);
+    }
+
+    #[test]
+    fn moves_are_the_parts_whose_call_changed() {
+        let before = HashMap::from([
+            (PathBuf::from("a"), Decision::Reject),
+            (PathBuf::from("b"), Decision::Accept),
+            (PathBuf::from("c"), Decision::Reject),
+        ]);
+        let after = vec![
+            (PathBuf::from("a"), Decision::Accept),
+            (PathBuf::from("b"), Decision::Accept),
+            (PathBuf::from("c"), Decision::Accept),
+            (PathBuf::from("new"), Decision::Reject),
+        ];
+        let m = moves(&before, &after);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[0].path, PathBuf::from("a"));
+        assert_eq!(
+            moves_summary(&m),
+            "2 parts changed their call: 2 now accepted."
+        );
+        assert_eq!(moves_summary(&[]), "No part changed its call.");
+    }
+}
