@@ -368,6 +368,9 @@ impl WorkstationApp {
                 .min_size(320.0)
                 .resizable(true)
                 .show(ui, |ui| {
+                    // Fill the panel: a panel keeps the width of what it holds, and a
+                    // part's controls must not make it shrink from one frame to the next.
+                    ui.set_min_width(ui.available_width());
                     self.part_view.ui(
                         ui,
                         &self.session,

@@ -572,7 +572,7 @@ fn tile_ui(
     selected: bool,
 ) -> egui::Response {
     let (rect, response) = ui.allocate_exact_size(TILE, Sense::click());
-    let name = match (tile.score, tile.decision) {
+    let mut name = match (tile.score, tile.decision) {
         (Some(s), Some(d)) => format!(
             "Open {} (score {}, {})",
             tile.caption,
@@ -582,6 +582,9 @@ fn tile_ui(
         (Some(s), None) => format!("Open {} (score {})", tile.caption, style::format_score(s)),
         _ => format!("Open {}", tile.caption),
     };
+    if let Some(note) = &tile.note {
+        name += &format!(": {note}");
+    }
     response.widget_info(|| egui::WidgetInfo::labeled(egui::Role::Button, true, name.clone()));
     if !ui.is_rect_visible(rect) {
         return response;

@@ -511,28 +511,30 @@ fn correct_ui(
             .role_of(path)
             .unwrap_or(GoodRole::Unused);
         let choice = data.choices.get(path).copied();
-        ui.horizontal_wrapped(|ui| {
-            ui.label(format!(
-                "A good image: {} in the next training{}.",
-                if choice == Some(RoleChoice::Exclude) {
-                    "excluded"
-                } else {
-                    role.name()
-                },
-                if choice.is_some() { " (chosen)" } else { "" }
-            ));
+        ui.label(format!(
+            "A good image: {} in the next training{}.",
+            if choice == Some(RoleChoice::Exclude) {
+                "excluded"
+            } else {
+                role.name()
+            },
+            if choice.is_some() { " (chosen)" } else { "" }
+        ));
+        ui.horizontal(|ui| {
+            let mut chosen = choice;
             for (c, text) in [
                 (Some(RoleChoice::Train), "Train on it"),
                 (Some(RoleChoice::HeldOut), "Hold out"),
                 (Some(RoleChoice::Exclude), "Exclude"),
                 (None, "Automatic"),
             ] {
-                if ui.selectable_label(choice == c, text).clicked() && choice != c {
-                    commands.push(AppCommand::ChooseRole {
-                        path: path.to_path_buf(),
-                        choice: c,
-                    });
-                }
+                ui.radio_value(&mut chosen, c, text);
+            }
+            if chosen != choice {
+                commands.push(AppCommand::ChooseRole {
+                    path: path.to_path_buf(),
+                    choice: chosen,
+                });
             }
         });
     }

@@ -6,7 +6,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod decisions;
+mod engineer;
 mod hardening;
+mod layout;
 mod line;
 
 use common::{tiny_config, tiny_cs_flow, tiny_patchcore, write_set};
@@ -629,6 +631,16 @@ fn plain_folders_and_dropped_images_get_a_role() {
     let mut h = harness(options(Some(&dir.path().join("good"))));
     h.run_ok();
     h.get_by_label_contains("What are these 6 images?");
+    h.get_by_label("These are good parts (train on them)")
+        .click();
+    h.run_ok();
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert_eq!((data.good.len(), data.inspect.len()), (6, 0));
+    // It can be undone, and done again.
+    h.get_by_label("Undo \"These are good parts\"").click();
+    h.run_ok();
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert_eq!((data.good.len(), data.inspect.len()), (0, 6));
     h.get_by_label("These are good parts (train on them)")
         .click();
     h.run_ok();

@@ -1,0 +1,258 @@
+//! The engineer's loop: choose the good images, train, call a flagged part good, retrain
+//! with one click and see which parts moved; step through parts with the keyboard; type a
+//! threshold; undo.
+
+use super::*;
+use differnet::core::decision::Decision;
+use differnet::core::training_set::{GoodRole, RoleChoice};
+use differnet::gui::gallery::View;
+
+/// The MVTec set, 12 good images to train on and 4 held out.
+fn opened(size: egui::Vec2) -> (tempfile::TempDir, Harness<'static, App>) {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.state = Some(differnet::gui::state::State {
+        train_count: 12,
+        val_count: Some(4),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.set_size(size);
+    h.run_ok();
+    (dir, h)
+}
+
+fn apply(h: &mut Harness<'_, App>, command: AppCommand) {
+    h.state_mut().as_mut().unwrap().apply(command);
+    h.run_steps(2);
+}
+
+#[test]
+fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
+    let (_dir, mut h) = opened(egui::vec2(1500.0, 950.0));
+    // The good images with their roles: open one that is trained on and exclude it.
+    h.get_by_label("See and choose them…").click();
+    h.run_steps(2);
+    let a = app(&h);
+    let data = a.session().data.as_ref().unwrap();
+    let roles = data.roles(12, Some(4));
+    assert_eq!((roles.train.len(), roles.held_out.len()), (12, 4));
+    let excluded = roles.train[0].clone();
+    let name = excluded.file_name().unwrap().to_string_lossy().into_owned();
+    h.get_by_label_contains(&format!("Open good/{name}"))
+        .click();
+    h.run_steps(2);
+    h.get_by_label_contains("A good image: train in the next training");
+    h.get_by_label("Exclude").click();
+    h.run_steps(2);
+    h.get_by_label_contains("A good image: excluded in the next training (chosen)");
+    h.get_by_label_contains("(1 excluded)");
+    let data = app(&h).session().data.as_ref().unwrap();
+    let roles = data.roles(12, Some(4));
+    assert_eq!(roles.role_of(&excluded), Some(GoodRole::Unused));
+    assert_eq!(
+        (roles.train.len(), roles.held_out.len()),
+        (11, 4),
+        "15 good images left: the held-out four stay, training gets the rest"
+    );
+    // Undo puts it back, and doing it again excludes it again.
+    h.get_by_label_contains("Undo exclude").click();
+    h.run_steps(2);
+    assert!(app(&h).session().data.as_ref().unwrap().choices.is_empty());
+    apply(
+        &mut h,
+        AppCommand::ChooseRole {
+            path: excluded.clone(),
+            choice: Some(RoleChoice::Exclude),
+        },
+    );
+    apply(&mut h, AppCommand::ClosePart);
+    apply(&mut h, AppCommand::ShowGallery(View::Parts));
+
+    train_and_inspect(&mut h);
+    let a = app(&h);
+    let record = a
+        .session()
+        .model
+        .as_ref()
+        .unwrap()
+        .trained_on
+        .clone()
+        .unwrap();
+    assert_eq!(record.train_files.len(), 11);
+    assert!(!record.train_files.contains(&excluded));
+    assert!(!record.validation_files.contains(&excluded));
+    assert!(
+        h.query_by_label_contains("The good images changed")
+            .is_none(),
+        "nothing changed yet"
+    );
+
+    // Flag the highest-scoring good test part: put the reject line just under it.
+    let part = a
+        .session()
+        .parts
+        .iter()
+        .filter(|p| p.label.is_defect() == Some(false))
+        .max_by(|x, y| x.score.total_cmp(&y.score))
+        .unwrap()
+        .clone();
+    apply(&mut h, AppCommand::SetReject(part.score * 0.999));
+    assert_eq!(app(&h).session().decide(part.score), Some(Decision::Reject));
+    apply(&mut h, AppCommand::OpenPart(part.path.clone()));
+    step_until(&mut h, "its heatmap", |a| {
+        a.session()
+            .part(&part.path)
+            .is_some_and(|p| p.heatmap.is_some())
+    });
+    h.get_by_label("This is good: train on it").click();
+    h.run_steps(2);
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert!(data.good.contains(&part.path));
+    assert_eq!(data.choices.get(&part.path), Some(&RoleChoice::Train));
+    h.get_by_label_contains(
+        "The good images changed since this model was trained: 1 to train on added",
+    );
+    h.get_by_label_contains("are now good images to train on");
+
+    // One click retrains, inspects again and says what moved.
+    h.get_by_label("Retrain").click();
+    step_until(&mut h, "retraining to start", |a| a.is_busy());
+    step_until(&mut h, "the new results", |a| {
+        !a.is_busy() && a.session().parts.len() == 10 && a.session().thresholds.is_some()
+    });
+    h.run_steps(2);
+    let a = app(&h);
+    let record = a
+        .session()
+        .model
+        .as_ref()
+        .unwrap()
+        .trained_on
+        .clone()
+        .unwrap();
+    assert!(record.train_files.contains(&part.path), "trained on it");
+    assert!(!record.train_files.contains(&excluded), "still excluded");
+    let moves = a
+        .session()
+        .moves()
+        .expect("compared with the previous model");
+    let moved = moves
+        .iter()
+        .find(|m| m.path == part.path)
+        .expect("the part called good moved");
+    assert_eq!(
+        (moved.before, moved.after),
+        (Decision::Reject, Decision::Accept)
+    );
+    h.get_by_label_contains("Compared with the previous model:");
+    assert!(
+        h.query_by_label_contains("The good images changed")
+            .is_none(),
+        "the new model is trained on the images as they are"
+    );
+    h.get_by_label("Show them").click();
+    h.run_steps(2);
+    h.get_by_label_contains("was rejected");
+    h.check_accessibility();
+}
+
+#[test]
+fn arrows_step_through_the_parts_escape_closes_and_the_order_can_change() {
+    let (_dir, mut h) = opened(egui::vec2(1500.0, 950.0));
+    train_and_inspect(&mut h);
+    let mut by_score: Vec<(f64, PathBuf)> = app(&h)
+        .session()
+        .parts
+        .iter()
+        .map(|p| (p.score, p.path.clone()))
+        .collect();
+    by_score.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let opened = |h: &Harness<'_, App>| app(h).part_view().opened().map(Path::to_path_buf);
+
+    // Nothing open: the first arrow opens the worst part.
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(opened(&h).as_ref(), Some(&by_score[0].1));
+    h.key_press(egui::Key::ArrowRight);
+    h.run_steps(2);
+    assert_eq!(opened(&h).as_ref(), Some(&by_score[1].1));
+    h.key_press(egui::Key::ArrowDown);
+    h.run_steps(2);
+    assert_eq!(opened(&h).as_ref(), Some(&by_score[2].1));
+    h.key_press(egui::Key::ArrowLeft);
+    h.run_steps(2);
+    assert_eq!(opened(&h).as_ref(), Some(&by_score[1].1));
+    h.get_by_label("Next").click();
+    h.run_steps(2);
+    assert_eq!(opened(&h).as_ref(), Some(&by_score[2].1));
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert_eq!(opened(&h), None);
+
+    // Lowest score first, then by name.
+    for (order, first) in [
+        ("score, lowest first", by_score.last().unwrap().1.clone()),
+        ("name", {
+            let mut names: Vec<PathBuf> = by_score.iter().map(|s| s.1.clone()).collect();
+            names.sort();
+            names[0].clone()
+        }),
+    ] {
+        h.get_by_role_and_label(egui::Role::ComboBox, "Sort")
+            .click();
+        h.run_steps(2);
+        h.get_by_label(order).click();
+        h.run_steps(2);
+        h.key_press(egui::Key::ArrowRight);
+        h.run_steps(2);
+        assert_eq!(opened(&h).as_ref(), Some(&first), "{order}");
+        h.key_press(egui::Key::Escape);
+        h.run_steps(2);
+    }
+}
+
+#[test]
+fn a_typed_threshold_applies_on_enter_and_the_review_line_waits() {
+    let (_dir, mut h) = opened(egui::vec2(1500.0, 950.0));
+    train_and_inspect(&mut h);
+    let before = app(&h).session().thresholds.unwrap();
+    let field = h.get_by_role_and_label(egui::Role::TextInput, "Reject at score");
+    field.click();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role_and_label(egui::Role::TextInput, "Reject at score")
+        .type_text("10");
+    h.run_steps(2);
+    assert_eq!(
+        app(&h).session().thresholds.unwrap(),
+        before,
+        "nothing applies while typing"
+    );
+    h.key_press(egui::Key::Enter);
+    h.run_steps(2);
+    assert_eq!(app(&h).session().thresholds.unwrap().reject, 10.0);
+
+    // Esc leaves the line as it was.
+    h.get_by_role_and_label(egui::Role::TextInput, "Reject at score")
+        .click();
+    h.run_steps(1);
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.get_by_role_and_label(egui::Role::TextInput, "Reject at score")
+        .type_text("3");
+    h.key_press(egui::Key::Escape);
+    h.run_steps(2);
+    assert_eq!(app(&h).session().thresholds.unwrap().reject, 10.0);
+
+    // The review line follows the reject line down, and comes back when it goes up.
+    h.get_by_label("Review band (send borderline parts to a person)")
+        .click();
+    h.run_steps(2);
+    apply(&mut h, AppCommand::SetReview(Some(8.0)));
+    apply(&mut h, AppCommand::SetReject(5.0));
+    assert_eq!(app(&h).session().thresholds.unwrap().review, Some(5.0));
+    h.get_by_label_contains("The review line waits at 8.00");
+    apply(&mut h, AppCommand::SetReject(12.0));
+    assert_eq!(app(&h).session().thresholds.unwrap().review, Some(8.0));
+}
