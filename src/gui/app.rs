@@ -474,7 +474,8 @@ impl WorkstationApp {
     /// Keys that work anywhere but in a text field: arrows step through the parts, Esc
     /// closes the opened one, Ctrl+Z undoes the last edit of the images.
     fn keys_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<AppCommand>) {
-        if ctx.egui_wants_keyboard_input() {
+        // Typing, or choosing in an open list, keeps its keys.
+        if ctx.text_edit_focused() || ctx.any_popup_open() {
             return;
         }
         let (next, previous, escape, undo) = ctx.input(|i| {
@@ -485,11 +486,15 @@ impl WorkstationApp {
                 i.modifiers.command && i.key_pressed(egui::Key::Z),
             )
         });
-        if next {
-            commands.push(AppCommand::StepPart(1));
-        }
-        if previous {
-            commands.push(AppCommand::StepPart(-1));
+        if next || previous {
+            commands.push(AppCommand::StepPart(if next { 1 } else { -1 }));
+            // A clicked tile or button keeps the focus, and egui moves the focus with the
+            // arrows too: let the arrows belong to the parts.
+            ctx.memory_mut(|m| {
+                if let Some(id) = m.focused() {
+                    m.surrender_focus(id);
+                }
+            });
         }
         if escape && self.part_view.opened().is_some() {
             commands.push(AppCommand::ClosePart);

@@ -256,3 +256,25 @@ fn a_typed_threshold_applies_on_enter_and_the_review_line_waits() {
     apply(&mut h, AppCommand::SetReject(12.0));
     assert_eq!(app(&h).session().thresholds.unwrap().review, Some(8.0));
 }
+
+#[test]
+fn a_heatmap_export_says_how_long_it_takes_and_reuses_computed_maps() {
+    let (dir, mut h) = opened(egui::vec2(1500.0, 950.0));
+    train_and_inspect(&mut h);
+    let part = app(&h).session().parts[0].path.clone();
+    apply(&mut h, AppCommand::OpenPart(part.clone()));
+    step_until(&mut h, "its heatmap", |a| {
+        a.session().part(&part).is_some_and(|p| p.heatmap.is_some())
+    });
+    assert!(app(&h).session().heat_secs.is_some(), "a heatmap was timed");
+    let out = dir.path().join("heat");
+    apply(&mut h, AppCommand::PlanHeatmapExport(out.clone()));
+    h.get_by_label_contains("Write 10 heatmap images to");
+    h.get_by_label_contains("1 are computed already");
+    h.get_by_label_contains("The other 9 take about");
+    assert!(!out.exists(), "nothing is written before the user says so");
+    h.get_by_label("Export").click();
+    step_until(&mut h, "the heatmap images", |_| {
+        std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) == 10
+    });
+}
