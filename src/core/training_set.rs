@@ -3,8 +3,11 @@
 //! user's choices for single images on top. And what a retraining changed: the parts that
 //! moved across the line.
 
-use crate::core::dataset::{default_val_count, split_train_val};
+use crate::core::dataset::default_val_count;
+#[cfg(test)]
+use crate::core::dataset::split_train_val;
 use crate::core::decision::Decision;
+use crate::core::rng::SplitMix64;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -71,11 +74,12 @@ impl Roles {
 /// Splits `good` into training, held-out and unused images.
 ///
 /// Images the user chose keep their role; `Train` ones count towards `train_count` (which
-/// grows when more are chosen) and `HeldOut` ones towards the held-out count. The rest are
-/// shuffled with `seed` and fill the held-out count first (never more than half of them),
-/// then the training count. `val_count` `None` holds out
-/// [`default_val_count`] of the images not excluded. Without choices this is exactly
-/// [`split_train_val`].
+/// grows when more are chosen) and `HeldOut` ones towards the held-out count. The others
+/// fill the held-out count first (never more than half of them), then the training count,
+/// in the order of one seeded shuffle of all the good images: choosing one image moves
+/// at most the one image next in that order, never reshuffles the rest. `val_count`
+/// `None` holds out [`default_val_count`] of the images not excluded. Without choices
+/// this is exactly [`split_train_val`].
 pub fn assign_roles(
     good: &[PathBuf],
     choices: &BTreeMap<PathBuf, RoleChoice>,
@@ -84,40 +88,42 @@ pub fn assign_roles(
     seed: u64,
 ) -> Roles {
     let mut roles = Roles::default();
-    let mut free = Vec::new();
-    let mut forced_train = 0;
-    let mut forced_val = 0;
-    for path in good {
-        match choices.get(path) {
-            Some(RoleChoice::Train) => {
-                roles.train.push(path.clone());
-                forced_train += 1;
-            }
-            Some(RoleChoice::HeldOut) => {
-                roles.held_out.push(path.clone());
-                forced_val += 1;
-            }
-            Some(RoleChoice::Exclude) => roles.unused.push(path.clone()),
-            None => free.push(path.clone()),
-        }
-    }
-    let included = good.len() - roles.unused.len();
-    let val_target = val_count.unwrap_or_else(|| default_val_count(included, Some(train_count)));
-    let (train, val) = split_train_val(
-        &free,
-        Some(train_count.saturating_sub(forced_train)),
-        val_target.saturating_sub(forced_val),
-        seed,
+    let mut shuffled = good.to_vec();
+    SplitMix64::new(seed).shuffle(&mut shuffled);
+    let known: std::collections::HashSet<&PathBuf> = good.iter().collect();
+    let count = |c: RoleChoice| {
+        choices
+            .iter()
+            .filter(|(p, v)| **v == c && known.contains(p))
+            .count()
+    };
+    let (forced_train, forced_val, excluded) = (
+        count(RoleChoice::Train),
+        count(RoleChoice::HeldOut),
+        count(RoleChoice::Exclude),
     );
-    let taken: std::collections::HashSet<&PathBuf> = train.iter().chain(&val).collect();
-    let spare: Vec<PathBuf> = free
-        .iter()
-        .filter(|p| !taken.contains(p))
-        .cloned()
-        .collect();
-    roles.train.extend(train);
-    roles.held_out.extend(val);
-    roles.unused.extend(spare);
+    let included = good.len() - excluded;
+    let free = included - forced_train - forced_val;
+    let val_target = val_count.unwrap_or_else(|| default_val_count(included, Some(train_count)));
+    let mut val_left = val_target.saturating_sub(forced_val).min(free / 2);
+    let mut train_left = train_count.saturating_sub(forced_train);
+    for path in shuffled {
+        let list = match choices.get(&path) {
+            Some(RoleChoice::Train) => &mut roles.train,
+            Some(RoleChoice::HeldOut) => &mut roles.held_out,
+            Some(RoleChoice::Exclude) => &mut roles.unused,
+            None if val_left > 0 => {
+                val_left -= 1;
+                &mut roles.held_out
+            }
+            None if train_left > 0 => {
+                train_left -= 1;
+                &mut roles.train
+            }
+            None => &mut roles.unused,
+        };
+        list.push(path);
+    }
     roles.train.sort();
     roles.held_out.sort();
     roles.unused.sort();
@@ -224,6 +230,15 @@ mod tests {
             .collect();
         all.sort();
         assert_eq!(all, good);
+        // Choosing for an image the role it has moves nothing else; excluding one moves
+        // only the next image in line into its place.
+        let same = BTreeMap::from([(base.held_out[0].clone(), RoleChoice::HeldOut)]);
+        assert_eq!(assign_roles(&good, &same, 16, Some(8), 0), base);
+        let out = BTreeMap::from([(base.train[3].clone(), RoleChoice::Exclude)]);
+        let r = assign_roles(&good, &out, 16, Some(8), 0);
+        assert_eq!(r.held_out, base.held_out);
+        let joined: Vec<&PathBuf> = r.train.iter().filter(|p| !base.train.contains(p)).collect();
+        assert_eq!(joined.len(), 1, "one image takes the excluded one's place");
         // More images chosen for training than asked for: all of them are trained on.
         let many: BTreeMap<PathBuf, RoleChoice> = good[..20]
             .iter()
