@@ -427,22 +427,38 @@ pub fn default_val_count(good_count: usize, train_count: Option<usize>) -> usize
     }
 }
 
+/// `images` in a seeded random order in which each image's place depends only on its file
+/// name and `seed`, not on which other images are there: adding or removing one image
+/// never reorders the others (ties, such as equal names in two folders, go by path).
+pub fn seeded_order(images: &[PathBuf], seed: u64) -> Vec<PathBuf> {
+    let key = |p: &Path| -> u64 {
+        let name = p.file_name().unwrap_or(p.as_os_str()).as_encoded_bytes();
+        // FNV-1a of the name, mixed with the seed by SplitMix64.
+        let hash = name.iter().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        SplitMix64::new(hash ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15)).next_u64()
+    };
+    let mut keyed: Vec<(u64, &PathBuf)> = images.iter().map(|p| (key(p), p)).collect();
+    keyed.sort();
+    keyed.into_iter().map(|(_, p)| p.clone()).collect()
+}
+
 /// Splits defect-free images into a training set and a validation set.
 ///
-/// A copy of `good` is shuffled with [`SplitMix64`] seeded by `seed`. The validation set is
-/// the first `val_count` images of the shuffle, but never more than half of `good` (rounded
-/// down), so at least one image is left for training whenever `good` is not empty. The
-/// training set is the next `train_count` images, or all the rest when `train_count` is
-/// `None`. Both lists come back sorted by path, and the same arguments always give the same
-/// split.
+/// `good` is put in the [`seeded_order`] of `seed`. The validation set is the first
+/// `val_count` images of that order, but never more than half of `good` (rounded down), so
+/// at least one image is left for training whenever `good` is not empty. The training set
+/// is the next `train_count` images, or all the rest when `train_count` is `None`. Both
+/// lists come back sorted by path, the same arguments always give the same split, and
+/// adding images to `good` moves at most as many images as were added.
 pub fn split_train_val(
     good: &[PathBuf],
     train_count: Option<usize>,
     val_count: usize,
     seed: u64,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut shuffled = good.to_vec();
-    SplitMix64::new(seed).shuffle(&mut shuffled);
+    let mut shuffled = seeded_order(good, seed);
     let val_len = val_count.min(shuffled.len() / 2);
     let rest = shuffled.split_off(val_len);
     let mut val = shuffled;
@@ -857,6 +873,14 @@ mod tests {
         );
         let (_, other_val) = split_train_val(&good, None, 5, 8);
         assert_ne!(other_val, val);
+        // One more image moves at most one image of either set.
+        let mut more = good.clone();
+        more.push(PathBuf::from("img_new.png"));
+        more.sort();
+        let (train2, val2) = split_train_val(&more, Some(10), 5, 7);
+        let (train1, val1) = split_train_val(&good, Some(10), 5, 7);
+        let moved = |a: &[PathBuf], b: &[PathBuf]| a.iter().filter(|p| !b.contains(p)).count();
+        assert!(moved(&val1, &val2) <= 1 && moved(&train1, &train2) <= 1);
     }
 
     #[test]

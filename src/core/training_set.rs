@@ -3,11 +3,10 @@
 //! user's choices for single images on top. And what a retraining changed: the parts that
 //! moved across the line.
 
-use crate::core::dataset::default_val_count;
 #[cfg(test)]
 use crate::core::dataset::split_train_val;
+use crate::core::dataset::{default_val_count, seeded_order};
 use crate::core::decision::Decision;
-use crate::core::rng::SplitMix64;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
@@ -76,8 +75,8 @@ impl Roles {
 /// Images the user chose keep their role; `Train` ones count towards `train_count` (which
 /// grows when more are chosen) and `HeldOut` ones towards the held-out count. The others
 /// fill the held-out count first (never more than half of them), then the training count,
-/// in the order of one seeded shuffle of all the good images: choosing one image moves
-/// at most the one image next in that order, never reshuffles the rest. `val_count`
+/// in the [`seeded_order`] of the good images: choosing, adding or removing one image
+/// moves at most the one image next in that order, never reshuffles the rest. `val_count`
 /// `None` holds out [`default_val_count`] of the images not excluded. Without choices
 /// this is exactly [`split_train_val`].
 pub fn assign_roles(
@@ -88,8 +87,7 @@ pub fn assign_roles(
     seed: u64,
 ) -> Roles {
     let mut roles = Roles::default();
-    let mut shuffled = good.to_vec();
-    SplitMix64::new(seed).shuffle(&mut shuffled);
+    let shuffled = seeded_order(good, seed);
     let known: std::collections::HashSet<&PathBuf> = good.iter().collect();
     let count = |c: RoleChoice| {
         choices
@@ -239,6 +237,18 @@ mod tests {
         assert_eq!(r.held_out, base.held_out);
         let joined: Vec<&PathBuf> = r.train.iter().filter(|p| !base.train.contains(p)).collect();
         assert_eq!(joined.len(), 1, "one image takes the excluded one's place");
+        // A new good image chosen for training pushes out at most one other.
+        let mut more = good.clone();
+        let new = PathBuf::from("/g/new.png");
+        more.push(new.clone());
+        let pick = BTreeMap::from([(new.clone(), RoleChoice::Train)]);
+        let r = assign_roles(&more, &pick, 16, Some(8), 0);
+        assert_eq!(r.held_out, base.held_out);
+        assert_eq!(
+            r.train.iter().filter(|p| !base.train.contains(p)).count(),
+            1
+        );
+        assert!(r.train.contains(&new));
         // More images chosen for training than asked for: all of them are trained on.
         let many: BTreeMap<PathBuf, RoleChoice> = good[..20]
             .iter()
