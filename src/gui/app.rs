@@ -520,7 +520,19 @@ impl WorkstationApp {
         );
         if self.changes.as_ref().is_none_or(|c| c.0 != key) {
             let text = self.training_changes();
-            let moves = self.session.moves().map(|m| moves_summary(&m));
+            let moves = self.session.moves().map(|m| {
+                let mut text = moves_summary(&m);
+                if let (Some(was), Some(t)) = (self.session.previous_reject, self.session.thresholds)
+                    && was != t.reject
+                {
+                    text += &format!(
+                        " The reject line is at {} now, {} before: each model's calls are at its own line.",
+                        style::format_score(t.reject),
+                        style::format_score(was)
+                    );
+                }
+                text
+            });
             self.changes = Some((key, text, moves));
         }
         let Some((_, training, moves)) = &self.changes else {

@@ -521,10 +521,14 @@ impl ResultsPanel {
 
         if cache.training_parts > 0 {
             ui.label(
-                RichText::new(format!(
-                    "{} of these parts are now good images to train on: after retraining they score lower than new parts would, and the figures here are flattered by them.",
-                    cache.training_parts
-                ))
+                RichText::new(if cache.training_parts == 1 {
+                    "1 of these parts is now a good image to train on: after retraining it scores lower than a new part would, and the figures here are flattered by it.".to_owned()
+                } else {
+                    format!(
+                        "{} of these parts are now good images to train on: after retraining they score lower than new parts would, and the figures here are flattered by them.",
+                        cache.training_parts
+                    )
+                })
                 .small()
                 .color(style::REVIEW),
             );

@@ -203,6 +203,8 @@ pub struct Session {
     /// The calls of the parts under the previous model, at its line: kept when a new
     /// model arrives, to show which parts moved across the line.
     pub previous_calls: Option<HashMap<PathBuf, Decision>>,
+    /// The previous model's reject line, which those calls were made at.
+    pub previous_reject: Option<f64>,
     /// The review line as the user last set it. The shown band starts at the lower of it
     /// and the reject line, so moving the reject line below it and back leaves it where
     /// it was.
@@ -439,6 +441,7 @@ impl Session {
         if self.parts.is_empty() || self.partial.is_some() {
             return;
         }
+        self.previous_reject = Some(t.reject);
         self.previous_calls = Some(
             self.parts
                 .iter()

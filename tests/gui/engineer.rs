@@ -114,7 +114,7 @@ fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
     h.get_by_label_contains(
         "The good images changed since this model was trained: 1 to train on added",
     );
-    h.get_by_label_contains("are now good images to train on");
+    h.get_by_label_contains("1 of these parts is now a good image to train on");
 
     // One click retrains, inspects again and says what moved.
     h.get_by_label("Retrain").click();
