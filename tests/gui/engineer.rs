@@ -278,3 +278,40 @@ fn a_heatmap_export_says_how_long_it_takes_and_reuses_computed_maps() {
         std::fs::read_dir(&out).map(|d| d.count()).unwrap_or(0) == 10
     });
 }
+
+#[test]
+fn without_labels_there_are_no_false_reject_or_escape_filters() {
+    let dir = tempfile::tempdir().unwrap();
+    write_set(&dir.path().join("good"), "good", 0..8, false);
+    write_set(&dir.path().join("new"), "new", 50..54, true);
+    let mut h = harness(options(Some(&dir.path().join("good"))));
+    h.run_ok();
+    h.get_by_label("These are good parts (train on them)")
+        .click();
+    h.run_ok();
+    apply(
+        &mut h,
+        AppCommand::AddImages {
+            paths: vec![dir.path().join("new")],
+            role: differnet::gui::command::ImageRole::Inspect,
+        },
+    );
+    train_and_inspect(&mut h);
+    assert_eq!(app(&h).session().parts.len(), 4);
+    h.get_by_label("Rejected");
+    h.get_by_label("Accepted");
+    for hidden in ["False rejects", "Escapes", "Changed", "Review"] {
+        assert!(h.query_by_label(hidden).is_none(), "{hidden} is shown");
+    }
+    // Calling one of them good gives the labels a meaning: false rejects can be shown.
+    let part = app(&h).session().parts[0].path.clone();
+    apply(
+        &mut h,
+        AppCommand::Relabel {
+            path: part,
+            label: differnet::core::dataset::Label::Good,
+        },
+    );
+    h.get_by_label("False rejects");
+    assert!(h.query_by_label("Escapes").is_none());
+}
