@@ -45,6 +45,10 @@ fn score(w: &WorkerHandle, paths: &[PathBuf], heatmaps: bool) -> Vec<(f64, Optio
 /// `margin`: how far from the scratch's pixels its heat may lie (a gradient map lights the
 /// scratch's edges, where the pixels change, more than its flat inside).
 fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margin: i64) {
+    // Training seeds libtorch's one global generator: two trainings in parallel threads
+    // would interleave their draws and neither would repeat. One at a time.
+    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let train = write_set(&dir.join("train"), "good", 0..12, false);
     let val = write_set(&dir.join("val"), "good", 100..104, false);
     let good = write_set(&dir.join("test/good"), "good", 200..208, false);
