@@ -1239,6 +1239,11 @@ impl WorkstationApp {
                 s.thresholds = saved_thresholds(&self.state, &info);
                 if let Some(t) = s.thresholds {
                     s.set_thresholds(t);
+                    // A model saved with a review band shows it: a band that decides
+                    // parts is never hidden.
+                    if t.review.is_some() {
+                        self.state.review_band = true;
+                    }
                 }
                 s.model = Some(info);
                 s.model_source = Some("trained here".into());
@@ -1311,6 +1316,11 @@ impl WorkstationApp {
                 s.thresholds = saved_thresholds(&self.state, &info);
                 if let Some(t) = s.thresholds {
                     s.set_thresholds(t);
+                    // A model saved with a review band shows it: a band that decides
+                    // parts is never hidden.
+                    if t.review.is_some() {
+                        self.state.review_band = true;
+                    }
                 }
                 s.model = Some(info);
                 s.model_path = Some(path.clone());

@@ -445,7 +445,6 @@ impl ResultsPanel {
                         style::format_pct(state.target_false_reject_pct),
                         countable * 100.0
                     ))
-                    .small()
                     .color(style::REVIEW),
                 );
             }
@@ -529,7 +528,6 @@ impl ResultsPanel {
                         cache.training_parts
                     )
                 })
-                .small()
                 .color(style::REVIEW),
             );
         }

@@ -530,6 +530,10 @@ fn the_model_and_the_scores_are_kept() {
     });
     assert_eq!(app(&h2).session().thresholds.unwrap().reject, chosen);
     assert_eq!(app(&h2).session().thresholds.unwrap().review, Some(review));
+    assert!(
+        app(&h2).state().review_band,
+        "the saved band is shown, not only used"
+    );
     assert_eq!(app(&h2).session().parts.len(), 10);
 }
 
