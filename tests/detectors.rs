@@ -45,10 +45,6 @@ fn score(w: &WorkerHandle, paths: &[PathBuf], heatmaps: bool) -> Vec<(f64, Optio
 /// `margin`: how far from the scratch's pixels its heat may lie (a gradient map lights the
 /// scratch's edges, where the pixels change, more than its flat inside).
 fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margin: i64) {
-    // Training seeds libtorch's one global generator: two trainings in parallel threads
-    // would interleave their draws and neither would repeat. One at a time.
-    static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one_at_a_time = TRAINING.lock().unwrap_or_else(|e| e.into_inner());
     let train = write_set(&dir.join("train"), "good", 0..12, false);
     let val = write_set(&dir.join("val"), "good", 100..104, false);
     let good = write_set(&dir.join("test/good"), "good", 200..208, false);
@@ -237,10 +233,16 @@ fn greedy_coreset_picks_the_farthest_point_each_step() {
 
 #[test]
 fn nearest_distances_equal_brute_force() {
-    tch::manual_seed(3);
-    // More bank rows than one chunk of the product, so chunks are combined.
-    let bank = Tensor::randn([9000, 5], (Kind::Float, Device::Cpu));
-    let queries = Tensor::randn([37, 5], (Kind::Float, Device::Cpu)) * 1.5;
+    // Seeding the process's one generator while a flow in another test is initialised
+    // from its own seed would change that flow: wait for it.
+    let (bank, queries) = {
+        let _generator = differnet::engine::detector::hold_global_generator();
+        tch::manual_seed(3);
+        // More bank rows than one chunk of the product, so chunks are combined.
+        let bank = Tensor::randn([9000, 5], (Kind::Float, Device::Cpu));
+        let queries = Tensor::randn([37, 5], (Kind::Float, Device::Cpu)) * 1.5;
+        (bank, queries)
+    };
     let bank_sq = bank
         .square()
         .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
@@ -271,10 +273,13 @@ fn tiny_model(dir: &Path) -> PathBuf {
         Device::Cpu,
     ));
     let config = tiny_patchcore();
-    let bank = Tensor::randn(
-        [50, config.feature_dim() as i64],
-        (Kind::Float, Device::Cpu),
-    );
+    let bank = {
+        let _generator = differnet::engine::detector::hold_global_generator();
+        Tensor::randn(
+            [50, config.feature_dim() as i64],
+            (Kind::Float, Device::Cpu),
+        )
+    };
     let mut model = PatchCore::new(config, backbone, bank).unwrap();
     model.state.threshold = Some(2.5);
     let path = dir.join("p.differnet");

@@ -307,6 +307,13 @@ pub fn train(
 /// from it (several windows' workers, or tests in parallel), or the seed decides nothing.
 pub(crate) static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// Holds [`SEEDED_INIT`] for code outside the engine that seeds or draws from libtorch's
+/// global generator (tests building random banks or untrained backbones), so that it
+/// cannot land in the middle of a flow's seeded initialisation.
+pub fn hold_global_generator() -> std::sync::MutexGuard<'static, ()> {
+    SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Decodes `paths` and turns each image into a tensor with `prepare`, skipping (and
 /// reporting) those that cannot be read. Returns the kept paths and their tensors.
 pub(crate) fn load_images(
