@@ -268,18 +268,16 @@ fn nearest_distances_equal_brute_force() {
 }
 
 fn tiny_model(dir: &Path) -> PathBuf {
+    let _generator = differnet::engine::detector::hold_global_generator();
     let backbone = Rc::new(Backbone::new_untrained(
         BackboneKind::EfficientnetLite0,
         Device::Cpu,
     ));
     let config = tiny_patchcore();
-    let bank = {
-        let _generator = differnet::engine::detector::hold_global_generator();
-        Tensor::randn(
-            [50, config.feature_dim() as i64],
-            (Kind::Float, Device::Cpu),
-        )
-    };
+    let bank = Tensor::randn(
+        [50, config.feature_dim() as i64],
+        (Kind::Float, Device::Cpu),
+    );
     let mut model = PatchCore::new(config, backbone, bank).unwrap();
     model.state.threshold = Some(2.5);
     let path = dir.join("p.differnet");
@@ -292,6 +290,7 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = tiny_model(dir.path());
     let backbone = || {
+        let _generator = differnet::engine::detector::hold_global_generator();
         Rc::new(Backbone::new_untrained(
             BackboneKind::EfficientnetLite0,
             Device::Cpu,
@@ -354,6 +353,7 @@ fn broken_patchcore_files_are_clear_errors_naming_the_file() {
 fn broken_cs_flow_files_are_clear_errors_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let backbone = || {
+        let _generator = differnet::engine::detector::hold_global_generator();
         Rc::new(Backbone::new_untrained(
             BackboneKind::EfficientnetLite0,
             Device::Cpu,

@@ -32,10 +32,6 @@ impl std::fmt::Debug for Backbone {
 impl Backbone {
     /// Builds the network with random weights (only useful in tests of the plumbing).
     pub fn new_untrained(kind: BackboneKind, device: Device) -> Self {
-        // Its random weights come from libtorch's one global generator: never while a
-        // flow is initialised from its seed in another thread (a second worker starting,
-        // as the Line view's does, would change the flow a seed gives).
-        let _generator = crate::engine::detector::hold_global_generator();
         let vs = nn::VarStore::new(device);
         let net = match kind {
             BackboneKind::EfficientnetLite0 => {
