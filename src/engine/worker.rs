@@ -301,6 +301,13 @@ impl Worker {
                 Command::Evaluate(_) => Some(JobKind::Evaluate),
                 _ => None,
             };
+            // An injected worker panic strikes after the first command that starts once it
+            // is armed, not at the tail of one already running.
+            let fault_due = self
+                .options
+                .fault
+                .as_ref()
+                .is_some_and(InjectedFault::is_armed);
             // A panic inside libtorch or our code fails this job only; the worker and its
             // current model stay usable.
             let result =
@@ -320,7 +327,9 @@ impl Worker {
             // What the job freed (caches, a cancelled training's tensors) goes back to the
             // system now, not when the program quits.
             crate::engine::environment::release_free_memory();
-            if InjectedFault::strikes(self.options.fault.as_ref(), FaultKind::WorkerPanics) {
+            if fault_due
+                && InjectedFault::strikes(self.options.fault.as_ref(), FaultKind::WorkerPanics)
+            {
                 panic!("injected fault: the worker thread panics");
             }
         }
