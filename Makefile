@@ -19,7 +19,7 @@ run: build
 	"$${CARGO_TARGET_DIR:-target}/release/differnet-workstation" assets/demo
 
 test: setup
-	$(CARGO) test --all-targets
+	$(CARGO) test --all-targets --no-fail-fast
 
 # Accuracy and speed on ../shared/data/magnetic_tile, the PyTorch reference side by side,
 # and the GUI's frame time; rewrites the tables of BENCHMARKS.md (about an hour on 2 cores).

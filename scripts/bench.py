@@ -564,10 +564,166 @@ kill $pid; wait $pid 2>/dev/null || true
     write_section("gui", text)
 
 
+# --- accuracy, round 2: input shape, resolution, photometric standardisation, fusion --------
+
+# name -> (what the row says, train arguments). PatchCore, Lite1, stages 5+6 in every row.
+STUDY_RUNS = {
+    "square-256": ("square 256 px (the previous default)", ["--keep-aspect", "false", "--standardise", "false"]),
+    "square-256-std": ("square 256 px, standardised grey levels", ["--keep-aspect", "false", "--standardise", "true"]),
+    "aspect-256": ("aspect kept, short side 256 px", ["--keep-aspect", "true", "--standardise", "false"]),
+    "aspect-256-std": ("aspect kept, short side 256 px, standardised", ["--keep-aspect", "true", "--standardise", "true"]),
+    "aspect-320-std": ("aspect kept, short side 320 px, standardised", ["--keep-aspect", "true", "--standardise", "true", "--image-size", "320"]),
+    "aspect-384": ("aspect kept, short side 384 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384"]),
+    "aspect-384-std": ("aspect kept, short side 384 px, standardised", ["--keep-aspect", "true", "--standardise", "true", "--image-size", "384"]),
+}
+
+# Fusions measured offline from the members' per-image scores: each member's score
+# standardised by its own held-out good scores (mean and sd), then averaged.
+STUDY_FUSIONS = {
+    "fuse-256std+384": ("fusion: aspect 256 standardised + aspect 384 plain", ["aspect-256-std", "aspect-384"]),
+    "fuse-256std+384std": ("fusion: aspect 256 + aspect 384, both standardised", ["aspect-256-std", "aspect-384-std"]),
+    "fuse-sq256std+384": ("fusion: square 256 standardised + aspect 384 plain", ["square-256-std", "aspect-384"]),
+}
+
+MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
+
+
+def read_scores(csv_path):
+    import csv
+
+    with open(csv_path) as f:
+        return [(r["path"], r["label"], float(r["score"])) for r in csv.DictReader(f)]
+
+
+def auroc(scores, positive):
+    pairs = sorted(zip(scores, positive))
+    # Mann-Whitney U with ties counted half.
+    n_pos = sum(positive)
+    n_neg = len(positive) - n_pos
+    if not n_pos or not n_neg:
+        return None
+    rank_sum, i = 0.0, 0
+    while i < len(pairs):
+        j = i
+        while j < len(pairs) and pairs[j][0] == pairs[i][0]:
+            j += 1
+        mid = (i + j + 1) / 2.0
+        rank_sum += mid * sum(1 for k in range(i, j) if pairs[k][1])
+        i = j
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def per_type(rows):
+    """Image AUROC of every defect type against the good images."""
+    out = {}
+    for t in sorted({label for _, label, _ in rows if label != "good"}):
+        sub = [(s, label != "good") for _, label, s in rows if label in ("good", t)]
+        out[t] = auroc([s for s, _ in sub], [p for _, p in sub])
+    return out
+
+
+def study(quick):
+    """Every STUDY_RUNS setting on every data set at 16 good images (3 seeds): image AUROC,
+    AUROC per magnetic-tile defect type, pixel AUROC, speed; and the fusions of pairs of
+    them, from the same scores."""
+    out = OUT / "study"
+    seeds = [0] if quick else [0, 1, 2]
+    wanted = [n for n in os.environ.get("STUDY", ",".join(STUDY_RUNS)).split(",") if n]
+    summary_path = out / "summary.json"
+    runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    for seed in seeds:
+        for name in wanted:
+            for ds, path in DATASETS.items():
+                key = f"{name}|{ds}|{seed}"
+                if key in runs or not path.exists():
+                    continue
+                has_masks = (path / "ground_truth").exists()
+                tag = f"{name}-{ds.replace('/', '-')}-s{seed}"
+                csv_path = out / f"{tag}.csv"
+                r = ours(
+                    out,
+                    tag,
+                    ["--detector", "patchcore", "--train-count", "16", "--val-count", "16", "--seed", str(seed)]
+                    + STUDY_RUNS[name][1],
+                    ["--csv", csv_path] + ([] if has_masks else ["--no-pixel"]),
+                    data=path,
+                    keep_size=True,
+                )
+                r["scores"] = read_scores(csv_path)
+                runs[key] = r
+                out.mkdir(parents=True, exist_ok=True)
+                summary_path.write_text(json.dumps(runs))
+    study_tables(runs)
+
+
+def study_tables(runs):
+    def results(name):
+        """data set -> list of (image AUROC, per-type AUROC, run) over the seeds."""
+        res = {}
+        if name in STUDY_FUSIONS:
+            members = STUDY_FUSIONS[name][1]
+            for ds in DATASETS:
+                for seed in range(3):
+                    parts = [runs.get(f"{m}|{ds}|{seed}") for m in members]
+                    if not all(parts):
+                        continue
+                    fused = {}
+                    for r in parts:
+                        v = r["train"]["validation"]
+                        for p, label, score in r["scores"]:
+                            z = (score - v["mean"]) / max(v["std"], 1e-12)
+                            fused.setdefault(p, [label, 0.0])[1] += z / len(parts)
+                    rows = [(p, label, z) for p, (label, z) in fused.items()]
+                    img = auroc([z for *_, z in rows], [label != "good" for _, label, _ in rows])
+                    res.setdefault(ds, []).append((img, per_type(rows), None))
+            return res
+        for ds in DATASETS:
+            for seed in range(3):
+                r = runs.get(f"{name}|{ds}|{seed}")
+                if r:
+                    res.setdefault(ds, []).append((r["eval"]["image_auroc"], per_type(r["scores"]), r))
+        return res
+
+    rows = []
+    for name, label in [(n, l) for n, (l, _) in STUDY_RUNS.items()] + [(n, l) for n, (l, _) in STUDY_FUSIONS.items()]:
+        res = results(name)
+        if not res:
+            continue
+        cells, means = [], []
+        for ds in DATASETS:
+            aucs = [a for a, _, _ in res.get(ds, [])]
+            cells.append(mean_sd(aucs, 100))
+            if aucs:
+                means.append(statistics.mean(aucs))
+        mtd = res.get("magnetic_tile", [])
+        types = [mean_sd([t.get(k) for _, t, _ in mtd], 100) for k in MTD_TYPES]
+        mtd_runs = [r for _, _, r in mtd if r]
+        pixel = mean_sd([r["eval"].get("pixel_auroc") for r in mtd_runs], 100) if mtd_runs else "n/a"
+        all_runs = [r for ds in res for _, _, r in res[ds] if r]
+        train_s = f"{statistics.mean(r['train']['train_secs'] for r in all_runs):.1f}" if all_runs else "sum of members"
+        ips = f"{statistics.mean(1.0 / r['eval']['secs_per_image'] for r in mtd_runs):.1f}" if mtd_runs else "n/a"
+        size = f"{statistics.mean(r['model_mb'] for r in all_runs):.1f}" if all_runs else "n/a"
+        mean = f"{100 * statistics.mean(means):.1f}" if len(means) == len(DATASETS) else "n/a"
+        rows.append([label, *cells, mean, *types, pixel, train_s, ips, size])
+    text = table(
+        ["PatchCore, Lite1, stages 5+6", *[f"{ds}" for ds in DATASETS], "mean of 3",
+         *[f"MTD {t}" for t in MTD_TYPES], "MTD pixel AUROC", "training (s)", "MTD images/s with a map", "model (MB)"],
+        rows,
+    )
+    text += (
+        "\n\nImage AUROC at 16 good training images (16 more held out), mean ± sd over the seeds run "
+        "(0-2); the MTD columns are each defect type's AUROC against the 191 good test tiles. Fusion "
+        "rows average the members' scores, each standardised by its own 16 held-out good scores "
+        "(from the same runs). Timings on a machine shared with other work: compare within a "
+        f"column. Measured {time.strftime('%Y-%m-%d')} on {machine()}."
+    )
+    write_section("study", text)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--only", default="detectors,accuracy,reference,paper,gui")
+    ap.add_argument("--only", default="detectors,study,accuracy,reference,paper,gui")
     a = ap.parse_args()
     only = set(a.only.split(","))
     for path in (BIN, PY, DATA):
@@ -575,6 +731,8 @@ def main():
             raise SystemExit(f"missing {path}: run `make setup` and `make build` first")
     if "detectors" in only:
         detectors(a.quick)
+    if "study" in only:
+        study(a.quick)
     if "accuracy" in only:
         accuracy(a.quick)
     fast = reference_fast(a.quick) if "reference" in only else earlier_reference_fast()

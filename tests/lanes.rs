@@ -20,7 +20,6 @@ fn lanes_give_the_scores_and_heatmaps_of_one_by_one_scoring() {
         Device::Cpu,
     )
     .unwrap();
-    tch::manual_seed(0);
     let model =
         Detector::DifferNet(DifferNet::new(tiny_config(), Rc::new(backbone), Device::Cpu).unwrap());
     // Half with heatmaps, and scratched ones among them, so outputs differ per image.

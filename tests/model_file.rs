@@ -27,7 +27,6 @@ fn backbone() -> Rc<Backbone> {
 }
 
 fn saved_model(dir: &Path) -> (std::path::PathBuf, Detector) {
-    tch::manual_seed(1);
     let mut m = DifferNet::new(small_config(), backbone(), Device::Cpu).unwrap();
     m.state.threshold = Some(1.25);
     m.state.heat_scale = Some(0.5);

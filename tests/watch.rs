@@ -1,6 +1,7 @@
 //! `differnet watch`, the line: parts streamed into a folder are sorted exactly once, through
 //! SIGKILLs at random moments, with the decisions `differnet score` makes; a file written
-//! slowly is never scored half-written; Ctrl-C stops cleanly.
+//! slowly is never scored half-written; Ctrl-C stops cleanly, and SIGTERM while parts keep
+//! arriving stops it within 2 s with its summary, the log agreeing with the folders.
 
 mod common;
 
@@ -272,4 +273,128 @@ fn a_file_written_slowly_is_scored_whole_and_ctrl_c_stops_cleanly() {
     let stderr = std::fs::read_to_string(output.with_extension("log")).unwrap();
     assert!(exit.success(), "{stderr}");
     assert!(stderr.contains("stopped: 1 parts"), "{stderr}");
+}
+
+/// Waits for `child` to exit; fails after `limit`.
+fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running {limit:?} after the signal");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn sigterm_while_parts_keep_arriving_stops_within_two_seconds_with_the_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    std::fs::create_dir_all(&input).unwrap();
+    // The camera: a part every 30 ms (written beside, then renamed in) until told to stop,
+    // so the line is busy scoring when the signal comes.
+    let (stop_camera, stopped) = crossbeam_channel::bounded::<()>(1);
+    let camera = {
+        let input = input.clone();
+        std::thread::spawn(move || {
+            let mut names = Vec::new();
+            for i in 0u64.. {
+                let name = format!("part_{i:03}.png");
+                let tmp = input.join(format!(".{name}"));
+                common::texture(700 + i, i % 3 == 2).save(&tmp).unwrap();
+                std::fs::rename(&tmp, input.join(&name)).unwrap();
+                names.push(name);
+                if stopped.recv_timeout(Duration::from_millis(30)).is_ok() {
+                    return names;
+                }
+            }
+            names
+        })
+    };
+    let mut child = start_watch(&model, &input, &output, &["--settle-ms", "100"]);
+    let started = Instant::now();
+    while log_rows(&output).len() < 5 {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no parts sorted; its messages:\n{}",
+            std::fs::read_to_string(output.with_extension("log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let sent = Instant::now();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = wait_exit(&mut child, Duration::from_secs(30));
+    let took = sent.elapsed();
+    stop_camera.send(()).unwrap();
+    let written = camera.join().unwrap();
+    let stderr = std::fs::read_to_string(output.with_extension("log")).unwrap();
+    assert!(
+        took <= Duration::from_secs(2),
+        "exited {took:?} after SIGTERM: {stderr}"
+    );
+    assert!(exit.success(), "{exit:?}: {stderr}");
+    // The summary counts what the log holds.
+    let rows = log_rows(&output);
+    let summary = format!("stopped: {} parts: ", rows.len());
+    assert!(stderr.contains(&summary), "no '{summary}' in:\n{stderr}");
+    // Every part is either still waiting or sorted once, into the folder its row names.
+    let check = |rows: &[(String, String)]| {
+        for name in &written {
+            let logged: Vec<&String> = rows
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, d)| d)
+                .collect();
+            let found: Vec<&str> = FOLDERS
+                .iter()
+                .copied()
+                .filter(|f| output.join(f).join(name).is_file())
+                .collect();
+            if input.join(name).is_file() {
+                assert!(
+                    logged.is_empty() && found.is_empty(),
+                    "{name}: {logged:?} {found:?}"
+                );
+            } else {
+                assert_eq!(found.len(), 1, "{name}: folders {found:?}");
+                assert_eq!(logged, vec![found[0]], "{name}: log rows");
+            }
+        }
+        let files: usize = FOLDERS
+            .iter()
+            .map(|f| std::fs::read_dir(output.join(f)).unwrap().count())
+            .sum();
+        assert_eq!(files, rows.len(), "files in the output folders");
+    };
+    check(&rows);
+    assert!(rows.len() < written.len(), "parts were still arriving");
+
+    // The next start sorts the rest, each once.
+    let mut child = start_watch(&model, &input, &output, &["--settle-ms", "100"]);
+    let started = Instant::now();
+    while log_rows(&output).len() < written.len() {
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the rest was not sorted"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    check(&log_rows(&output));
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
 }

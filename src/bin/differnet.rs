@@ -7,7 +7,7 @@ use differnet::core::calibration::LineCheck;
 use differnet::core::colormap::Colormap;
 use differnet::core::config::{
     BackboneKind, CsFlowConfig, DetectorConfig, DetectorKind, DeviceChoice, FlowScore,
-    PatchCoreConfig, Preset,
+    FusionConfig, PatchCoreConfig, Preset,
 };
 use differnet::core::dataset::{self, Label};
 use differnet::core::decision::Thresholds;
@@ -157,6 +157,14 @@ struct TrainArgs {
     /// train on them too (true or false).
     #[arg(long)]
     dihedral: Option<bool>,
+    /// PatchCore: keep each image's aspect ratio (short side at the input size) instead of
+    /// squashing it into a square (true or false).
+    #[arg(long)]
+    keep_aspect: Option<bool>,
+    /// PatchCore: standardise each image's grey levels before the backbone (true or
+    /// false).
+    #[arg(long)]
+    standardise: Option<bool>,
     /// CS-Flow: hidden channels of the cross-convolutions (paper: 1024).
     #[arg(long)]
     hidden: Option<usize>,
@@ -500,7 +508,7 @@ fn train(a: TrainArgs) -> Result<()> {
     let mut progress = Progress::new(a.engine.json);
     let settings = match &config {
         DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
-        DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) => config.describe(),
+        _ => config.describe(),
     };
     progress.note(&format!(
         "training on {} good images, {} held out for validation ({settings})",
@@ -584,6 +592,8 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--dihedral", a.dihedral.is_some()),
                     ("--hidden", a.hidden.is_some()),
                     ("--top-fraction", a.top_fraction.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--standardise", a.standardise.is_some()),
                 ],
             )?;
             let mut c = a
@@ -617,7 +627,33 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(d) = a.dihedral {
                 c.dihedral_bank = d;
             }
+            if let Some(k) = a.keep_aspect {
+                c.keep_aspect = k;
+            }
+            if let Some(k) = a.standardise {
+                c.standardise = k;
+            }
             DetectorConfig::PatchCore(c)
+        }
+        DetectorKind::Fusion => {
+            only(
+                "member",
+                &[
+                    ("--epochs", a.epochs.is_some()),
+                    ("--rotations", a.rotations.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                    ("--coreset", a.coreset.is_some()),
+                    ("--dihedral", a.dihedral.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--standardise", a.standardise.is_some()),
+                ],
+            )?;
+            let mut c = DetectorConfig::Fusion(FusionConfig::default());
+            if let Some(b) = a.backbone {
+                c.set_backbone(b);
+            }
+            c
         }
         DetectorKind::CsFlow => {
             only(
@@ -625,6 +661,8 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                 &[
                     ("--rotations", a.rotations.is_some()),
                     ("--coreset", a.coreset.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--standardise", a.standardise.is_some()),
                 ],
             )?;
             let mut c = CsFlowConfig::default();

@@ -373,12 +373,17 @@ pub enum DetectorKind {
     /// DifferNet (Rudolph et al., WACV 2021): a normalizing flow on pooled multi-scale
     /// features; the paper's method, kept exact in the paper preset.
     DifferNet,
+    /// Several detectors trained in one job on the same images, each one's score and map
+    /// standardised by its own held-out good images, then combined into one score and
+    /// one map (a committee: what one member misses another may see).
+    Fusion,
 }
 
 impl DetectorKind {
     /// All kinds, for menus.
-    pub const ALL: [DetectorKind; 3] = [
+    pub const ALL: [DetectorKind; 4] = [
         DetectorKind::PatchCore,
+        DetectorKind::Fusion,
         DetectorKind::CsFlow,
         DetectorKind::DifferNet,
     ];
@@ -389,6 +394,7 @@ impl DetectorKind {
             DetectorKind::PatchCore => "patchcore",
             DetectorKind::CsFlow => "cs-flow",
             DetectorKind::DifferNet => "differnet",
+            DetectorKind::Fusion => "fusion",
         }
     }
 
@@ -404,6 +410,9 @@ impl DetectorKind {
             DetectorKind::DifferNet => {
                 "The paper's normalizing flow on whole-image features: reproduces the publication"
             }
+            DetectorKind::Fusion => {
+                "PatchCore at two resolutions, scores combined: steadier across parts, twice the time"
+            }
         }
     }
 
@@ -413,6 +422,7 @@ impl DetectorKind {
             DetectorKind::PatchCore => DetectorConfig::PatchCore(PatchCoreConfig::default()),
             DetectorKind::CsFlow => DetectorConfig::CsFlow(CsFlowConfig::default()),
             DetectorKind::DifferNet => DetectorConfig::DifferNet(DifferNetConfig::default()),
+            DetectorKind::Fusion => DetectorConfig::Fusion(FusionConfig::default()),
         }
     }
 }
@@ -430,7 +440,7 @@ impl FromStr for DetectorKind {
             .into_iter()
             .find(|k| k.name() == s)
             .ok_or_else(|| {
-                format!("unknown detector {s:?} (expected patchcore, cs-flow or differnet)")
+                format!("unknown detector {s:?} (expected patchcore, fusion, cs-flow or differnet)")
             })
     }
 }
@@ -492,7 +502,27 @@ pub struct PatchCoreConfig {
     pub blur_sigma: f64,
     /// Seed of the coreset's projection and start.
     pub seed: u64,
+    /// Keep each image's aspect ratio: the short side is resized to `image_size` and the
+    /// long side follows (a multiple of 32, at most [`MAX_ASPECT`] times the short side),
+    /// so a long part keeps its detail along its length and its patches are not
+    /// distorted. Off: every image is squashed into an `image_size` square (models written
+    /// before this setting existed).
+    #[serde(default)]
+    pub keep_aspect: bool,
+    /// Standardise each image's grey levels (one mean and one standard deviation over all
+    /// its pixels and channels, so colours keep their ratios) before the backbone: good
+    /// parts photographed brighter or with more contrast than the training images are not
+    /// flagged for it. Off in models written before this setting existed.
+    #[serde(default)]
+    pub standardise: bool,
 }
+
+/// The longest side of an aspect-kept input, in multiples of its short side.
+pub const MAX_ASPECT: f64 = 4.0;
+
+/// Multiple the sides of an aspect-kept input are rounded to: the coarsest stride of the
+/// backbones, so every stage's grid divides it.
+pub const INPUT_MULTIPLE: u32 = 32;
 
 impl Default for PatchCoreConfig {
     fn default() -> Self {
@@ -507,6 +537,8 @@ impl Default for PatchCoreConfig {
             score: PatchScore::TopMean { fraction: 0.01 },
             blur_sigma: 4.0,
             seed: 0,
+            keep_aspect: true,
+            standardise: true,
         }
     }
 }
@@ -525,6 +557,26 @@ impl PatchCoreConfig {
             .iter()
             .map(|&s| channels.get(s.wrapping_sub(1)).copied().unwrap_or(0))
             .sum()
+    }
+
+    /// The network input `(height, width)` in pixels for an image of `width` x `height`:
+    /// the `image_size` square, or with [`Self::keep_aspect`] the short side at
+    /// `image_size` and the long side following the image (rounded to a multiple of
+    /// [`INPUT_MULTIPLE`], at most [`MAX_ASPECT`] times the short side).
+    pub fn input_shape(&self, width: u32, height: u32) -> (u32, u32) {
+        let s = self.image_size;
+        if !self.keep_aspect || width == 0 || height == 0 || width == height {
+            return (s, s);
+        }
+        let (short, long) = (width.min(height), width.max(height));
+        let ratio = (f64::from(long) / f64::from(short)).min(MAX_ASPECT);
+        let m = f64::from(INPUT_MULTIPLE);
+        let long_side = ((f64::from(s) * ratio / m).round() * m).max(f64::from(s)) as u32;
+        if width > height {
+            (s, long_side)
+        } else {
+            (long_side, s)
+        }
     }
 
     /// Side of the patch grid: the input side over the first stage's stride.
@@ -776,6 +828,9 @@ pub enum DetectorConfig {
     /// A DifferNet normalizing flow.
     #[serde(rename = "differnet")]
     DifferNet(DifferNetConfig),
+    /// Several detectors combined.
+    #[serde(rename = "fusion")]
+    Fusion(FusionConfig),
 }
 
 impl Default for DetectorConfig {
@@ -796,6 +851,12 @@ impl From<CsFlowConfig> for DetectorConfig {
     }
 }
 
+impl From<FusionConfig> for DetectorConfig {
+    fn from(c: FusionConfig) -> Self {
+        DetectorConfig::Fusion(c)
+    }
+}
+
 impl From<PatchCoreConfig> for DetectorConfig {
     fn from(c: PatchCoreConfig) -> Self {
         DetectorConfig::PatchCore(c)
@@ -809,6 +870,7 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(_) => DetectorKind::PatchCore,
             DetectorConfig::CsFlow(_) => DetectorKind::CsFlow,
             DetectorConfig::DifferNet(_) => DetectorKind::DifferNet,
+            DetectorConfig::Fusion(_) => DetectorKind::Fusion,
         }
     }
 
@@ -818,6 +880,7 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.backbone,
             DetectorConfig::CsFlow(c) => c.backbone,
             DetectorConfig::DifferNet(c) => c.model.backbone,
+            DetectorConfig::Fusion(c) => c.first().backbone(),
         }
     }
 
@@ -827,6 +890,7 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.image_size,
             DetectorConfig::CsFlow(c) => c.image_size,
             DetectorConfig::DifferNet(c) => c.model.image_size,
+            DetectorConfig::Fusion(c) => c.first().image_size(),
         }
     }
 
@@ -836,6 +900,7 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.seed,
             DetectorConfig::CsFlow(c) => c.seed,
             DetectorConfig::DifferNet(c) => c.train.seed,
+            DetectorConfig::Fusion(c) => c.first().seed(),
         }
     }
 
@@ -845,15 +910,38 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.seed = seed,
             DetectorConfig::CsFlow(c) => c.seed = seed,
             DetectorConfig::DifferNet(c) => c.train.seed = seed,
+            DetectorConfig::Fusion(c) => c.members.iter_mut().for_each(|m| m.set_seed(seed)),
         }
     }
 
-    /// Sets the input size.
+    /// Sets the input size (a fusion's first member's; the others keep their ratio to
+    /// it).
     pub fn set_image_size(&mut self, size: u32) {
         match self {
             DetectorConfig::PatchCore(c) => c.image_size = size,
             DetectorConfig::CsFlow(c) => c.image_size = size,
             DetectorConfig::DifferNet(c) => c.model.image_size = size,
+            DetectorConfig::Fusion(c) => {
+                let first = f64::from(c.first().image_size().max(1));
+                for m in &mut c.members {
+                    let scaled = f64::from(m.image_size()) / first * f64::from(size);
+                    let multiple = f64::from(INPUT_MULTIPLE);
+                    m.set_image_size(((scaled / multiple).round() * multiple).max(multiple) as u32);
+                }
+            }
+        }
+    }
+
+    /// Sets the backbone of a PatchCore or CS-Flow (of every member of a fusion).
+    pub fn set_backbone(&mut self, backbone: BackboneKind) {
+        match self {
+            DetectorConfig::PatchCore(c) => c.backbone = backbone,
+            DetectorConfig::CsFlow(c) => c.backbone = backbone,
+            DetectorConfig::DifferNet(c) => c.model.backbone = backbone,
+            DetectorConfig::Fusion(c) => c
+                .members
+                .iter_mut()
+                .for_each(|m| m.set_backbone(backbone)),
         }
     }
 
@@ -867,6 +955,11 @@ impl DetectorConfig {
                 [s] => c.stage = *s,
                 _ => return Err("CS-Flow models the maps of exactly one stage".into()),
             },
+            DetectorConfig::Fusion(c) => {
+                for m in &mut c.members {
+                    m.set_stages(stages.clone())?;
+                }
+            }
         }
         Ok(())
     }
@@ -876,7 +969,8 @@ impl DetectorConfig {
     /// loss (PatchCore).
     pub fn loss_schedule(&self, train_images: usize) -> Option<(usize, usize)> {
         match self {
-            DetectorConfig::PatchCore(_) => None,
+            // A fusion reports no loss: its members' would restart the plot.
+            DetectorConfig::PatchCore(_) | DetectorConfig::Fusion(_) => None,
             DetectorConfig::DifferNet(c) => Some((
                 c.train.epochs,
                 train_images.div_ceil(c.train.batch_images.max(1)),
@@ -892,7 +986,9 @@ impl DetectorConfig {
     pub fn as_differnet(&self) -> Option<&DifferNetConfig> {
         match self {
             DetectorConfig::DifferNet(c) => Some(c),
-            DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) => None,
+            DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) | DetectorConfig::Fusion(_) => {
+                None
+            }
         }
     }
 
@@ -906,18 +1002,30 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(_) => PATCHCORE_HEAT_VMAX,
             DetectorConfig::CsFlow(_) => CS_FLOW_HEAT_VMAX,
             DetectorConfig::DifferNet(_) => crate::core::heat_layer::DEFAULT_HEAT_VMAX,
+            DetectorConfig::Fusion(c) => c.first().heat_vmax(),
         }
     }
 
     /// A one-line description for titles and logs, e.g. "patchcore, efficientnet-lite0,
     /// 256 px".
     pub fn describe(&self) -> String {
-        format!(
-            "{}, {}, {} px",
-            self.kind(),
-            self.backbone(),
-            self.image_size()
-        )
+        match self {
+            DetectorConfig::Fusion(c) => format!(
+                "fusion ({}) of {}",
+                c.rule.name(),
+                c.members
+                    .iter()
+                    .map(DetectorConfig::describe)
+                    .collect::<Vec<_>>()
+                    .join(" + ")
+            ),
+            _ => format!(
+                "{}, {}, {} px",
+                self.kind(),
+                self.backbone(),
+                self.image_size()
+            ),
+        }
     }
 
     /// Checks what a loaded model needs.
@@ -926,7 +1034,106 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.validate(),
             DetectorConfig::CsFlow(c) => c.validate(),
             DetectorConfig::DifferNet(c) => c.validate(),
+            DetectorConfig::Fusion(c) => c.validate(),
         }
+    }
+}
+
+/// How a fusion combines its members' standardised scores and maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FusionRule {
+    /// The mean: a part must look wrong to the members on average.
+    #[default]
+    Mean,
+    /// The largest: a part is as wrong as the member that finds it most unusual.
+    Max,
+}
+
+impl FusionRule {
+    /// The name on the command line and in descriptions.
+    pub fn name(self) -> &'static str {
+        match self {
+            FusionRule::Mean => "mean",
+            FusionRule::Max => "max",
+        }
+    }
+}
+
+impl FromStr for FusionRule {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mean" => Ok(FusionRule::Mean),
+            "max" => Ok(FusionRule::Max),
+            _ => Err(format!("unknown fusion rule {s:?} (expected mean or max)")),
+        }
+    }
+}
+
+/// The most members a fusion may have (a model file may say anything).
+pub const MAX_FUSION_MEMBERS: usize = 8;
+
+/// Settings of a fusion: its members (detectors of any kind but fusion, on one
+/// backbone) and how their scores combine. Each member's score is standardised by the
+/// mean and standard deviation of its own scores on the held-out good images, and its
+/// map is already in units of its good parts' heat; the fused score and map are the
+/// mean (or the largest) of those.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FusionConfig {
+    /// The members, trained in this order.
+    pub members: Vec<DetectorConfig>,
+    /// How the standardised scores and maps combine.
+    #[serde(default)]
+    pub rule: FusionRule,
+}
+
+impl Default for FusionConfig {
+    /// PatchCore at a short side of 256 px with standardised grey levels and at 384 px
+    /// as photographed: the two levers that each helped on their own (BENCHMARKS.md).
+    fn default() -> Self {
+        let fine = PatchCoreConfig {
+            image_size: 384,
+            standardise: false,
+            ..PatchCoreConfig::default()
+        };
+        Self {
+            members: vec![PatchCoreConfig::default().into(), fine.into()],
+            rule: FusionRule::Mean,
+        }
+    }
+}
+
+impl FusionConfig {
+    /// The first member, which names the fusion's backbone and size.
+    pub fn first(&self) -> &DetectorConfig {
+        self.members
+            .first()
+            .expect("a validated fusion has members")
+    }
+
+    /// Checks that the fusion describes a buildable detector.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.members.is_empty() || self.members.len() > MAX_FUSION_MEMBERS {
+            return Err(format!(
+                "a fusion has 1 to {MAX_FUSION_MEMBERS} members, not {}",
+                self.members.len()
+            ));
+        }
+        let backbone = self.members[0].backbone();
+        for m in &self.members {
+            if matches!(m, DetectorConfig::Fusion(_)) {
+                return Err("a fusion's member cannot be a fusion".into());
+            }
+            if m.backbone() != backbone {
+                return Err(format!(
+                    "a fusion's members share one backbone ({backbone}, not {})",
+                    m.backbone()
+                ));
+            }
+            m.validate()?;
+        }
+        Ok(())
     }
 }
 
@@ -958,6 +1165,36 @@ impl FromStr for DeviceChoice {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn aspect_kept_inputs_follow_the_image() {
+        let c = PatchCoreConfig::default();
+        assert!(c.keep_aspect);
+        // A long part keeps its shape: 500 x 1250 at short side 256 is 256 x 640.
+        assert_eq!(c.input_shape(500, 1250), (640, 256));
+        assert_eq!(c.input_shape(1250, 500), (256, 640));
+        // Square images and square settings are squares.
+        assert_eq!(c.input_shape(300, 300), (256, 256));
+        // Rounded to the stride, never shorter than the short side, at most 4:1.
+        assert_eq!(c.input_shape(103, 222), (544, 256));
+        assert_eq!(c.input_shape(101, 100), (256, 256));
+        assert_eq!(c.input_shape(100, 4000), (1024, 256));
+        let square = PatchCoreConfig {
+            keep_aspect: false,
+            ..c
+        };
+        assert_eq!(square.input_shape(500, 1250), (256, 256));
+    }
+
+    #[test]
+    fn patchcore_settings_missing_from_old_model_files_keep_the_old_behaviour() {
+        let mut value = serde_json::to_value(PatchCoreConfig::default()).unwrap();
+        let map = value.as_object_mut().unwrap();
+        map.remove("keep_aspect");
+        map.remove("standardise");
+        let old: PatchCoreConfig = serde_json::from_value(value).unwrap();
+        assert!(!old.keep_aspect && !old.standardise);
+    }
 
     #[test]
     fn paper_preset_matches_the_reference() {

@@ -1,6 +1,7 @@
 //! AlexNet `features` in torchvision's layout (`features.0/3/6/8/10`), the paper's
 //! backbone: conv1..conv5 with ReLU and the three max-pools, 256 output channels.
 
+use crate::engine::backbone::{InitialWeights, zero_init};
 use tch::Tensor;
 use tch::nn;
 
@@ -21,17 +22,20 @@ const LAYERS: [(usize, i64, i64, i64, i64, i64, bool); 5] = [
 
 impl AlexNetFeatures {
     /// Builds the network; variables are named `features.<i>.weight` / `.bias` under `p`.
-    pub fn new(p: &nn::Path) -> Self {
+    /// Weights are drawn from `init` (Kaiming uniform), biases are zero.
+    pub fn new(p: &nn::Path, init: &mut InitialWeights) -> Self {
         let features = p / "features";
         let convs = LAYERS
             .iter()
             .map(|&(i, c_in, c_out, k, stride, padding, _)| {
-                let cfg = nn::ConvConfig {
+                let cfg = zero_init(nn::ConvConfig {
                     stride,
                     padding,
                     ..Default::default()
-                };
-                nn::conv2d(&features / i, c_in, c_out, k, cfg)
+                });
+                let conv = nn::conv2d(&features / i, c_in, c_out, k, cfg);
+                init.kaiming_uniform(&conv.ws);
+                conv
             })
             .collect();
         Self { convs }

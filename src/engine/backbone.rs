@@ -2,6 +2,7 @@
 //! global-average-pooled and concatenated (REFERENCE.md, step 3).
 
 use crate::core::config::{BackboneKind, ModelConfig};
+use crate::core::rng::SplitMix64;
 use crate::engine::alexnet::AlexNetFeatures;
 use crate::engine::efficientnet::{EfficientNetLite, Scaling};
 use crate::engine::error::{EngineError, Result};
@@ -30,20 +31,26 @@ impl std::fmt::Debug for Backbone {
 }
 
 impl Backbone {
-    /// Builds the network with random weights (only useful in tests of the plumbing).
+    /// Builds the network with random weights (only useful in tests of the plumbing): the
+    /// same weights every time, drawn from a generator of its own.
     pub fn new_untrained(kind: BackboneKind, device: Device) -> Self {
+        Self::build(kind, device, &mut InitialWeights::seeded(UNTRAINED_SEED))
+    }
+
+    /// Builds the network with its initial weights from `init`, frozen.
+    fn build(kind: BackboneKind, device: Device, init: &mut InitialWeights) -> Self {
         let vs = nn::VarStore::new(device);
-        let net = match kind {
-            BackboneKind::EfficientnetLite0 => {
-                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE0)))
+        let lite = match kind {
+            BackboneKind::EfficientnetLite0 => Some(Scaling::LITE0),
+            BackboneKind::EfficientnetLite1 => Some(Scaling::LITE1),
+            BackboneKind::EfficientnetLite2 => Some(Scaling::LITE2),
+            BackboneKind::Alexnet => None,
+        };
+        let net = match lite {
+            Some(scaling) => {
+                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), scaling, init)))
             }
-            BackboneKind::EfficientnetLite1 => {
-                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE1)))
-            }
-            BackboneKind::EfficientnetLite2 => {
-                Net::EfficientNet(Box::new(EfficientNetLite::new(&vs.root(), Scaling::LITE2)))
-            }
-            BackboneKind::Alexnet => Net::AlexNet(AlexNetFeatures::new(&vs.root())),
+            None => Net::AlexNet(AlexNetFeatures::new(&vs.root(), init)),
         };
         let mut b = Self { kind, vs, net };
         b.vs.freeze();
@@ -54,7 +61,8 @@ impl Backbone {
     /// file, or a PyTorch `.pth` state dict read by a restricted unpickler that executes
     /// no code. Every variable must be present with the right shape.
     pub fn load(kind: BackboneKind, path: &Path, device: Device) -> Result<Self> {
-        let mut b = Self::new_untrained(kind, device);
+        // Every variable is overwritten: nothing to draw.
+        let mut b = Self::build(kind, device, &mut InitialWeights::none());
         let err = |message: String| EngineError::Weights {
             path: path.to_path_buf(),
             message,
@@ -121,6 +129,75 @@ impl Backbone {
             }
         }
         Tensor::cat(&parts, 1)
+    }
+}
+
+/// The seed of [`Backbone::new_untrained`]'s weights.
+const UNTRAINED_SEED: u64 = 0x4241_434b_424f_4e45;
+
+/// Where a network's initial weights come from: a seeded generator of its own, drawn on the
+/// host, or nowhere (the variables stay zero) when a checkpoint fills them next. Never
+/// libtorch's generator: there is one per process, every worker thread draws from it, and
+/// a seed set on it decides nothing once two threads interleave their draws.
+///
+/// Layers are built with zero-initialised variables (`nn::Init::Const(0.0)`) and filled
+/// from here, with the distributions of tch's defaults that they had before.
+#[derive(Debug, Clone)]
+pub struct InitialWeights {
+    rng: Option<SplitMix64>,
+}
+
+impl InitialWeights {
+    /// Weights drawn from a generator seeded with `seed`: one seed, one set of weights.
+    pub fn seeded(seed: u64) -> Self {
+        Self {
+            rng: Some(SplitMix64::new(seed)),
+        }
+    }
+
+    /// Weights seeded by `permutations` (a flow's, themselves drawn from the training
+    /// seed): one training seed gives one flow, whichever thread builds it.
+    pub fn from_permutations(permutations: &[Vec<i64>]) -> Self {
+        let mut seed = SplitMix64::new(0x464c_4f57_494e_4954).next_u64();
+        for &v in permutations.iter().flatten() {
+            seed = SplitMix64::new(seed ^ v as u64).next_u64();
+        }
+        Self::seeded(seed)
+    }
+
+    /// No weights: the variables stay zero, for a checkpoint to fill.
+    pub fn none() -> Self {
+        Self { rng: None }
+    }
+
+    /// Fills `var` with values uniform in `[lo, up)` (as `nn::Init::Uniform`).
+    pub fn uniform(&mut self, var: &Tensor, lo: f64, up: f64) {
+        let Some(rng) = &mut self.rng else {
+            return;
+        };
+        let values: Vec<f32> = (0..var.numel())
+            .map(|_| (lo + (up - lo) * rng.next_f64()) as f32)
+            .collect();
+        let drawn = Tensor::from_slice(&values).view(var.size().as_slice());
+        tch::no_grad(|| var.shallow_clone().copy_(&drawn));
+    }
+
+    /// Fills a weight `[C_out, C_in / groups, k...]` as tch's default, Kaiming uniform for
+    /// a ReLU on the fan-in: uniform in ±sqrt(6 / fan_in), fan_in = `C_in / groups * k...`.
+    pub fn kaiming_uniform(&mut self, var: &Tensor) {
+        let dims = var.size();
+        let fan_in: i64 = dims.iter().skip(1).product();
+        let bound = (6.0 / fan_in.max(1) as f64).sqrt();
+        self.uniform(var, -bound, bound);
+    }
+}
+
+/// A convolution's config with zero-initialised variables, for [`InitialWeights`] to fill.
+pub(crate) fn zero_init(cfg: nn::ConvConfig) -> nn::ConvConfig {
+    nn::ConvConfig {
+        ws_init: nn::Init::Const(0.0),
+        bs_init: nn::Init::Const(0.0),
+        ..cfg
     }
 }
 

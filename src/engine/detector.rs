@@ -10,6 +10,7 @@ use crate::core::provenance::TrainingRecord;
 use crate::engine::backbone::Backbone;
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
+use crate::engine::detectors::fusion::Fusion;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
 use image::RgbImage;
@@ -86,6 +87,8 @@ pub enum Detector {
     PatchCore(PatchCore),
     /// A CS-Flow fully convolutional flow.
     CsFlow(CsFlow),
+    /// Several detectors combined.
+    Fusion(Fusion),
 }
 
 impl Detector {
@@ -95,6 +98,7 @@ impl Detector {
             Detector::DifferNet(m) => DetectorConfig::DifferNet(m.config.clone()),
             Detector::PatchCore(m) => DetectorConfig::PatchCore(m.config.clone()),
             Detector::CsFlow(m) => DetectorConfig::CsFlow(m.config.clone()),
+            Detector::Fusion(m) => DetectorConfig::Fusion(m.config.clone()),
         }
     }
 
@@ -104,6 +108,7 @@ impl Detector {
             Detector::DifferNet(m) => &m.state,
             Detector::PatchCore(m) => &m.state,
             Detector::CsFlow(m) => &m.state,
+            Detector::Fusion(m) => &m.state,
         }
     }
 
@@ -113,6 +118,7 @@ impl Detector {
             Detector::DifferNet(m) => &mut m.state,
             Detector::PatchCore(m) => &mut m.state,
             Detector::CsFlow(m) => &mut m.state,
+            Detector::Fusion(m) => &mut m.state,
         }
     }
 
@@ -122,6 +128,7 @@ impl Detector {
             Detector::DifferNet(m) => m.device(),
             Detector::PatchCore(m) => m.device(),
             Detector::CsFlow(m) => m.device(),
+            Detector::Fusion(m) => m.device(),
         }
     }
 
@@ -131,6 +138,10 @@ impl Detector {
             Detector::DifferNet(m) => m.backbone_batch = batch,
             Detector::PatchCore(m) => m.backbone_batch = batch,
             Detector::CsFlow(m) => m.backbone_batch = batch,
+            Detector::Fusion(m) => m
+                .members_mut()
+                .iter_mut()
+                .for_each(|m| m.set_backbone_batch(batch)),
         }
     }
 
@@ -144,6 +155,7 @@ impl Detector {
             Detector::CsFlow(m) => {
                 crate::engine::detectors::cs_flow::flow::parameter_count(&m.config)
             }
+            Detector::Fusion(m) => m.members().iter().map(Detector::parameters).sum(),
         }
     }
 
@@ -176,6 +188,7 @@ impl Detector {
             }
             Detector::PatchCore(m) => m.score_image(img, heatmap),
             Detector::CsFlow(m) => m.score_image(img, heatmap),
+            Detector::Fusion(m) => m.score_image(img, heatmap, rotations),
         }
     }
 
@@ -197,6 +210,7 @@ impl Detector {
                 .collect(),
             Detector::PatchCore(m) => m.score_batch(imgs, heatmaps),
             Detector::CsFlow(m) => m.score_batch(imgs, heatmaps),
+            Detector::Fusion(m) => m.score_batch(imgs, heatmaps, rotations),
         }
     }
 }
@@ -299,19 +313,10 @@ pub fn train(
         DetectorConfig::CsFlow(c) => {
             crate::engine::detectors::cs_flow::train::train(c, job, report).map(Detector::CsFlow)
         }
+        DetectorConfig::Fusion(c) => {
+            crate::engine::detectors::fusion::train(c, job, report).map(Detector::Fusion)
+        }
     }
-}
-
-/// Held while libtorch's global generator is seeded and a flow initialised: the generator
-/// is one per process, and seeding it must not interleave with another worker drawing
-/// from it (several windows' workers, or tests in parallel), or the seed decides nothing.
-pub(crate) static SEEDED_INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Holds [`SEEDED_INIT`] for code outside the engine that seeds or draws from libtorch's
-/// global generator (tests building random banks or untrained backbones), so that it
-/// cannot land in the middle of a flow's seeded initialisation.
-pub fn hold_global_generator() -> std::sync::MutexGuard<'static, ()> {
-    SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Decodes `paths` and turns each image into a tensor with `prepare`, skipping (and
@@ -376,6 +381,20 @@ pub(crate) fn maps_from_grids(
     sizes: &[Option<(u32, u32)>],
     heat_scale: Option<f64>,
 ) -> Vec<Option<Tensor>> {
+    let s = i64::from(input);
+    maps_from_grids_at(grids, (s, s), sigma, sizes, heat_scale)
+}
+
+/// [`maps_from_grids`] for inputs of any shape: `input` is the network input's
+/// `(height, width)` in pixels, which the grids are upsampled to before the blur (so
+/// `sigma` is in input pixels whatever the image's shape).
+pub(crate) fn maps_from_grids_at(
+    grids: &Tensor,
+    input: (i64, i64),
+    sigma: f64,
+    sizes: &[Option<(u32, u32)>],
+    heat_scale: Option<f64>,
+) -> Vec<Option<Tensor>> {
     let wanted: Vec<i64> = (0..sizes.len() as i64)
         .filter(|&i| sizes[i as usize].is_some())
         .collect();
@@ -383,13 +402,12 @@ pub(crate) fn maps_from_grids(
     if wanted.is_empty() {
         return out;
     }
-    let s = i64::from(input);
     let rows = if wanted.len() == sizes.len() {
         grids.shallow_clone()
     } else {
         grids.index_select(0, &Tensor::from_slice(&wanted).to_device(grids.device()))
     };
-    let up = rows.upsample_bilinear2d([s, s], false, None, None);
+    let up = rows.upsample_bilinear2d([input.0, input.1], false, None, None);
     let mut blurred = crate::engine::transforms::gaussian_blur(&up, sigma);
     if let Some(scale) = heat_scale.filter(|s| *s > 0.0) {
         blurred /= scale;
@@ -397,7 +415,7 @@ pub(crate) fn maps_from_grids(
     for (row, &i) in wanted.iter().enumerate() {
         let (w, h) = sizes[i as usize].expect("only images that want a map");
         let one = blurred.narrow(0, row as i64, 1);
-        let map = if (i64::from(w), i64::from(h)) == (s, s) {
+        let map = if (i64::from(h), i64::from(w)) == input {
             one
         } else {
             one.internal_upsample_bilinear2d_aa([i64::from(h), i64::from(w)], false, None, None)

@@ -7,6 +7,7 @@
 //! squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding, which pads stride-2
 //! convolutions asymmetrically (more at the bottom and right).
 
+use crate::engine::backbone::{InitialWeights, zero_init};
 use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
 
@@ -99,6 +100,8 @@ struct ConvBn {
 }
 
 impl ConvBn {
+    /// The convolution's weights from `init` (Kaiming uniform), the BatchNorm's scale
+    /// uniform in [0, 1), its shift zero (tch's defaults).
     #[allow(clippy::too_many_arguments)]
     fn new(
         p: nn::Path,
@@ -108,17 +111,24 @@ impl ConvBn {
         kernel: i64,
         stride: i64,
         groups: i64,
+        init: &mut InitialWeights,
     ) -> Self {
-        let cfg = nn::ConvConfig {
+        let cfg = zero_init(nn::ConvConfig {
             stride,
             padding: 0,
             groups,
             bias: false,
             ..Default::default()
-        };
+        });
+        let conv = nn::conv2d(p, c_in, c_out, kernel, cfg);
+        init.kaiming_uniform(&conv.ws);
+        let bn = bn(bn_path, c_out);
+        if let Some(scale) = &bn.ws {
+            init.uniform(scale, 0.0, 1.0);
+        }
         Self {
-            conv: nn::conv2d(p, c_in, c_out, kernel, cfg),
-            bn: bn(bn_path, c_out),
+            conv,
+            bn,
             kernel,
             stride,
             groups,
@@ -192,12 +202,15 @@ fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
 
+/// A BatchNorm with zero-initialised variables, for [`InitialWeights`] to fill.
 fn bn(p: nn::Path, c: i64) -> nn::BatchNorm {
     nn::batch_norm2d(
         p,
         c,
         nn::BatchNormConfig {
             eps: BN_EPS,
+            ws_init: nn::Init::Const(0.0),
+            bs_init: nn::Init::Const(0.0),
             ..Default::default()
         },
     )
@@ -213,22 +226,34 @@ struct MbConv {
 }
 
 impl MbConv {
-    fn new(p: nn::Path, kernel: i64, stride: i64, expand: i64, c_in: i64, c_out: i64) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        p: nn::Path,
+        kernel: i64,
+        stride: i64,
+        expand: i64,
+        c_in: i64,
+        c_out: i64,
+        init: &mut InitialWeights,
+    ) -> Self {
         let mid = c_in * expand;
         let expand = (expand != 1)
-            .then(|| ConvBn::new(&p / "_expand_conv", &p / "_bn0", c_in, mid, 1, 1, 1));
+            .then(|| ConvBn::new(&p / "_expand_conv", &p / "_bn0", c_in, mid, 1, 1, 1, init));
+        let depthwise = ConvBn::new(
+            &p / "_depthwise_conv",
+            &p / "_bn1",
+            mid,
+            mid,
+            kernel,
+            stride,
+            mid,
+            init,
+        );
+        let project = ConvBn::new(&p / "_project_conv", &p / "_bn2", mid, c_out, 1, 1, 1, init);
         Self {
             expand,
-            depthwise: ConvBn::new(
-                &p / "_depthwise_conv",
-                &p / "_bn1",
-                mid,
-                mid,
-                kernel,
-                stride,
-                mid,
-            ),
-            project: ConvBn::new(&p / "_project_conv", &p / "_bn2", mid, c_out, 1, 1, 1),
+            depthwise,
+            project,
             residual: stride == 1 && c_in == c_out,
         }
     }
@@ -262,9 +287,10 @@ pub struct EfficientNetLite {
 }
 
 impl EfficientNetLite {
-    /// Builds the variant `scaling` under `p`; variable names match the lukemelas
-    /// checkpoint keys.
-    pub fn new(p: &nn::Path, scaling: Scaling) -> Self {
+    /// Builds the variant `scaling` under `p`, its initial weights drawn from `init`;
+    /// variable names match the lukemelas checkpoint keys.
+    pub fn new(p: &nn::Path, scaling: Scaling, init: &mut InitialWeights) -> Self {
+        let stem = ConvBn::new(p / "_conv_stem", p / "_bn0", 3, 32, 3, 2, 1, init);
         let mut block_index = 0;
         let blocks = p / "_blocks";
         let stage_table = scaling.stages();
@@ -275,18 +301,45 @@ impl EfficientNetLite {
                 (0..repeats)
                     .map(|r| {
                         let (s, i) = if r == 0 { (stride, c_in) } else { (1, c_out) };
-                        let block = MbConv::new(&blocks / block_index, kernel, s, expand, i, c_out);
+                        let block =
+                            MbConv::new(&blocks / block_index, kernel, s, expand, i, c_out, init);
                         block_index += 1;
                         block
                     })
                     .collect()
             })
             .collect();
+        let head = ConvBn::new(
+            p / "_conv_head",
+            p / "_bn1",
+            last_channels,
+            1280,
+            1,
+            1,
+            1,
+            init,
+        );
+        // tch's default Linear: Kaiming uniform weights, biases uniform in ±1/sqrt(fan_in).
+        let fc = nn::linear(
+            p / "_fc",
+            1280,
+            1000,
+            nn::LinearConfig {
+                ws_init: nn::Init::Const(0.0),
+                bs_init: Some(nn::Init::Const(0.0)),
+                bias: true,
+            },
+        );
+        init.kaiming_uniform(&fc.ws);
+        if let Some(bias) = &fc.bs {
+            let bound = 1.0 / 1280f64.sqrt();
+            init.uniform(bias, -bound, bound);
+        }
         Self {
-            stem: ConvBn::new(p / "_conv_stem", p / "_bn0", 3, 32, 3, 2, 1),
+            stem,
             stages,
-            head: ConvBn::new(p / "_conv_head", p / "_bn1", last_channels, 1280, 1, 1, 1),
-            fc: nn::linear(p / "_fc", 1280, 1000, Default::default()),
+            head,
+            fc,
         }
     }
 

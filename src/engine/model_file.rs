@@ -13,6 +13,7 @@ use crate::engine::detector::{Detector, ModelState};
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::differnet::flow::check_permutation;
+use crate::engine::detectors::fusion::Fusion;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
@@ -42,8 +43,74 @@ pub struct ModelMeta {
     pub permutations: Vec<Vec<i64>>,
     /// Validation statistics, threshold, heat scale.
     pub state: ModelState,
+    /// A fusion's members, in its order: their permutations and states (their tensors are
+    /// named `m<index>/<name>`). Empty for every other kind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberMeta>,
     /// The program that wrote the file.
     pub written_by: String,
+}
+
+/// What a fusion's member keeps in the metadata besides its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberMeta {
+    /// Its flows' channel permutations, as [`ModelMeta::permutations`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub permutations: Vec<Vec<i64>>,
+    /// Its held-out statistics (which standardise its score) and heat scale.
+    pub state: ModelState,
+}
+
+/// Prefix of the tensors of a fusion's member `index` in the file.
+fn member_prefix(index: usize) -> String {
+    format!("m{index}/")
+}
+
+/// The permutations and named tensors of a detector that is not a fusion.
+type Parts = (Vec<Vec<i64>>, Vec<(String, Tensor)>);
+
+/// A detector's permutations and tensors, as the file holds them.
+fn parts(model: &Detector) -> (Parts, Vec<MemberMeta>) {
+    match model {
+        Detector::DifferNet(m) => (
+            (
+                m.flow().permutations().to_vec(),
+                m.vs.variables().into_iter().collect(),
+            ),
+            Vec::new(),
+        ),
+        Detector::CsFlow(m) => (
+            (
+                m.flow().permutations().to_vec(),
+                m.vs.variables().into_iter().collect(),
+            ),
+            Vec::new(),
+        ),
+        Detector::PatchCore(m) => (
+            (
+                Vec::new(),
+                vec![(BANK_TENSOR.to_owned(), m.bank().shallow_clone())],
+            ),
+            Vec::new(),
+        ),
+        Detector::Fusion(f) => {
+            let mut tensors = Vec::new();
+            let mut members = Vec::new();
+            for (i, member) in f.members().iter().enumerate() {
+                let ((permutations, named), _) = parts(member);
+                tensors.extend(
+                    named
+                        .into_iter()
+                        .map(|(n, t)| (format!("{}{n}", member_prefix(i)), t)),
+                );
+                members.push(MemberMeta {
+                    permutations,
+                    state: member.state().clone(),
+                });
+            }
+            ((Vec::new(), tensors), members)
+        }
+    }
 }
 
 fn model_err(path: &Path, message: impl Into<String>) -> EngineError {
@@ -56,26 +123,14 @@ fn model_err(path: &Path, message: impl Into<String>) -> EngineError {
 /// Writes `model` to `path` atomically: either the new file is complete or the previous
 /// file at `path` is untouched.
 pub fn save(model: &Detector, path: &Path) -> Result<()> {
-    let (permutations, tensors): (Vec<Vec<i64>>, Vec<(String, Tensor)>) = match model {
-        Detector::DifferNet(m) => (
-            m.flow().permutations().to_vec(),
-            m.vs.variables().into_iter().collect(),
-        ),
-        Detector::CsFlow(m) => (
-            m.flow().permutations().to_vec(),
-            m.vs.variables().into_iter().collect(),
-        ),
-        Detector::PatchCore(m) => (
-            Vec::new(),
-            vec![(BANK_TENSOR.to_owned(), m.bank().shallow_clone())],
-        ),
-    };
+    let ((permutations, tensors), members) = parts(model);
     let meta = ModelMeta {
         format: FORMAT_NAME.into(),
         format_version: FORMAT_VERSION,
         detector: model.config(),
         permutations,
         state: model.state().clone(),
+        members,
         written_by: format!("differnet {}", env!("CARGO_PKG_VERSION")),
     };
     let json = serde_json::to_string(&meta).map_err(|e| model_err(path, e.to_string()))?;
@@ -155,20 +210,87 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Detec
         let shape: Vec<i64> = view.shape().iter().map(|&d| d as i64).collect();
         named.push((name, Tensor::from_slice(&values).view(shape.as_slice())));
     }
-    let mut model = match meta.detector.clone() {
+    let mut model = build(
+        path,
+        meta.detector.clone(),
+        &meta.permutations,
+        &meta.members,
+        named,
+        backbone,
+        device,
+    )?;
+    *model.state_mut() = meta.state;
+    Ok(model)
+}
+
+/// A detector of `config` from its tensors `named` (a fusion's members from theirs, named
+/// with their prefixes), checked against the metadata.
+fn build(
+    path: &Path,
+    config: DetectorConfig,
+    permutations: &[Vec<i64>],
+    members: &[MemberMeta],
+    named: Vec<(String, Tensor)>,
+    backbone: Rc<Backbone>,
+    device: Device,
+) -> Result<Detector> {
+    let meta_permutations = permutations;
+    Ok(match config {
+        DetectorConfig::Fusion(config) => {
+            if members.len() != config.members.len() {
+                return Err(model_err(
+                    path,
+                    format!(
+                        "{} members in the metadata, {} in the fusion's settings",
+                        members.len(),
+                        config.members.len()
+                    ),
+                ));
+            }
+            let mut rest = named;
+            let mut built = Vec::with_capacity(members.len());
+            for (i, (member_config, member)) in config.members.iter().zip(members).enumerate() {
+                let prefix = member_prefix(i);
+                let (mine, others): (Vec<_>, Vec<_>) =
+                    rest.into_iter().partition(|(n, _)| n.starts_with(&prefix));
+                rest = others;
+                let mine = mine
+                    .into_iter()
+                    .map(|(n, t)| (n[prefix.len()..].to_owned(), t))
+                    .collect();
+                let mut m = build(
+                    path,
+                    member_config.clone(),
+                    &member.permutations,
+                    &[],
+                    mine,
+                    backbone.clone(),
+                    device,
+                )?;
+                *m.state_mut() = member.state.clone();
+                built.push(m);
+            }
+            if let Some((name, _)) = rest.first() {
+                return Err(model_err(
+                    path,
+                    format!("tensor {} belongs to no member", one_line(name)),
+                ));
+            }
+            Detector::Fusion(Fusion::new(config, built).map_err(|e| model_err(path, e))?)
+        }
         DetectorConfig::DifferNet(config) => {
             let dim = config.model.feature_dim();
-            if meta.permutations.len() != config.model.n_blocks {
+            if meta_permutations.len() != config.model.n_blocks {
                 return Err(model_err(
                     path,
                     "number of permutations does not match the blocks",
                 ));
             }
-            for perm in &meta.permutations {
+            for perm in meta_permutations {
                 check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
             }
             let mut model =
-                DifferNet::with_permutations(config, backbone, device, meta.permutations.clone())
+                DifferNet::with_permutations(config, backbone, device, meta_permutations.to_vec())
                     .map_err(|e| model_err(path, e))?;
             let expected = model.vs.variables();
             if named.len() != expected.len() {
@@ -187,7 +309,7 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Detec
         }
         DetectorConfig::CsFlow(config) => {
             let mut model =
-                CsFlow::with_permutations(config, backbone, device, meta.permutations.clone())
+                CsFlow::with_permutations(config, backbone, device, meta_permutations.to_vec())
                     .map_err(|e| model_err(path, e))?;
             let expected = model.vs.variables();
             if named.len() != expected.len() {
@@ -240,9 +362,7 @@ pub fn load(path: &Path, backbone: Rc<Backbone>, device: Device) -> Result<Detec
                     .map_err(|e| model_err(path, e))?,
             )
         }
-    };
-    *model.state_mut() = meta.state;
-    Ok(model)
+    })
 }
 
 #[cfg(test)]

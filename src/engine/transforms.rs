@@ -34,6 +34,38 @@ pub fn resize_square(x: &Tensor, size: i64) -> Tensor {
         .clamp(0.0, 1.0)
 }
 
+/// Resizes `[N, 3, H, W]` to `[N, 3, height, width]` with antialiased bilinear
+/// interpolation, like [`resize_square`] but to any shape (an aspect-kept input).
+pub fn resize_to(x: &Tensor, height: i64, width: i64) -> Tensor {
+    let (_, _, h, w) = x.size4().expect("image tensors are 4-D");
+    if (h, w) == (height, width) {
+        return x.shallow_clone();
+    }
+    x.internal_upsample_bilinear2d_aa([height, width], false, None, None)
+        .clamp(0.0, 1.0)
+}
+
+/// Grey-level standardisation of each image of `[N, C, H, W]` in [0, 1]: one mean and one
+/// standard deviation per image, over all its pixels and channels (so a colour keeps its
+/// ratio to the others), mapped to the mean and spread of ImageNet's images (0.45 and
+/// 0.225, what the backbone was trained on). A brighter or flatter photograph of the same
+/// part comes out the same; a flat image (spread under 1/255) is only shifted.
+pub fn standardise(x: &Tensor) -> Tensor {
+    let (n, ..) = x.size4().expect("image tensors are 4-D");
+    let flat = x.reshape([n, -1]);
+    let mean = flat.mean_dim([1i64].as_slice(), true, Kind::Float);
+    let std = flat
+        .std_dim([1i64].as_slice(), false, true)
+        .clamp_min(1.0 / 255.0);
+    let out = (flat - &mean) / std * STANDARD_SPREAD + STANDARD_MEAN;
+    out.view_as(x)
+}
+
+/// Mean grey level [`standardise`] maps every image to (ImageNet's, about).
+pub const STANDARD_MEAN: f64 = 0.45;
+/// Standard deviation of the grey levels [`standardise`] maps every image to.
+pub const STANDARD_SPREAD: f64 = 0.225;
+
 /// Rotates each image of `[N, C, S, S]` by its angle in degrees (counter-clockwise), with
 /// nearest interpolation and zeros outside the source, as the paper's `RandomRotation`.
 /// `angles_deg` has N entries. Differentiable with respect to `x`.
@@ -118,6 +150,26 @@ pub fn dihedral(x: &Tensor) -> Tensor {
     Tensor::stack(&variants, 1).view([n * 8, c, h, w])
 }
 
+/// The 8 rotations by quarter turns and mirror images of `[N, C, H, W]` images of any
+/// shape, as batches of one shape each: one `[8 N, C, S, S]` batch for squares (as
+/// [`dihedral`]), else `[4 N, C, H, W]` (itself, the half turn and the two mirror images)
+/// and `[4 N, C, W, H]` (the quarter turns and the two transposes).
+pub fn dihedral_groups(x: &Tensor) -> Vec<Tensor> {
+    let (n, c, h, w) = x.size4().expect("image tensors are 4-D");
+    if h == w {
+        return vec![dihedral(x)];
+    }
+    let flipped = x.flip([3i64]);
+    let group = |ks: [i64; 2], size: [i64; 2]| {
+        let variants: Vec<Tensor> = [x, &flipped]
+            .iter()
+            .flat_map(|t| ks.iter().map(move |&k| t.rot90(k, [2i64, 3])))
+            .collect();
+        Tensor::stack(&variants, 1).view([n * 4, c, size[0], size[1]])
+    };
+    vec![group([0, 2], [h, w]), group([1, 3], [w, h])]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +228,43 @@ mod tests {
         assert_eq!(downsample_nearest(&r, 16).size(), vec![1, 3, 16, 16]);
         let z = normalize(&Tensor::zeros([1, 3, 2, 2], (Kind::Float, Device::Cpu)));
         assert!((z.double_value(&[0, 0, 0, 0]) + 0.485 / 0.229).abs() < 1e-5);
+    }
+
+    #[test]
+    fn standardised_images_do_not_see_brightness_or_contrast() {
+        let x = Tensor::rand([2, 3, 8, 8], (Kind::Float, Device::Cpu)) * 0.5 + 0.1;
+        // The same images brighter and with more contrast.
+        let y = &x * 1.6 + 0.05;
+        let (sx, sy) = (standardise(&x), standardise(&y));
+        assert!(sx.allclose(&sy, 1e-4, 1e-4, false));
+        let m = sx.get(0).mean(Kind::Float).double_value(&[]);
+        assert!((m - STANDARD_MEAN).abs() < 1e-4, "mean {m}");
+        // A flat image stays flat, without NaN.
+        let flat = standardise(&Tensor::full([1, 3, 4, 4], 0.8, (Kind::Float, Device::Cpu)));
+        assert_eq!(flat.isnan().sum(Kind::Int64).int64_value(&[]), 0);
+        assert!((flat.double_value(&[0, 1, 2, 2]) - STANDARD_MEAN).abs() < 1e-5);
+    }
+
+    #[test]
+    fn dihedral_groups_of_a_long_image_hold_all_eight_copies() {
+        let x = Tensor::arange(2 * 6, (Kind::Float, Device::Cpu)).view([1, 1, 2, 6]);
+        let groups = dihedral_groups(&x);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].size(), vec![4, 1, 2, 6]);
+        assert_eq!(groups[1].size(), vec![4, 1, 6, 2]);
+        assert!(groups[0].get(0).equal(&x.get(0)));
+        let all: Vec<Tensor> = groups
+            .iter()
+            .flat_map(|g| (0..4).map(move |i| g.get(i).flatten(0, -1)))
+            .collect();
+        for a in 0..8 {
+            for b in (a + 1)..8 {
+                assert!(!all[a].equal(&all[b]), "{a} and {b} are equal");
+            }
+        }
+        // A square image gives the one batch of `dihedral`.
+        let sq = Tensor::rand([1, 3, 4, 4], (Kind::Float, Device::Cpu));
+        assert!(dihedral_groups(&sq)[0].equal(&dihedral(&sq)));
     }
 
     #[test]

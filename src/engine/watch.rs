@@ -13,6 +13,7 @@ use crate::core::provenance::{now_unix_secs, utc_text};
 use crate::core::report::csv_field;
 use crate::engine::worker::{WorkerHandle, WorkerOptions};
 use anyhow::{Context, Result, anyhow, bail};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -27,6 +28,13 @@ pub const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
 pub const JOURNAL: &str = ".differnet-journal";
 /// The log's file name in the output folder.
 pub const LOG: &str = "log.csv";
+/// Once the line is asked to stop, how long the worker may still take to finish the part
+/// in flight (or to load the model) before the line gives up on it: the part is then left
+/// in the input folder for the next start, and the line ends anyway. With the writing of a
+/// finished part, a stop takes effect within 2 s.
+pub const STOP_GRACE: Duration = Duration::from_millis(1200);
+/// How often every wait of the line looks at the stop flag.
+const STOP_TICK: Duration = Duration::from_millis(50);
 
 /// How to watch.
 #[derive(Debug, Clone)]
@@ -174,8 +182,20 @@ pub struct Watch {
 
 impl Watch {
     /// Opens the output folder (finishing what a previous run left half done) and loads
-    /// the model.
+    /// the model. [`Watch::open_until`] can be stopped while the model loads.
     pub fn open(options: WatchOptions, say: &mut dyn FnMut(String)) -> Result<Self> {
+        Self::open_until(options, &AtomicBool::new(false), say)?
+            .ok_or_else(|| anyhow!("stopped before the model was loaded"))
+    }
+
+    /// [`Watch::open`], given up when `stop` is set while the model loads: `None` once the
+    /// worker has not answered within [`STOP_GRACE`] of the stop (said with the summary
+    /// line, as a stopped run says it). Nothing is sorted before the model is loaded.
+    pub fn open_until(
+        options: WatchOptions,
+        stop: &AtomicBool,
+        say: &mut dyn FnMut(String),
+    ) -> Result<Option<Self>> {
         if !options.input.is_dir() {
             bail!(
                 "the input folder does not exist: {}",
@@ -227,7 +247,13 @@ impl Watch {
                 path: options.model.clone(),
             })
             .map_err(|e| anyhow!(e))?;
-        let info = wait_loaded(&worker)?;
+        let Some(info) = wait_loaded(&worker, stop)? else {
+            say(format!(
+                "stopped before the model was loaded: {}",
+                Tally::default().summary(Duration::ZERO)
+            ));
+            return Ok(None);
+        };
         let reject = info.threshold.ok_or_else(|| {
             anyhow!(
                 "the model has no reject line: train it with held-out good images, or save it from the workstation: {}",
@@ -271,7 +297,7 @@ impl Watch {
         for d in pending {
             watch.finish(&d)?;
         }
-        Ok(watch)
+        Ok(Some(watch))
     }
 
     /// The lines parts are decided at.
@@ -292,24 +318,28 @@ impl Watch {
         ));
     }
 
-    /// Watches until `stop` is set, then returns after the part in flight.
+    /// Watches until `stop` is set, then returns after the part in flight, within 2 s in
+    /// every state: idle, waiting for a file to settle, or scoring a part (a part the
+    /// worker does not finish within [`STOP_GRACE`] is left for the next start).
     pub fn run(&mut self, stop: &AtomicBool, say: &mut dyn FnMut(String)) -> Result<()> {
         let (tx, rx) = crossbeam_channel::unbounded::<()>();
         let _watcher = if self.options.poll_only {
             None
         } else {
             use notify::Watcher;
-            let mut w = notify::recommended_watcher(move |_event| {
+            let watcher = notify::recommended_watcher(move |_event| {
                 let _ = tx.send(());
             })
-            .ok();
-            if let Some(w) = &mut w
-                && w.watch(&self.options.input, notify::RecursiveMode::NonRecursive)
-                    .is_err()
-            {
+            .ok()
+            .and_then(|mut w| {
+                w.watch(&self.options.input, notify::RecursiveMode::NonRecursive)
+                    .is_ok()
+                    .then_some(w)
+            });
+            if watcher.is_none() {
                 say("warning: no change events for the input folder; polling it".into());
             }
-            w
+            watcher
         };
         let started = Instant::now();
         let mut last_summary = Instant::now();
@@ -318,7 +348,7 @@ impl Watch {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                self.process(&name, say)?;
+                self.process(&name, stop, say)?;
             }
             if last_summary.elapsed() >= self.options.summary_every {
                 say(format!(
@@ -337,8 +367,7 @@ impl Watch {
                     .min(self.options.settle / 4)
                     .max(Duration::from_millis(20))
             };
-            let _ = rx.recv_timeout(wait);
-            while rx.try_recv().is_ok() {}
+            wait_for_change(&rx, wait, stop);
         }
         say(format!(
             "stopped: {}",
@@ -399,8 +428,14 @@ impl Watch {
         Ok(ready.into_iter().map(|(n, _)| n.clone()).collect())
     }
 
-    /// Scores one complete file and sorts it.
-    fn process(&mut self, name: &str, say: &mut dyn FnMut(String)) -> Result<()> {
+    /// Scores one complete file and sorts it. When the line is stopped and the worker
+    /// does not score it in time, it is left as it is, for the next start.
+    fn process(
+        &mut self,
+        name: &str,
+        stop: &AtomicBool,
+        say: &mut dyn FnMut(String),
+    ) -> Result<()> {
         let new_lines = self
             .control
             .as_ref()
@@ -413,7 +448,13 @@ impl Watch {
         };
         let (first_seen, size, mtime_ns) = (c.first_seen, c.size, c.mtime_ns);
         let path = self.options.input.join(name);
-        let (score, heatmap, reason) = self.score(&path)?;
+        let Some((score, heatmap, reason)) = self.score(&path, stop)? else {
+            say(format!(
+                "the worker did not score {name} before the line stopped: it stays in {} for the next start",
+                self.options.input.display()
+            ));
+            return Ok(());
+        };
         // Changed while it was scored: not complete after all; wait again.
         match std::fs::metadata(&path) {
             Ok(meta) if (meta.len(), mtime_ns_of(&meta)) == (size, mtime_ns) => {}
@@ -496,8 +537,10 @@ impl Watch {
         Ok(())
     }
 
-    /// Scores one file: its score and heatmap, or why it cannot be read.
-    fn score(&self, path: &Path) -> Result<(Option<f64>, Option<Heatmap>, Option<String>)> {
+    /// Scores one file: its score and heatmap, or why it cannot be read. `None`: the line
+    /// was stopped and the worker did not answer within [`STOP_GRACE`] (it is told to
+    /// cancel), or it cancelled the job.
+    fn score(&self, path: &Path, stop: &AtomicBool) -> Result<Option<Scored>> {
         self.worker
             .send(Command::Score(ScoreRequest {
                 paths: vec![path.to_path_buf()],
@@ -506,21 +549,27 @@ impl Watch {
             }))
             .map_err(|e| anyhow!(e))?;
         let (mut score, mut heatmap, mut reason) = (None, None, None);
+        let mut stopping = None;
         loop {
-            match self.worker.events().recv().context("the worker stopped")? {
+            let Some(event) = next_event(&self.worker, stop, &mut stopping)? else {
+                self.worker.cancel();
+                return Ok(None);
+            };
+            match event {
                 Event::Scored(s) => {
                     score = Some(s.score);
                     heatmap = s.heatmap;
                 }
                 Event::Skipped { reason: r, .. } => reason = Some(r),
                 Event::ScoringDone { .. } => break,
+                Event::Cancelled { .. } => return Ok(None),
                 Event::Failed { message } | Event::Crashed { message } => {
                     bail!("scoring {} failed: {message}", path.display())
                 }
                 _ => {}
             }
         }
-        Ok((score, heatmap, reason))
+        Ok(Some((score, heatmap, reason)))
     }
 
     fn write_heatmap(
@@ -609,14 +658,69 @@ impl Watch {
     }
 }
 
-fn wait_loaded(worker: &WorkerHandle) -> Result<ModelInfo> {
+/// A part's score, its heatmap, and why it could not be read.
+type Scored = (Option<f64>, Option<Heatmap>, Option<String>);
+
+/// Waits for the model to load; `None` when `stop` was set and the worker did not answer
+/// within [`STOP_GRACE`].
+fn wait_loaded(worker: &WorkerHandle, stop: &AtomicBool) -> Result<Option<ModelInfo>> {
+    let mut stopping = None;
     loop {
-        match worker.events().recv().context("the worker stopped")? {
-            Event::Loaded { info, .. } => return Ok(info),
+        let Some(event) = next_event(worker, stop, &mut stopping)? else {
+            worker.cancel();
+            return Ok(None);
+        };
+        match event {
+            Event::Loaded { info, .. } => return Ok(Some(info)),
             Event::Failed { message } | Event::Crashed { message } => bail!("{message}"),
             _ => {}
         }
     }
+}
+
+/// The worker's next event. Once `stop` is set (`stopping` keeps when this wait first saw
+/// it), waits at most [`STOP_GRACE`] more: `None` when that passed without an event.
+fn next_event(
+    worker: &WorkerHandle,
+    stop: &AtomicBool,
+    stopping: &mut Option<Instant>,
+) -> Result<Option<Event>> {
+    loop {
+        if stopping.is_none() && stop.load(Ordering::Relaxed) {
+            *stopping = Some(Instant::now());
+        }
+        let tick = match stopping {
+            Some(since) => match STOP_GRACE.checked_sub(since.elapsed()) {
+                Some(left) if !left.is_zero() => left.min(STOP_TICK),
+                _ => return Ok(None),
+            },
+            None => STOP_TICK,
+        };
+        match worker.events().recv_timeout(tick) {
+            Ok(event) => return Ok(Some(event)),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => bail!("the worker stopped"),
+        }
+    }
+}
+
+/// Waits up to `wait` for a change event in the input folder, or until `stop` is set (it is
+/// looked at every [`STOP_TICK`]); takes every event that arrived.
+fn wait_for_change(changes: &Receiver<()>, wait: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + wait;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || stop.load(Ordering::Relaxed) {
+            break;
+        }
+        match changes.recv_timeout(left.min(STOP_TICK)) {
+            Ok(()) => break,
+            Err(RecvTimeoutError::Timeout) => {}
+            // No watcher (polling only): the wait is the poll interval.
+            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(left.min(STOP_TICK)),
+        }
+    }
+    while changes.try_recv().is_ok() {}
 }
 
 fn read_text(path: &Path) -> Result<String> {

@@ -3,7 +3,7 @@
 //! The Decide panel's lines apply to the next part, and the change is logged.
 
 use crate::core::decision::Thresholds;
-use crate::core::message::path_text;
+use crate::core::message::{one_line, path_text};
 use crate::engine::watch::{LineControl, PartDecided, Tally, Watch, WatchOptions};
 use crate::engine::worker::WorkerOptions;
 use crate::gui::command::AppCommand;
@@ -15,10 +15,15 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 /// Parts kept in the live strip.
 const STRIP: usize = 6;
+
+/// How long closing the window waits for the line to stop: the part in flight is finished
+/// and logged, or left for the next start.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
 /// What the watch thread reports.
 #[derive(Debug)]
@@ -34,10 +39,28 @@ pub enum LineEvent {
 /// A running watch.
 struct LineRun {
     stop: Arc<AtomicBool>,
+    /// When the stop was asked.
+    stopping: Option<Instant>,
     control: LineControl,
     events: Receiver<LineEvent>,
+    thread: JoinHandle<()>,
     started: Instant,
     output: PathBuf,
+}
+
+impl Drop for LineRun {
+    /// The window closes (or the view goes): the line stops, and the part in flight is
+    /// finished and logged or left for the next start, never left half done.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while !self.thread.is_finished() {
+            match self.events.recv_deadline(deadline) {
+                Ok(LineEvent::Ended(_)) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
 }
 
 /// The Line view's state.
@@ -94,27 +117,42 @@ impl LinePanel {
                     let _ = say_tx.send(LineEvent::Message(line));
                     say_waker();
                 };
-                let result = Watch::open(options, &mut say).and_then(|mut w| {
-                    let (part_tx, part_waker) = (tx.clone(), waker.clone());
+                let (part_tx, part_waker) = (tx.clone(), waker.clone());
+                // A panic ends the line with its message, not with a view that waits for
+                // an end that never comes.
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let Some(mut w) = Watch::open_until(options, &stop2, &mut say)? else {
+                        return Ok(());
+                    };
                     w.on_part = Some(Box::new(move |p: &PartDecided| {
                         let _ = part_tx.send(LineEvent::Part(p.clone()));
                         part_waker();
                     }));
                     w.control = Some(control2);
                     w.run(&stop2, &mut say)
+                }))
+                .unwrap_or_else(|payload| {
+                    let message = payload
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_owned())
+                        .or_else(|| payload.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(anyhow::anyhow!("internal error: {}", one_line(&message)))
                 });
                 let _ = tx.send(LineEvent::Ended(result.map_err(|e| format!("{e:#}"))));
                 waker();
             });
         match spawned {
-            Ok(_) => {
+            Ok(thread) => {
                 self.recent.clear();
                 self.tally = Tally::default();
                 self.messages.clear();
                 self.run = Some(LineRun {
                     stop,
+                    stopping: None,
                     control,
                     events: rx,
+                    thread,
                     started: Instant::now(),
                     output,
                 });
@@ -123,11 +161,18 @@ impl LinePanel {
         }
     }
 
-    /// Asks the watch to stop after the part in flight.
-    pub fn stop(&self) {
-        if let Some(r) = &self.run {
+    /// Asks the watch to stop: it ends after the part in flight, within 2 s (a part the
+    /// worker does not finish in time is left for the next start).
+    pub fn stop(&mut self) {
+        if let Some(r) = &mut self.run {
             r.stop.store(true, Ordering::Relaxed);
+            r.stopping.get_or_insert_with(Instant::now);
         }
+    }
+
+    /// Whether a stop was asked and the watch has not ended yet.
+    pub fn is_stopping(&self) -> bool {
+        self.run.as_ref().is_some_and(|r| r.stopping.is_some())
     }
 
     /// New lines for the next part (the change is logged by the watch).
@@ -166,6 +211,12 @@ impl LinePanel {
                     failed = result.err().map(|e| format!("The line stopped: {e}"));
                 }
             }
+        }
+        // A thread that ended without saying so (it cannot, short of an abort) ends the
+        // run too, with a reason.
+        if !ended && run.thread.is_finished() && run.events.is_empty() {
+            ended = true;
+            failed = Some("The line stopped unexpectedly".into());
         }
         if ended {
             self.run = None;
@@ -229,7 +280,10 @@ impl LinePanel {
                 });
             }
             if ui
-                .add_enabled(running, egui::Button::new("Stop the line"))
+                .add_enabled(
+                    running && !self.is_stopping(),
+                    egui::Button::new("Stop the line"),
+                )
                 .clicked()
             {
                 commands.push(AppCommand::StopLine);
@@ -238,8 +292,13 @@ impl LinePanel {
         if let Some(r) = &self.run {
             ui.horizontal(|ui| {
                 style::busy_indicator(ui);
+                let doing = if r.stopping.is_some() {
+                    "Stopping after the part in flight"
+                } else {
+                    "Watching"
+                };
                 ui.label(format!(
-                    "Watching; log in {}",
+                    "{doing}; log in {}",
                     path_text(&r.output.join("log.csv"))
                 ));
             });

@@ -138,6 +138,20 @@ pub fn tiny_patchcore() -> PatchCoreConfig {
     }
 }
 
+/// A small, quick fusion: the tiny PatchCore at 96 px (standardised) and at 128 px
+/// (as photographed).
+pub fn tiny_fusion() -> differnet::core::config::FusionConfig {
+    let fine = PatchCoreConfig {
+        image_size: 128,
+        standardise: false,
+        ..tiny_patchcore()
+    };
+    differnet::core::config::FusionConfig {
+        members: vec![tiny_patchcore().into(), fine.into()],
+        rule: differnet::core::config::FusionRule::Mean,
+    }
+}
+
 /// A small, quick CS-Flow with the real backbone: 96 px inputs, stage 3's maps of 12 x 12,
 /// 6 x 6 and 3 x 3 positions, a narrow flow.
 pub fn tiny_cs_flow() -> CsFlowConfig {

@@ -1,5 +1,6 @@
 //! The Line view: the model sorts parts as they are written into a folder, with a live
-//! strip, and a line moved in the Decide panel applies to the next part and is logged.
+//! strip, and a line moved in the Decide panel applies to the next part and is logged;
+//! "Stop the line" ends it within 2 s while the window's own worker trains.
 
 use super::*;
 use differnet::core::decision::Thresholds;
@@ -94,7 +95,35 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
         app(&h).line().messages
     );
 
+    // Stopped while the window's own worker trains: the line ends within 2 s.
+    h.get_by_label("Train").click();
+    step_until(&mut h, "training to start", |a| a.is_busy());
+    let asked = Instant::now();
     h.get_by_label("Stop the line").click();
+    h.step();
+    assert!(
+        app(&h).line().is_stopping() || !app(&h).line().is_running(),
+        "the click did not reach \"Stop the line\""
+    );
     step_until(&mut h, "the line to stop", |a| !a.line().is_running());
+    let took = asked.elapsed();
+    assert!(
+        took <= Duration::from_secs(2),
+        "the line took {took:?} to stop"
+    );
+    // Its log and its folders agree: four parts, each in one folder, logged once.
+    let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
+    let rows: Vec<Vec<String>> = log.lines().skip(1).map(csv_fields).collect();
+    assert_eq!(rows.len(), 4, "{log}");
+    for row in &rows {
+        let (name, decision) = (&row[1], &row[3]);
+        let found: Vec<&str> = ["ok", "review", "ng", "unreadable"]
+            .into_iter()
+            .filter(|f| output.join(f).join(name).is_file())
+            .collect();
+        assert_eq!(found, vec![decision.as_str()], "{name}");
+    }
+    assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
+    step_until(&mut h, "the training to end", |a| !a.is_busy());
     assert!(app(&h).errors().is_empty());
 }

@@ -2,4 +2,5 @@
 
 pub mod cs_flow;
 pub mod differnet;
+pub mod fusion;
 pub mod patchcore;

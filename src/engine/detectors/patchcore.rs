@@ -13,11 +13,13 @@ use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::detector::{
     BatchScores, ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
-    maps_from_grids, score_decoded, top_scores,
+    maps_from_grids_at, score_decoded, top_scores,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
-use crate::engine::transforms::{dihedral, image_to_tensor, normalize, resize_square};
+use crate::engine::transforms::{
+    dihedral_groups, image_to_tensor, normalize, resize_to, standardise,
+};
 use image::RgbImage;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
@@ -110,12 +112,14 @@ impl PatchCore {
         self.bank.size()[0] as usize
     }
 
-    /// An image as the network's square input `[1, 3, S, S]` in [0, 1] on the device.
+    /// An image as the network's input `[1, 3, H, W]` on the device (a square, or the
+    /// image's own shape with `keep_aspect`; grey levels standardised with
+    /// `standardise`).
     pub fn prepare(&self, img: &RgbImage) -> Tensor {
         prepare(img, &self.config, self.device())
     }
 
-    /// Patch features `[N, H, W, D]` of square images `[N, 3, S, S]` in [0, 1], computed
+    /// Patch features `[N, H, W, D]` of prepared images `[N, 3, S, S]`, computed
     /// in backbone batches without gradients.
     pub fn patch_features(&self, x: &Tensor) -> Tensor {
         patch_features(&self.backbone, &self.config, x, self.backbone_batch)
@@ -138,9 +142,10 @@ impl PatchCore {
     }
 
     /// Scores `[B]` (on the device) and, where `sizes[i]` is `Some((w, h))`, the anomaly
-    /// map `[h, w]` of prepared images `[B, 3, S, S]`: one pass of the backbone and one
-    /// nearest-neighbour search for the whole batch.
+    /// map `[h, w]` of prepared images `[B, 3, H, W]` of one shape: one pass of the
+    /// backbone and one nearest-neighbour search for the whole batch.
     pub fn score_prepared_batch(&self, x: &Tensor, sizes: &[Option<(u32, u32)>]) -> BatchScores {
+        let (_, _, input_h, input_w) = x.size4().expect("prepared images are 4-D");
         tch::no_grad(|| {
             let feats = self.patch_features(x); // [B, H, W, D]
             let (b, h, w, d) = feats.size4().expect("patch features are 4-D");
@@ -148,9 +153,9 @@ impl PatchCore {
                 .nearest_distances(&feats.reshape([b * h * w, d]))
                 .view([b, h * w]);
             let scores = top_scores(&dist, self.config.score.top_fraction());
-            let maps = maps_from_grids(
+            let maps = maps_from_grids_at(
                 &dist.view([b, 1, h, w]),
-                self.config.image_size,
+                (input_h, input_w),
                 self.config.blur_sigma,
                 sizes,
                 self.state.heat_scale,
@@ -159,15 +164,38 @@ impl PatchCore {
         })
     }
 
-    /// Scores decoded images in one batch; with `heatmaps[i]`, also image i's map at its
-    /// size. Images of any sizes; results in their order.
+    /// Scores decoded images in one batch per input shape (one batch in all for square
+    /// inputs); with `heatmaps[i]`, also image i's map at its size. Images of any sizes;
+    /// results in their order.
     pub fn score_batch(&self, imgs: &[&RgbImage], heatmaps: &[bool]) -> Vec<RawScore> {
-        score_decoded(
-            imgs,
-            heatmaps,
-            &|img| self.prepare(img),
-            |x: &Tensor, sizes: &[Option<(u32, u32)>]| self.score_prepared_batch(x, sizes),
-        )
+        let shapes: Vec<(u32, u32)> = imgs
+            .iter()
+            .map(|img| {
+                let (w, h) = img.dimensions();
+                self.config.input_shape(w, h)
+            })
+            .collect();
+        let mut out: Vec<Option<RawScore>> = imgs.iter().map(|_| None).collect();
+        let mut todo: Vec<usize> = (0..imgs.len()).collect();
+        while let Some(&first) = todo.first() {
+            let (group, rest): (Vec<usize>, Vec<usize>) =
+                todo.iter().partition(|&&i| shapes[i] == shapes[first]);
+            let group_imgs: Vec<&RgbImage> = group.iter().map(|&i| imgs[i]).collect();
+            let group_maps: Vec<bool> = group.iter().map(|&i| heatmaps[i]).collect();
+            let scored = score_decoded(
+                &group_imgs,
+                &group_maps,
+                &|img| self.prepare(img),
+                |x: &Tensor, sizes: &[Option<(u32, u32)>]| self.score_prepared_batch(x, sizes),
+            );
+            for (i, s) in group.into_iter().zip(scored) {
+                out[i] = Some(s);
+            }
+            todo = rest;
+        }
+        out.into_iter()
+            .map(|s| s.expect("every image is in one group"))
+            .collect()
     }
 
     /// Scores one decoded image; with `heatmap`, also its map at the image's size.
@@ -187,12 +215,24 @@ fn default_backbone_batch(device: Device) -> usize {
     }
 }
 
-/// An image as a square input `[1, 3, S, S]` in [0, 1] on `device`.
+/// An image as the network's input `[1, 3, H, W]` on `device`: resized to
+/// [`PatchCoreConfig::input_shape`], then standardised when the settings say so.
 fn prepare(img: &RgbImage, config: &PatchCoreConfig, device: Device) -> Tensor {
-    resize_square(&image_to_tensor(img, device), i64::from(config.image_size))
+    let (w, h) = img.dimensions();
+    let (input_h, input_w) = config.input_shape(w, h);
+    let x = resize_to(
+        &image_to_tensor(img, device),
+        i64::from(input_h),
+        i64::from(input_w),
+    );
+    if config.standardise {
+        standardise(&x)
+    } else {
+        x
+    }
 }
 
-/// Patch features `[N, H, W, D]` of images `[N, 3, S, S]` in [0, 1]: each chosen stage's
+/// Patch features `[N, H, W, D]` of prepared images `[N, 3, S, S]`: each chosen stage's
 /// map averaged over its `neighbourhood` (borders averaged over the pixels that exist),
 /// upsampled bilinearly to the first stage's grid, concatenated along the channels.
 fn patch_features(
@@ -384,10 +424,22 @@ pub fn train(
         let cfg = &config;
         let projection = projection.as_ref();
         let extract = |(i, x): (usize, Tensor)| {
-            let x = if cfg.dihedral_bank { dihedral(&x) } else { x };
-            let f = patch_features(backbone, cfg, &x, batch);
-            let d = f.size()[3];
-            let f = f.reshape([-1, d]);
+            let copies = if cfg.dihedral_bank {
+                dihedral_groups(&x)
+            } else {
+                vec![x]
+            };
+            let f = Tensor::cat(
+                &copies
+                    .iter()
+                    .map(|x| {
+                        let f = patch_features(backbone, cfg, x, batch);
+                        let d = f.size()[3];
+                        f.reshape([-1, d])
+                    })
+                    .collect::<Vec<_>>(),
+                0,
+            );
             let Some(projection) = projection else {
                 return f;
             };
@@ -458,8 +510,12 @@ fn validate(
         job.cancel,
         &|img| model.prepare(img),
     )?;
-    let size = model.config.image_size;
     let total = val.len();
+    // A map at the input's own size, for the heat scale.
+    let input_size = |x: &Tensor| {
+        let (_, _, h, w) = x.size4().expect("prepared images are 4-D");
+        (w as u32, h as u32)
+    };
     report(TrainProgress::Phase {
         phase: Phase::Validating,
         done: 0,
@@ -471,7 +527,7 @@ fn validate(
         let shared = Shared(model);
         lanes.map(
             val,
-            &|x| shared.score_prepared(&x, Some((size, size))),
+            &|x| shared.score_prepared(&x, Some(input_size(&x))),
             &stop,
             &mut |i, (score, map)| {
                 scores.push(score);
@@ -508,11 +564,12 @@ fn validate(
                 let feats = model.patch_features(x);
                 let (_, h, w, d) = feats.size4().expect("patch features are 4-D");
                 let dist = nearest_distances(&feats.reshape([h * w, d]), &bank, &bank_sq);
-                maps_from_grids(
+                let (input_w, input_h) = input_size(x);
+                maps_from_grids_at(
                     &dist.view([1, 1, h, w]),
-                    model.config.image_size,
+                    (i64::from(input_h), i64::from(input_w)),
                     model.config.blur_sigma,
-                    &[Some((size, size))],
+                    &[Some((input_w, input_h))],
                     None,
                 )
                 .pop()

@@ -9,6 +9,7 @@
 
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::rng::SplitMix64;
+use crate::engine::backbone::{InitialWeights, zero_init};
 use crate::engine::detectors::differnet::flow::check_permutation;
 use std::f64::consts::FRAC_2_PI;
 use tch::Tensor;
@@ -35,30 +36,43 @@ struct CrossConvolutions {
 }
 
 impl CrossConvolutions {
-    fn new(p: nn::Path, c_in: i64, hidden: i64, c_out: i64, kernel: i64) -> Self {
-        let same = nn::ConvConfig {
+    /// Weights from `init` (Kaiming uniform, tch's default), biases and gammas zero.
+    fn new(
+        p: nn::Path,
+        c_in: i64,
+        hidden: i64,
+        c_out: i64,
+        kernel: i64,
+        init: &mut InitialWeights,
+    ) -> Self {
+        let same = zero_init(nn::ConvConfig {
             padding: kernel / 2,
             ..Default::default()
-        };
-        let strided = nn::ConvConfig {
+        });
+        let strided = zero_init(nn::ConvConfig {
             padding: kernel / 2,
             stride: 2,
             ..Default::default()
+        });
+        let mut conv = |name: String, c_in: i64, c_out: i64, cfg: nn::ConvConfig| {
+            let conv = nn::conv2d(&p / name, c_in, c_out, kernel, cfg);
+            init.kaiming_uniform(&conv.ws);
+            conv
         };
         let scales = 0..CS_FLOW_SCALES;
         Self {
             first: scales
                 .clone()
-                .map(|s| nn::conv2d(&p / format!("first{s}"), c_in, hidden, kernel, same))
+                .map(|s| conv(format!("first{s}"), c_in, hidden, same))
                 .collect(),
             second: scales
-                .map(|s| nn::conv2d(&p / format!("second{s}"), hidden, c_out, kernel, same))
+                .map(|s| conv(format!("second{s}"), hidden, c_out, same))
                 .collect(),
             up: (0..CS_FLOW_SCALES - 1)
-                .map(|s| nn::conv2d(&p / format!("up{s}"), hidden, c_out, kernel, same))
+                .map(|s| conv(format!("up{s}"), hidden, c_out, same))
                 .collect(),
             down: (0..CS_FLOW_SCALES - 1)
-                .map(|s| nn::conv2d(&p / format!("down{s}"), hidden, c_out, kernel, strided))
+                .map(|s| conv(format!("down{s}"), hidden, c_out, strided))
                 .collect(),
             gamma: p.zeros("gamma", &[CS_FLOW_SCALES as i64]),
         }
@@ -125,8 +139,9 @@ pub struct CrossScaleFlow {
 
 impl CrossScaleFlow {
     /// Builds the flow of `cfg` with variables under `p` and the given permutations (one
-    /// per block and scale, block-major, each a permutation of the channels). Weights
-    /// come from tch's RNG: seed it first.
+    /// per block and scale, block-major, each a permutation of the channels). Its initial
+    /// weights are drawn from a generator of its own seeded by the permutations
+    /// ([`InitialWeights::from_permutations`]), so the seed that drew them decides the flow.
     pub fn new(
         p: &nn::Path,
         cfg: &CsFlowConfig,
@@ -148,6 +163,7 @@ impl CrossScaleFlow {
         let hidden = cfg.hidden as i64;
         let device = p.device();
         let to_tensor = |v: &Vec<i64>| Tensor::from_slice(v).to_device(device);
+        let mut init = InitialWeights::from_permutations(&permutations);
         let blocks = cfg
             .kernel_sizes
             .iter()
@@ -155,9 +171,10 @@ impl CrossScaleFlow {
             .map(|(k, &kernel)| {
                 let b = p / "blocks" / k;
                 let perms = &permutations[k * CS_FLOW_SCALES..(k + 1) * CS_FLOW_SCALES];
+                let kernel = kernel as i64;
                 Coupling {
-                    f1: CrossConvolutions::new(&b / "f1", c1, hidden, 2 * c2, kernel as i64),
-                    f2: CrossConvolutions::new(&b / "f2", c2, hidden, 2 * c1, kernel as i64),
+                    f1: CrossConvolutions::new(&b / "f1", c1, hidden, 2 * c2, kernel, &mut init),
+                    f2: CrossConvolutions::new(&b / "f2", c2, hidden, 2 * c1, kernel, &mut init),
                     perms: perms.iter().map(to_tensor).collect(),
                     inverse_perms: perms.iter().map(|p| to_tensor(&inverse(p))).collect(),
                 }
@@ -343,7 +360,6 @@ mod tests {
     }
 
     fn flow(cfg: &CsFlowConfig, seed: u64) -> (nn::VarStore, CrossScaleFlow) {
-        tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);
         let perms =
             CrossScaleFlow::random_permutations(cfg.channels(), cfg.kernel_sizes.len(), seed);
@@ -351,9 +367,17 @@ mod tests {
         (vs, f)
     }
 
+    /// Standard normal values of `shape`, from a generator of their own.
+    fn randn(shape: &[i64], rng: &mut SplitMix64) -> Tensor {
+        let n: i64 = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal_f32()).collect();
+        Tensor::from_slice(&values).view(shape)
+    }
+
     /// Random features at three scales of sides `sides`.
     fn features(b: i64, c: i64, sides: [i64; 3]) -> Scales {
-        sides.map(|s| Tensor::randn([b, c, s, s], (Kind::Float, Device::Cpu)))
+        let mut rng = SplitMix64::new((b * 1000 + c) as u64 ^ sides[0] as u64);
+        sides.map(|s| randn(&[b, c, s, s], &mut rng))
     }
 
     /// Sets every gamma to a non-zero value, so the blocks are not the identity.
@@ -437,7 +461,7 @@ mod tests {
         };
         let join =
             |z: &Scales| Tensor::cat(&z.iter().map(|t| t.flatten(1, -1)).collect::<Vec<_>>(), 1);
-        let x = Tensor::randn([1, n], (Kind::Double, Device::Cpu));
+        let x = randn(&[1, n], &mut SplitMix64::new(5)).to_kind(Kind::Double);
         let (_, log_det) = f.forward(&split(&x));
         let eps = 1e-5;
         let mut cols = Vec::new();

@@ -7,7 +7,7 @@ use super::{CsFlow, prepare, scale_features};
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::transforms::dihedral;
@@ -30,11 +30,10 @@ pub fn train(
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
     let device = job.device;
-    let mut model = {
-        let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(config.seed as i64);
-        CsFlow::new(config.clone(), job.backbone.clone(), device).map_err(EngineError::Config)?
-    };
+    // The flow draws its initial weights from a generator of its own, seeded through its
+    // permutations by `config.seed`: not from libtorch's, which every worker shares.
+    let mut model =
+        CsFlow::new(config.clone(), job.backbone.clone(), device).map_err(EngineError::Config)?;
     let (_, images) = load_images(job.train, Phase::Loading, report, job.cancel, &|img| {
         prepare(img, &config, device)
     })?;

@@ -6,6 +6,7 @@
 
 use crate::core::config::ModelConfig;
 use crate::core::rng::SplitMix64;
+use crate::engine::backbone::InitialWeights;
 use std::f64::consts::FRAC_2_PI;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
@@ -17,24 +18,32 @@ struct Subnet {
 }
 
 impl Subnet {
-    fn new(p: nn::Path, c_in: i64, hidden: i64, c_out: i64, n_layers: usize) -> Self {
+    fn new(
+        p: nn::Path,
+        c_in: i64,
+        hidden: i64,
+        c_out: i64,
+        n_layers: usize,
+        init: &mut InitialWeights,
+    ) -> Self {
         let layers = (0..n_layers)
             .map(|i| {
                 let fan_in = if i == 0 { c_in } else { hidden };
                 let out = if i + 1 == n_layers { c_out } else { hidden };
+                let cfg = nn::LinearConfig {
+                    ws_init: nn::Init::Const(0.0),
+                    bs_init: Some(nn::Init::Const(0.0)),
+                    bias: true,
+                };
+                let layer = nn::linear(&p / i, fan_in, out, cfg);
                 // PyTorch's nn.Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
                 // weights and biases.
                 let bound = 1.0 / (fan_in as f64).sqrt();
-                let init = nn::Init::Uniform {
-                    lo: -bound,
-                    up: bound,
-                };
-                let cfg = nn::LinearConfig {
-                    ws_init: init,
-                    bs_init: Some(init),
-                    bias: true,
-                };
-                nn::linear(&p / i, fan_in, out, cfg)
+                init.uniform(&layer.ws, -bound, bound);
+                if let Some(bias) = &layer.bs {
+                    init.uniform(bias, -bound, bound);
+                }
+                layer
             })
             .collect();
         Self { layers }
@@ -80,8 +89,9 @@ pub struct Flow {
 
 impl Flow {
     /// Builds a flow for `cfg` with variables under `p` and the given permutations (one
-    /// per block, each a permutation of 0..D). Weights are drawn from tch's RNG, so seed
-    /// it with `tch::manual_seed` first for reproducibility.
+    /// per block, each a permutation of 0..D). Its initial weights are drawn from a
+    /// generator of its own seeded by the permutations ([`InitialWeights::from_permutations`]),
+    /// so the training seed that drew them decides the flow, whatever other threads draw.
     pub fn new(
         p: &nn::Path,
         cfg: &ModelConfig,
@@ -101,15 +111,14 @@ impl Flow {
         let len1 = dim / 2;
         let len2 = dim - len1;
         let hidden = cfg.hidden as i64;
+        let mut init = InitialWeights::from_permutations(&permutations);
+        let layers = cfg.subnet_layers;
         let blocks = (0..cfg.n_blocks)
             .map(|k| {
                 let b = p / "blocks" / k;
-                Coupling {
-                    f1: Subnet::new(&b / "f1", len1, hidden, 2 * len2, cfg.subnet_layers),
-                    f2: Subnet::new(&b / "f2", len2, hidden, 2 * len1, cfg.subnet_layers),
-                    len1,
-                    len2,
-                }
+                let f1 = Subnet::new(&b / "f1", len1, hidden, 2 * len2, layers, &mut init);
+                let f2 = Subnet::new(&b / "f2", len2, hidden, 2 * len1, layers, &mut init);
+                Coupling { f1, f2, len1, len2 }
             })
             .collect();
         let device = p.device();
@@ -275,18 +284,49 @@ mod tests {
     }
 
     fn flow(cfg: &ModelConfig, seed: u64) -> (nn::VarStore, Flow) {
-        tch::manual_seed(seed as i64);
         let vs = nn::VarStore::new(Device::Cpu);
         let perms = Flow::random_permutations(cfg.feature_dim(), cfg.n_blocks, seed);
         let f = Flow::new(&(vs.root() / "flow"), cfg, perms).unwrap();
         (vs, f)
     }
 
+    /// Standard normal values of `shape`, from a generator of their own.
+    fn randn(shape: &[i64], seed: u64) -> Tensor {
+        let mut rng = SplitMix64::new(seed);
+        let n: i64 = shape.iter().product();
+        let values: Vec<f32> = (0..n).map(|_| rng.normal_f32()).collect();
+        Tensor::from_slice(&values).view(shape)
+    }
+
+    #[test]
+    fn a_seed_gives_one_flow_and_another_seed_another() {
+        let cfg = small_config(vec![1]);
+        let weights = |seed| {
+            let (vs, _f) = flow(&cfg, seed);
+            let mut named: Vec<(String, Vec<f32>)> = vs
+                .variables()
+                .into_iter()
+                .map(|(n, t)| (n, Vec::<f32>::try_from(t.flatten(0, -1)).unwrap()))
+                .collect();
+            named.sort_by(|a, b| a.0.cmp(&b.0));
+            named
+        };
+        let a = weights(5);
+        assert_eq!(a, weights(5));
+        assert_ne!(a, weights(6));
+        // nn.Linear's default: weights and biases within ±1/sqrt(fan_in), not all alike.
+        let (name, w) = a.iter().find(|(n, _)| n.ends_with("0.weight")).unwrap();
+        let bound = 1.0 / 8f32.sqrt(); // fan_in D / 2 = 8
+        assert!(w.iter().all(|v| v.abs() <= bound), "{name}");
+        let spread = w.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(spread > 0.5 * bound, "{name}: {spread}");
+    }
+
     #[test]
     fn inverse_recovers_the_input() {
         let cfg = small_config(vec![1]); // 16 channels x 1 scale = 16 (even split)
         let (_vs, f) = flow(&cfg, 3);
-        let x = Tensor::randn([5, 16], (Kind::Double, Device::Cpu)).to_kind(Kind::Float);
+        let x = randn(&[5, 16], 30);
         let (z, _) = f.forward(&x);
         let back = f.inverse(&z);
         let err = (back - &x).abs().max().double_value(&[]);
@@ -300,7 +340,7 @@ mod tests {
         let (vs, f) = flow(&cfg, 7);
         let _ = vs; // keep the variables alive
         let d = cfg.feature_dim() as i64;
-        let x = Tensor::randn([1, d], (Kind::Float, Device::Cpu));
+        let x = randn(&[1, d], 70);
         let (_, log_det) = f.forward(&x);
         // Central differences, column by column.
         let eps = 1e-2;

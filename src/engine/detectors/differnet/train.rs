@@ -11,7 +11,7 @@ use super::{DifferNet, SharedModel};
 use crate::core::config::{DifferNetConfig, TrainConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{SEEDED_INIT, TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::Lanes;
 use std::path::PathBuf;
@@ -51,14 +51,10 @@ pub fn train(
         ));
     }
     let mut rng = SplitMix64::new(tc.seed);
-    let mut model = {
-        // libtorch's default generator is one per process: seeding it and drawing the
-        // flow's initial weights must not interleave with another worker doing the same
-        // (several windows' workers, or tests in parallel), or the seed decides nothing.
-        let _guard = SEEDED_INIT.lock().unwrap_or_else(|e| e.into_inner());
-        tch::manual_seed(tc.seed as i64);
-        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?
-    };
+    // The flow draws its initial weights from a generator of its own, seeded through its
+    // permutations by `tc.seed`: not from libtorch's, which every worker shares.
+    let mut model =
+        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
 
     let (kept, images) = load_prepared(&model, job.train, Phase::Loading, report, job.cancel)?;
     if images.is_empty() {

@@ -1,0 +1,119 @@
+//! Images at their own shape: a long part's map has the part's size and its hot region
+//! lies where the defect is, not stretched or shifted by a square input.
+
+mod common;
+
+use common::{tiny_patchcore, wait_for, worker};
+use differnet::core::config::{DetectorConfig, PatchCoreConfig};
+use differnet::core::protocol::{Command, Event, ScoreRequest, TrainRequest};
+use differnet::core::rng::SplitMix64;
+use image::{Rgb, RgbImage};
+use std::path::{Path, PathBuf};
+
+/// A woven texture of `w` x `h` with noise; `spot`: a bright 12 x 12 square centred there.
+fn long_texture(seed: u64, w: u32, h: u32, spot: Option<(u32, u32)>) -> RgbImage {
+    let mut rng = SplitMix64::new(seed);
+    let phase = rng.next_f64() * std::f64::consts::TAU;
+    let mut img = RgbImage::from_fn(w, h, |x, y| {
+        let v = 0.5
+            + 0.2 * ((x as f64) * 0.7 + phase).sin() * ((y as f64) * 0.7).cos()
+            + 0.08 * (rng.next_f64() - 0.5);
+        let g = (v.clamp(0.0, 1.0) * 255.0) as u8;
+        Rgb([g, g.saturating_sub(20), g.saturating_sub(40)])
+    });
+    if let Some((cx, cy)) = spot {
+        for y in cy - 6..cy + 6 {
+            for x in cx - 6..cx + 6 {
+                img.put_pixel(x, y, Rgb([250, 250, 250]));
+            }
+        }
+    }
+    img
+}
+
+fn write(dir: &Path, name: &str, img: &RgbImage) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let p = dir.join(name);
+    img.save(&p).unwrap();
+    p
+}
+
+/// Trains on long good textures, then checks the map of a long part with a spot.
+fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32, u32)) {
+    let dir = tempfile::tempdir().unwrap();
+    let train: Vec<PathBuf> = (0..8)
+        .map(|s| write(&dir.path().join("train"), &format!("{s}.png"), &long_texture(s, w, h, None)))
+        .collect();
+    let val: Vec<PathBuf> = (100..103)
+        .map(|s| write(&dir.path().join("val"), &format!("{s}.png"), &long_texture(s, w, h, None)))
+        .collect();
+    let bad = write(dir.path(), "bad.png", &long_texture(7, w, h, Some(spot)));
+
+    let worker = worker();
+    let config = DetectorConfig::PatchCore(config);
+    worker
+        .send(Command::Train(TrainRequest {
+            train,
+            validation: val,
+            config,
+        }))
+        .unwrap();
+    wait_for(&worker, |e| matches!(e, Event::Trained(_)).then_some(()));
+    worker
+        .send(Command::Score(ScoreRequest {
+            paths: vec![bad],
+            heatmaps: true,
+            rotations: None,
+        }))
+        .unwrap();
+    let scored = wait_for(&worker, |e| match e {
+        Event::Scored(s) => Some(s),
+        _ => None,
+    });
+    let map = scored.heatmap.expect("a heatmap");
+    assert_eq!((map.width, map.height), (w, h), "the map has the image's size");
+    // The hottest pixel lies on the spot (within a patch of it).
+    let (hot, _) = map
+        .values
+        .iter()
+        .enumerate()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .unwrap();
+    let (hx, hy) = ((hot as u32 % w) as i64, (hot as u32 / w) as i64);
+    let (sx, sy) = (i64::from(spot.0), i64::from(spot.1));
+    assert!(
+        (hx - sx).abs() <= 16 && (hy - sy).abs() <= 16,
+        "hottest pixel at ({hx}, {hy}), the spot at ({sx}, {sy}) in a {w} x {h} image"
+    );
+    // Hotter around the spot than far from it.
+    let mean = |near: bool| {
+        let v: Vec<f64> = map
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let (x, y) = ((*i as u32 % w) as i64, (*i as u32 / w) as i64);
+                ((x - sx).abs() <= 12 && (y - sy).abs() <= 12) == near
+            })
+            .map(|(_, v)| f64::from(*v))
+            .collect();
+        v.iter().sum::<f64>() / v.len() as f64
+    };
+    let (near, far) = (mean(true), mean(false));
+    assert!(near > 2.0 * far, "heat {near} near the spot, {far} elsewhere");
+}
+
+#[test]
+fn a_wide_part_gets_a_map_of_its_own_size_hot_at_the_defect() {
+    map_follows_the_part(tiny_patchcore(), (400, 100), (330, 40));
+}
+
+#[test]
+fn a_tall_part_gets_a_map_of_its_own_size_hot_at_the_defect() {
+    let config = PatchCoreConfig {
+        dihedral_bank: false,
+        ..tiny_patchcore()
+    };
+    assert!(config.keep_aspect);
+    map_follows_the_part(config, (100, 400), (60, 90));
+}
