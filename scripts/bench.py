@@ -574,15 +574,14 @@ STUDY_RUNS = {
     "aspect-256-std": ("aspect kept, short side 256 px, standardised", ["--keep-aspect", "true", "--standardise", "true"]),
     "aspect-320-std": ("aspect kept, short side 320 px, standardised", ["--keep-aspect", "true", "--standardise", "true", "--image-size", "320"]),
     "aspect-384": ("aspect kept, short side 384 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384"]),
-    "aspect-384-std": ("aspect kept, short side 384 px, standardised", ["--keep-aspect", "true", "--standardise", "true", "--image-size", "384"]),
 }
 
 # Fusions measured offline from the members' per-image scores: each member's score
 # standardised by its own held-out good scores (mean and sd), then averaged.
 STUDY_FUSIONS = {
+    "fuse-aspect": ("fusion: aspect 256 standardised + aspect 256 plain", ["aspect-256-std", "aspect-256"]),
+    "fuse-square": ("fusion: square 256 standardised + square 256 plain", ["square-256-std", "square-256"]),
     "fuse-256std+384": ("fusion: aspect 256 standardised + aspect 384 plain", ["aspect-256-std", "aspect-384"]),
-    "fuse-256std+384std": ("fusion: aspect 256 + aspect 384, both standardised", ["aspect-256-std", "aspect-384-std"]),
-    "fuse-sq256std+384": ("fusion: square 256 standardised + aspect 384 plain", ["square-256-std", "aspect-384"]),
 }
 
 MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]

@@ -56,6 +56,7 @@ fn separates_scratches_and_round_trips(config: DetectorConfig, dir: &Path, margi
         train,
         validation: val,
         config: config.clone(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let info = wait_for(&w, |e| match e {

@@ -14,6 +14,7 @@ fn train(w: &WorkerHandle, train: &[PathBuf], val: &[PathBuf], config: DetectorC
         train: train.to_vec(),
         validation: val.to_vec(),
         config,
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(w, |e| match e {

@@ -38,6 +38,7 @@ fn model() -> &'static Path {
                 train,
                 validation,
                 config: DetectorConfig::from(common::tiny_patchcore()),
+                defects: Vec::new(),
             }))
             .unwrap();
         common::wait_for(&worker, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -141,6 +142,7 @@ impl Line {
             !l.panel.is_running()
         });
         let took = asked.elapsed();
+        eprintln!("{state}: stopped in {took:?}");
         assert!(
             took <= STOP_LIMIT,
             "{state}: the line took {took:?} to stop; {:?}",
@@ -346,6 +348,7 @@ fn the_line_stops_while_another_worker_trains() {
             train,
             validation: Vec::new(),
             config: DetectorConfig::from(config),
+            defects: Vec::new(),
         }))
         .unwrap();
     common::wait_for(&window, |e| {

@@ -30,6 +30,7 @@ fn a_cancelled_training_gives_its_memory_back() {
         train: train[..4].to_vec(),
         validation: Vec::new(),
         config: config.clone().into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -43,6 +44,7 @@ fn a_cancelled_training_gives_its_memory_back() {
         train,
         validation: Vec::new(),
         config: big.into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let mut peak = before;

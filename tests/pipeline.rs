@@ -44,6 +44,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
         train,
         validation: val,
         config: tiny_config().into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let mut losses = Vec::new();
@@ -124,6 +125,7 @@ fn heatmaps_have_the_image_size_and_turn_with_the_image() {
         train,
         validation: val,
         config: tiny_config().into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let info = wait_for(&w, |e| match e {
@@ -197,6 +199,7 @@ fn cancelling_training_keeps_the_worker_ready() {
         train: train.clone(),
         validation: vec![],
         config: cfg.into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::TrainStep { .. }).then_some(()));
@@ -223,6 +226,7 @@ fn cancelling_training_keeps_the_worker_ready() {
         train,
         validation: vec![],
         config: cfg.into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -242,6 +246,7 @@ fn unreadable_images_are_skipped_and_named() {
         train,
         validation: vec![],
         config: cfg.into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let mut skipped = Vec::new();
@@ -273,6 +278,7 @@ fn training_is_reproducible_with_a_seed() {
             train: train.clone(),
             validation: vec![],
             config: cfg.into(),
+            defects: Vec::new(),
         }))
         .unwrap();
         wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -293,6 +299,7 @@ fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
         train: train.clone(),
         validation: vec![],
         config: tiny_config().into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));
@@ -306,6 +313,7 @@ fn a_diverging_training_stops_with_a_message_and_keeps_the_previous_model() {
         train,
         validation: vec![],
         config: cfg.into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     let msg = loop {
@@ -331,6 +339,7 @@ fn cancelling_scoring_at_any_point_keeps_the_model_and_the_worker_ready() {
         train,
         validation: vec![],
         config: tiny_config().into(),
+        defects: Vec::new(),
     }))
     .unwrap();
     wait_for(&w, |e| matches!(e, Event::Trained(_)).then_some(()));

@@ -56,6 +56,7 @@ fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32,
             train,
             validation: val,
             config,
+            defects: Vec::new(),
         }))
         .unwrap();
     wait_for(&worker, |e| matches!(e, Event::Trained(_)).then_some(()));

@@ -12,7 +12,9 @@ use differnet::core::config::{
 use differnet::core::dataset::{self, Label};
 use differnet::core::decision::Thresholds;
 use differnet::core::message::skipped_line;
-use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
+use differnet::core::protocol::{
+    Command, EvaluateRequest, Event, LabelledDefect, ScoreRequest, TrainRequest,
+};
 use differnet::engine::worker::{WorkerHandle, WorkerOptions};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::HashMap;
@@ -165,6 +167,15 @@ struct TrainArgs {
     /// false).
     #[arg(long)]
     standardise: Option<bool>,
+    /// Also learn from N confirmed defective images of each defect type, drawn with the
+    /// seed from the data set's test/<type> folders (with their masks where there are
+    /// any); `eval` then leaves them out. PatchCore and fusion only.
+    #[arg(long, default_value_t = 0)]
+    defects: usize,
+    /// PatchCore: how much a patch that looks like a confirmed defect may score above
+    /// its distance to the good patches, in units of the confirmed defects' distance.
+    #[arg(long)]
+    defect_weight: Option<f64>,
     /// CS-Flow: hidden channels of the cross-convolutions (paper: 1024).
     #[arg(long)]
     hidden: Option<usize>,
@@ -504,14 +515,43 @@ fn train(a: TrainArgs) -> Result<()> {
         bail!("no good images to train on in {}", a.data.display());
     }
     let config = train_config(&a)?;
+    if a.defects > 0
+        && !matches!(
+            config,
+            DetectorConfig::PatchCore(_) | DetectorConfig::Fusion(_)
+        )
+    {
+        bail!(
+            "--defects: {} learns from good images only (use patchcore or fusion)",
+            a.detector
+        );
+    }
+    let defects: Vec<LabelledDefect> = dataset::draw_defects(&data, a.defects, a.seed)
+        .into_iter()
+        .map(|s| LabelledDefect {
+            path: s.path,
+            mask: s.mask,
+        })
+        .collect();
+    if a.defects > 0 && defects.is_empty() {
+        bail!(
+            "--defects: no labelled defective images (test/<type>/) in {}",
+            a.data.display()
+        );
+    }
     let worker = start_worker(&a.engine, Some(config.backbone()))?;
     let mut progress = Progress::new(a.engine.json);
     let settings = match &config {
         DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
         _ => config.describe(),
     };
+    let with_defects = if defects.is_empty() {
+        String::new()
+    } else {
+        format!(" and {} confirmed defective ones", defects.len())
+    };
     progress.note(&format!(
-        "training on {} good images, {} held out for validation ({settings})",
+        "training on {} good images{with_defects}, {} held out for validation ({settings})",
         train_set.len(),
         val_set.len(),
     ));
@@ -521,6 +561,7 @@ fn train(a: TrainArgs) -> Result<()> {
             train: train_set,
             validation: val_set,
             config,
+            defects,
         }),
     )?;
     let info = loop {
@@ -594,6 +635,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--top-fraction", a.top_fraction.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
             let mut c = a
@@ -633,6 +675,9 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.standardise {
                 c.standardise = k;
             }
+            if let Some(w) = a.defect_weight {
+                c.defect_weight = w;
+            }
             DetectorConfig::PatchCore(c)
         }
         DetectorKind::Fusion => {
@@ -647,6 +692,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--dihedral", a.dihedral.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
             let mut c = DetectorConfig::Fusion(FusionConfig::default());
@@ -663,6 +709,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--coreset", a.coreset.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
             let mut c = CsFlowConfig::default();
@@ -733,6 +780,26 @@ fn eval(a: EvalArgs) -> Result<()> {
     let worker = start_worker(&a.engine, None)?;
     let mut progress = Progress::new(a.engine.json);
     let info = load_model(&worker, &a.model, &mut progress)?;
+    // Never score an image the model learnt from as a confirmed defect.
+    let learnt: std::collections::HashSet<PathBuf> = info
+        .trained_on
+        .as_ref()
+        .map(|t| t.defect_files.iter().map(|p| absolute(p)).collect())
+        .unwrap_or_default();
+    let before = samples.len();
+    let samples: Vec<_> = samples
+        .into_iter()
+        .filter(|s| !learnt.contains(&absolute(&s.path)))
+        .collect();
+    let left_out = before - samples.len();
+    if left_out > 0 {
+        progress.note(&format!(
+            "left out {left_out} defective images the model was trained on"
+        ));
+    }
+    if samples.is_empty() {
+        bail!("every labelled test image was used to train the model");
+    }
     send(
         &worker,
         Command::Evaluate(EvaluateRequest {
@@ -779,6 +846,7 @@ fn eval(a: EvalArgs) -> Result<()> {
     if a.engine.json {
         let mut value = serde_json::to_value(&report)?;
         value["line"] = serde_json::to_value(line)?;
+        value["left_out_trained_defects"] = left_out.into();
         outln!("{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(());
     }
@@ -810,6 +878,12 @@ fn eval(a: EvalArgs) -> Result<()> {
         outln!("skipped: {}", skipped_line(p, r))?;
     }
     Ok(())
+}
+
+/// `path` made absolute against the working directory (its folders as written: a model
+/// records the paths it was given), so that a relative and an absolute spelling match.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Folder and file name of an image, so that test/a/000.png and test/b/000.png get

@@ -411,7 +411,7 @@ impl DetectorKind {
                 "The paper's normalizing flow on whole-image features: reproduces the publication"
             }
             DetectorKind::Fusion => {
-                "PatchCore at two resolutions, scores combined: steadier across parts, twice the time"
+                "PatchCore on standardised and on plain images, scores combined: steadier across parts, twice the time"
             }
         }
     }
@@ -515,6 +515,16 @@ pub struct PatchCoreConfig {
     /// flagged for it. Off in models written before this setting existed.
     #[serde(default)]
     pub standardise: bool,
+    /// How much a patch that looks like a confirmed defect (nearer one of the labelled
+    /// defects' patches than any good patch) may score above its distance to the good
+    /// bank, in units of the confirmed defects' own distance to it. Used only when the
+    /// model learnt from labelled defects.
+    #[serde(default = "default_defect_weight")]
+    pub defect_weight: f64,
+}
+
+fn default_defect_weight() -> f64 {
+    1.0
 }
 
 /// The longest side of an aspect-kept input, in multiples of its short side.
@@ -539,6 +549,7 @@ impl Default for PatchCoreConfig {
             seed: 0,
             keep_aspect: true,
             standardise: true,
+            defect_weight: default_defect_weight(),
         }
     }
 }
@@ -636,6 +647,12 @@ impl PatchCoreConfig {
         }
         if !(self.blur_sigma >= 0.0 && self.blur_sigma <= 64.0) {
             return Err(format!("blur_sigma {} must be in 0..=64", self.blur_sigma));
+        }
+        if !(self.defect_weight >= 0.0 && self.defect_weight <= 100.0) {
+            return Err(format!(
+                "defect_weight {} must be in 0..=100",
+                self.defect_weight
+            ));
         }
         Ok(())
     }
@@ -1089,16 +1106,17 @@ pub struct FusionConfig {
 }
 
 impl Default for FusionConfig {
-    /// PatchCore at a short side of 256 px with standardised grey levels and at 384 px
-    /// as photographed: the two levers that each helped on their own (BENCHMARKS.md).
+    /// PatchCore twice on the same aspect-kept 256 px inputs: once on the images with
+    /// their grey levels standardised, once as photographed. Each view misses what the
+    /// other sees (a part darker than the good ones is ordinary to the first and unusual
+    /// to the second); their mean was the best of the pairs measured (BENCHMARKS.md).
     fn default() -> Self {
-        let fine = PatchCoreConfig {
-            image_size: 384,
+        let plain = PatchCoreConfig {
             standardise: false,
             ..PatchCoreConfig::default()
         };
         Self {
-            members: vec![PatchCoreConfig::default().into(), fine.into()],
+            members: vec![PatchCoreConfig::default().into(), plain.into()],
             rule: FusionRule::Mean,
         }
     }

@@ -444,6 +444,29 @@ pub fn seeded_order(images: &[PathBuf], seed: u64) -> Vec<PathBuf> {
     keyed.into_iter().map(|(_, p)| p.clone()).collect()
 }
 
+/// Up to `per_type` labelled defective images of each defect type of `data`'s test set,
+/// drawn in the [`seeded_order`] of `seed` (so the same arguments give the same draw),
+/// sorted by path, with their masks. The rest of the test set is what an evaluation of a
+/// model trained on them may score.
+pub fn draw_defects(data: &Dataset, per_type: usize, seed: u64) -> Vec<Sample> {
+    let mut drawn = Vec::new();
+    for kind in data.defect_types() {
+        let of_kind: Vec<&Sample> = data
+            .test
+            .iter()
+            .filter(|s| matches!(&s.label, Label::Defect(k) if *k == kind))
+            .collect();
+        let paths: Vec<PathBuf> = of_kind.iter().map(|s| s.path.clone()).collect();
+        for path in seeded_order(&paths, seed).into_iter().take(per_type) {
+            if let Some(sample) = of_kind.iter().find(|s| s.path == path) {
+                drawn.push((*sample).clone());
+            }
+        }
+    }
+    drawn.sort_by(|a, b| a.path.cmp(&b.path));
+    drawn
+}
+
 /// Splits defect-free images into a training set and a validation set.
 ///
 /// `good` is put in the [`seeded_order`] of `seed`. The validation set is the first

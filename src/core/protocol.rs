@@ -57,6 +57,20 @@ pub struct TrainRequest {
     pub validation: Vec<PathBuf>,
     /// The detector's kind and all its settings.
     pub config: DetectorConfig,
+    /// Images confirmed defective (the engineer's labels, or `test/<type>` images chosen
+    /// for training), each with its ground-truth mask when there is one. Empty: the model
+    /// learns from the good images only, exactly as without this field.
+    pub defects: Vec<LabelledDefect>,
+}
+
+/// An image confirmed defective, to learn from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelledDefect {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its ground-truth mask (non-zero where the defect is), when there is one; without
+    /// it the defect is taken to be where the image looks least like the good parts.
+    pub mask: Option<PathBuf>,
 }
 
 /// Images to score.

@@ -22,6 +22,10 @@ pub struct TrainingRecord {
     pub validation_files: Vec<PathBuf>,
     /// The training images' sizes (width, height) and how many had each, commonest first.
     pub image_sizes: Vec<(u32, u32, usize)>,
+    /// Images confirmed defective that the model learnt from (an evaluation must leave
+    /// them out).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub defect_files: Vec<PathBuf>,
 }
 
 impl TrainingRecord {
@@ -57,6 +61,7 @@ impl TrainingRecord {
             train_files: train.to_vec(),
             validation_files: validation.to_vec(),
             image_sizes: sizes,
+            defect_files: Vec::new(),
         }
     }
 

@@ -285,6 +285,9 @@ pub struct TrainJob<'a> {
     pub device: Device,
     /// Set from another thread to stop between batches.
     pub cancel: &'a AtomicBool,
+    /// Images confirmed defective to learn from (PatchCore and the fusions of
+    /// PatchCores; the flows learn from good images only and ignore them).
+    pub defects: &'a [crate::core::protocol::LabelledDefect],
 }
 
 /// Trains a detector of the configuration's kind. Returns it with its validation

@@ -27,6 +27,10 @@ pub use crate::core::model_header::{FORMAT_NAME, FORMAT_VERSION};
 
 /// Name of a PatchCore's memory bank `[M, D]` in the file.
 pub const BANK_TENSOR: &str = "bank";
+/// Name of a PatchCore's patches of confirmed defects `[K, D]`, when it learnt from any.
+pub const DEFECT_BANK_TENSOR: &str = "defect_bank";
+/// Name of the scale of a PatchCore's defect boost `[1]`, beside its defect bank.
+pub const DEFECT_SCALE_TENSOR: &str = "defect_scale";
 
 /// The JSON metadata of a model file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,13 +90,17 @@ fn parts(model: &Detector) -> (Parts, Vec<MemberMeta>) {
             ),
             Vec::new(),
         ),
-        Detector::PatchCore(m) => (
-            (
-                Vec::new(),
-                vec![(BANK_TENSOR.to_owned(), m.bank().shallow_clone())],
-            ),
-            Vec::new(),
-        ),
+        Detector::PatchCore(m) => {
+            let mut tensors = vec![(BANK_TENSOR.to_owned(), m.bank().shallow_clone())];
+            if let Some((rows, scale)) = m.defect_bank() {
+                tensors.push((DEFECT_BANK_TENSOR.to_owned(), rows.shallow_clone()));
+                tensors.push((
+                    DEFECT_SCALE_TENSOR.to_owned(),
+                    Tensor::from_slice(&[scale as f32]),
+                ));
+            }
+            ((Vec::new(), tensors), Vec::new())
+        }
         Detector::Fusion(f) => {
             let mut tensors = Vec::new();
             let mut members = Vec::new();
@@ -327,21 +335,40 @@ fn build(
             Detector::CsFlow(model)
         }
         DetectorConfig::PatchCore(config) => {
-            let [(name, bank)] = named.as_slice() else {
+            let find = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, t)| t);
+            let unknown = named.iter().find(|(n, _)| {
+                ![BANK_TENSOR, DEFECT_BANK_TENSOR, DEFECT_SCALE_TENSOR].contains(&n.as_str())
+            });
+            if let Some((name, _)) = unknown {
                 return Err(model_err(
                     path,
                     format!(
-                        "{} tensors in the file, a PatchCore model holds one ({BANK_TENSOR})",
+                        "tensor {} found, expected {BANK_TENSOR} (and {DEFECT_BANK_TENSOR}, {DEFECT_SCALE_TENSOR})",
+                        one_line(name)
+                    ),
+                ));
+            }
+            let Some(bank) = find(BANK_TENSOR) else {
+                return Err(model_err(
+                    path,
+                    format!(
+                        "{} tensors in the file, none of them {BANK_TENSOR}: a PatchCore model holds its bank",
                         named.len()
                     ),
                 ));
             };
-            if name != BANK_TENSOR {
-                return Err(model_err(
-                    path,
-                    format!("tensor {} found, expected {BANK_TENSOR}", one_line(name)),
-                ));
-            }
+            let defects = match (find(DEFECT_BANK_TENSOR), find(DEFECT_SCALE_TENSOR)) {
+                (None, None) => None,
+                (Some(rows), Some(scale)) if scale.numel() == 1 => {
+                    Some((rows.shallow_clone(), scale.double_value(&[0])))
+                }
+                _ => {
+                    return Err(model_err(
+                        path,
+                        format!("{DEFECT_BANK_TENSOR} and a one-value {DEFECT_SCALE_TENSOR} come together"),
+                    ));
+                }
+            };
             if bank
                 .size()
                 .first()
@@ -357,10 +384,21 @@ fn build(
             } else {
                 return Err(model_err(path, "backbone on another device than the model"));
             };
-            Detector::PatchCore(
-                PatchCore::new(config, backbone, bank.shallow_clone())
-                    .map_err(|e| model_err(path, e))?,
-            )
+            let mut model = PatchCore::new(config, backbone, bank.shallow_clone())
+                .map_err(|e| model_err(path, e))?;
+            if let Some((rows, scale)) = defects {
+                if rows
+                    .size()
+                    .first()
+                    .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
+                {
+                    return Err(model_err(path, "defect bank larger than any this program makes"));
+                }
+                model
+                    .set_defects(rows, scale)
+                    .map_err(|e| model_err(path, e))?;
+            }
+            Detector::PatchCore(model)
         }
     })
 }

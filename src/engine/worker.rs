@@ -189,6 +189,16 @@ impl Drop for WorkerHandle {
     }
 }
 
+/// Whether the model took its labelled defects in (PatchCore, alone or in a fusion).
+fn learns_from_defects(model: &crate::engine::detector::Detector) -> bool {
+    use crate::engine::detector::Detector;
+    match model {
+        Detector::PatchCore(m) => m.defect_bank().is_some(),
+        Detector::Fusion(f) => f.members().iter().any(learns_from_defects),
+        _ => false,
+    }
+}
+
 /// The message of a panic that ended a job, on one line. tch turns libtorch's errors into
 /// panics that carry the whole C++ backtrace; they become libtorch's first line, and a
 /// shortage of memory says so and what to try.
@@ -428,18 +438,23 @@ impl Worker {
                 backbone,
                 device: self.device,
                 cancel: &self.cancel,
+                defects: &req.defects,
             },
             &mut report,
         )?;
         if let Some(b) = self.options.backbone_batch {
             model.set_backbone_batch(b);
         }
-        model.state_mut().trained_on = Some(TrainingRecord::new(
+        let mut record = TrainingRecord::new(
             &req.train,
             &req.validation,
             &serde_json::to_string(&model.config()).unwrap_or_default(),
             provenance::now_unix_secs(),
-        ));
+        );
+        if learns_from_defects(&model) {
+            record.defect_files = req.defects.iter().map(|d| d.path.clone()).collect();
+        }
+        model.state_mut().trained_on = Some(record);
         let info = model.info();
         self.model = Some(model);
         self.out.send(Event::Trained(info));

@@ -1007,6 +1007,7 @@ impl WorkstationApp {
                 train,
                 validation,
                 config,
+                defects: Vec::new(),
             }),
         );
     }

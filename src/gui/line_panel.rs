@@ -297,10 +297,16 @@ impl LinePanel {
                 } else {
                     "Watching"
                 };
-                ui.label(format!(
-                    "{doing}; log in {}",
-                    path_text(&r.output.join("log.csv"))
-                ));
+                // Wrapped: a long path must not widen the panel, which would re-wrap the
+                // lines above and move the buttons from one frame to the next (under the
+                // pointer about to click them).
+                ui.add(
+                    egui::Label::new(format!(
+                        "{doing}; log in {}",
+                        path_text(&r.output.join("log.csv"))
+                    ))
+                    .wrap(),
+                );
             });
         }
         if self.tally.parts() > 0 {

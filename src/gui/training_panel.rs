@@ -183,7 +183,7 @@ fn detector_label(k: DetectorKind) -> &'static str {
         DetectorKind::PatchCore => "PatchCore (recommended)",
         DetectorKind::CsFlow => "CS-Flow (flow on feature maps)",
         DetectorKind::DifferNet => "DifferNet (the paper)",
-        DetectorKind::Fusion => "Fusion (PatchCore at two resolutions)",
+        DetectorKind::Fusion => "Fusion (two PatchCores, combined)",
     }
 }
 

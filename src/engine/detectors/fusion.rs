@@ -196,6 +196,7 @@ pub fn train(
             backbone: job.backbone.clone(),
             device: job.device,
             cancel: job.cancel,
+            defects: job.defects,
         };
         let mut forward = |p: TrainProgress| {
             if let Some(p) = member_progress(p, index, count) {

@@ -46,6 +46,19 @@ pub struct PatchCore {
     bank_sq: Tensor,
     /// Images per backbone call.
     pub backbone_batch: usize,
+    /// Patches of confirmed defects, when the model learnt from any.
+    defects: Option<DefectBank>,
+}
+
+/// Patches of images confirmed defective, and how far from the good bank they lie.
+struct DefectBank {
+    /// The defect patches `[K, D]`.
+    rows: Tensor,
+    /// Their squared norms `[K]`.
+    sq: Tensor,
+    /// The mean distance of these patches to their nearest good patch: a patch that looks
+    /// like a confirmed defect scores up to this much more (see [`boost`]).
+    scale: f64,
 }
 
 impl std::fmt::Debug for PatchCore {
@@ -54,6 +67,7 @@ impl std::fmt::Debug for PatchCore {
             .field("config", &self.config)
             .field("state", &self.state)
             .field("bank", &self.bank.size())
+            .field("defect_bank", &self.defects.as_ref().map(|d| d.rows.size()))
             .finish()
     }
 }
@@ -94,7 +108,56 @@ impl PatchCore {
             backbone,
             bank,
             bank_sq,
+            defects: None,
         })
+    }
+
+    /// Sets the patches of confirmed defects `[K, D]` and their mean distance to the good
+    /// bank, `scale` (see [`boost`]); `K = 0` removes them.
+    pub fn set_defects(&mut self, rows: Tensor, scale: f64) -> Result<(), String> {
+        let dim = self.config.feature_dim() as i64;
+        match rows.size().as_slice() {
+            [0, _] => {
+                self.defects = None;
+                return Ok(());
+            }
+            [_, d] if *d == dim => {}
+            shape => {
+                return Err(format!(
+                    "defect bank of shape {shape:?}, expected [rows, {dim}]"
+                ));
+            }
+        }
+        if !(scale.is_finite() && scale >= 0.0) {
+            return Err(format!("defect scale {scale} is not a distance"));
+        }
+        let rows = rows
+            .to_device(self.device())
+            .to_kind(Kind::Float)
+            .contiguous();
+        let sq = rows
+            .square()
+            .sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        self.defects = Some(DefectBank { rows, sq, scale });
+        Ok(())
+    }
+
+    /// The patches of confirmed defects `[K, D]` and their scale, when there are any.
+    pub fn defect_bank(&self) -> Option<(&Tensor, f64)> {
+        self.defects.as_ref().map(|d| (&d.rows, d.scale))
+    }
+
+    /// Distance of each query patch `[P, D]` to the good bank, raised where the patch
+    /// lies nearer a confirmed defect than any good patch: `[P]`.
+    fn patch_scores(&self, queries: &Tensor) -> Tensor {
+        let good = self.nearest_distances(queries);
+        match &self.defects {
+            None => good,
+            Some(d) => {
+                let near_defect = nearest_distances(queries, &d.rows, &d.sq);
+                boost(&good, &near_defect, d.scale * self.config.defect_weight)
+            }
+        }
     }
 
     /// Device of the detector.
@@ -150,7 +213,7 @@ impl PatchCore {
             let feats = self.patch_features(x); // [B, H, W, D]
             let (b, h, w, d) = feats.size4().expect("patch features are 4-D");
             let dist = self
-                .nearest_distances(&feats.reshape([b * h * w, d]))
+                .patch_scores(&feats.reshape([b * h * w, d]))
                 .view([b, h * w]);
             let scores = top_scores(&dist, self.config.score.top_fraction());
             let maps = maps_from_grids_at(
@@ -294,6 +357,17 @@ pub fn nearest_distances(queries: &Tensor, bank: &Tensor, bank_sq: &Tensor) -> T
         });
     }
     best.expect("the bank is never empty").clamp_min(0.0).sqrt()
+}
+
+/// Patch scores `good` (distances to the good bank) raised by up to `amount` where a
+/// patch lies nearer a confirmed defect (`near_defect`) than any good patch: by
+/// `amount * (good - near_defect) / (good + near_defect)` when that is positive. A patch
+/// unlike every confirmed defect keeps its distance, so a defect type never labelled is
+/// found as before; a patch just like a confirmed one scores about `amount` more, the
+/// typical distance of a confirmed defect.
+pub fn boost(good: &Tensor, near_defect: &Tensor, amount: f64) -> Tensor {
+    let closer = (good - near_defect) / (good + near_defect).clamp_min(1e-12);
+    good + closer.clamp_min(0.0) * amount
 }
 
 /// Greedy coreset selection (k-center greedy, PatchCore's Algorithm 1): starting from row
@@ -481,12 +555,132 @@ pub fn train(
     let mut model =
         PatchCore::new(config, job.backbone.clone(), bank).map_err(EngineError::Config)?;
     model.state.train_count = n_images;
+    if !job.defects.is_empty() {
+        learn_defects(&mut model, &job, report)?;
+    }
 
     let fitted = Instant::now();
     validate(&mut model, lanes, &job, &owners, report)?;
     model.state.validation_secs = fitted.elapsed().as_secs_f64();
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
+}
+
+/// The patches of the confirmed defects of `job` and their copies (turned and mirrored,
+/// as the good bank's): where a defect has a mask, the patches at least a third covered
+/// by it; otherwise its patches farthest from the good bank (the image score's top share,
+/// at least one). Their distances to the good bank set the scale of the boost. Returns
+/// how many images were used; unreadable ones are reported and skipped.
+fn learn_defects(
+    model: &mut PatchCore,
+    job: &TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<usize> {
+    let total = job.defects.len();
+    let mut rows = Vec::new();
+    let mut distances = Vec::new();
+    let mut used = 0;
+    for (i, defect) in job.defects.iter().enumerate() {
+        if job.cancel.load(Ordering::Relaxed) {
+            return Err(EngineError::Cancelled);
+        }
+        report(TrainProgress::Phase {
+            phase: Phase::CachingFeatures,
+            done: i,
+            total,
+        });
+        let img = match crate::core::image_io::load_rgb(&defect.path) {
+            Ok(img) => img,
+            Err(e) => {
+                report(TrainProgress::Skipped {
+                    path: defect.path.clone(),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let x = model.prepare(&img);
+        let (_, _, input_h, input_w) = x.size4().expect("prepared images are 4-D");
+        let mask = match &defect.mask {
+            None => None,
+            Some(path) => match crate::core::image_io::load_mask(path) {
+                Ok(m) => {
+                    let (w, h) = m.dimensions();
+                    let t = Tensor::from_slice(m.as_raw())
+                        .to_device(x.device())
+                        .view([1, 1, i64::from(h), i64::from(w)])
+                        .to_kind(Kind::Float)
+                        .gt(0.0)
+                        .to_kind(Kind::Float);
+                    Some(t.upsample_nearest2d([input_h, input_w], None, None))
+                }
+                Err(e) => {
+                    report(TrainProgress::Skipped {
+                        path: path.clone(),
+                        reason: format!("mask not used: {e}"),
+                    });
+                    None
+                }
+            },
+        };
+        let with_mask = match &mask {
+            Some(m) => Tensor::cat(&[&x, m], 1),
+            None => x.shallow_clone(),
+        };
+        let copies = if model.config.dihedral_bank {
+            dihedral_groups(&with_mask)
+        } else {
+            vec![with_mask]
+        };
+        for c in copies {
+            let feats = model.patch_features(&c.narrow(1, 0, 3)); // [N, h, w, D]
+            let (n, h, w, d) = feats.size4().expect("patch features are 4-D");
+            let flat = feats.reshape([n * h * w, d]);
+            let dist = tch::no_grad(|| model.nearest_distances(&flat)); // [N h w]
+            let chosen = match &mask {
+                Some(_) => {
+                    // Share of each patch's cell covered by the mask.
+                    let cover = c
+                        .narrow(1, 3, 1)
+                        .adaptive_avg_pool2d([h, w])
+                        .reshape([n * h * w]);
+                    let on = cover.ge(1.0 / 3.0).nonzero().view([-1]);
+                    if on.size()[0] > 0 {
+                        on
+                    } else {
+                        // A defect smaller than a patch: the patch that holds most of it.
+                        cover.view([n, h * w]).argmax(1, false)
+                            + Tensor::arange(n, (Kind::Int64, c.device())) * (h * w)
+                    }
+                }
+                None => {
+                    let k = ((h * w) as f64 * model.config.score.top_fraction().unwrap_or(0.0))
+                        .ceil()
+                        .max(1.0) as i64;
+                    let top = dist.view([n, h * w]).topk(k.min(h * w), 1, true, false).1;
+                    (top + Tensor::arange(n, (Kind::Int64, c.device())).view([n, 1]) * (h * w))
+                        .view([-1])
+                }
+            };
+            rows.push(flat.index_select(0, &chosen));
+            distances.push(dist.index_select(0, &chosen));
+        }
+        used += 1;
+    }
+    report(TrainProgress::Phase {
+        phase: Phase::CachingFeatures,
+        done: total,
+        total,
+    });
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let rows = Tensor::cat(&rows, 0);
+    let scale = Tensor::cat(&distances, 0)
+        .mean(Kind::Float)
+        .double_value(&[]);
+    model.set_defects(rows, scale).map_err(EngineError::Config)?;
+    Ok(used)
 }
 
 /// Scores the held-out good images (with maps, which cost PatchCore nothing extra) to
