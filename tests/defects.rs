@@ -29,7 +29,11 @@ fn blotched(seed: u64) -> (RgbImage, GrayImage) {
             img.put_pixel(
                 x,
                 y,
-                Rgb([r.saturating_add(30), g.saturating_add(30), b.saturating_add(30)]),
+                Rgb([
+                    r.saturating_add(30),
+                    g.saturating_add(30),
+                    b.saturating_add(30),
+                ]),
             );
             mask.put_pixel(x, y, Luma([255]));
         }
@@ -55,7 +59,12 @@ fn write_blotched(dir: &Path, masks: &Path, seeds: std::ops::Range<u64>) -> Vec<
         .collect()
 }
 
-fn train(w: &WorkerHandle, train: &[PathBuf], val: &[PathBuf], defects: Vec<LabelledDefect>) -> ModelInfo {
+fn train(
+    w: &WorkerHandle,
+    train: &[PathBuf],
+    val: &[PathBuf],
+    defects: Vec<LabelledDefect>,
+) -> ModelInfo {
     w.send(Command::Train(TrainRequest {
         train: train.to_vec(),
         validation: val.to_vec(),
@@ -96,12 +105,16 @@ fn three_labelled_examples_rank_a_faint_defect_type_better_and_none_change_nothi
     let val = write_set(&d.join("val"), "good", 100..106, false);
     let good = write_set(&d.join("test/good"), "good", 200..216, false);
     let labelled = write_blotched(&d.join("labelled"), &d.join("labelled_masks"), 300..303);
-    let test_blotched: Vec<PathBuf> = write_blotched(&d.join("test/blotch"), &d.join("masks"), 400..416)
-        .into_iter()
-        .map(|l| l.path)
-        .collect();
+    let test_blotched: Vec<PathBuf> =
+        write_blotched(&d.join("test/blotch"), &d.join("masks"), 400..416)
+            .into_iter()
+            .map(|l| l.path)
+            .collect();
     let parts: Vec<PathBuf> = good.iter().chain(&test_blotched).cloned().collect();
-    let is_defect: Vec<bool> = parts.iter().map(|p| p.to_string_lossy().contains("blotch")).collect();
+    let is_defect: Vec<bool> = parts
+        .iter()
+        .map(|p| p.to_string_lossy().contains("blotch"))
+        .collect();
 
     let w = worker();
     train(&w, &train_set, &val, Vec::new());
@@ -147,11 +160,18 @@ fn mvtec_folder(root: &Path) {
     for (p, seed) in scratched.iter().zip(300u64..) {
         let mask = common::scratch_mask(seed, 0);
         let (w, h) = texture(seed, true).dimensions();
-        let img = GrayImage::from_fn(w, h, |x, y| Luma([if mask[(y * w + x) as usize] { 255 } else { 0 }]));
+        let img = GrayImage::from_fn(w, h, |x, y| {
+            Luma([if mask[(y * w + x) as usize] { 255 } else { 0 }])
+        });
         let stem = p.file_stem().unwrap().to_string_lossy().to_string();
-        img.save(root.join(format!("ground_truth/scratch/{stem}_mask.png"))).unwrap();
+        img.save(root.join(format!("ground_truth/scratch/{stem}_mask.png")))
+            .unwrap();
     }
-    write_blotched(&root.join("test/blotch"), &root.join("blotch_masks_elsewhere"), 400..406);
+    write_blotched(
+        &root.join("test/blotch"),
+        &root.join("blotch_masks_elsewhere"),
+        400..406,
+    );
     std::fs::remove_dir_all(root.join("blotch_masks_elsewhere")).unwrap();
 }
 
@@ -163,8 +183,23 @@ fn eval_leaves_out_the_defects_the_model_learnt_from() {
     let model = dir.path().join("m.differnet");
     let cli = || std::process::Command::new(env!("CARGO_BIN_EXE_differnet"));
     let trained = cli()
-        .args(["train", "--detector", "patchcore", "--device", "cpu", "--image-size", "96"])
-        .args(["--stages", "3,4", "--backbone", "efficientnet-lite0", "--defects", "2"])
+        .args([
+            "train",
+            "--detector",
+            "patchcore",
+            "--device",
+            "cpu",
+            "--image-size",
+            "96",
+        ])
+        .args([
+            "--stages",
+            "3,4",
+            "--backbone",
+            "efficientnet-lite0",
+            "--defects",
+            "2",
+        ])
         .arg("--data")
         .arg(&data)
         .arg("--out")
@@ -173,7 +208,10 @@ fn eval_leaves_out_the_defects_the_model_learnt_from() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&trained.stderr);
     assert!(trained.status.success(), "{stderr}");
-    assert!(stderr.contains("and 4 confirmed defective ones"), "{stderr}");
+    assert!(
+        stderr.contains("and 4 confirmed defective ones"),
+        "{stderr}"
+    );
     let eval = cli()
         .args(["eval", "--device", "cpu", "--json", "--no-pixel", "--csv"])
         .arg(dir.path().join("scores.csv"))
@@ -183,7 +221,11 @@ fn eval_leaves_out_the_defects_the_model_learnt_from() {
         .arg(&data)
         .output()
         .unwrap();
-    assert!(eval.status.success(), "{}", String::from_utf8_lossy(&eval.stderr));
+    assert!(
+        eval.status.success(),
+        "{}",
+        String::from_utf8_lossy(&eval.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&eval.stdout).unwrap();
     assert_eq!(report["left_out_trained_defects"], 4);
     assert_eq!(report["count"], 6 + 6 + 6 - 4);
@@ -194,7 +236,13 @@ fn eval_leaves_out_the_defects_the_model_learnt_from() {
     let csv = std::fs::read_to_string(dir.path().join("scores.csv")).unwrap();
     for p in &learnt {
         let name = p.file_name().unwrap().to_string_lossy().to_string();
-        let folder = p.parent().unwrap().file_name().unwrap().to_string_lossy().to_string();
+        let folder = p
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
         assert!(
             !csv.lines().any(|l| l.contains(&format!("{folder}/{name}"))),
             "{} was scored",
@@ -203,7 +251,15 @@ fn eval_leaves_out_the_defects_the_model_learnt_from() {
     }
     // A detector that learns from good images only says so.
     let flow = cli()
-        .args(["train", "--detector", "differnet", "--defects", "1", "--device", "cpu"])
+        .args([
+            "train",
+            "--detector",
+            "differnet",
+            "--defects",
+            "1",
+            "--device",
+            "cpu",
+        ])
         .arg("--data")
         .arg(&data)
         .arg("--out")

@@ -9,7 +9,12 @@ use differnet::core::protocol::{Command, Event, ModelInfo, ScoreRequest, TrainRe
 use differnet::engine::worker::WorkerHandle;
 use std::path::PathBuf;
 
-fn train(w: &WorkerHandle, train: &[PathBuf], val: &[PathBuf], config: DetectorConfig) -> ModelInfo {
+fn train(
+    w: &WorkerHandle,
+    train: &[PathBuf],
+    val: &[PathBuf],
+    config: DetectorConfig,
+) -> ModelInfo {
     w.send(Command::Train(TrainRequest {
         train: train.to_vec(),
         validation: val.to_vec(),
@@ -90,5 +95,10 @@ fn a_fusion_needs_members_on_one_backbone() {
         members: vec![DetectorConfig::Fusion(FusionConfig::default())],
         rule: FusionRule::Mean,
     };
-    assert!(nested.validate().unwrap_err().contains("cannot be a fusion"));
+    assert!(
+        nested
+            .validate()
+            .unwrap_err()
+            .contains("cannot be a fusion")
+    );
 }

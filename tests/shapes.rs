@@ -42,10 +42,22 @@ fn write(dir: &Path, name: &str, img: &RgbImage) -> PathBuf {
 fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32, u32)) {
     let dir = tempfile::tempdir().unwrap();
     let train: Vec<PathBuf> = (0..8)
-        .map(|s| write(&dir.path().join("train"), &format!("{s}.png"), &long_texture(s, w, h, None)))
+        .map(|s| {
+            write(
+                &dir.path().join("train"),
+                &format!("{s}.png"),
+                &long_texture(s, w, h, None),
+            )
+        })
         .collect();
     let val: Vec<PathBuf> = (100..103)
-        .map(|s| write(&dir.path().join("val"), &format!("{s}.png"), &long_texture(s, w, h, None)))
+        .map(|s| {
+            write(
+                &dir.path().join("val"),
+                &format!("{s}.png"),
+                &long_texture(s, w, h, None),
+            )
+        })
         .collect();
     let bad = write(dir.path(), "bad.png", &long_texture(7, w, h, Some(spot)));
 
@@ -72,7 +84,11 @@ fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32,
         _ => None,
     });
     let map = scored.heatmap.expect("a heatmap");
-    assert_eq!((map.width, map.height), (w, h), "the map has the image's size");
+    assert_eq!(
+        (map.width, map.height),
+        (w, h),
+        "the map has the image's size"
+    );
     // The hottest pixel lies on the spot (within a patch of it).
     let (hot, _) = map
         .values
@@ -101,7 +117,10 @@ fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32,
         v.iter().sum::<f64>() / v.len() as f64
     };
     let (near, far) = (mean(true), mean(false));
-    assert!(near > 2.0 * far, "heat {near} near the spot, {far} elsewhere");
+    assert!(
+        near > 2.0 * far,
+        "heat {near} near the spot, {far} elsewhere"
+    );
 }
 
 #[test]

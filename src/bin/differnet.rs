@@ -526,7 +526,7 @@ fn train(a: TrainArgs) -> Result<()> {
             a.detector
         );
     }
-    let defects: Vec<LabelledDefect> = dataset::draw_defects(&data, a.defects, a.seed)
+    let defects: Vec<LabelledDefect> = dataset::draw_defects(&data.test, a.defects, a.seed)
         .into_iter()
         .map(|s| LabelledDefect {
             path: s.path,

@@ -416,6 +416,12 @@ impl DetectorKind {
         }
     }
 
+    /// Whether it learns from confirmed defective images besides the good ones
+    /// (PatchCore, and the fusion of PatchCores); the flows learn from good images only.
+    pub fn learns_from_defects(self) -> bool {
+        matches!(self, DetectorKind::PatchCore | DetectorKind::Fusion)
+    }
+
     /// The default settings of this kind.
     pub fn default_config(self) -> DetectorConfig {
         match self {
@@ -955,10 +961,9 @@ impl DetectorConfig {
             DetectorConfig::PatchCore(c) => c.backbone = backbone,
             DetectorConfig::CsFlow(c) => c.backbone = backbone,
             DetectorConfig::DifferNet(c) => c.model.backbone = backbone,
-            DetectorConfig::Fusion(c) => c
-                .members
-                .iter_mut()
-                .for_each(|m| m.set_backbone(backbone)),
+            DetectorConfig::Fusion(c) => {
+                c.members.iter_mut().for_each(|m| m.set_backbone(backbone))
+            }
         }
     }
 
@@ -1003,9 +1008,9 @@ impl DetectorConfig {
     pub fn as_differnet(&self) -> Option<&DifferNetConfig> {
         match self {
             DetectorConfig::DifferNet(c) => Some(c),
-            DetectorConfig::PatchCore(_) | DetectorConfig::CsFlow(_) | DetectorConfig::Fusion(_) => {
-                None
-            }
+            DetectorConfig::PatchCore(_)
+            | DetectorConfig::CsFlow(_)
+            | DetectorConfig::Fusion(_) => None,
         }
     }
 

@@ -444,17 +444,25 @@ pub fn seeded_order(images: &[PathBuf], seed: u64) -> Vec<PathBuf> {
     keyed.into_iter().map(|(_, p)| p.clone()).collect()
 }
 
-/// Up to `per_type` labelled defective images of each defect type of `data`'s test set,
+/// Up to `per_type` labelled defective images of each defect type among `samples`,
 /// drawn in the [`seeded_order`] of `seed` (so the same arguments give the same draw),
-/// sorted by path, with their masks. The rest of the test set is what an evaluation of a
-/// model trained on them may score.
-pub fn draw_defects(data: &Dataset, per_type: usize, seed: u64) -> Vec<Sample> {
+/// sorted by path, with their masks. The rest is what an evaluation of a model trained on
+/// them may score.
+pub fn draw_defects(samples: &[Sample], per_type: usize, seed: u64) -> Vec<Sample> {
+    let mut kinds: Vec<&str> = samples
+        .iter()
+        .filter_map(|s| match &s.label {
+            Label::Defect(kind) => Some(kind.as_str()),
+            _ => None,
+        })
+        .collect();
+    kinds.sort_unstable();
+    kinds.dedup();
     let mut drawn = Vec::new();
-    for kind in data.defect_types() {
-        let of_kind: Vec<&Sample> = data
-            .test
+    for kind in kinds {
+        let of_kind: Vec<&Sample> = samples
             .iter()
-            .filter(|s| matches!(&s.label, Label::Defect(k) if *k == kind))
+            .filter(|s| matches!(&s.label, Label::Defect(k) if k == kind))
             .collect();
         let paths: Vec<PathBuf> = of_kind.iter().map(|s| s.path.clone()).collect();
         for path in seeded_order(&paths, seed).into_iter().take(per_type) {
@@ -495,6 +503,36 @@ pub fn split_train_val(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn defects_are_drawn_per_type_with_the_seed() {
+        let sample = |p: &str, label: Label| Sample {
+            path: PathBuf::from(p),
+            label,
+            mask: None,
+        };
+        let mut samples = vec![sample("good/0.png", Label::Good)];
+        for i in 0..6 {
+            samples.push(sample(
+                &format!("crack/{i}.png"),
+                Label::Defect("crack".into()),
+            ));
+        }
+        samples.push(sample("hole/0.png", Label::Defect("hole".into())));
+        let drawn = draw_defects(&samples, 2, 7);
+        assert_eq!(drawn.len(), 3, "two cracks and the one hole");
+        assert!(drawn.iter().all(|s| s.label.is_defect() == Some(true)));
+        assert_eq!(draw_defects(&samples, 2, 7), drawn);
+        assert!(draw_defects(&samples, 0, 7).is_empty());
+        assert_ne!(
+            (0..5)
+                .map(|seed| draw_defects(&samples, 2, seed))
+                .collect::<HashSet<_>>()
+                .len(),
+            1,
+            "the seed decides the draw"
+        );
+    }
 
     /// Creates the files (with placeholder contents) and returns the temporary root.
     fn tree(files: &[&str]) -> tempfile::TempDir {

@@ -365,7 +365,9 @@ fn build(
                 _ => {
                     return Err(model_err(
                         path,
-                        format!("{DEFECT_BANK_TENSOR} and a one-value {DEFECT_SCALE_TENSOR} come together"),
+                        format!(
+                            "{DEFECT_BANK_TENSOR} and a one-value {DEFECT_SCALE_TENSOR} come together"
+                        ),
                     ));
                 }
             };
@@ -392,7 +394,10 @@ fn build(
                     .first()
                     .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
                 {
-                    return Err(model_err(path, "defect bank larger than any this program makes"));
+                    return Err(model_err(
+                        path,
+                        "defect bank larger than any this program makes",
+                    ));
                 }
                 model
                     .set_defects(rows, scale)

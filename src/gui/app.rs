@@ -992,6 +992,11 @@ impl WorkstationApp {
                     .into(),
                 kind => kind.default_config(),
             });
+        let defects = if self.state.train_on_defects && config.kind().learns_from_defects() {
+            data.draw_defects(self.state.defects_per_type)
+        } else {
+            Vec::new()
+        };
         // Only a flow has a loss to plot.
         self.session.training = config
             .loss_schedule(train.len())
@@ -1007,7 +1012,7 @@ impl WorkstationApp {
                 train,
                 validation,
                 config,
-                defects: Vec::new(),
+                defects,
             }),
         );
     }

@@ -69,16 +69,13 @@ impl ResultsPanel {
         {
             return;
         }
-        let parts: Vec<(f64, Option<bool>)> = session
-            .parts
-            .iter()
-            .map(|p| (p.score, p.label.is_defect()))
-            .collect();
+        let parts: Vec<(f64, Option<bool>)> =
+            session.parts.iter().map(|p| (p.score, p.truth())).collect();
         let (scores, truth) = session.labelled_scores();
         let labelled: Vec<(f64, &str)> = session
             .parts
             .iter()
-            .filter(|p| p.label.is_defect().is_some())
+            .filter(|p| p.truth().is_some())
             .map(|p| (p.score, p.label.type_name()))
             .collect();
         let (type_scores, types): (Vec<f64>, Vec<&str>) = labelled.into_iter().unzip();

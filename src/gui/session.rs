@@ -25,6 +25,20 @@ pub struct Part {
     pub score: f64,
     /// Its heatmap, once computed.
     pub heatmap: Option<Arc<Heatmap>>,
+    /// The model learnt from it as a confirmed defect: it counts in no accuracy figure.
+    pub learnt: bool,
+}
+
+impl Part {
+    /// Whether it is known defective (`Some(true)`) or good, for the accuracy figures:
+    /// `None` for an unlabelled part and for one the model learnt from.
+    pub fn truth(&self) -> Option<bool> {
+        if self.learnt {
+            None
+        } else {
+            self.label.is_defect()
+        }
+    }
 }
 
 /// What the running job will go through, known when it is sent, so one bar can cover it.
@@ -343,12 +357,18 @@ impl Session {
         heatmap: Option<Heatmap>,
     ) {
         let heatmap = heatmap.map(Arc::new);
+        let learnt = self.model.as_ref().is_some_and(|m| {
+            m.trained_on
+                .as_ref()
+                .is_some_and(|t| t.defect_files.iter().any(|f| *f == path))
+        });
         match self.index.get(&path) {
             Some(&i) => {
                 let part = &mut self.parts[i];
                 if label != Label::Unknown {
                     part.label = label;
                 }
+                part.learnt = learnt;
                 part.score = score;
                 if heatmap.is_some() {
                     part.heatmap = heatmap;
@@ -361,6 +381,7 @@ impl Session {
                     label,
                     score,
                     heatmap,
+                    learnt,
                 });
             }
         }
@@ -387,7 +408,7 @@ impl Session {
     pub fn label_kinds(&self) -> (bool, bool) {
         let mut kinds = (false, false);
         for p in &self.parts {
-            match p.label.is_defect() {
+            match p.truth() {
                 Some(false) => kinds.0 = true,
                 Some(true) => kinds.1 = true,
                 None => {}
@@ -398,7 +419,7 @@ impl Session {
 
     /// Whether any scored part has a label.
     pub fn has_labels(&self) -> bool {
-        self.parts.iter().any(|p| p.label.is_defect().is_some())
+        self.parts.iter().any(|p| p.truth().is_some())
     }
 
     /// Sets the thresholds (review band kept below the reject threshold), both as the
@@ -509,7 +530,7 @@ impl Session {
     pub fn counts(&self) -> Option<DecisionCounts> {
         let t = self.thresholds?;
         Some(DecisionCounts::count(
-            self.parts.iter().map(|p| (p.score, p.label.is_defect())),
+            self.parts.iter().map(|p| (p.score, p.truth())),
             t,
         ))
     }
@@ -518,7 +539,7 @@ impl Session {
     pub fn labelled_scores(&self) -> (Vec<f64>, Vec<bool>) {
         self.parts
             .iter()
-            .filter_map(|p| p.label.is_defect().map(|d| (p.score, d)))
+            .filter_map(|p| p.truth().map(|d| (p.score, d)))
             .unzip()
     }
 
@@ -548,7 +569,7 @@ impl Session {
     pub fn scores_by_class(&self) -> (Vec<f64>, Vec<f64>) {
         let (mut good, mut defect) = (Vec::new(), Vec::new());
         for p in &self.parts {
-            match p.label.is_defect() {
+            match p.truth() {
                 Some(true) => defect.push(p.score),
                 Some(false) => good.push(p.score),
                 None => {}

@@ -52,6 +52,10 @@ pub struct State {
     pub escape_cost: f64,
     /// Share of the parts on the line that are defective, in percent.
     pub defect_share_pct: f64,
+    /// Train on confirmed defective parts too (detectors that can learn from them).
+    pub train_on_defects: bool,
+    /// How many confirmed defective parts of each defect type to learn from.
+    pub defects_per_type: usize,
 }
 
 impl Default for State {
@@ -74,6 +78,8 @@ impl Default for State {
             target_recall_pct: 90.0,
             escape_cost: 10.0,
             defect_share_pct: 2.0,
+            train_on_defects: false,
+            defects_per_type: 5,
         }
     }
 }

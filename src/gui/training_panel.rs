@@ -67,6 +67,7 @@ impl TrainingPanel {
                     })
             });
         });
+        defects_ui(ui, session, state);
         let good = session.data.as_ref().map_or(0, |d| d.good.len());
         let busy = job.is_some();
         ui.horizontal(|ui| {
@@ -149,9 +150,13 @@ impl TrainingPanel {
                     .folder
                     .as_deref()
                     .map_or_else(|| "several folders".to_owned(), path_text);
+                let learnt = match r.defect_files.len() {
+                    0 => String::new(),
+                    n => format!(" and {n} confirmed defective parts"),
+                };
                 ui.label(
                     RichText::new(format!(
-                        "Trained on {} images of {} from {} at {} (id {}).",
+                        "Trained on {} images{learnt} of {} from {} at {} (id {}).",
                         r.train_files.len(),
                         r.sizes_text(),
                         folder,
@@ -174,6 +179,47 @@ impl TrainingPanel {
                 );
             }
         }
+    }
+}
+
+/// "Train on confirmed defects too": how many confirmed defective parts of each type the
+/// model learns from, and how many that makes. Only for the detectors that can.
+fn defects_ui(ui: &mut egui::Ui, session: &Session, state: &mut State) {
+    let learns = state.detector.learns_from_defects();
+    let confirmed = session.data.as_ref().map_or(0, |d| d.defect_count());
+    let drawn = session
+        .data
+        .as_ref()
+        .map_or(0, |d| d.draw_defects(state.defects_per_type).len());
+    let response = ui
+        .add_enabled_ui(learns && confirmed > 0, |ui| {
+            ui.horizontal(|ui| {
+                ui.checkbox(&mut state.train_on_defects, "Train on confirmed defects too")
+                    .on_hover_text(
+                        "Also learn from parts labelled defective: parts that look like them score higher. \
+                         A defect type never labelled is still found as before. The parts learnt from \
+                         count in no accuracy figure.",
+                    );
+                ui.add_enabled(
+                    state.train_on_defects,
+                    egui::Slider::new(&mut state.defects_per_type, 1..=20).text("per type"),
+                );
+            });
+            if state.train_on_defects {
+                ui.label(
+                    RichText::new(format!(
+                        "{drawn} of the {confirmed} confirmed defective parts, drawn per type."
+                    ))
+                    .small()
+                    .weak(),
+                );
+            }
+        })
+        .response;
+    if !learns {
+        response.on_disabled_hover_text("This detector learns from good parts only.");
+    } else if confirmed == 0 {
+        response.on_disabled_hover_text("No part is labelled defective yet.");
     }
 }
 

@@ -2,6 +2,7 @@
 //! an MVTec AD folder, a plain folder or dropped files.
 
 use crate::core::dataset::{Dataset, Label, Sample};
+use crate::core::protocol::LabelledDefect;
 use crate::core::training_set::{RoleChoice, Roles, assign_roles};
 use crate::gui::command::ImageRole;
 use std::collections::{BTreeMap, HashSet};
@@ -109,6 +110,27 @@ impl Workset {
             .iter()
             .filter(|s| s.label.is_defect().is_some())
             .count()
+    }
+
+    /// Images to inspect labelled defective.
+    pub fn defect_count(&self) -> usize {
+        self.inspect
+            .iter()
+            .filter(|s| s.label.is_defect() == Some(true))
+            .count()
+    }
+
+    /// Up to `per_type` of the images labelled defective of each type, drawn with a fixed
+    /// seed (the same draw until the labels change), with their masks: what "Train on
+    /// confirmed defects too" learns from.
+    pub fn draw_defects(&self, per_type: usize) -> Vec<LabelledDefect> {
+        crate::core::dataset::draw_defects(&self.inspect, per_type, 0)
+            .into_iter()
+            .map(|s| LabelledDefect {
+                path: s.path,
+                mask: s.mask,
+            })
+            .collect()
     }
 
     /// Images to inspect without a label.

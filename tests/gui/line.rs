@@ -95,30 +95,19 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
         app(&h).line().messages
     );
 
-    let rects = |h: &Harness<'_, App>| {
-        use egui_kittest::kittest::NodeT;
-        h.query_all_by_label_contains("")
-            .map(|n| (n.accesskit_node().label().unwrap_or_default(), n.rect()))
-            .filter(|(_, r)| r.max.x > 300.0 && r.min.x < 420.0)
-            .map(|(l, r)| format!("{:.40} {:?}", l, r))
-            .collect::<Vec<_>>()
-    };
-    h.run_steps(3);
-    let r00 = rects(&h);
-    h.get_by_label("Stop the line").hover();
-    h.step();
-    let rh = rects(&h);
-    for (a, b) in r00.iter().zip(&rh) { if a != b { eprintln!("DIAGH  {a}\nDIAGH->{b}"); } }
-    let r0 = rects(&h);
-    let before = h.get_by_label("Stop the line").rect();
+    // Stopped while the window's own worker trains: the line ends within 2 s. A pointer
+    // click goes where the widget was drawn in the last frame, and egui settles a layout
+    // one frame after a change (the side panel's scroll area: a label above the buttons
+    // then wraps differently when the temporary folder's name is about as wide as the
+    // panel): settle first, or the click misses and the line is never asked to stop.
+    h.run_steps(2);
+    h.get_by_label("Train").click();
+    step_until(&mut h, "training to start", |a| a.is_busy());
+    // The Train section above grows as the training reports (progress, loss plot): the
+    // button is clicked by its id, as a keyboard or a screen reader does.
     let asked = Instant::now();
-    h.get_by_label("Stop the line").click();
+    h.get_by_label("Stop the line").click_accesskit();
     h.step();
-    let after = h.get_by_label("Stop the line").rect();
-    let r1 = rects(&h);
-    eprintln!("DIAG stop rect before {before:?} after {after:?} stopping {}", app(&h).line().is_stopping());
-    for (a, b) in r0.iter().zip(&r1) { if a != b { eprintln!("DIAG  {a}\nDIAG->{b}"); } }
-    if r0.len() != r1.len() { eprintln!("DIAG count {} -> {}", r0.len(), r1.len()); }
     assert!(
         app(&h).line().is_stopping() || !app(&h).line().is_running(),
         "the click did not reach \"Stop the line\""

@@ -352,6 +352,64 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
 }
 
 #[test]
+fn patchcore_learns_from_confirmed_defects_chosen_in_the_window() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut opts = options(Some(&dir.path().join("data")));
+    opts.config = Some(tiny_patchcore().into());
+    opts.state = Some(differnet::gui::state::State {
+        defects_per_type: 2,
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    // The choice says how many confirmed defects there are and how many it takes.
+    h.get_by_label("Train on confirmed defects too").click();
+    h.run_steps(2);
+    assert!(app(&h).state().train_on_defects);
+    h.get_by_label_contains("2 of the 5 confirmed defective parts");
+    train_and_inspect_expecting(&mut h, false);
+    let a = app(&h);
+    let record = a
+        .session()
+        .model
+        .as_ref()
+        .unwrap()
+        .trained_on
+        .clone()
+        .unwrap();
+    assert_eq!(record.defect_files.len(), 2);
+    assert!(
+        record
+            .defect_files
+            .iter()
+            .all(|p| p.to_string_lossy().contains("scratch"))
+    );
+    h.get_by_label_contains("and 2 confirmed defective parts");
+    // The parts it learnt from are scored and shown, but count in no accuracy figure.
+    let learnt: Vec<&PathBuf> = a
+        .session()
+        .parts
+        .iter()
+        .filter(|p| p.learnt)
+        .map(|p| &p.path)
+        .collect();
+    assert_eq!(learnt.len(), 2);
+    let (scores, truth) = a.session().labelled_scores();
+    assert_eq!((scores.len(), truth.iter().filter(|d| **d).count()), (8, 3));
+
+    // A detector that learns from good parts only cannot take them.
+    h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Fusion (two PatchCores, combined)").click();
+    h.run_steps(2);
+    h.get_by_label_contains(DetectorKind::Fusion.summary());
+    assert!(DetectorKind::Fusion.learns_from_defects());
+    assert!(!DetectorKind::CsFlow.learns_from_defects());
+}
+
+#[test]
 fn cs_flow_trains_inspects_maps_and_reloads_from_the_window() {
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(&dir.path().join("data"));

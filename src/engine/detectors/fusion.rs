@@ -132,7 +132,10 @@ fn combine(
 /// The members' maps of one image combined value by value (all of them at the image's
 /// size), divided by the fusion's own heat scale; `None` unless every member made one.
 fn fuse_maps(raw: &[&RawScore], rule: FusionRule, heat_scale: Option<f64>) -> Option<Heatmap> {
-    let maps: Vec<&Heatmap> = raw.iter().map(|r| r.heatmap.as_ref()).collect::<Option<_>>()?;
+    let maps: Vec<&Heatmap> = raw
+        .iter()
+        .map(|r| r.heatmap.as_ref())
+        .collect::<Option<_>>()?;
     let first = maps[0];
     if maps
         .iter()
@@ -356,7 +359,10 @@ mod tests {
 
     #[test]
     fn members_combine_by_mean_or_max() {
-        let (a, b) = (raw(14.0, Some(vec![1.0, 4.0])), raw(1.0, Some(vec![3.0, 0.0])));
+        let (a, b) = (
+            raw(14.0, Some(vec![1.0, 4.0])),
+            raw(1.0, Some(vec![3.0, 0.0])),
+        );
         let norms = [(10.0, 2.0), (0.0, 0.5)];
         let mean = combine(&[&a, &b], &norms, FusionRule::Mean, Some(2.0));
         assert_eq!(mean.score, 2.0);
@@ -366,7 +372,11 @@ mod tests {
         assert_eq!(max.heatmap.unwrap().values, vec![3.0, 4.0]);
         // No map unless every member made one.
         let c = raw(0.0, None);
-        assert!(combine(&[&a, &c], &norms, FusionRule::Mean, None).heatmap.is_none());
+        assert!(
+            combine(&[&a, &c], &norms, FusionRule::Mean, None)
+                .heatmap
+                .is_none()
+        );
     }
 
     #[test]

@@ -679,7 +679,9 @@ fn learn_defects(
     let scale = Tensor::cat(&distances, 0)
         .mean(Kind::Float)
         .double_value(&[]);
-    model.set_defects(rows, scale).map_err(EngineError::Config)?;
+    model
+        .set_defects(rows, scale)
+        .map_err(EngineError::Config)?;
     Ok(used)
 }
 
