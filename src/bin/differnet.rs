@@ -127,10 +127,10 @@ struct TrainArgs {
     /// Seed of the split, the weights, the rotations and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Detector: patchcore (nearest good patch; the most accurate with few images),
-    /// cs-flow (a fully convolutional flow on three scales) or differnet (the paper's
-    /// normalizing flow).
-    #[arg(long, default_value = "patchcore")]
+    /// Detector: fusion (two PatchCores on two views of each part, combined; the most
+    /// accurate), patchcore (nearest good patch; the fastest), cs-flow (a fully
+    /// convolutional flow on three scales) or differnet (the paper's normalizing flow).
+    #[arg(long, default_value = "fusion")]
     detector: DetectorKind,
     /// DifferNet's settings bundle: paper (every hyper-parameter of the paper) or fast.
     #[arg(long, default_value = "fast")]
@@ -163,6 +163,10 @@ struct TrainArgs {
     /// squashing it into a square (true or false).
     #[arg(long)]
     keep_aspect: Option<bool>,
+    /// PatchCore: with --keep-aspect, as many pixels as the --image-size square instead of
+    /// the short side at --image-size (true or false).
+    #[arg(long)]
+    same_area: Option<bool>,
     /// PatchCore: standardise each image's grey levels before the backbone (true or
     /// false).
     #[arg(long)]
@@ -634,6 +638,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--hidden", a.hidden.is_some()),
                     ("--top-fraction", a.top_fraction.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
@@ -672,6 +677,9 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.keep_aspect {
                 c.keep_aspect = k;
             }
+            if let Some(k) = a.same_area {
+                c.same_area = k;
+            }
             if let Some(k) = a.standardise {
                 c.standardise = k;
             }
@@ -691,6 +699,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--coreset", a.coreset.is_some()),
                     ("--dihedral", a.dihedral.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
@@ -708,6 +717,7 @@ fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--rotations", a.rotations.is_some()),
                     ("--coreset", a.coreset.is_some()),
                     ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],

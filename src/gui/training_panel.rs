@@ -226,10 +226,10 @@ fn defects_ui(ui: &mut egui::Ui, session: &Session, state: &mut State) {
 /// The detector as a user sees it.
 fn detector_label(k: DetectorKind) -> &'static str {
     match k {
-        DetectorKind::PatchCore => "PatchCore (recommended)",
+        DetectorKind::PatchCore => "PatchCore (fast)",
         DetectorKind::CsFlow => "CS-Flow (flow on feature maps)",
         DetectorKind::DifferNet => "DifferNet (the paper)",
-        DetectorKind::Fusion => "Fusion (two PatchCores, combined)",
+        DetectorKind::Fusion => "Fusion of two PatchCores (recommended)",
     }
 }
 

@@ -323,8 +323,8 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
     let mut h = harness(opts);
     h.run_ok();
     // The detector is chosen in the Train panel, with a line on what each is for.
-    assert_eq!(app(&h).state().detector, DetectorKind::PatchCore);
-    h.get_by_label_contains(DetectorKind::PatchCore.summary());
+    assert_eq!(app(&h).state().detector, DetectorKind::Fusion);
+    h.get_by_label_contains(DetectorKind::Fusion.summary());
     h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
         .click();
     h.run_steps(2);
@@ -335,7 +335,7 @@ fn patchcore_trains_inspects_maps_and_reloads_from_the_window() {
     h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
         .click();
     h.run_steps(2);
-    h.get_by_label("PatchCore (recommended)").click();
+    h.get_by_label("PatchCore (fast)").click();
     h.run_steps(2);
     assert_eq!(app(&h).state().detector, DetectorKind::PatchCore);
     h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
@@ -402,7 +402,7 @@ fn patchcore_learns_from_confirmed_defects_chosen_in_the_window() {
     h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
         .click();
     h.run_steps(2);
-    h.get_by_label("Fusion (two PatchCores, combined)").click();
+    h.get_by_label("Fusion of two PatchCores (recommended)").click();
     h.run_steps(2);
     h.get_by_label_contains(DetectorKind::Fusion.summary());
     assert!(DetectorKind::Fusion.learns_from_defects());
