@@ -360,7 +360,7 @@ impl Session {
         let learnt = self.model.as_ref().is_some_and(|m| {
             m.trained_on
                 .as_ref()
-                .is_some_and(|t| t.defect_files.iter().any(|f| *f == path))
+                .is_some_and(|t| t.defect_files.contains(&path))
         });
         match self.index.get(&path) {
             Some(&i) => {

@@ -402,7 +402,8 @@ fn patchcore_learns_from_confirmed_defects_chosen_in_the_window() {
     h.get_by_role_and_label(egui::Role::ComboBox, "Detector")
         .click();
     h.run_steps(2);
-    h.get_by_label("Fusion of two PatchCores (recommended)").click();
+    h.get_by_label("Fusion of two PatchCores (recommended)")
+        .click();
     h.run_steps(2);
     h.get_by_label_contains(DetectorKind::Fusion.summary());
     assert!(DetectorKind::Fusion.learns_from_defects());
