@@ -1046,15 +1046,18 @@ impl DetectorConfig {
     /// 256 px".
     pub fn describe(&self) -> String {
         match self {
-            DetectorConfig::Fusion(c) => format!(
-                "fusion ({}) of {}",
-                c.rule.name(),
-                c.members
-                    .iter()
-                    .map(DetectorConfig::describe)
-                    .collect::<Vec<_>>()
-                    .join(" + ")
-            ),
+            DetectorConfig::Fusion(c) => {
+                let mut kinds: Vec<&str> = c.members.iter().map(|m| m.kind().name()).collect();
+                kinds.dedup();
+                format!(
+                    "fusion ({}) of {} {}, {}, {} px",
+                    c.rule.name(),
+                    c.members.len(),
+                    kinds.join(" + "),
+                    self.backbone(),
+                    self.image_size()
+                )
+            }
             _ => format!(
                 "{}, {}, {} px",
                 self.kind(),
