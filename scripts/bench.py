@@ -766,6 +766,10 @@ def defects_study(quick):
                 runs[key] = r
                 out.mkdir(parents=True, exist_ok=True)
                 summary_path.write_text(json.dumps(runs))
+    defects_tables(runs, seeds)
+
+
+def defects_tables(runs, seeds):
     rows = []
     for ds in DATASETS:
         good_only, learnt, left, types = [], [], [], {}

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{texture, tiny_patchcore, wait_for, worker, write_set};
-use differnet::core::config::DetectorConfig;
+use differnet::core::config::{DetectorConfig, PatchCoreConfig};
 use differnet::core::metrics::auroc;
 use differnet::core::protocol::{
     Command, Event, LabelledDefect, ModelInfo, ScoreRequest, TrainRequest,
@@ -68,7 +68,12 @@ fn train(
     w.send(Command::Train(TrainRequest {
         train: train.to_vec(),
         validation: val.to_vec(),
-        config: DetectorConfig::PatchCore(tiny_patchcore()),
+        // Standardised grey levels: a blotch only a little brighter than the texture is
+        // then hard for the good-only bank (AUROC about 0.84 here, against 0.95 plain).
+        config: DetectorConfig::PatchCore(PatchCoreConfig {
+            standardise: true,
+            ..tiny_patchcore()
+        }),
         defects,
     }))
     .unwrap();
