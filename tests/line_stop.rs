@@ -55,6 +55,40 @@ fn model() -> &'static Path {
     })
 }
 
+/// A DifferNet that takes its time over each part (the backbone runs for each of 16 test
+/// rotations), so that a stop lands while the worker scores one.
+fn slow_model() -> &'static Path {
+    static MODEL: OnceLock<PathBuf> = OnceLock::new();
+    MODEL.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        let train = common::write_set(&dir.join("train"), "good", 0..8, false);
+        let validation = common::write_set(&dir.join("val"), "good", 100..103, false);
+        let mut config = common::tiny_config();
+        config.train.epochs = 4;
+        config.score.rotations = 16;
+        let worker = common::worker();
+        worker
+            .send(Command::Train(TrainRequest {
+                train,
+                validation,
+                config: DetectorConfig::from(config),
+                defects: Vec::new(),
+            }))
+            .unwrap();
+        common::wait_for(&worker, |e| matches!(e, Event::Trained(_)).then_some(()));
+        let path = dir.join("slow.differnet");
+        worker
+            .send(Command::SaveModel {
+                path: path.clone(),
+                threshold: None,
+                review_threshold: None,
+            })
+            .unwrap();
+        common::wait_for(&worker, |e| matches!(e, Event::Saved { .. }).then_some(()));
+        path
+    })
+}
+
 /// A part's name.
 fn part(i: u64) -> String {
     format!("part_{i:03}.png")
@@ -302,8 +336,8 @@ fn the_line_stops_while_parts_stream_in_and_the_next_start_sorts_the_rest() {
     let (input, output) = (dir.path().join("in"), dir.path().join("out"));
     std::fs::create_dir_all(&input).unwrap();
     const PARTS: u64 = 60;
-    // The camera: a part every 30 ms, faster than the line sorts them on two busy cores,
-    // so the line is scoring a part whenever it is stopped.
+    // The camera: a part every 30 ms, so that whenever the line is stopped, parts are
+    // waiting to settle and one may be with the worker.
     let count = Arc::new(AtomicU64::new(0));
     let camera = {
         let (input, count) = (input.clone(), count.clone());
@@ -331,6 +365,41 @@ fn the_line_stops_while_parts_stream_in_and_the_next_start_sorts_the_rest() {
     line.stop_within_limit("idle after the stream");
     assert_eq!(check_agreement(&input, &output, &written), PARTS as usize);
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
+}
+
+#[test]
+fn the_line_stops_while_its_worker_scores_a_part_and_never_leaves_it_half_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let (input, output) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::create_dir_all(&input).unwrap();
+    let written: Vec<String> = (0..2).map(part).collect();
+    for i in 0..2 {
+        write_part(&input, i);
+    }
+    let mut line = Line::start(slow_model(), &input, &output);
+    // Stopped as soon as the worker has the first part: either it finishes the part in
+    // time and the part is sorted and logged, or the part stays for the next start.
+    line.until("the first part to go to the worker", |l| {
+        l.panel.in_flight.as_deref() == Some(part(0).as_str())
+    });
+    line.stop_within_limit("the worker scoring a part");
+    let sorted = check_agreement(&input, &output, &written);
+    assert!(sorted <= 1, "{sorted} sorted after a stop during the first");
+    if sorted == 0 {
+        assert!(
+            line.panel.messages.iter().any(|m| m.contains(&format!(
+                "the worker did not score {} before the line stopped",
+                part(0)
+            ))),
+            "{:?}",
+            line.panel.messages
+        );
+    }
+    // The next start sorts the rest, each once.
+    let mut line = Line::start(slow_model(), &input, &output);
+    line.until("every part", |l| l.rows() == 2);
+    line.stop_within_limit("idle after the slow parts");
+    assert_eq!(check_agreement(&input, &output, &written), 2);
 }
 
 #[test]

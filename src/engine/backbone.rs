@@ -158,7 +158,7 @@ impl InitialWeights {
     /// Weights seeded by `permutations` (a flow's, themselves drawn from the training
     /// seed): one training seed gives one flow, whichever thread builds it.
     pub fn from_permutations(permutations: &[Vec<i64>]) -> Self {
-        let mut seed = SplitMix64::new(0x464c_4f57_494e_4954).next_u64();
+        let mut seed = SplitMix64::new(0x464c_4f57_5345_4544).next_u64();
         for &v in permutations.iter().flatten() {
             seed = SplitMix64::new(seed ^ v as u64).next_u64();
         }
@@ -170,7 +170,8 @@ impl InitialWeights {
         Self { rng: None }
     }
 
-    /// Fills `var` with values uniform in `[lo, up)` (as `nn::Init::Uniform`).
+    /// Fills `var` with values drawn uniformly between `lo` and `up` (as
+    /// `nn::Init::Uniform`).
     pub fn uniform(&mut self, var: &Tensor, lo: f64, up: f64) {
         let Some(rng) = &mut self.rng else {
             return;

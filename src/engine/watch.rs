@@ -147,6 +147,9 @@ pub struct PartDecided {
 /// What a live view is called with for each part decided.
 pub type PartCallback = Box<dyn FnMut(&PartDecided) + Send>;
 
+/// What a live view is called with when a part (its file name) goes to the worker.
+pub type ScoringCallback = Box<dyn FnMut(&str) + Send>;
+
 /// Lines set from outside while the watch runs (the workstation's Decide panel): taken
 /// before the next part, and logged.
 pub type LineControl = Arc<std::sync::Mutex<Option<Thresholds>>>;
@@ -176,6 +179,8 @@ pub struct Watch {
     pub tally: Tally,
     /// Called with every part decided.
     pub on_part: Option<PartCallback>,
+    /// Called with every part sent to the worker (the part in flight).
+    pub on_scoring: Option<ScoringCallback>,
     /// New lines to use from the next part on.
     pub control: Option<LineControl>,
 }
@@ -285,6 +290,7 @@ impl Watch {
             candidates: HashMap::new(),
             tally: Tally::default(),
             on_part: None,
+            on_scoring: None,
             control: None,
         };
         let pending = std::mem::take(&mut watch.state.pending);
@@ -448,6 +454,9 @@ impl Watch {
         };
         let (first_seen, size, mtime_ns) = (c.first_seen, c.size, c.mtime_ns);
         let path = self.options.input.join(name);
+        if let Some(f) = &mut self.on_scoring {
+            f(name);
+        }
         let Some((score, heatmap, reason)) = self.score(&path, stop)? else {
             say(format!(
                 "the worker did not score {name} before the line stopped: it stays in {} for the next start",

@@ -28,6 +28,8 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// What the watch thread reports.
 #[derive(Debug)]
 pub enum LineEvent {
+    /// A part (this file name) went to the worker.
+    Scoring(String),
     /// A part was decided.
     Part(PartDecided),
     /// A message line (a summary, a warning, a change of lines).
@@ -39,8 +41,8 @@ pub enum LineEvent {
 /// A running watch.
 struct LineRun {
     stop: Arc<AtomicBool>,
-    /// When the stop was asked.
-    stopping: Option<Instant>,
+    /// Whether the stop was asked.
+    stopping: bool,
     control: LineControl,
     events: Receiver<LineEvent>,
     thread: JoinHandle<()>,
@@ -73,6 +75,8 @@ pub struct LinePanel {
     /// Write heatmaps beside ng and review parts.
     pub heatmaps: bool,
     run: Option<LineRun>,
+    /// The part the worker is scoring, until it is decided.
+    pub in_flight: Option<String>,
     /// The last parts, newest first.
     pub recent: VecDeque<PartDecided>,
     /// Counts of the current (or last) run.
@@ -118,6 +122,7 @@ impl LinePanel {
                     say_waker();
                 };
                 let (part_tx, part_waker) = (tx.clone(), waker.clone());
+                let (scoring_tx, scoring_waker) = (tx.clone(), waker.clone());
                 // A panic ends the line with its message, not with a view that waits for
                 // an end that never comes.
                 let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -127,6 +132,10 @@ impl LinePanel {
                     w.on_part = Some(Box::new(move |p: &PartDecided| {
                         let _ = part_tx.send(LineEvent::Part(p.clone()));
                         part_waker();
+                    }));
+                    w.on_scoring = Some(Box::new(move |name: &str| {
+                        let _ = scoring_tx.send(LineEvent::Scoring(name.to_owned()));
+                        scoring_waker();
                     }));
                     w.control = Some(control2);
                     w.run(&stop2, &mut say)
@@ -145,11 +154,12 @@ impl LinePanel {
         match spawned {
             Ok(thread) => {
                 self.recent.clear();
+                self.in_flight = None;
                 self.tally = Tally::default();
                 self.messages.clear();
                 self.run = Some(LineRun {
                     stop,
-                    stopping: None,
+                    stopping: false,
                     control,
                     events: rx,
                     thread,
@@ -166,13 +176,13 @@ impl LinePanel {
     pub fn stop(&mut self) {
         if let Some(r) = &mut self.run {
             r.stop.store(true, Ordering::Relaxed);
-            r.stopping.get_or_insert_with(Instant::now);
+            r.stopping = true;
         }
     }
 
     /// Whether a stop was asked and the watch has not ended yet.
     pub fn is_stopping(&self) -> bool {
-        self.run.as_ref().is_some_and(|r| r.stopping.is_some())
+        self.run.as_ref().is_some_and(|r| r.stopping)
     }
 
     /// New lines for the next part (the change is logged by the watch).
@@ -191,7 +201,9 @@ impl LinePanel {
         let mut ended = false;
         for event in run.events.try_iter() {
             match event {
+                LineEvent::Scoring(name) => self.in_flight = Some(name),
                 LineEvent::Part(p) => {
+                    self.in_flight = None;
                     *self
                         .tally
                         .by_decision
@@ -220,6 +232,7 @@ impl LinePanel {
         }
         if ended {
             self.run = None;
+            self.in_flight = None;
         }
         failed
     }
@@ -292,14 +305,13 @@ impl LinePanel {
         if let Some(r) = &self.run {
             ui.horizontal(|ui| {
                 style::busy_indicator(ui);
-                let doing = if r.stopping.is_some() {
-                    "Stopping after the part in flight"
-                } else {
-                    "Watching"
+                let doing = match (r.stopping, &self.in_flight) {
+                    (true, _) => "Stopping after the part in flight".to_owned(),
+                    (false, Some(name)) => format!("Scoring {name}"),
+                    (false, None) => "Watching".to_owned(),
                 };
-                // Wrapped: a long path must not widen the panel, which would re-wrap the
-                // lines above and move the buttons from one frame to the next (under the
-                // pointer about to click them).
+                // Wrapped: a long path must not widen the panel (and re-wrap the lines
+                // above, moving the buttons).
                 ui.add(
                     egui::Label::new(format!(
                         "{doing}; log in {}",
