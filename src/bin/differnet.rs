@@ -350,7 +350,10 @@ fn watch(a: WatchArgs) -> Result<()> {
     options.summary_every = std::time::Duration::from_secs(a.summary_secs.max(1));
     options.worker = worker_options(&a.engine, None);
     let mut say = |line: String| eprintln!("{line}");
-    let mut w = Watch::open(options, &mut say)?;
+    // Ctrl-C or SIGTERM while the model loads stops here too (open_until says so).
+    let Some(mut w) = Watch::open_until(options, &stop, &mut say)? else {
+        return Ok(());
+    };
     let t = w.thresholds();
     eprintln!(
         "watching: reject at {}, review from {}; Ctrl-C stops after the part in flight",
