@@ -5,12 +5,10 @@
 
 mod common;
 
-use common::{texture, tiny_patchcore, wait_for, worker, write_set};
+use common::{scores, texture, tiny_patchcore, wait_for, worker, write_set};
 use differnet::core::config::{DetectorConfig, PatchCoreConfig};
 use differnet::core::metrics::auroc;
-use differnet::core::protocol::{
-    Command, Event, LabelledDefect, ModelInfo, ScoreRequest, TrainRequest,
-};
+use differnet::core::protocol::{Command, Event, LabelledDefect, ModelInfo, TrainRequest};
 use differnet::engine::worker::WorkerHandle;
 use image::{GrayImage, Luma, Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -81,25 +79,6 @@ fn train(
         Event::Trained(info) => Some(info),
         _ => None,
     })
-}
-
-fn scores(w: &WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
-    w.send(Command::Score(ScoreRequest {
-        paths: paths.to_vec(),
-        heatmaps: false,
-        rotations: None,
-    }))
-    .unwrap();
-    let mut out = Vec::new();
-    wait_for(w, |e| match e {
-        Event::Scored(s) => {
-            out.push(s.score);
-            None
-        }
-        Event::ScoringDone { .. } => Some(()),
-        _ => None,
-    });
-    out
 }
 
 #[test]

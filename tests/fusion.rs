@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{tiny_patchcore, wait_for, worker, write_set};
+use common::{scores, tiny_patchcore, wait_for, worker, write_set};
 use differnet::core::config::{DetectorConfig, FusionConfig, FusionRule};
-use differnet::core::protocol::{Command, Event, ModelInfo, ScoreRequest, TrainRequest};
+use differnet::core::protocol::{Command, Event, ModelInfo, TrainRequest};
 use differnet::engine::worker::WorkerHandle;
 use std::path::PathBuf;
 
@@ -26,25 +26,6 @@ fn train(
         Event::Trained(info) => Some(info),
         _ => None,
     })
-}
-
-fn scores(w: &WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
-    w.send(Command::Score(ScoreRequest {
-        paths: paths.to_vec(),
-        heatmaps: false,
-        rotations: None,
-    }))
-    .unwrap();
-    let mut out = Vec::new();
-    wait_for(w, |e| match e {
-        Event::Scored(s) => {
-            out.push(s.score);
-            None
-        }
-        Event::ScoringDone { .. } => Some(()),
-        _ => None,
-    });
-    out
 }
 
 #[test]

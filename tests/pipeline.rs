@@ -3,33 +3,12 @@
 
 mod common;
 
-use common::{texture, tiny_config, wait_for, worker, write_set};
+use common::{scores, texture, tiny_config, wait_for, worker, write_set};
 
 use differnet::core::metrics::auroc;
 use differnet::core::protocol::{Command, EvaluateRequest, Event, ScoreRequest, TrainRequest};
-use differnet::engine::worker::WorkerHandle;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Scores `paths` with the worker's current model, in order.
-fn scores(w: &WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
-    w.send(Command::Score(ScoreRequest {
-        paths: paths.to_vec(),
-        heatmaps: false,
-        rotations: None,
-    }))
-    .unwrap();
-    let mut out = Vec::new();
-    wait_for(w, |e| match e {
-        Event::Scored(s) => {
-            out.push(s.score);
-            None
-        }
-        Event::ScoringDone { .. } => Some(()),
-        _ => None,
-    });
-    out
-}
 
 #[test]
 fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {

@@ -238,6 +238,27 @@ pub fn wait_for<T>(
     }
 }
 
+/// Scores `paths` with the worker's current model (no maps), in order.
+pub fn scores(w: &differnet::engine::worker::WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
+    use differnet::core::protocol::{Command, Event, ScoreRequest};
+    w.send(Command::Score(ScoreRequest {
+        paths: paths.to_vec(),
+        heatmaps: false,
+        rotations: None,
+    }))
+    .unwrap();
+    let mut out = Vec::new();
+    wait_for(w, |e| match e {
+        Event::Scored(s) => {
+            out.push(s.score);
+            None
+        }
+        Event::ScoringDone { .. } => Some(()),
+        _ => None,
+    });
+    out
+}
+
 /// Rewrites the JSON metadata of a saved model file with `edit`.
 pub fn rewrite_meta(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
     let bytes = std::fs::read(path).unwrap();
