@@ -298,7 +298,7 @@ fn build(
                 check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
             }
             let mut model =
-                DifferNet::with_permutations(config, backbone, device, meta_permutations.to_vec())
+                DifferNet::for_checkpoint(config, backbone, device, meta_permutations.to_vec())
                     .map_err(|e| model_err(path, e))?;
             let expected = model.vs.variables();
             if named.len() != expected.len() {
@@ -317,7 +317,7 @@ fn build(
         }
         DetectorConfig::CsFlow(config) => {
             let mut model =
-                CsFlow::with_permutations(config, backbone, device, meta_permutations.to_vec())
+                CsFlow::for_checkpoint(config, backbone, device, meta_permutations.to_vec())
                     .map_err(|e| model_err(path, e))?;
             let expected = model.vs.variables();
             if named.len() != expected.len() {

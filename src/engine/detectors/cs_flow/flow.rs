@@ -147,6 +147,26 @@ impl CrossScaleFlow {
         cfg: &CsFlowConfig,
         permutations: Vec<Vec<i64>>,
     ) -> Result<Self, String> {
+        let init = InitialWeights::from_permutations(&permutations);
+        Self::build(p, cfg, permutations, init)
+    }
+
+    /// [`CrossScaleFlow::new`] with its variables left at zero, for a model file to fill:
+    /// loading draws no initial weights it would throw away.
+    pub fn for_checkpoint(
+        p: &nn::Path,
+        cfg: &CsFlowConfig,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        Self::build(p, cfg, permutations, InitialWeights::none())
+    }
+
+    fn build(
+        p: &nn::Path,
+        cfg: &CsFlowConfig,
+        permutations: Vec<Vec<i64>>,
+        mut init: InitialWeights,
+    ) -> Result<Self, String> {
         let channels = cfg.channels() as i64;
         let n_blocks = cfg.kernel_sizes.len();
         if permutations.len() != n_blocks * CS_FLOW_SCALES {
@@ -163,7 +183,6 @@ impl CrossScaleFlow {
         let hidden = cfg.hidden as i64;
         let device = p.device();
         let to_tensor = |v: &Vec<i64>| Tensor::from_slice(v).to_device(device);
-        let mut init = InitialWeights::from_permutations(&permutations);
         let blocks = cfg
             .kernel_sizes
             .iter()

@@ -43,8 +43,8 @@ impl std::fmt::Debug for CsFlow {
 }
 
 impl CsFlow {
-    /// A fresh, untrained detector: weights from tch's RNG (seed it first) and seeded
-    /// permutations.
+    /// A fresh, untrained detector: seeded permutations, and flow weights from a generator
+    /// seeded by them ([`CrossScaleFlow::new`]).
     pub fn new(
         config: CsFlowConfig,
         backbone: Rc<Backbone>,
@@ -59,12 +59,33 @@ impl CsFlow {
         Self::with_permutations(config, backbone, device, perms)
     }
 
-    /// A detector with the given permutations (used when loading a model file).
+    /// A fresh detector with the given permutations.
     pub fn with_permutations(
         config: CsFlowConfig,
         backbone: Rc<Backbone>,
         device: Device,
         permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        Self::assemble(config, backbone, device, permutations, true)
+    }
+
+    /// A detector with the given permutations and its flow's variables at zero, for a
+    /// model file to fill.
+    pub(crate) fn for_checkpoint(
+        config: CsFlowConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        Self::assemble(config, backbone, device, permutations, false)
+    }
+
+    fn assemble(
+        config: CsFlowConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+        permutations: Vec<Vec<i64>>,
+        fresh: bool,
     ) -> Result<Self, String> {
         config.validate()?;
         if backbone.kind() != config.backbone {
@@ -75,7 +96,12 @@ impl CsFlow {
             ));
         }
         let vs = nn::VarStore::new(device);
-        let flow = CrossScaleFlow::new(&(vs.root() / "flow"), &config, permutations)?;
+        let root = vs.root() / "flow";
+        let flow = if fresh {
+            CrossScaleFlow::new(&root, &config, permutations)?
+        } else {
+            CrossScaleFlow::for_checkpoint(&root, &config, permutations)?
+        };
         Ok(Self {
             backbone_batch: match device {
                 Device::Cpu => 8,

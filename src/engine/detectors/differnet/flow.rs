@@ -97,6 +97,26 @@ impl Flow {
         cfg: &ModelConfig,
         permutations: Vec<Vec<i64>>,
     ) -> Result<Self, String> {
+        let init = InitialWeights::from_permutations(&permutations);
+        Self::build(p, cfg, permutations, init)
+    }
+
+    /// [`Flow::new`] with its variables left at zero, for a model file to fill: loading
+    /// draws no initial weights it would throw away.
+    pub fn for_checkpoint(
+        p: &nn::Path,
+        cfg: &ModelConfig,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        Self::build(p, cfg, permutations, InitialWeights::none())
+    }
+
+    fn build(
+        p: &nn::Path,
+        cfg: &ModelConfig,
+        permutations: Vec<Vec<i64>>,
+        mut init: InitialWeights,
+    ) -> Result<Self, String> {
         let dim = cfg.feature_dim() as i64;
         if permutations.len() != cfg.n_blocks {
             return Err(format!(
@@ -111,7 +131,6 @@ impl Flow {
         let len1 = dim / 2;
         let len2 = dim - len1;
         let hidden = cfg.hidden as i64;
-        let mut init = InitialWeights::from_permutations(&permutations);
         let layers = cfg.subnet_layers;
         let blocks = (0..cfg.n_blocks)
             .map(|k| {

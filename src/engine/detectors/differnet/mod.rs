@@ -46,8 +46,8 @@ pub struct FeatureChunk {
 }
 
 impl DifferNet {
-    /// A fresh, untrained model: flow weights from tch's RNG (seed it first) and seeded
-    /// permutations.
+    /// A fresh, untrained model: seeded permutations, and flow weights from a generator
+    /// seeded by them ([`Flow::new`]).
     pub fn new(
         config: DifferNetConfig,
         backbone: Rc<Backbone>,
@@ -69,17 +69,43 @@ impl DifferNet {
         Self::with_permutations(config, backbone, device, perms)
     }
 
-    /// A model with the given permutations (used when loading a model file).
+    /// A fresh model with the given permutations.
     pub fn with_permutations(
         config: DifferNetConfig,
         backbone: Rc<Backbone>,
         device: Device,
         permutations: Vec<Vec<i64>>,
     ) -> Result<Self, String> {
+        Self::assemble(config, backbone, device, permutations, true)
+    }
+
+    /// A model with the given permutations and its flow's variables at zero, for a model
+    /// file to fill.
+    pub(crate) fn for_checkpoint(
+        config: DifferNetConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+        permutations: Vec<Vec<i64>>,
+    ) -> Result<Self, String> {
+        Self::assemble(config, backbone, device, permutations, false)
+    }
+
+    fn assemble(
+        config: DifferNetConfig,
+        backbone: Rc<Backbone>,
+        device: Device,
+        permutations: Vec<Vec<i64>>,
+        fresh: bool,
+    ) -> Result<Self, String> {
         config.validate()?;
         let backbone_batch = default_backbone_batch(device, config.model.image_size);
         let vs = nn::VarStore::new(device);
-        let flow = Flow::new(&(vs.root() / "flow"), &config.model, permutations)?;
+        let root = vs.root() / "flow";
+        let flow = if fresh {
+            Flow::new(&root, &config.model, permutations)?
+        } else {
+            Flow::for_checkpoint(&root, &config.model, permutations)?
+        };
         Ok(Self {
             config,
             state: ModelState::untrained(),
