@@ -579,6 +579,8 @@ STUDY_RUNS = {
     "aspect-256-std": ("aspect kept, short side 256 px, standardised", ["--keep-aspect", "true", "--standardise", "true"]),
     "aspect-320-std": ("aspect kept, short side 320 px, standardised", ["--keep-aspect", "true", "--standardise", "true", "--image-size", "320"]),
     "aspect-384": ("aspect kept, short side 384 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384"]),
+    "aspect-192": ("aspect kept, short side 192 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "192"]),
+    "square-192-std": ("square 192 px, standardised", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "192"]),
 }
 
 # Fusions measured offline from the members' per-image scores: each member's score
@@ -589,6 +591,9 @@ STUDY_FUSIONS = {
     "fuse-aspect": ("fusion: aspect 256 standardised + aspect 256 plain", ["aspect-256-std", "aspect-256"]),
     "fuse-square": ("fusion: square 256 standardised + square 256 plain", ["square-256-std", "square-256"]),
     "fuse-256std+384": ("fusion: aspect 256 standardised + aspect 384 plain", ["aspect-256-std", "aspect-384"]),
+    "fuse-a192+s256std": ("fusion: aspect 192 plain + square 256 standardised", ["aspect-192", "square-256-std"]),
+    "fuse-a256+s192std": ("fusion: aspect 256 plain + square 192 standardised", ["aspect-256", "square-192-std"]),
+    "fuse-a192+s192std": ("fusion: aspect 192 plain + square 192 standardised", ["aspect-192", "square-192-std"]),
 }
 
 MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]

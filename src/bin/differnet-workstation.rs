@@ -31,6 +31,8 @@ fn main() -> Result<()> {
         Box::new(move |cc| {
             let options = AppOptions {
                 data,
+                // Next to eframe's settings file, never inside the user's data.
+                edits_dir: eframe::storage_dir("differnet-workstation").map(|d| d.join("folders")),
                 ..AppOptions::default()
             };
             Ok(Box::new(WorkstationApp::new(

@@ -7,6 +7,7 @@ use crate::core::atomic_file::write_atomic;
 use crate::core::config::{BackboneKind, DetectorConfig, DetectorKind};
 use crate::core::dataset;
 use crate::core::decision::Thresholds;
+use crate::core::folder_edits::FolderEdits;
 use crate::core::message::path_text;
 use crate::core::protocol::Waker;
 use crate::core::protocol::{
@@ -64,6 +65,10 @@ pub struct AppOptions {
     pub config: Option<DetectorConfig>,
     /// Settings to start from instead of the saved ones.
     pub state: Option<State>,
+    /// Where the user's edits of each data folder's images (labels, roles, parts called
+    /// good) are kept between runs, next to the settings; `None` keeps them for this run
+    /// only.
+    pub edits_dir: Option<PathBuf>,
 }
 
 /// The workstation window's application.
@@ -96,6 +101,10 @@ pub struct WorkstationApp {
     heat_sent: Option<(PathBuf, Instant)>,
     /// When the last inspection was sent to an idle worker (to time parts).
     inspect_sent: Option<Instant>,
+    /// Where each data folder's edits are kept ([`AppOptions::edits_dir`]).
+    edits_dir: Option<PathBuf>,
+    /// The edits as last written, so that only a change is written.
+    edits_saved: Option<FolderEdits>,
 }
 
 /// The changes banner's key (session version, training count, held-out count), its text
@@ -195,6 +204,8 @@ impl WorkstationApp {
             changes: None,
             heat_sent: None,
             inspect_sent: None,
+            edits_dir: options.edits_dir,
+            edits_saved: None,
         };
         if let Some(e) = app.loader.take_error() {
             app.notices.error(e);
@@ -719,6 +730,34 @@ impl WorkstationApp {
     /// Applies one command (panels record them; tests may call this directly instead of
     /// going through a file dialog).
     pub fn apply(&mut self, command: AppCommand) {
+        self.apply_one(command);
+        self.keep_folder_edits();
+    }
+
+    /// Writes the opened folder's edits when they changed, so that closing the window
+    /// (or a crash) loses none of them.
+    fn keep_folder_edits(&mut self) {
+        let (Some(dir), Some(edits)) = (
+            self.edits_dir.as_ref(),
+            self.session.data.as_ref().and_then(Workset::edits),
+        ) else {
+            return;
+        };
+        if self.edits_saved.as_ref() == Some(&edits) {
+            return;
+        }
+        match edits.save(dir) {
+            Ok(()) => self.edits_saved = Some(edits),
+            Err(e) => {
+                // Said once per change, not once per frame.
+                self.edits_saved = Some(edits);
+                self.notices
+                    .error(format!("Your changes to the images are not kept: {e}"));
+            }
+        }
+    }
+
+    fn apply_one(&mut self, command: AppCommand) {
         match command {
             AppCommand::OpenData(path) => self.open_data(&path),
             AppCommand::AddImages { paths, role } => {
@@ -958,16 +997,47 @@ impl WorkstationApp {
                 self.state.data_folder = Some(path.to_path_buf());
                 // Listed once in the window: what the listing left out, then what jobs skip.
                 self.session.skipped = data.skipped.clone();
-                self.session.data = Some(Workset::from_dataset(data));
+                let mut workset = Workset::from_dataset(data);
+                let restored = self.restore_folder_edits(&mut workset);
+                self.edits_saved = workset.edits();
+                self.session.data = Some(workset);
                 self.session.clear_parts();
                 self.part_view.close();
                 self.loader.clear();
-                self.notices.status(format!("Opened {}", path_text(path)));
+                self.notices
+                    .status(format!("Opened {}{restored}", path_text(path)));
                 if self.session.model.is_some() {
                     self.inspect();
                 }
             }
             Err(e) => self.notices.error(e.to_string()),
+        }
+    }
+
+    /// Applies the edits kept for the folder of `workset`; says what it restored.
+    fn restore_folder_edits(&mut self, workset: &mut Workset) -> String {
+        let (Some(dir), Some(root)) = (self.edits_dir.as_ref(), workset.root.as_ref()) else {
+            return String::new();
+        };
+        match FolderEdits::load(dir, root) {
+            Ok(Some(edits)) => {
+                let skipped = workset.restore(&edits);
+                let kept = edits.images().len() - skipped;
+                let mut text = format!(
+                    ": your changes to {kept} of its images (labels, roles, parts called good) restored",
+                );
+                if skipped > 0 {
+                    text += &format!(", {skipped} left out (their images are gone)");
+                }
+                text
+            }
+            Ok(None) => String::new(),
+            Err(e) => {
+                self.notices.error(format!(
+                    "Your earlier changes to this folder's images cannot be restored: {e}"
+                ));
+                String::new()
+            }
         }
     }
 

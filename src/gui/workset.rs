@@ -2,11 +2,13 @@
 //! an MVTec AD folder, a plain folder or dropped files.
 
 use crate::core::dataset::{Dataset, Label, Sample};
+use crate::core::folder_edits::{FolderBaseline, FolderEdits, Images};
 use crate::core::protocol::LabelledDefect;
 use crate::core::training_set::{RoleChoice, Roles, assign_roles};
 use crate::gui::command::ImageRole;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Where the images came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +37,8 @@ pub struct Workset {
     /// The user's choices for single good images (train on it, hold it out, exclude it);
     /// the others are split by the seeded shuffle.
     pub choices: BTreeMap<PathBuf, RoleChoice>,
+    /// The folder's images as listed, before the user's edits (`None` for dropped files).
+    baseline: Option<Arc<FolderBaseline>>,
 }
 
 impl Workset {
@@ -47,6 +51,7 @@ impl Workset {
         };
         Self {
             is_demo: is_demo_folder(&data.root),
+            baseline: Some(Arc::new(FolderBaseline::of(&data.train_good, &data.test))),
             root: Some(data.root),
             layout,
             good: data.train_good,
@@ -64,7 +69,36 @@ impl Workset {
             good: Vec::new(),
             inspect: Vec::new(),
             choices: BTreeMap::new(),
+            baseline: None,
         }
+    }
+
+    /// What the user changed in the opened folder's images, to keep for the next time it
+    /// is opened; `None` for dropped files.
+    pub fn edits(&self) -> Option<FolderEdits> {
+        let (root, baseline) = (self.root.as_ref()?, self.baseline.as_ref()?);
+        Some(FolderEdits::between(
+            root,
+            baseline,
+            &self.good,
+            &self.inspect,
+            &self.choices,
+        ))
+    }
+
+    /// Restores edits saved for this folder. Returns how many images were left out
+    /// because they are gone.
+    pub fn restore(&mut self, edits: &FolderEdits) -> usize {
+        edits
+            .apply(
+                Images {
+                    good: &mut self.good,
+                    inspect: &mut self.inspect,
+                    choices: &mut self.choices,
+                },
+                &|p| p.is_file(),
+            )
+            .len()
     }
 
     /// Adds image files (already expanded), skipping ones already present. Returns how

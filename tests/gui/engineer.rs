@@ -315,3 +315,98 @@ fn without_labels_there_are_no_false_reject_or_escape_filters() {
     h.get_by_label("False rejects");
     assert!(h.query_by_label("Escapes").is_none());
 }
+
+#[test]
+fn corrections_and_choices_come_back_when_the_folder_is_opened_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    mvtec_set(&data);
+    let kept = dir.path().join("settings/folders");
+    let open = || {
+        let mut opts = options(Some(&data));
+        opts.edits_dir = Some(kept.clone());
+        let mut h = harness(opts);
+        h.run_ok();
+        h
+    };
+    let listing = || {
+        let mut files: Vec<PathBuf> = walk(&data);
+        files.sort();
+        files
+    };
+    let files = listing();
+
+    let mut h = open();
+    let set = app(&h).session().data.clone().unwrap();
+    let scratch = set
+        .inspect
+        .iter()
+        .find(|s| s.label.is_defect() == Some(true))
+        .unwrap()
+        .path
+        .clone();
+    let good_part = set
+        .inspect
+        .iter()
+        .find(|s| s.label.is_defect() == Some(false))
+        .unwrap()
+        .path
+        .clone();
+    let excluded = set.good[3].clone();
+    apply(&mut h, AppCommand::MarkGood(scratch.clone()));
+    apply(
+        &mut h,
+        AppCommand::Relabel {
+            path: good_part.clone(),
+            label: differnet::core::dataset::Label::Defect("dent".into()),
+        },
+    );
+    apply(
+        &mut h,
+        AppCommand::ChooseRole {
+            path: excluded.clone(),
+            choice: Some(RoleChoice::Exclude),
+        },
+    );
+    // An edit undone is not kept.
+    apply(
+        &mut h,
+        AppCommand::ChooseRole {
+            path: set.good[5].clone(),
+            choice: Some(RoleChoice::HeldOut),
+        },
+    );
+    apply(&mut h, AppCommand::Undo);
+    let before = app(&h).session().data.clone().unwrap();
+    assert_eq!(
+        before.good.len(),
+        17,
+        "the part called good is a good image"
+    );
+    assert_eq!(before.choices.len(), 2);
+    drop(h);
+    assert_eq!(
+        listing(),
+        files,
+        "nothing is written inside the user's data"
+    );
+
+    let h = open();
+    let after = app(&h).session().data.clone().unwrap();
+    assert_eq!(after.good, before.good);
+    assert_eq!(after.inspect, before.inspect);
+    assert_eq!(after.choices, before.choices);
+    assert_eq!(after.choices.get(&scratch), Some(&RoleChoice::Train));
+    assert_eq!(after.choices.get(&excluded), Some(&RoleChoice::Exclude));
+    h.get_by_label_contains("your changes to 3 of its images");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flat_map(|e| {
+            let p = e.unwrap().path();
+            if p.is_dir() { walk(&p) } else { vec![p] }
+        })
+        .collect()
+}

@@ -46,6 +46,7 @@ fn options(data: Option<&Path>) -> AppOptions {
         },
         config: Some(tiny_config().into()),
         state: Some(Default::default()),
+        edits_dir: None,
     }
 }
 
