@@ -536,10 +536,19 @@ impl WorkstationApp {
                 if let (Some(was), Some(t)) = (self.session.previous_reject, self.session.thresholds)
                     && was != t.reject
                 {
+                    let by_scores = self.session.moved_by_scores().unwrap_or(0);
                     text += &format!(
-                        " The reject line is at {} now, {} before: each model's calls are at its own line.",
+                        " The reject line is at {} now, {} before: at the old line, {by_scores} part{} would have moved (the new model's scores), the rest moved with the line.",
                         style::format_score(t.reject),
-                        style::format_score(was)
+                        style::format_score(was),
+                        if by_scores == 1 { "" } else { "s" },
+                    );
+                }
+                if let (Some(own), Some(t)) = (self.session.model_line, self.session.thresholds) {
+                    text += &format!(
+                        " Your reject line is kept at {}; the new model's own would be {}.",
+                        style::format_score(t.reject),
+                        style::format_score(own.reject)
                     );
                 }
                 text
@@ -578,6 +587,14 @@ impl WorkstationApp {
                     {
                         self.gallery.set_view(crate::gui::gallery::View::Parts);
                         self.gallery.set_filter(crate::gui::gallery::Filter::Moved);
+                    }
+                    if self.session.model_line.is_some()
+                        && ui
+                            .button("Use the new model's line")
+                            .on_hover_text("Put the reject line (and the review band) where the new model puts them.")
+                            .clicked()
+                    {
+                        commands.push(AppCommand::UseModelLine);
                     }
                     if ui.small_button("Dismiss").clicked() {
                         commands.push(AppCommand::ForgetPreviousCalls);
@@ -879,17 +896,30 @@ impl WorkstationApp {
             AppCommand::Inspect => self.inspect(),
             AppCommand::SetThresholds(t) => {
                 self.session.set_thresholds(t);
+                self.session.line_by_user = true;
+                self.session.model_line = None;
                 self.thresholds_changed();
             }
             AppCommand::SetReject(v) => {
                 if self.session.thresholds.is_some() {
                     self.session.set_reject(v);
+                    self.session.line_by_user = true;
+                    self.session.model_line = None;
                     self.thresholds_changed();
                 }
             }
             AppCommand::SetReview(v) => {
                 self.session.set_review(v);
+                self.session.line_by_user = true;
+                self.session.model_line = None;
                 self.thresholds_changed();
+            }
+            AppCommand::UseModelLine => {
+                if let Some(t) = self.session.model_line.take() {
+                    self.session.set_thresholds(t);
+                    self.session.line_by_user = false;
+                    self.thresholds_changed();
+                }
             }
             AppCommand::StartLine {
                 model,
@@ -1312,13 +1342,27 @@ impl WorkstationApp {
                     info.train_count, info.train_secs
                 ));
                 s.keep_calls();
-                s.thresholds = saved_thresholds(&self.state, &info);
-                if let Some(t) = s.thresholds {
-                    s.set_thresholds(t);
-                    // A model saved with a review band shows it: a band that decides
-                    // parts is never hidden.
-                    if t.review.is_some() {
-                        self.state.review_band = true;
+                let own = saved_thresholds(&self.state, &info);
+                // A retrain keeps the lines the user set, when the new model's scores are
+                // on the same scale (the same kind of detector): what moves is then what
+                // the new model did. Its own lines are offered beside them.
+                let keep = s.line_by_user
+                    && s.thresholds.is_some()
+                    && s.model.as_ref().map(|m| m.config.kind()) == Some(info.config.kind());
+                if keep {
+                    s.model_line = own.filter(|o| Some(*o) != s.thresholds);
+                    s.version += 1;
+                } else {
+                    s.line_by_user = false;
+                    s.model_line = None;
+                    s.thresholds = own;
+                    if let Some(t) = s.thresholds {
+                        s.set_thresholds(t);
+                        // A model saved with a review band shows it: a band that decides
+                        // parts is never hidden.
+                        if t.review.is_some() {
+                            self.state.review_band = true;
+                        }
                     }
                 }
                 s.model = Some(info);
@@ -1389,6 +1433,8 @@ impl WorkstationApp {
                         .unwrap_or_default()
                 ));
                 s.keep_calls();
+                s.line_by_user = false;
+                s.model_line = None;
                 s.thresholds = saved_thresholds(&self.state, &info);
                 if let Some(t) = s.thresholds {
                     s.set_thresholds(t);

@@ -73,6 +73,8 @@ pub enum AppCommand {
     ShowGallery(crate::gui::gallery::View),
     /// Stop comparing the parts' calls with the previous model's.
     ForgetPreviousCalls,
+    /// Put the lines where the new model puts them, after a retrain kept the user's.
+    UseModelLine,
     /// Forget the data set and the results.
     CloseData,
     /// Show a file dialog (off the UI thread); its answer becomes another command.

@@ -219,6 +219,11 @@ pub struct Session {
     pub previous_calls: Option<HashMap<PathBuf, Decision>>,
     /// The previous model's reject line, which those calls were made at.
     pub previous_reject: Option<f64>,
+    /// Whether the user set the lines (by hand, typed or by a rule) since the model
+    /// gave them: a retrain then keeps them, so that what moved is what the new model did.
+    pub line_by_user: bool,
+    /// The new model's own lines, when a retrain kept the user's instead.
+    pub model_line: Option<Thresholds>,
     /// The review line as the user last set it. The shown band starts at the lower of it
     /// and the reject line, so moving the reject line below it and back leaves it where
     /// it was.
@@ -469,6 +474,27 @@ impl Session {
                 .map(|p| (p.path.clone(), t.decide(p.score)))
                 .collect(),
         );
+    }
+
+    /// Of the parts that moved, how many would have moved had the reject line stayed
+    /// where it was (the new model's scores), when the line moved with the new model.
+    pub fn moved_by_scores(&self) -> Option<usize> {
+        let before = self.previous_calls.as_ref()?;
+        let was = self.previous_reject?;
+        let t = self.thresholds?;
+        if was == t.reject {
+            return None;
+        }
+        let old_line = Thresholds {
+            reject: was,
+            review: t.review.map(|r| r - t.reject + was),
+        };
+        let now: Vec<(PathBuf, Decision)> = self
+            .parts
+            .iter()
+            .map(|p| (p.path.clone(), old_line.decide(p.score)))
+            .collect();
+        Some(moves(before, &now).len())
     }
 
     /// The parts whose call differs from the previous model's, at the current lines

@@ -147,6 +147,26 @@ fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
         (Decision::Reject, Decision::Accept)
     );
     h.get_by_label_contains("Compared with the previous model:");
+    // The line the user set stays where it was, so what moved is what the new model did;
+    // the new model's own line is offered beside it.
+    let line = part.score * 0.999;
+    assert_eq!(a.session().thresholds.unwrap().reject, line);
+    let own = a.session().model.as_ref().unwrap().threshold.unwrap();
+    assert_ne!(own, line);
+    assert!(
+        moves.len() < 10,
+        "at the kept line only the new model's scores move parts"
+    );
+    h.get_by_label_contains("Your reject line is kept at");
+    assert!(
+        h.query_by_label_contains("moved with the line").is_none(),
+        "the line did not move"
+    );
+    assert!(
+        h.query_by_label_contains("Use the new model's line")
+            .is_some(),
+        "the model's own line is one click away"
+    );
     assert!(
         h.query_by_label_contains("The good images changed")
             .is_none(),
@@ -156,6 +176,14 @@ fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
     h.run_steps(2);
     h.get_by_label_contains("was rejected");
     h.check_accessibility();
+
+    // Taking the new model's line says how many moved with the line and how many with
+    // the scores.
+    h.get_by_label("Use the new model's line").click();
+    h.run_steps(2);
+    assert_eq!(app(&h).session().thresholds.unwrap().reject, own);
+    assert!(app(&h).session().model_line.is_none());
+    h.get_by_label_contains("would have moved (the new model's scores)");
 }
 
 #[test]
