@@ -236,6 +236,11 @@ impl WorkstationApp {
         &self.part_view
     }
 
+    /// The Decide panel (for tests).
+    pub fn results_panel(&self) -> &ResultsPanel {
+        &self.results_panel
+    }
+
     /// The Line view (for tests).
     pub fn line(&self) -> &LinePanel {
         &self.line
@@ -1342,6 +1347,7 @@ impl WorkstationApp {
                     info.train_count, info.train_secs
                 ));
                 s.keep_calls();
+                let saved_review = info.review_threshold.is_some();
                 let own = saved_thresholds(&self.state, &info);
                 // A retrain keeps the lines the user set, when the new model's scores are
                 // on the same scale (the same kind of detector): what moves is then what
@@ -1366,6 +1372,9 @@ impl WorkstationApp {
                     }
                 }
                 s.model = Some(info);
+                if !keep {
+                    place_review_band(s, &self.state, saved_review);
+                }
                 s.model_source = Some("trained here".into());
                 s.model_path = None;
                 s.clear_parts();
@@ -1414,6 +1423,7 @@ impl WorkstationApp {
                         && let Some(t) = s.initial_threshold()
                     {
                         s.set_thresholds(thresholds_at(&self.state, t));
+                        place_review_band(s, &self.state, false);
                     }
                     s.version += 1;
                     let n = s.parts.len();
@@ -1444,7 +1454,9 @@ impl WorkstationApp {
                         self.state.review_band = true;
                     }
                 }
+                let saved_review = info.review_threshold.is_some();
                 s.model = Some(info);
+                place_review_band(s, &self.state, saved_review);
                 s.model_path = Some(path.clone());
                 s.training = None;
                 s.clear_parts();
@@ -1525,6 +1537,21 @@ fn thresholds_at(state: &State, reject: f64) -> Thresholds {
     Thresholds {
         reject,
         review: state.review_band.then_some(reject * REVIEW_FRACTION),
+    }
+}
+
+/// Starts the review band where the model's held-out good scores put it
+/// ([`Session::default_review`]), when the band is on and the model saved none of its own.
+fn place_review_band(s: &mut Session, state: &State, saved_review: bool) {
+    if state.review_band
+        && !saved_review
+        && let Some(t) = s.thresholds
+    {
+        let review = s.default_review(t.reject);
+        s.set_thresholds(Thresholds {
+            reject: t.reject,
+            review: Some(review),
+        });
     }
 }
 

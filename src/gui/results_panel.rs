@@ -21,11 +21,25 @@ const GRAB_PX: f32 = 24.0;
 /// What a bar of the histogram says when hovered.
 type BarText = Box<dyn Fn(&Bar, &BarChart) -> String>;
 
+/// The line a press grabs, from its distances (in pixels) to the reject line and the
+/// review line: the nearer within reach; both when they lie on top of each other.
+fn pick_line(d_reject: f32, d_review: Option<f32>) -> Option<Grab> {
+    match d_review {
+        Some(d) if d < GRAB_PX && (d - d_reject).abs() < 2.0 => Some(Grab::Either),
+        Some(d) if d < GRAB_PX && d < d_reject => Some(Grab::Review),
+        _ if d_reject < GRAB_PX || d_review.is_none() => Some(Grab::Reject),
+        _ => None,
+    }
+}
+
 /// Which threshold line is being dragged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Grab {
     Reject,
     Review,
+    /// Both lines under the pointer: the first move decides (left: the review line,
+    /// which may only go below the reject line; right: the reject line).
+    Either,
 }
 
 /// Derived values cached until the parts or thresholds change.
@@ -54,6 +68,10 @@ struct Cache {
 #[derive(Default)]
 pub struct ResultsPanel {
     grab: Option<Grab>,
+    /// The histogram's score axis while a line is dragged: it stays put under the pointer.
+    drag_axis: Option<(f64, f64)>,
+    /// Where the reject and review lines were drawn last, in screen points.
+    lines_x: Option<(f32, Option<f32>)>,
     cache: Option<Cache>,
     /// What is typed into the reject and review fields while they have the focus.
     reject_text: Option<String>,
@@ -61,6 +79,12 @@ pub struct ResultsPanel {
 }
 
 impl ResultsPanel {
+    /// Where the histogram drew the reject line and the review line last, in screen
+    /// points (for tests that drag them).
+    pub fn lines_x(&self) -> Option<(f32, Option<f32>)> {
+        self.lines_x
+    }
+
     fn refresh(&mut self, session: &Session) {
         if self
             .cache
@@ -236,8 +260,10 @@ impl ResultsPanel {
             .unwrap_or(1);
         let reject_x = log_score(t.reject);
         let review_x = t.review.filter(|_| state.review_band).map(log_score);
-        let (lo, hi) = (hist.log_min.min(reject_x), hist.log_max().max(reject_x));
+        let lines_lo = review_x.map_or(reject_x, |r| r.min(reject_x));
+        let (lo, hi) = (hist.log_min.min(lines_lo), hist.log_max().max(reject_x));
         let span_hi = hi + (hi - lo) * 0.1 + 1.0;
+        let frozen = self.drag_axis.filter(|_| self.grab.is_some());
         let response = Plot::new("score_histogram")
             .height(200.0)
             .allow_drag(false)
@@ -259,6 +285,9 @@ impl ResultsPanel {
             .x_axis_label("score (log scale)")
             .y_axis_label("parts")
             .show(ui, |plot_ui| {
+                if let Some((a, b)) = frozen {
+                    plot_ui.set_plot_bounds_x(a..=b);
+                }
                 let reject_span = Span::new("", reject_x..=span_hi)
                     .fill(style::REJECT.gamma_multiply(0.12))
                     .border_width(0.0);
@@ -296,6 +325,8 @@ impl ResultsPanel {
             )
         });
         let pointer = response.inner;
+        let on_screen = |x: f64| response.transform.position_from_point_x(x);
+        self.lines_x = Some((on_screen(reject_x), review_x.map(on_screen)));
         if r.drag_started() || r.clicked() {
             let press_x = r.interact_pointer_pos().map(|p| p.x);
             let dist = |x: f64| {
@@ -303,15 +334,17 @@ impl ResultsPanel {
                     (response.transform.position_from_point_x(x) - px).abs()
                 })
             };
-            let d_reject = dist(reject_x);
-            let d_review = review_x.map_or(f32::INFINITY, dist);
-            self.grab = if d_review < d_reject && d_review < GRAB_PX {
-                Some(Grab::Review)
-            } else if d_reject < GRAB_PX || review_x.is_none() {
-                Some(Grab::Reject)
-            } else {
-                None
-            };
+            self.grab = pick_line(dist(reject_x), review_x.map(dist));
+            let range = response.transform.bounds().range_x();
+            self.drag_axis = Some((*range.start(), *range.end()));
+        }
+        if self.grab == Some(Grab::Either) && r.dragged() {
+            let dx = r.drag_delta().x;
+            if dx < 0.0 {
+                self.grab = Some(Grab::Review);
+            } else if dx > 0.0 {
+                self.grab = Some(Grab::Reject);
+            }
         }
         if let (Some(grab), Some(p)) = (self.grab, pointer)
             && (r.dragged() || r.clicked())
@@ -327,6 +360,7 @@ impl ResultsPanel {
         }
         if r.drag_stopped() || r.clicked() {
             self.grab = None;
+            self.drag_axis = None;
         }
         if r.hovered() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
@@ -371,11 +405,29 @@ impl ResultsPanel {
             .changed()
         {
             state.review_band = band;
-            let wanted = session.review_wanted.unwrap_or(t.reject * 0.7);
+            let wanted = session
+                .review_wanted
+                .filter(|w| *w < t.reject)
+                .unwrap_or_else(|| session.default_review(t.reject));
             commands.push(AppCommand::SetReview(band.then_some(wanted)));
         }
+        if state.review_band
+            && let Some(c) = self.cache.as_ref().and_then(|c| c.counts.as_ref())
+        {
+            let total = c.accepted + c.review + c.rejected;
+            if total > 0 {
+                ui.label(
+                    RichText::new(format!(
+                        "The band sends {} of {total} parts ({:.1} %) to a person.",
+                        c.review,
+                        100.0 * c.review as f64 / total as f64
+                    ))
+                    .small(),
+                );
+            }
+        }
         if state.review_band {
-            let mut review = t.review.unwrap_or(t.reject * 0.7);
+            let mut review = t.review.unwrap_or_else(|| session.default_review(t.reject));
             ui.horizontal(|ui| {
                 let slider = ui
                     .add(

@@ -569,6 +569,18 @@ impl Session {
             .unzip()
     }
 
+    /// Where a review band starts below the reject line `reject`: the line that the
+    /// held-out good scores say sends at most 5 % of good parts to review or reject (else
+    /// 10 %, 20 %, 50 %: the highest of these below the reject line), else 0.7 x the
+    /// reject line when the model has no held-out scores.
+    pub fn default_review(&self, reject: f64) -> f64 {
+        [5.0, 10.0, 20.0, 50.0]
+            .into_iter()
+            .filter_map(|pct| self.threshold_for_false_reject_pct(pct))
+            .find(|&r| r < reject)
+            .unwrap_or(reject * 0.7)
+    }
+
     /// The fit of the current model's held-out good scores, which predicts false-reject
     /// rates.
     pub fn good_fit(&self) -> Option<GoodScoreFit> {

@@ -438,3 +438,84 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// Drags on the histogram from x `from` to x `to` (screen points) in small steps; returns
+/// the lines' screen positions seen at every step of the drag.
+fn drag_histogram(h: &mut Harness<'_, App>, from: f32, to: f32) -> Vec<(f32, Option<f32>)> {
+    let y = h
+        .get_by_label("Score histogram with threshold lines")
+        .rect()
+        .center()
+        .y;
+    let start = egui::pos2(from, y);
+    h.hover_at(start);
+    h.step();
+    h.drag_at(start);
+    h.step();
+    let mut seen = Vec::new();
+    for i in 1..=6 {
+        h.hover_at(egui::pos2(from + (to - from) * i as f32 / 6.0, y));
+        h.step();
+        seen.push(app(h).results_panel().lines_x().unwrap());
+    }
+    h.drop_at(egui::pos2(to, y));
+    h.run_steps(3);
+    seen
+}
+
+#[test]
+fn the_review_band_starts_among_the_parts_and_each_line_can_be_dragged() {
+    let (_dir, mut h) = opened(egui::vec2(1500.0, 950.0));
+    train_and_inspect(&mut h);
+    let t = app(&h).session().thresholds.unwrap();
+    h.get_by_label("Review band (send borderline parts to a person)")
+        .click();
+    h.run_steps(3);
+    // The band starts where the held-out good scores put it, not below every part.
+    let s = app(&h).session();
+    let review = s.thresholds.unwrap().review.unwrap();
+    assert_eq!(review, s.default_review(t.reject));
+    assert!(review < t.reject);
+    let counts = s.counts().unwrap();
+    assert!(
+        counts.accepted > 0,
+        "some parts are still accepted: {counts:?}"
+    );
+    h.get_by_label_contains(&format!("The band sends {} of 10 parts", counts.review));
+
+    // The orange line moves under the pointer, the red one stays, and the axis keeps
+    // still while dragging.
+    let (reject_x, review_x) = app(&h).results_panel().lines_x().unwrap();
+    let review_x = review_x.unwrap();
+    // Far left, past the lowest part: the axis would widen to show the line.
+    let left = h
+        .get_by_label("Score histogram with threshold lines")
+        .rect()
+        .left();
+    let seen = drag_histogram(&mut h, review_x, left + 40.0);
+    for (r, _) in &seen {
+        assert!(
+            (r - reject_x).abs() < 0.5,
+            "the axis rescaled mid-drag: {seen:?}"
+        );
+    }
+    let t2 = app(&h).session().thresholds.unwrap();
+    assert_eq!(t2.reject, t.reject, "the red line stays");
+    assert!(t2.review.unwrap() < review, "the orange line moved left");
+
+    // Where the two lines meet, dragging left moves the review line and right the reject.
+    apply(&mut h, AppCommand::SetReview(Some(t.reject)));
+    let (reject_x, _) = app(&h).results_panel().lines_x().unwrap();
+    drag_histogram(&mut h, reject_x, reject_x - 30.0);
+    let t3 = app(&h).session().thresholds.unwrap();
+    assert_eq!(t3.reject, t.reject);
+    assert!(t3.review.unwrap() < t.reject);
+    let (reject_x, _) = app(&h).results_panel().lines_x().unwrap();
+    apply(&mut h, AppCommand::SetReview(Some(t.reject)));
+    drag_histogram(&mut h, reject_x, reject_x + 30.0);
+    let t4 = app(&h).session().thresholds.unwrap();
+    assert!(
+        t4.reject > t.reject,
+        "dragging right from where they meet moves the reject line"
+    );
+}
