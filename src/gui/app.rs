@@ -1428,6 +1428,10 @@ impl WorkstationApp {
                     s.version += 1;
                     let n = s.parts.len();
                     self.notices.status(format!("Inspected {n} parts"));
+                    // The part left open gets the new model's heatmap.
+                    if let Some(open) = self.part_view.opened().map(Path::to_path_buf) {
+                        self.open_part(open);
+                    }
                 }
             }
             Event::Saved { path } => {

@@ -465,7 +465,14 @@ fn correct_ui(
     if let Some(sample) = data.inspect.iter().find(|s| s.path == path) {
         ui.horizontal_wrapped(|ui| {
             let trained = data.is_training_image(path);
-            if trained {
+            let in_model = session
+                .model
+                .as_ref()
+                .and_then(|m| m.trained_on.as_ref())
+                .is_some_and(|r| r.train_files.iter().any(|f| f == path));
+            if trained && in_model {
+                ui.label(RichText::new("A good image: the current model is trained on it.").color(style::GOOD));
+            } else if trained {
                 ui.label(RichText::new("A good image: trained on from the next training.").color(style::GOOD));
             } else if ui
                 .button("This is good: train on it")

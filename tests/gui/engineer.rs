@@ -147,6 +147,16 @@ fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
         (Decision::Reject, Decision::Accept)
     );
     h.get_by_label_contains("Compared with the previous model:");
+    // The part left open says the model is trained on it and gets the new model's map.
+    assert_eq!(a.part_view().opened(), Some(part.path.as_path()));
+    step_until(&mut h, "the open part's new heatmap", |a| {
+        !a.is_busy()
+            && a.session()
+                .part(&part.path)
+                .is_some_and(|p| p.heatmap.is_some())
+    });
+    h.get_by_label_contains("A good image: the current model is trained on it.");
+    let a = app(&h);
     // The line the user set stays where it was, so what moved is what the new model did;
     // the new model's own line is offered beside it.
     let line = part.score * 0.999;
