@@ -647,8 +647,15 @@ impl WorkstationApp {
     }
 
     fn top_bar_ui(&mut self, ui: &mut egui::Ui, busy: bool, commands: &mut Vec<AppCommand>) {
-        ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("DifferNet workstation").heading().strong());
+        // One row at any width: the job's status takes what the buttons leave, and its
+        // text is shortened (whole on hover) rather than wrapped under them.
+        ui.horizontal(|ui| {
+            let title = if ui.available_width() < 1200.0 {
+                "DifferNet"
+            } else {
+                "DifferNet workstation"
+            };
+            ui.label(RichText::new(title).heading().strong());
             ui.separator();
             let has_model = self.session.model.is_some();
             let has_parts = !self.session.parts.is_empty() && self.session.thresholds.is_some();
@@ -688,28 +695,37 @@ impl WorkstationApp {
             }
             ui.separator();
             if let Some(job) = self.worker.current_job() {
-                style::busy_indicator(ui);
-                ui.label(job.describe());
-                // Every job's progress, whichever panel is folded.
-                if let Some(p) = &self.session.progress {
-                    ui.add(
-                        egui::ProgressBar::new(p.job_fraction)
-                            .desired_width(140.0)
-                            .show_percentage(),
-                    );
-                    if let Some(eta) = p.eta_secs() {
-                        ui.label(format!("about {} left", style::format_duration(eta)));
+                // Right to left: Stop at the far right, then the time left, the bar and
+                // the job's name in what remains.
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui
+                        .small_button("Stop")
+                        .on_hover_text("Cancel this job.")
+                        .clicked()
+                    {
+                        commands.push(AppCommand::Cancel);
                     }
-                }
-                if ui
-                    .small_button("Stop")
-                    .on_hover_text("Cancel this job.")
-                    .clicked()
-                {
-                    commands.push(AppCommand::Cancel);
-                }
+                    // Every job's progress, whichever panel is folded.
+                    if let Some(p) = &self.session.progress {
+                        if let Some(eta) = p.eta_secs() {
+                            ui.label(format!("about {} left", style::format_duration(eta)));
+                        }
+                        ui.add(
+                            egui::ProgressBar::new(p.job_fraction)
+                                .desired_width(120.0)
+                                .show_percentage(),
+                        );
+                    }
+                    ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                        style::busy_indicator(ui);
+                        let describe = job.describe();
+                        ui.add(egui::Label::new(describe).truncate())
+                            .on_hover_text(describe);
+                    });
+                });
             } else if let Some(status) = &self.notices.status {
-                ui.label(RichText::new(status).weak());
+                ui.add(egui::Label::new(RichText::new(status).weak()).truncate())
+                    .on_hover_text(status);
             }
         });
     }

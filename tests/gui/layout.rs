@@ -146,3 +146,40 @@ fn every_control_is_reachable_at_1024_by_700() {
     assert!(app(&h).part_view().opened().is_none());
     h.check_accessibility();
 }
+
+#[test]
+fn the_top_bar_stays_one_row_at_1024_while_a_job_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    // Long enough to be seen running with its progress bar and time left.
+    let mut config = tiny_config();
+    config.train.epochs = 400;
+    let mut h = harness(AppOptions {
+        config: Some(config.into()),
+        ..options(Some(dir.path()))
+    });
+    h.set_size(SMALL);
+    h.run_ok();
+    h.get_by_role_and_label(egui::Role::Button, "Train").click();
+    step_until(&mut h, "training with a time left", |a| {
+        a.is_busy()
+            && a.session()
+                .progress
+                .as_ref()
+                .is_some_and(|p| p.eta_secs().is_some())
+    });
+    h.run_steps(2);
+    let load = h.get_by_label("Load model…").rect();
+    let stop = h.get_by_role_and_label(egui::Role::Button, "Stop").rect();
+    let window = egui::Rect::from_min_size(egui::Pos2::ZERO, SMALL);
+    assert!(
+        window.contains_rect(stop),
+        "Stop at {stop:?} is off the window"
+    );
+    assert!(
+        (stop.center().y - load.center().y).abs() < load.height() / 2.0,
+        "Stop ({stop:?}) is on another row than Load model ({load:?})"
+    );
+    h.get_by_role_and_label(egui::Role::Button, "Stop").click();
+    step_until(&mut h, "the training to stop", |a| !a.is_busy());
+}
