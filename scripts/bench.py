@@ -242,13 +242,13 @@ def detectors(quick):
 # --- accuracy and speed of our presets ---------------------------------------------------
 
 
-def ours(out, name, train_args, eval_args, data=DATA, keep_size=False):
+def ours(out, name, train_args, eval_args, data=DATA, keep_size=False, env=None):
     model = out / f"{name}.differnet"
     tr, tr_wall, tr_rss = run(
-        f"{name}.train", [BIN, "train", "--data", data, "--out", model, "--json"] + train_args, out
+        f"{name}.train", [BIN, "train", "--data", data, "--out", model, "--json"] + train_args, out, env
     )
     ev, ev_wall, ev_rss = run(
-        f"{name}.eval", [BIN, "eval", "--model", model, "--data", data, "--json"] + eval_args, out
+        f"{name}.eval", [BIN, "eval", "--model", model, "--data", data, "--json"] + eval_args, out, env
     )
     model_mb = model.stat().st_size / 1e6
     model.unlink(missing_ok=True)
@@ -581,7 +581,14 @@ STUDY_RUNS = {
     "aspect-384": ("aspect kept, short side 384 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384"]),
     "aspect-192": ("aspect kept, short side 192 px", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "192"]),
     "square-192-std": ("square 192 px, standardised", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "192"]),
+    "aspect-256-bf16": ("aspect kept, short side 256 px, backbone in bfloat16", ["--keep-aspect", "true", "--standardise", "false"]),
+    "square-256-std-bf16": ("square 256 px, standardised, backbone in bfloat16", ["--keep-aspect", "false", "--standardise", "true"]),
 }
+
+# The backbone's precision per run: bfloat16 only where the name says so (the rows above
+# them were measured in float32, before the engine used bfloat16 on CPUs that have it).
+def study_env(name):
+    return {"DIFFERNET_BF16": "1" if name.endswith("-bf16") else "0"}
 
 # Fusions measured offline from the members' per-image scores: each member's score
 # standardised by its own held-out good scores (mean and sd), then averaged.
@@ -594,6 +601,7 @@ STUDY_FUSIONS = {
     "fuse-a192+s256std": ("fusion: aspect 192 plain + square 256 standardised", ["aspect-192", "square-256-std"]),
     "fuse-a256+s192std": ("fusion: aspect 256 plain + square 192 standardised", ["aspect-256", "square-192-std"]),
     "fuse-a192+s192std": ("fusion: aspect 192 plain + square 192 standardised", ["aspect-192", "square-192-std"]),
+    "fuse-default-bf16": ("fusion (the default) with the backbone in bfloat16, as the engine runs it on this CPU", ["aspect-256-bf16", "square-256-std-bf16"]),
 }
 
 MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
@@ -666,6 +674,7 @@ def study(quick):
                     ["--csv", csv_path] + ([] if has_masks else ["--no-pixel"]),
                     data=path,
                     keep_size=True,
+                    env=study_env(name),
                 )
                 r["scores"] = read_scores(csv_path)
                 runs[key] = r

@@ -131,3 +131,34 @@ fn missing_or_mismatched_weights_are_clear_errors() {
     .unwrap_err();
     assert!(e.to_string().contains("features.0"), "{e}");
 }
+
+#[test]
+fn the_fast_pass_stays_close_to_float32_and_is_float32_where_bfloat16_is_slow() {
+    let net = Backbone::load(
+        BackboneKind::EfficientnetLite1,
+        &differnet::engine::weights::default_path(BackboneKind::EfficientnetLite1),
+        Device::Cpu,
+    )
+    .unwrap();
+    let img = load_rgb(&common::test_data("chelsea.png")).unwrap();
+    let x = normalize(&resize_square(&image_to_tensor(&img, Device::Cpu), 256));
+    let (exact, fast) = tch::no_grad(|| {
+        (
+            net.stage_maps(&x, &[5, 6]),
+            net.stage_maps_fast(&x, &[5, 6]),
+        )
+    });
+    assert_eq!(net.uses_bf16(), differnet::engine::backbone::fast_bf16());
+    for (e, f) in exact.iter().zip(&fast) {
+        assert_eq!(f.kind(), Kind::Float);
+        assert_eq!(e.size(), f.size());
+        let rel = (e - f).norm().double_value(&[]) / e.norm().double_value(&[]);
+        if net.uses_bf16() {
+            // bfloat16 keeps 8 bits of mantissa: a few per cent over 30 layers.
+            assert!(rel < 0.1, "relative error {rel}");
+            assert!(rel > 0.0, "the fast pass ran in bfloat16");
+        } else {
+            assert_eq!(rel, 0.0);
+        }
+    }
+}

@@ -8,8 +8,8 @@
 //! convolutions asymmetrically (more at the bottom and right).
 
 use crate::engine::backbone::{InitialWeights, zero_init};
-use tch::Tensor;
 use tch::nn::{self, Module, ModuleT};
+use tch::{Kind, Tensor};
 
 /// BatchNorm epsilon of the TF builder.
 const BN_EPS: f64 = 1e-3;
@@ -97,6 +97,8 @@ struct ConvBn {
     groups: i64,
     /// Folded weights and bias, when [`ConvBn::fold`] has run.
     folded: Option<(Tensor, Tensor)>,
+    /// The same in bfloat16, for inputs in bfloat16 ([`EfficientNetLite::add_bf16`]).
+    folded_bf16: Option<(Tensor, Tensor)>,
 }
 
 impl ConvBn {
@@ -133,7 +135,18 @@ impl ConvBn {
             stride,
             groups,
             folded: None,
+            folded_bf16: None,
         }
+    }
+
+    /// A bfloat16 copy of the folded weights (after [`ConvBn::fold`]).
+    fn add_bf16(&mut self) {
+        self.folded_bf16 = self.folded.as_ref().map(|(w, b)| {
+            (
+                channels_last(&w.to_kind(Kind::BFloat16)),
+                b.to_kind(Kind::BFloat16),
+            )
+        });
     }
 
     /// Folds the BatchNorm (inference statistics) into the weights and a bias:
@@ -162,7 +175,12 @@ impl Module for ConvBn {
     fn forward(&self, x: &Tensor) -> Tensor {
         let (_, _, h, w) = x.size4().expect("feature maps are 4-D");
         let (ph, pw) = (self.pad_total(h), self.pad_total(w));
-        let Some((weight, bias)) = &self.folded else {
+        let folded = if x.kind() == Kind::BFloat16 {
+            self.folded_bf16.as_ref()
+        } else {
+            self.folded.as_ref()
+        };
+        let Some((weight, bias)) = folded else {
             let padded = if ph == 0 && pw == 0 {
                 x.shallow_clone()
             } else {
@@ -266,6 +284,14 @@ impl MbConv {
         self.project.fold();
     }
 
+    fn add_bf16(&mut self) {
+        if let Some(e) = &mut self.expand {
+            e.add_bf16();
+        }
+        self.depthwise.add_bf16();
+        self.project.add_bf16();
+    }
+
     fn forward(&self, x: &Tensor) -> Tensor {
         let mut y = x.shallow_clone();
         if let Some(expand) = &self.expand {
@@ -352,6 +378,16 @@ impl EfficientNetLite {
             block.fold();
         }
         self.head.fold();
+    }
+
+    /// bfloat16 copies of the folded weights (after [`EfficientNetLite::fold_batchnorm`]),
+    /// so that inputs in bfloat16 run in bfloat16 throughout.
+    pub fn add_bf16(&mut self) {
+        self.stem.add_bf16();
+        for block in self.stages.iter_mut().flatten() {
+            block.add_bf16();
+        }
+        self.head.add_bf16();
     }
 
     /// Feature maps `[N, C_s, H_s, W_s]` at the end of each requested stage (1-based),

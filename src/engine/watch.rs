@@ -7,6 +7,7 @@ use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
+use crate::core::message::format_score;
 use crate::core::overlay::overlay;
 use crate::core::protocol::{Command, Event, Heatmap, ModelInfo, ScoreRequest};
 use crate::core::provenance::{now_unix_secs, utc_text};
@@ -317,10 +318,8 @@ impl Watch {
         say(format!(
             "{} reject line {}, review from {}",
             utc_text(now_unix_secs()),
-            self.thresholds.reject,
-            self.thresholds
-                .review
-                .map_or("-".to_owned(), |r| r.to_string())
+            format_score(self.thresholds.reject),
+            self.thresholds.review.map_or("-".to_owned(), format_score)
         ));
     }
 

@@ -105,6 +105,9 @@ pub struct WorkstationApp {
     edits_dir: Option<PathBuf>,
     /// The edits as last written, so that only a change is written.
     edits_saved: Option<FolderEdits>,
+    /// A line to start once the model trained here is saved as its file: (model file,
+    /// camera folder, sorted folder).
+    line_waits_for_save: Option<(PathBuf, PathBuf, PathBuf)>,
 }
 
 /// The changes banner's key (session version, training count, held-out count), its text
@@ -206,7 +209,15 @@ impl WorkstationApp {
             inspect_sent: None,
             edits_dir: options.edits_dir,
             edits_saved: None,
+            line_waits_for_save: None,
         };
+        // The Line view's folders as the user left them.
+        if let Some(input) = &app.state.line_input {
+            app.line.input = path_text(input);
+        }
+        if let Some(output) = &app.state.line_output {
+            app.line.output = path_text(output);
+        }
         if let Some(e) = app.loader.take_error() {
             app.notices.error(e);
         }
@@ -356,9 +367,12 @@ impl WorkstationApp {
                         ui.separator();
                         let running = self.line.is_running();
                         section(ui, "4. Line", "line", running, |ui| {
+                            let unsaved =
+                                self.session.model.is_some() && self.session.model_path.is_none();
                             self.line.ui(
                                 ui,
                                 self.session.model_path.as_ref(),
+                                unsaved,
                                 &mut self.loader,
                                 &mut commands,
                             );
@@ -944,12 +958,28 @@ impl WorkstationApp {
             }
             AppCommand::StartLine {
                 model,
+                save_first,
                 input,
                 output,
             } => {
-                // The fields show what runs, however it was started.
+                // The fields show what runs, however it was started, and are kept for
+                // the next run of the workstation.
                 self.line.input = path_text(&input);
                 self.line.output = path_text(&output);
+                self.state.line_input = Some(input.clone());
+                self.state.line_output = Some(output.clone());
+                if save_first {
+                    // A model trained here: saved into the sorted folder, then the line
+                    // starts with that file (Event::Saved).
+                    if let Err(e) = std::fs::create_dir_all(&output) {
+                        self.notices
+                            .error(format!("Cannot create {}: {e}", path_text(&output)));
+                        return;
+                    }
+                    self.line_waits_for_save = Some((model.clone(), input, output));
+                    self.apply_one(AppCommand::SaveModel(model));
+                    return;
+                }
                 self.line.start(
                     model,
                     input,
@@ -1453,7 +1483,17 @@ impl WorkstationApp {
             Event::Saved { path } => {
                 self.notices
                     .status(format!("Model saved to {}", path_text(&path)));
-                s.model_path = Some(path);
+                s.model_path = Some(path.clone());
+                if let Some((model, input, output)) = self.line_waits_for_save.take()
+                    && model == path
+                {
+                    self.apply_one(AppCommand::StartLine {
+                        model,
+                        save_first: false,
+                        input,
+                        output,
+                    });
+                }
             }
             Event::Loaded { path, info } => {
                 s.model_source = Some(format!(
@@ -1492,6 +1532,8 @@ impl WorkstationApp {
                 self.notices.status(format!("Stopped {what}"));
             }
             Event::Failed { message } => {
+                // A line waiting for its model file does not start.
+                self.line_waits_for_save = None;
                 s.progress = None;
                 if job == Some(Job::Inspect) {
                     s.mark_partial("failed");

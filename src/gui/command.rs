@@ -114,6 +114,8 @@ pub enum AppCommand {
     StartLine {
         /// The model file.
         model: PathBuf,
+        /// Save the current model as that file first (a model trained here, not saved).
+        save_first: bool,
         /// The folder the camera writes to.
         input: PathBuf,
         /// The folder parts are sorted into.

@@ -38,6 +38,10 @@ pub enum LineEvent {
     Ended(Result<(), String>),
 }
 
+/// The file a model trained here (and not saved) is saved as in the sorted folder when
+/// the line starts with it.
+pub const LINE_MODEL_FILE: &str = "model.differnet";
+
 /// A running watch.
 struct LineRun {
     stop: Arc<AtomicBool>,
@@ -83,6 +87,8 @@ pub struct LinePanel {
     pub tally: Tally,
     /// Its last messages.
     pub messages: Vec<String>,
+    /// How long the last run ran, once it ended (its rate stays what it was).
+    ran_for: std::time::Duration,
 }
 
 impl LinePanel {
@@ -231,17 +237,20 @@ impl LinePanel {
             failed = Some("The line stopped unexpectedly".into());
         }
         if ended {
+            self.ran_for = run.started.elapsed();
             self.run = None;
             self.in_flight = None;
         }
         failed
     }
 
-    /// Draws the view. `model` is the model file the line would use.
+    /// Draws the view. `model` is the model file the line would use; `unsaved` says a
+    /// model trained here is not saved yet (the line saves it into the sorted folder).
     pub fn ui(
         &mut self,
         ui: &mut egui::Ui,
         model: Option<&PathBuf>,
+        unsaved: bool,
         loader: &mut ImageLoader,
         commands: &mut Vec<AppCommand>,
     ) {
@@ -251,45 +260,47 @@ impl LinePanel {
             )
             .small(),
         );
-        match model {
-            Some(m) => ui.label(format!("Runs the model file {}", path_text(m))),
-            None => ui.label("Save or load a model first: the line runs a model file."),
+        // Wrapped, and the fields as wide as the panel: a long path never widens it.
+        let about = match model {
+            Some(m) => format!("Runs the model file {}", path_text(m)),
+            None if unsaved => "Runs the model trained here: it is saved into the sorted folder as model.differnet when the line starts.".to_owned(),
+            None => "Train, load or save a model first: the line runs a model file.".to_owned(),
         };
+        ui.add(egui::Label::new(about).wrap());
         let running = self.run.is_some();
-        egui::Grid::new("line_folders")
-            .num_columns(2)
-            .show(ui, |ui| {
-                let label = ui.label("Camera folder").id;
-                ui.add_enabled(
-                    !running,
-                    egui::TextEdit::singleline(&mut self.input).hint_text("/path/to/camera"),
-                )
-                .labelled_by(label);
-                ui.end_row();
-                let label = ui.label("Sorted into").id;
-                ui.add_enabled(
-                    !running,
-                    egui::TextEdit::singleline(&mut self.output).hint_text("/path/to/sorted"),
-                )
-                .labelled_by(label);
-                ui.end_row();
-            });
+        for (name, text, hint) in [
+            ("Camera folder", &mut self.input, "/path/to/camera"),
+            ("Sorted into", &mut self.output, "/path/to/sorted"),
+        ] {
+            let label = ui.label(name).id;
+            ui.add_enabled(
+                !running,
+                egui::TextEdit::singleline(text)
+                    .hint_text(hint)
+                    .desired_width(ui.available_width()),
+            )
+            .labelled_by(label);
+        }
         ui.add_enabled(
             !running,
             egui::Checkbox::new(&mut self.heatmaps, "Heatmaps beside ng and review parts"),
         );
         ui.horizontal(|ui| {
-            let ready =
-                model.is_some() && !self.input.trim().is_empty() && !self.output.trim().is_empty();
+            let ready = (model.is_some() || unsaved)
+                && !self.input.trim().is_empty()
+                && !self.output.trim().is_empty();
             if ui
                 .add_enabled(!running && ready, egui::Button::new("Start the line"))
                 .clicked()
-                && let Some(m) = model
             {
+                let output = PathBuf::from(self.output.trim());
                 commands.push(AppCommand::StartLine {
-                    model: m.clone(),
+                    model: model
+                        .cloned()
+                        .unwrap_or_else(|| output.join(LINE_MODEL_FILE)),
+                    save_first: model.is_none(),
                     input: PathBuf::from(self.input.trim()),
-                    output: PathBuf::from(self.output.trim()),
+                    output,
                 });
             }
             if ui
@@ -325,11 +336,11 @@ impl LinePanel {
             let elapsed = self
                 .run
                 .as_ref()
-                .map_or(std::time::Duration::ZERO, |r| r.started.elapsed());
+                .map_or(self.ran_for, |r| r.started.elapsed());
             ui.label(self.tally.summary(elapsed));
         }
         for m in &self.messages {
-            ui.label(RichText::new(m).small().weak());
+            ui.add(egui::Label::new(RichText::new(m).small().weak()).wrap());
         }
         if !self.recent.is_empty() {
             ui.horizontal_wrapped(|ui| {

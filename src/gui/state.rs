@@ -56,6 +56,10 @@ pub struct State {
     pub train_on_defects: bool,
     /// How many confirmed defective parts of each defect type to learn from.
     pub defects_per_type: usize,
+    /// The Line view's camera folder, as last started.
+    pub line_input: Option<PathBuf>,
+    /// The Line view's sorted folder, as last started.
+    pub line_output: Option<PathBuf>,
 }
 
 impl Default for State {
@@ -80,6 +84,8 @@ impl Default for State {
             defect_share_pct: 2.0,
             train_on_defects: false,
             defects_per_type: 5,
+            line_input: None,
+            line_output: None,
         }
     }
 }

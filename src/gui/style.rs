@@ -56,22 +56,7 @@ pub fn format_rate(rate: f64) -> String {
     }
 }
 
-/// A score with three significant digits (scores span several decades).
-pub fn format_score(s: f64) -> String {
-    if !s.is_finite() {
-        return format!("{s}");
-    }
-    let a = s.abs();
-    if a >= 100.0 {
-        format!("{s:.0}")
-    } else if a >= 10.0 {
-        format!("{s:.1}")
-    } else if a >= 1.0 {
-        format!("{s:.2}")
-    } else {
-        format!("{s:.3}")
-    }
-}
+pub use crate::core::message::format_score;
 
 /// Seconds as "12 s", "3 min 5 s" or "1 h 2 min".
 pub fn format_duration(secs: f64) -> String {

@@ -37,6 +37,7 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
         .unwrap()
         .apply(AppCommand::StartLine {
             model,
+            save_first: false,
             input: input.clone(),
             output: output.clone(),
         });
@@ -90,7 +91,7 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
             .line()
             .messages
             .iter()
-            .any(|m| m.contains("reject line 0.000001")),
+            .any(|m| m.contains("reject line 1.00e-6")),
         "{:?}",
         app(&h).line().messages
     );
@@ -133,4 +134,72 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
     step_until(&mut h, "the training to end", |a| !a.is_busy());
     assert!(app(&h).errors().is_empty());
+}
+
+#[test]
+fn the_line_runs_the_model_trained_here_and_keeps_its_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut h = harness(options(Some(&dir.path().join("data"))));
+    h.run_ok();
+    train_and_inspect(&mut h);
+    assert!(app(&h).session().model_path.is_none(), "not saved");
+    h.get_by_label("4. Line").click();
+    h.run_steps(2);
+    h.get_by_label_contains("Runs the model trained here");
+
+    let (input, output) = (dir.path().join("camera"), dir.path().join("sorted"));
+    std::fs::create_dir_all(&input).unwrap();
+    for (field, path) in [("Camera folder", &input), ("Sorted into", &output)] {
+        h.get_by_role_and_label(egui::Role::TextInput, field)
+            .click();
+        h.run_steps(1);
+        h.get_by_role_and_label(egui::Role::TextInput, field)
+            .type_text(&path.to_string_lossy());
+        h.run_steps(1);
+    }
+    h.get_by_role_and_label(egui::Role::Button, "Start the line")
+        .click();
+    step_until(&mut h, "the line to run", |a| a.line().is_running());
+    let saved = output.join("model.differnet");
+    assert!(
+        saved.is_file(),
+        "the model trained here is saved for the line"
+    );
+    assert_eq!(
+        app(&h).session().model_path.as_deref(),
+        Some(saved.as_path())
+    );
+    common::write_set(&input, "good", 200..201, false);
+    step_until(&mut h, "a part on the line", |a| a.line().recent.len() == 1);
+    // Lines are written as the window shows scores, not as raw floats.
+    step_until(&mut h, "the line's lines said", |a| {
+        a.line().messages.iter().any(|m| m.contains("reject line"))
+    });
+    for m in &app(&h).line().messages {
+        if let Some(rest) = m.split("reject line ").nth(1) {
+            let number = rest.split([',', ' ']).next().unwrap();
+            assert!(number.len() <= 6, "a raw float in {m:?}");
+        }
+    }
+    h.state_mut().as_mut().unwrap().apply(AppCommand::StopLine);
+    step_until(&mut h, "the line to stop", |a| !a.line().is_running());
+    h.run_steps(2);
+    // The rate after the stop is the run's, not zero.
+    let summary = app(&h).line().tally.summary(std::time::Duration::ZERO);
+    assert!(summary.contains(" 0.0 per minute"));
+    assert!(
+        h.query_by_label_contains(" 0.0 per minute").is_none(),
+        "the stopped line says its rate"
+    );
+
+    // The folders come back with the window.
+    let state = app(&h).state().clone();
+    drop(h);
+    let mut opts = options(Some(&dir.path().join("data")));
+    opts.state = Some(state);
+    let mut h = harness(opts);
+    h.run_ok();
+    assert_eq!(app(&h).line().input, input.to_string_lossy());
+    assert_eq!(app(&h).line().output, output.to_string_lossy());
 }

@@ -311,7 +311,7 @@ fn patch_features(
         for start in (0..n).step_by(batch.max(1)) {
             let len = (batch as i64).min(n - start);
             let xs = normalize(&x.narrow(0, start, len));
-            let maps = backbone.stage_maps(&xs, &config.stages);
+            let maps = backbone.stage_maps_fast(&xs, &config.stages);
             let (_, _, h, w) = maps[0].size4().expect("feature maps are 4-D");
             let parts: Vec<Tensor> = maps
                 .iter()
