@@ -58,6 +58,26 @@ pub fn skipped_line(path: &std::path::Path, reason: &str) -> String {
     }
 }
 
+/// A score with three significant digits (scores span several decades).
+pub fn format_score(s: f64) -> String {
+    if !s.is_finite() {
+        return format!("{s}");
+    }
+    let a = s.abs();
+    if a >= 100.0 {
+        format!("{s:.0}")
+    } else if a >= 10.0 {
+        format!("{s:.1}")
+    } else if a >= 1.0 {
+        format!("{s:.2}")
+    } else if a >= 0.001 || a == 0.0 {
+        format!("{s:.3}")
+    } else {
+        // Three digits that say something, not "0.000".
+        format!("{s:.2e}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,25 +137,5 @@ mod tests {
             ),
             "a folder, not an image file: /d/x.png"
         );
-    }
-}
-
-/// A score with three significant digits (scores span several decades).
-pub fn format_score(s: f64) -> String {
-    if !s.is_finite() {
-        return format!("{s}");
-    }
-    let a = s.abs();
-    if a >= 100.0 {
-        format!("{s:.0}")
-    } else if a >= 10.0 {
-        format!("{s:.1}")
-    } else if a >= 1.0 {
-        format!("{s:.2}")
-    } else if a >= 0.001 || a == 0.0 {
-        format!("{s:.3}")
-    } else {
-        // Three digits that say something, not "0.000".
-        format!("{s:.2e}")
     }
 }
