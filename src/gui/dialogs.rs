@@ -67,10 +67,33 @@ impl Dialogs {
 }
 
 /// Shows the dialog and turns the chosen path into a command.
+/// The name a dialog starts with: `name` in `folder`. rfd passes the starting folder to
+/// the desktop portal, but its fallback without one (zenity, where there is no session
+/// bus) takes only a file name: there the name carries the folder (a trailing `/` for a
+/// dialog that picks folders or opens files), so the dialog starts in it all the same.
+fn start_name(folder: Option<&PathBuf>, name: Option<&str>, no_portal: bool) -> Option<String> {
+    match (folder, name) {
+        (Some(f), name) if no_portal => {
+            Some(format!("{}/{}", f.display(), name.unwrap_or_default()))
+        }
+        (_, name) => name.map(str::to_owned),
+    }
+}
+
 fn ask(kind: DialogKind, folder: Option<PathBuf>) -> Option<AppCommand> {
     let mut dialog = rfd::FileDialog::new();
-    if let Some(f) = folder.filter(|f| f.is_dir()) {
+    let folder = folder.filter(|f| f.is_dir());
+    if let Some(f) = &folder {
         dialog = dialog.set_directory(f);
+    }
+    let name = match kind {
+        DialogKind::SaveModel => Some(format!("model.{MODEL_EXTENSION}")),
+        DialogKind::ExportCsv => Some("parts.csv".to_owned()),
+        _ => None,
+    };
+    let no_portal = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_none();
+    if let Some(n) = start_name(folder.as_ref(), name.as_deref(), no_portal) {
+        dialog = dialog.set_file_name(n);
     }
     match kind {
         DialogKind::OpenData => dialog
@@ -90,18 +113,41 @@ fn ask(kind: DialogKind, folder: Option<PathBuf>) -> Option<AppCommand> {
         DialogKind::SaveModel => dialog
             .set_title("Save the model")
             .add_filter("DifferNet model", &[MODEL_EXTENSION])
-            .set_file_name(format!("model.{MODEL_EXTENSION}"))
             .save_file()
             .map(AppCommand::SaveModel),
         DialogKind::ExportCsv => dialog
             .set_title("Export scores as CSV")
             .add_filter("CSV", &["csv"])
-            .set_file_name("parts.csv")
             .save_file()
             .map(AppCommand::ExportCsv),
         DialogKind::ExportHeatmaps => dialog
             .set_title("Folder for heatmap images")
             .pick_folder()
             .map(AppCommand::PlanHeatmapExport),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_portal_the_name_carries_the_folder() {
+        let f = PathBuf::from("/data/tiles");
+        assert_eq!(
+            start_name(Some(&f), None, true).as_deref(),
+            Some("/data/tiles/")
+        );
+        assert_eq!(
+            start_name(Some(&f), Some("parts.csv"), true).as_deref(),
+            Some("/data/tiles/parts.csv")
+        );
+        // The portal takes the folder itself: the name stays a name.
+        assert_eq!(
+            start_name(Some(&f), Some("parts.csv"), false).as_deref(),
+            Some("parts.csv")
+        );
+        assert_eq!(start_name(Some(&f), None, false), None);
+        assert_eq!(start_name(None, None, true), None);
     }
 }
