@@ -108,6 +108,10 @@ pub struct WorkstationApp {
     /// A line to start once the model trained here is saved as its file: (model file,
     /// camera folder, sorted folder).
     line_waits_for_save: Option<(PathBuf, PathBuf, PathBuf)>,
+    /// The window was asked to close while a model trains: the user is asked first.
+    close_asked: bool,
+    /// The user said to close anyway.
+    close_confirmed: bool,
 }
 
 /// The changes banner's key (session version, training count, held-out count), its text
@@ -210,6 +214,8 @@ impl WorkstationApp {
             edits_dir: options.edits_dir,
             edits_saved: None,
             line_waits_for_save: None,
+            close_asked: false,
+            close_confirmed: false,
         };
         // The Line view's folders as the user left them.
         if let Some(input) = &app.state.line_input {
@@ -317,6 +323,14 @@ impl WorkstationApp {
         if let Some(e) = self.line.poll() {
             self.notices.error(e);
         }
+        // Closing while a model trains loses it: ask first.
+        if ctx.input(|i| i.viewport().close_requested())
+            && !self.close_confirmed
+            && self.worker.current_job() == Some(&Job::Train)
+        {
+            ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+            self.close_asked = true;
+        }
         if self.worker.is_busy() || self.line.is_running() {
             // Keep the time estimate moving between events.
             ctx.request_repaint_after(Duration::from_millis(500));
@@ -331,6 +345,9 @@ impl WorkstationApp {
         let busy = self.worker.is_busy();
         let max_side = ui.ctx().input(|i| i.max_texture_side).min(MAX_VIEW_SIDE) as u32;
         self.keys_ui(ui.ctx(), &mut commands);
+        if self.close_asked {
+            self.close_ui(ui.ctx());
+        }
 
         egui::Panel::top("top_bar").show(ui, |ui| {
             self.top_bar_ui(ui, busy, &mut commands);
@@ -741,6 +758,39 @@ impl WorkstationApp {
                 ui.add(egui::Label::new(RichText::new(status).weak()).truncate())
                     .on_hover_text(status);
             }
+        });
+    }
+
+    /// Asks before the window closes on a model in training.
+    fn close_ui(&mut self, ctx: &egui::Context) {
+        if self.worker.current_job() != Some(&Job::Train) {
+            // It finished meanwhile: nothing is lost any more.
+            self.close_asked = false;
+            return;
+        }
+        let unsaved = self.session.model.is_some() && self.session.model_path.is_none();
+        egui::Modal::new(egui::Id::unique("close_while_training")).show(ctx, |ui| {
+            ui.set_max_width(420.0);
+            ui.heading("A model is training");
+            ui.label(format!(
+                "Closing the window stops the training: the model it is making is lost.{}",
+                if unsaved {
+                    " The current model was not saved either."
+                } else {
+                    ""
+                }
+            ));
+            ui.horizontal(|ui| {
+                if ui.button("Keep working").clicked() {
+                    self.close_asked = false;
+                }
+                if ui.button("Stop training and close").clicked() {
+                    self.close_asked = false;
+                    self.close_confirmed = true;
+                    self.worker.cancel();
+                    ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                }
+            });
         });
     }
 

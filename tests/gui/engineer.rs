@@ -529,3 +529,45 @@ fn the_review_band_starts_among_the_parts_and_each_line_can_be_dragged() {
         "dragging right from where they meet moves the reject line"
     );
 }
+
+#[test]
+fn closing_the_window_while_a_model_trains_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut config = tiny_config();
+    config.train.epochs = 400;
+    let mut h = harness(AppOptions {
+        config: Some(config.into()),
+        ..options(Some(dir.path()))
+    });
+    h.run_ok();
+    h.get_by_role_and_label(egui::Role::Button, "Train").click();
+    step_until(&mut h, "training", |a| a.is_busy());
+    let close = |h: &mut Harness<'_, App>| {
+        h.input_mut()
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .events
+            .push(egui::ViewportEvent::Close);
+        h.step();
+        h.run_steps(2);
+    };
+    close(&mut h);
+    h.get_by_label_contains("Closing the window stops the training");
+    h.get_by_label("Keep working").click();
+    h.run_steps(2);
+    assert!(app(&h).is_busy(), "the training goes on");
+    assert!(
+        h.query_by_label_contains("Closing the window stops")
+            .is_none()
+    );
+    close(&mut h);
+    h.get_by_label("Stop training and close").click();
+    h.run_steps(2);
+    step_until(&mut h, "the training to stop", |a| !a.is_busy());
+    assert!(
+        h.query_by_label_contains("Closing the window stops")
+            .is_none()
+    );
+}
