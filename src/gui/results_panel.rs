@@ -62,6 +62,8 @@ struct Cache {
     auroc: Option<f64>,
     /// Parts that are among the good images to train on (marked good here).
     training_parts: usize,
+    /// Labelled good parts inspected, and how many of them the reject line rejects.
+    good_seen: Option<(usize, usize)>,
 }
 
 /// The results panel's own state.
@@ -119,6 +121,15 @@ impl ResultsPanel {
                     .count()
             }),
             has_good: truth.iter().any(|d| !d),
+            good_seen: session.thresholds.map(|t| {
+                let good: Vec<f64> = scores
+                    .iter()
+                    .zip(&truth)
+                    .filter(|(_, d)| !**d)
+                    .map(|(s, _)| *s)
+                    .collect();
+                (good.len(), good.iter().filter(|s| **s >= t.reject).count())
+            }),
             has_defects: truth.iter().any(|d| *d),
             curve: metrics::curve(&scores, &truth),
             by_type: session.thresholds.map_or_else(Vec::new, |t| {
@@ -457,7 +468,11 @@ impl ResultsPanel {
             }
         }
 
-        prediction_ui(ui, self.cache.as_ref().and_then(|c| c.prediction));
+        prediction_ui(
+            ui,
+            self.cache.as_ref().and_then(|c| c.prediction),
+            self.cache.as_ref().and_then(|c| c.good_seen),
+        );
         ui.add_space(4.0);
         ui.label(RichText::new("Put the reject line where it").strong());
         // By the good parts held out from training.
@@ -489,9 +504,9 @@ impl ResultsPanel {
             if state.target_false_reject_pct / 100.0 < countable {
                 ui.label(
                     RichText::new(format!(
-                        "Note: {} held-out good parts cannot confirm a rate as low as {} %: even with none of them rejected it could be {:.0} %. Below that the line rests on the fitted curve; hold out more good images to check it.",
-                        fit.count(),
+                        "Note: a target of {} % rests on the fitted curve alone: counting {} held-out good images can only check rates down to about {:.0} %. Hold out more good images to check it.",
                         style::format_pct(state.target_false_reject_pct),
+                        fit.count(),
                         countable * 100.0
                     ))
                     .color(style::REVIEW),
@@ -623,7 +638,37 @@ fn typed_score(
 }
 
 /// What the reject line is predicted to do to good parts, and how sure that is.
-fn prediction_ui(ui: &mut egui::Ui, prediction: Option<RatePrediction>) {
+/// One statement of what the line does to good parts: the prediction from the held-out
+/// good images with its range and what it rests on, and, where good parts were
+/// inspected with labels, how many of them the line rejects, said to disagree when the
+/// count falls outside the predicted range.
+fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
+    let mut text = format!(
+        "Good parts rejected at this line: about {} (90 % sure: {} to {}), by a fit to {} held-out good images, {} of them at or above the line.",
+        style::format_rate(p.rate),
+        style::format_rate(p.low),
+        style::format_rate(p.high),
+        p.held_out,
+        p.held_out_rejected
+    );
+    if let Some((good, rejected)) = seen.filter(|(good, _)| *good > 0) {
+        let share = rejected as f64 / good as f64;
+        text += &format!(
+            " Of the {good} good parts inspected here, {rejected} ({}).",
+            style::format_rate(share)
+        );
+        if share < p.low || share > p.high {
+            text += " They disagree with the prediction: the held-out images may not look like these parts; the count of inspected parts is the firmer figure.";
+        }
+    }
+    text
+}
+
+fn prediction_ui(
+    ui: &mut egui::Ui,
+    prediction: Option<RatePrediction>,
+    seen: Option<(usize, usize)>,
+) {
     let Some(p) = prediction else {
         ui.label(
             RichText::new(
@@ -634,23 +679,10 @@ fn prediction_ui(ui: &mut egui::Ui, prediction: Option<RatePrediction>) {
         );
         return;
     };
-    ui.label(format!(
-        "Good parts rejected at this line: about {} (90 % sure: {} to {})",
-        style::format_rate(p.rate),
-        style::format_rate(p.low),
-        style::format_rate(p.high)
-    ))
-    .on_hover_text(
-        "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside). The fewer they are, the wider the range.",
-    );
-    ui.label(
-        RichText::new(format!(
-            "from {} held-out good images; {} of them at or above the line",
-            p.held_out, p.held_out_rejected
-        ))
-        .small()
-        .weak(),
-    );
+    ui.add(egui::Label::new(rate_statement(&p, seen)).wrap())
+        .on_hover_text(
+            "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside). The fewer they are, the wider the range.",
+        );
 }
 
 /// One entry of the histogram's key: a colour swatch (a square for bars, a thin bar for

@@ -32,9 +32,14 @@ fn the_line_says_what_it_does_to_good_parts_and_how_sure_that_is() {
     assert!(p.low <= p.rate && p.rate <= p.high, "{p:?}");
     let text = label_starting(&h, "Good parts rejected at this line: about");
     assert!(text.contains("90 % sure"), "{text}");
-    h.get_by_label_contains("from 6 held-out good images;");
-    // Six images cannot confirm 1 %: the window says so.
-    h.get_by_label_contains("6 held-out good parts cannot confirm a rate as low as 1 %");
+    assert!(
+        text.contains("by a fit to 6 held-out good images"),
+        "{text}"
+    );
+    // One statement: the labelled good parts inspected are counted in it too.
+    assert!(text.contains("good parts inspected here"), "{text}");
+    // Six images cannot check 1 % by counting: the window says so.
+    h.get_by_label_contains("a target of 1 % rests on the fitted curve alone: counting 6 held-out");
     // A 50 % target can be shown by counting: no warning.
     h.state_mut()
         .as_mut()
@@ -43,7 +48,8 @@ fn the_line_says_what_it_does_to_good_parts_and_how_sure_that_is() {
         .target_false_reject_pct = 50.0;
     h.run_steps(2);
     assert!(
-        h.query_by_label_contains("cannot confirm a rate").is_none(),
+        h.query_by_label_contains("rests on the fitted curve alone")
+            .is_none(),
         "no warning for a rate six images can show"
     );
     // "Set by good parts" puts the line where the fit predicts at most 50 %.
