@@ -45,8 +45,9 @@ fn a_fusion_of_one_member_scores_the_members_standardised_score() {
     let fusion = FusionConfig {
         members: vec![tiny_patchcore().into()],
         rule: FusionRule::Mean,
+        positive_score: false,
     };
-    let info = train(&w, &train_set, &val, fusion.into());
+    let info = train(&w, &train_set, &val, fusion.clone().into());
     let fused = scores(&w, &parts);
     assert!(
         common::same_scores(&fused, &expected),
@@ -56,6 +57,22 @@ fn a_fusion_of_one_member_scores_the_members_standardised_score() {
     let v = info.validation.expect("fused statistics");
     assert!(v.mean.abs() < 1e-6 && (v.std - 1.0).abs() < 1e-6, "{v:?}");
     assert!(info.threshold.is_some());
+
+    // As the product reports it: exp of the standard score, positive, in the same order.
+    let positive = FusionConfig {
+        positive_score: true,
+        ..fusion
+    };
+    let info = train(&w, &train_set, &val, positive.into());
+    let fused = scores(&w, &parts);
+    let expected_exp: Vec<f64> = expected.iter().map(|z| z.exp()).collect();
+    assert!(fused.iter().all(|s| *s > 0.0));
+    assert!(
+        common::same_scores(&fused, &expected_exp),
+        "{fused:?} vs {expected_exp:?}"
+    );
+    let v = info.validation.expect("fused statistics");
+    assert!(v.scores.iter().all(|s| *s > 0.0), "{v:?}");
 }
 
 #[test]
@@ -65,16 +82,19 @@ fn a_fusion_needs_members_on_one_backbone() {
     let bad = FusionConfig {
         members: vec![tiny_patchcore().into(), other.into()],
         rule: FusionRule::Max,
+        positive_score: true,
     };
     assert!(bad.validate().unwrap_err().contains("one backbone"));
     let empty = FusionConfig {
         members: vec![],
         rule: FusionRule::Mean,
+        positive_score: true,
     };
     assert!(empty.validate().is_err());
     let nested = FusionConfig {
         members: vec![DetectorConfig::Fusion(FusionConfig::default())],
         rule: FusionRule::Mean,
+        positive_score: true,
     };
     assert!(
         nested

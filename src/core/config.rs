@@ -1125,6 +1125,12 @@ pub struct FusionConfig {
     /// How the standardised scores and maps combine.
     #[serde(default)]
     pub rule: FusionRule,
+    /// The fused score is `exp` of the combined standardised scores: positive, so the
+    /// window's log axis and the log-normal fit of the held-out scores see the standard
+    /// scores themselves (a good part near 1, a defect 3 standard deviations out near 20).
+    /// Model files written before this setting existed combine without it.
+    #[serde(default)]
+    pub positive_score: bool,
 }
 
 impl Default for FusionConfig {
@@ -1144,6 +1150,7 @@ impl Default for FusionConfig {
                 standardised_square.into(),
             ],
             rule: FusionRule::Mean,
+            positive_score: true,
         }
     }
 }
@@ -1318,5 +1325,13 @@ mod tests {
             assert_eq!(p.name().parse::<Preset>().unwrap(), p);
         }
         assert!("resnet".parse::<BackboneKind>().is_err());
+    }
+
+    #[test]
+    fn fusion_files_written_before_positive_scores_keep_their_scale() {
+        let old = r#"{"members":[],"rule":"mean"}"#;
+        let c: FusionConfig = serde_json::from_str(old).unwrap();
+        assert!(!c.positive_score);
+        assert!(FusionConfig::default().positive_score);
     }
 }

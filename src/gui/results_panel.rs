@@ -657,11 +657,23 @@ fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
             " Of the {good} good parts inspected here, {rejected} ({}).",
             style::format_rate(share)
         );
-        if share < p.low || share > p.high {
+        // Disagreement only where the count itself is sure of it: its own 90 % range
+        // (Wilson's) misses the predicted one.
+        let (lo, hi) = wilson_90(rejected, good);
+        if hi < p.low || lo > p.high {
             text += " They disagree with the prediction: the held-out images may not look like these parts; the count of inspected parts is the firmer figure.";
         }
     }
     text
+}
+
+/// Wilson's 90 % interval of a share `k` of `n`.
+fn wilson_90(k: usize, n: usize) -> (f64, f64) {
+    let (k, n, z) = (k as f64, n as f64, 1.645_f64);
+    let p = k / n;
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    ((centre - half).max(0.0), (centre + half).min(1.0))
 }
 
 fn prediction_ui(
@@ -1002,5 +1014,36 @@ mod tests {
             ["5.00", "10.0", "20.0", "50.0", "100", "200"]
         );
         assert_eq!(marks(2.35, 4.4), ["2.50", "3.00", "3.50", "4.00"]);
+    }
+
+    fn prediction(rate: f64, low: f64, high: f64) -> RatePrediction {
+        RatePrediction {
+            rate,
+            low,
+            high,
+            held_out_rejected: 0,
+            held_out: 16,
+        }
+    }
+
+    #[test]
+    fn one_statement_says_what_it_rests_on_and_when_the_parts_disagree() {
+        let t = rate_statement(&prediction(0.008, 0.002, 0.019), None);
+        assert!(
+            t.contains("about 0.8 %") && t.contains("16 held-out good images"),
+            "{t}"
+        );
+        assert!(!t.contains("inspected"), "{t}");
+        let agree = rate_statement(&prediction(0.008, 0.002, 0.019), Some((100, 1)));
+        assert!(
+            agree.contains("Of the 100 good parts inspected here, 1 (1 %)"),
+            "{agree}"
+        );
+        assert!(!agree.contains("disagree"), "{agree}");
+        let disagree = rate_statement(&prediction(0.43, 0.3, 0.55), Some((191, 0)));
+        assert!(disagree.contains("They disagree"), "{disagree}");
+        // 0 of 6 is what a rate of 3 % usually gives: no disagreement.
+        let few = rate_statement(&prediction(0.03, 0.0005, 0.18), Some((6, 0)));
+        assert!(!few.contains("disagree"), "{few}");
     }
 }

@@ -149,6 +149,7 @@ pub fn tiny_fusion() -> differnet::core::config::FusionConfig {
     differnet::core::config::FusionConfig {
         members: vec![tiny_patchcore().into(), fine.into()],
         rule: differnet::core::config::FusionRule::Mean,
+        positive_score: true,
     }
 }
 

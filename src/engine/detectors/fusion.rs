@@ -86,7 +86,10 @@ impl Fusion {
         (0..imgs.len())
             .map(|i| {
                 let raw: Vec<&RawScore> = per_member.iter().map(|scores| &scores[i]).collect();
-                combine(&raw, &norms, self.config.rule, self.state.heat_scale)
+                positive(
+                    combine(&raw, &norms, self.config.rule, self.state.heat_scale),
+                    &self.config,
+                )
             })
             .collect()
     }
@@ -107,6 +110,14 @@ fn member_norm(member: &Detector) -> (f64, f64) {
         .validation
         .as_ref()
         .map_or((0.0, 1.0), |v| (v.mean, v.std.max(1e-9)))
+}
+
+/// The fused score as the fusion reports it ([`FusionConfig::positive_score`]).
+fn positive(mut fused: RawScore, config: &FusionConfig) -> RawScore {
+    if config.positive_score {
+        fused.score = fused.score.exp();
+    }
+    fused
 }
 
 /// One image's fused score and map from its members' raw results.
@@ -303,7 +314,10 @@ fn validate(
             })
             .collect();
         let refs: Vec<&RawScore> = raw.iter().collect();
-        let fused = combine(&refs, &norms, fusion.config.rule, None);
+        let fused = positive(
+            combine(&refs, &norms, fusion.config.rule, None),
+            &fusion.config,
+        );
         fused_scores.push(fused.score);
         if let Some(h) = fused.heatmap {
             fused_heat.extend(h.values);
