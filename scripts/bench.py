@@ -814,10 +814,10 @@ def defects_tables(runs, seeds):
 
 
 def learning_curve(quick):
-    """The default detector with 16, 32, 64 and 128 good images on magnetic tiles and poly
-    (seed 0; 16 held out)."""
+    """The default detector with 16, 32, 64, 128 and all good images on magnetic tiles and
+    poly (seed 0; 16 held out)."""
     out = OUT / "curve"
-    counts = [16, 32] if quick else [16, 32, 64, 128]
+    counts = [16, 32] if quick else [16, 32, 64, 128, "all"]
     summary_path = out / "summary.json"
     runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     sets = {k: DATASETS[k] for k in ("magnetic_tile", "elpv/poly")}
@@ -826,7 +826,8 @@ def learning_curve(quick):
             key = f"{ds}|{n}"
             if key in runs:
                 continue
-            r = ours(out, f"{ds.replace('/', '-')}-{n}", ["--train-count", str(n), "--val-count", "16", "--seed", "0"], ["--no-pixel"], data=path)
+            count = [] if n == "all" else ["--train-count", str(n)]
+            r = ours(out, f"{ds.replace('/', '-')}-{n}", count + ["--val-count", "16", "--seed", "0"], ["--no-pixel"], data=path)
             runs[key] = r
             out.mkdir(parents=True, exist_ok=True)
             summary_path.write_text(json.dumps(runs))
@@ -836,7 +837,11 @@ def learning_curve(quick):
         for ds in sets:
             r = runs.get(f"{ds}|{n}")
             cells.append(f"{100 * r['eval']['image_auroc']:.1f} ({r['train']['train_secs']:.0f} s)" if r else "n/a")
-        rows.append([str(n), *cells])
+        label = str(n)
+        if n == "all":
+            trained = [runs[f"{ds}|all"]["train"].get("train_count") for ds in sets if f"{ds}|all" in runs]
+            label = "all (" + ", ".join(str(t) for t in trained) + ")"
+        rows.append([label, *cells])
     text = table(["good images", *[f"{ds}: image AUROC (training)" for ds in sets]], rows)
     text += f"\n\nThe default detector, seed 0, 16 good images held out. Measured {time.strftime('%Y-%m-%d')} on {machine()}."
     write_section("curve", text)
