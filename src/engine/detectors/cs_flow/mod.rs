@@ -56,17 +56,7 @@ impl CsFlow {
             config.kernel_sizes.len(),
             config.seed,
         );
-        Self::with_permutations(config, backbone, device, perms)
-    }
-
-    /// A fresh detector with the given permutations.
-    pub fn with_permutations(
-        config: CsFlowConfig,
-        backbone: Rc<Backbone>,
-        device: Device,
-        permutations: Vec<Vec<i64>>,
-    ) -> Result<Self, String> {
-        Self::assemble(config, backbone, device, permutations, true)
+        Self::assemble(config, backbone, device, perms, true)
     }
 
     /// A detector with the given permutations and its flow's variables at zero, for a

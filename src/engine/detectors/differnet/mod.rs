@@ -66,17 +66,7 @@ impl DifferNet {
             config.model.n_blocks,
             config.train.seed,
         );
-        Self::with_permutations(config, backbone, device, perms)
-    }
-
-    /// A fresh model with the given permutations.
-    pub fn with_permutations(
-        config: DifferNetConfig,
-        backbone: Rc<Backbone>,
-        device: Device,
-        permutations: Vec<Vec<i64>>,
-    ) -> Result<Self, String> {
-        Self::assemble(config, backbone, device, permutations, true)
+        Self::assemble(config, backbone, device, perms, true)
     }
 
     /// A model with the given permutations and its flow's variables at zero, for a model
