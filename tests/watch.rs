@@ -398,3 +398,71 @@ fn sigterm_while_parts_keep_arriving_stops_within_two_seconds_with_the_summary()
     check(&log_rows(&output));
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
 }
+
+/// The `drift` column of every log row.
+fn drift_column(output: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(output.join("log.csv")).unwrap_or_default();
+    let header: Vec<&str> = text.lines().next().unwrap_or_default().split(',').collect();
+    let at = header.iter().position(|c| *c == "drift").expect("a drift column");
+    text.lines()
+        .skip(1)
+        .map(|row| row.split(',').nth(at).unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = tiny_model(dir.path());
+    let input = dir.path().join("in");
+    let output = dir.path().join("out");
+    let recent_dir = output.join(differnet::engine::watch::RECENT_GOOD);
+    let run = |range: std::ops::Range<u64>, bad: std::ops::Range<u64>, parts: usize| {
+        common::write_set(&input, "good", range, false);
+        common::write_set(&input, "bad", bad, true);
+        let mut child = start_watch(&model, &input, &output, &["--settle-ms", "100", "--recent-good", "3"]);
+        let started = Instant::now();
+        while log_rows(&output).len() < parts {
+            assert!(started.elapsed() < Duration::from_secs(300), "parts not decided");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+    };
+    let check = || {
+        let kept = differnet::engine::watch::recent_good_parts(&recent_dir);
+        assert!(kept.len() <= 3, "{kept:?}");
+        let rows: HashMap<String, String> = log_rows(&output).into_iter().collect();
+        for p in &kept {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            let original = name.split_once('-').unwrap().1;
+            assert_eq!(rows.get(original).map(String::as_str), Some("ok"), "{name}");
+            assert!(output.join("ok").join(original).is_file());
+        }
+        kept
+    };
+    std::fs::create_dir_all(&input).unwrap();
+    run(0..12, 100..104, 16);
+    let first = check();
+    assert!(!first.is_empty(), "no part kept");
+    // Parts like the training ones: no drift said.
+    assert!(drift_column(&output).iter().all(String::is_empty));
+    let stderr = std::fs::read_to_string(output.with_extension("log")).unwrap();
+    assert!(!stderr.contains("drift:"), "{stderr}");
+    assert!(stderr.contains("; no drift"), "{stderr}");
+
+    // A restart: the folder is kept, and the newest parts replace the oldest.
+    run(20..32, 104..106, 30);
+    let second = check();
+    let part = |p: &PathBuf| -> u64 {
+        p.file_name().unwrap().to_string_lossy().split_once('-').unwrap().0.parse().unwrap()
+    };
+    assert!(second.len() >= first.len());
+    assert!(
+        part(second.last().unwrap()) > 16,
+        "nothing of the second run kept: {second:?}"
+    );
+}

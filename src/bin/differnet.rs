@@ -104,6 +104,10 @@ struct WatchArgs {
     /// Seconds between summary lines.
     #[arg(long, default_value_t = 60)]
     summary_secs: u64,
+    /// Accepted parts that scored well below the line kept in --out/recent-good for a
+    /// retrain (the latest ones; 0 keeps none).
+    #[arg(long, default_value_t = differnet::engine::watch::RECENT_GOOD_MAX)]
+    recent_good: usize,
     #[command(flatten)]
     engine: EngineArgs,
 }
@@ -348,6 +352,7 @@ fn watch(a: WatchArgs) -> Result<()> {
     options.poll = std::time::Duration::from_millis(a.poll_ms.max(10));
     options.poll_only = a.poll;
     options.summary_every = std::time::Duration::from_secs(a.summary_secs.max(1));
+    options.recent_good = a.recent_good;
     options.worker = worker_options(&a.engine, None);
     let mut say = |line: String| eprintln!("{line}");
     // Ctrl-C or SIGTERM while the model loads stops here too (open_until says so).

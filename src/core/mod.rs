@@ -9,6 +9,7 @@ pub mod config;
 pub mod dataset;
 pub mod decision;
 pub mod download;
+pub mod drift;
 pub mod folder_edits;
 pub mod heat_layer;
 pub mod histogram;

@@ -26,7 +26,15 @@ pub struct TrainingRecord {
     /// them out).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub defect_files: Vec<PathBuf>,
+    /// The grey levels of the training and held-out good images (at most
+    /// [`LEVEL_IMAGES`] of them), so that the line can tell when its parts look brighter,
+    /// darker or flatter than those (see [`crate::core::drift`]). Empty in older files.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<crate::core::drift::ImageLevels>,
 }
+
+/// Good images whose grey levels a training record keeps.
+pub const LEVEL_IMAGES: usize = 64;
 
 impl TrainingRecord {
     /// The record of a training run on `train` and `validation` with settings described
@@ -43,6 +51,15 @@ impl TrainingRecord {
             }
         }
         sizes.sort_by_key(|s| std::cmp::Reverse(s.2));
+        // Spread over the images when there are more than are kept.
+        let all: Vec<&PathBuf> = train.iter().chain(validation).collect();
+        let step = all.len().div_ceil(LEVEL_IMAGES).max(1);
+        let levels = all
+            .iter()
+            .step_by(step)
+            .filter_map(|p| crate::core::image_io::load_rgb(p).ok())
+            .map(|img| crate::core::drift::ImageLevels::of(&img))
+            .collect();
         let mut hash = Sha256::new();
         for p in train.iter().chain(validation) {
             hash.update(p.to_string_lossy().as_bytes());
@@ -62,6 +79,7 @@ impl TrainingRecord {
             validation_files: validation.to_vec(),
             image_sizes: sizes,
             defect_files: Vec::new(),
+            levels,
         }
     }
 
@@ -171,6 +189,9 @@ mod tests {
         let r = TrainingRecord::new(&files[..3], &[], "patchcore", 0);
         assert_eq!(r.folder.as_deref(), Some(good.as_path()));
         assert_eq!(r.image_sizes, vec![(8, 6, 2), (5, 5, 1)]);
+        // Black images: grey levels 0 and no spread, one per image.
+        assert_eq!(r.levels.len(), 3);
+        assert!(r.levels.iter().all(|l| l.brightness == 0.0 && l.contrast == 0.0));
         assert_eq!(r.sizes_text(), "8×6 and 5×5");
         // Varied training sizes: anything within half to twice their range.
         assert!(r.knows_size(5, 5) && r.knows_size(6, 8) && r.knows_size(16, 12));

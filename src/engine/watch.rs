@@ -1,10 +1,14 @@
 //! The line: a watch on an input folder that sorts parts into `ok/`, `review/`, `ng/`
 //! (and `unreadable/`) of an output folder as a camera writes them, each exactly once
-//! (see [`crate::core::journal`]), with one row per part in `log.csv`.
+//! (see [`crate::core::journal`]), with one row per part in `log.csv`. It watches its own
+//! health ([`crate::core::drift`]): when the parts drift from what the model was trained
+//! on it says so in a line that begins with `drift:` and in the log's `drift` column, and
+//! it keeps the latest parts it is sure are good in `recent-good/` for a retrain.
 
 use crate::core::caption::with_caption;
 use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
+use crate::core::drift::{DriftBaseline, DriftMonitor, ImageLevels, Observation};
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
 use crate::core::message::format_score;
@@ -29,6 +33,12 @@ pub const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
 pub const JOURNAL: &str = ".differnet-journal";
 /// The log's file name in the output folder.
 pub const LOG: &str = "log.csv";
+/// The folder (in the output folder) of the latest parts the line is sure are good: copies
+/// of accepted parts that scored well below the line, for a retrain. Never a rejected or
+/// review part.
+pub const RECENT_GOOD: &str = "recent-good";
+/// Parts kept in [`RECENT_GOOD`] by default; the oldest go first.
+pub const RECENT_GOOD_MAX: usize = 200;
 /// Once the line is asked to stop, how long the worker may still take to finish the part
 /// in flight (or to load the model) before the line gives up on it: the part is then left
 /// in the input folder for the next start, and the line ends anyway. With the writing of a
@@ -58,6 +68,8 @@ pub struct WatchOptions {
     pub poll_only: bool,
     /// How often a summary line is written.
     pub summary_every: Duration,
+    /// Parts kept in [`RECENT_GOOD`] (0: none).
+    pub recent_good: usize,
     /// The worker's device and weights.
     pub worker: WorkerOptions,
 }
@@ -75,6 +87,7 @@ impl WatchOptions {
             poll: Duration::from_millis(500),
             poll_only: false,
             summary_every: Duration::from_secs(60),
+            recent_good: RECENT_GOOD_MAX,
             worker: WorkerOptions::default(),
         }
     }
@@ -143,6 +156,14 @@ pub struct PartDecided {
     pub heatmap: Option<PathBuf>,
     /// Seconds from its appearance to its decision.
     pub latency: f64,
+    /// Its part number on the line.
+    pub part: u64,
+    /// The reject line it was decided at.
+    pub reject: f64,
+    /// The model's held-out good scores, lowest and highest.
+    pub good_range: Option<(f64, f64)>,
+    /// What is drifting now, one sentence each (empty: nothing).
+    pub drift: Vec<String>,
 }
 
 /// What a live view is called with for each part decided.
@@ -176,6 +197,8 @@ pub struct Watch {
     model_id: String,
     vmax: f32,
     candidates: HashMap<String, Candidate>,
+    drift: DriftMonitor,
+    good_scores: Vec<f64>,
     /// Counts since start.
     pub tally: Tally,
     /// Called with every part decided.
@@ -227,7 +250,14 @@ impl Watch {
         let journal = open_append(&journal_path, state.valid_len as u64)?;
         // The log, cut after its last whole row, with its header when new.
         let log_path = options.output.join(LOG);
-        let log_text = read_text(&log_path)?;
+        let mut log_text = read_text(&log_path)?;
+        if let Some(kept) = keep_old_log(&log_path, &log_text)? {
+            say(format!(
+                "the log had the columns of an older version: it is kept as {}, and log.csv starts again",
+                kept.display()
+            ));
+            log_text.clear();
+        }
         let whole = log_text.rfind('\n').map_or(0, |i| i + 1);
         let mut log = open_append(&log_path, whole as u64)?;
         let logged: HashSet<u64> = log_text[..whole]
@@ -271,6 +301,15 @@ impl Watch {
             review: info.review_threshold,
         }
         .ordered();
+        let good_scores = info
+            .validation
+            .as_ref()
+            .map(|v| v.scores.clone())
+            .unwrap_or_default();
+        let drift = DriftMonitor::new(DriftBaseline {
+            good_scores: good_scores.clone(),
+            record: info.trained_on.clone(),
+        });
         let mut watch = Self {
             model_name: options
                 .model
@@ -289,6 +328,8 @@ impl Watch {
             worker,
             thresholds,
             candidates: HashMap::new(),
+            drift,
+            good_scores,
             tally: Tally::default(),
             on_part: None,
             on_scoring: None,
@@ -310,6 +351,22 @@ impl Watch {
     /// The lines parts are decided at.
     pub fn thresholds(&self) -> Thresholds {
         self.thresholds
+    }
+
+    /// `"no drift"`, or `"drift: scores, brightness"`: what the summary line says of the
+    /// line's health.
+    pub fn health(&self) -> String {
+        let codes: Vec<&str> = self.drift.findings().iter().map(|f| f.moved.code()).collect();
+        if codes.is_empty() {
+            "no drift".to_owned()
+        } else {
+            format!("drift: {}", codes.join(", "))
+        }
+    }
+
+    /// The folder of the latest parts the line is sure are good.
+    pub fn recent_good_dir(&self) -> PathBuf {
+        self.options.output.join(RECENT_GOOD)
     }
 
     /// Sets the lines for the next part, and logs the change.
@@ -357,9 +414,10 @@ impl Watch {
             }
             if last_summary.elapsed() >= self.options.summary_every {
                 say(format!(
-                    "{} {}",
+                    "{} {}; {}",
                     utc_text(now_unix_secs()),
-                    self.tally.summary(started.elapsed())
+                    self.tally.summary(started.elapsed()),
+                    self.health()
                 ));
                 last_summary = Instant::now();
             }
@@ -375,8 +433,9 @@ impl Watch {
             wait_for_change(&rx, wait, stop);
         }
         say(format!(
-            "stopped: {}",
-            self.tally.summary(started.elapsed())
+            "stopped: {}; {}",
+            self.tally.summary(started.elapsed()),
+            self.health()
         ));
         Ok(())
     }
@@ -481,6 +540,7 @@ impl Watch {
             },
             None => "unreadable",
         };
+        self.observe_drift(&path, score, decision, say);
         let output = self.options.output.clone();
         let taken = &self.state.taken;
         let dest = journal::free_dest(decision, name, &|p: &Path| {
@@ -494,7 +554,7 @@ impl Watch {
         }
         let t = self.thresholds;
         let row = format!(
-            "{},{},{},{decision},{},{},{},{},{}",
+            "{},{},{},{decision},{},{},{},{},{},{}",
             utc_text(now_unix_secs()),
             csv_field(name),
             score.map_or_else(String::new, |s| s.to_string()),
@@ -502,6 +562,7 @@ impl Watch {
             t.review.map_or_else(String::new, |r| r.to_string()),
             csv_field(&self.model_name),
             csv_field(&self.model_id),
+            self.drift.codes(),
             self.state.next_part,
         );
         let d = Decided {
@@ -532,7 +593,16 @@ impl Watch {
             say(format!("unreadable: {name}: {reason}"));
         }
         self.finish(&d)?;
+        if let (Some(s), "ok") = (score, decision) {
+            self.keep_if_sure(s, &d, say);
+        }
         if let Some(f) = &mut self.on_part {
+            let range = (!self.good_scores.is_empty()).then(|| {
+                (
+                    self.good_scores.iter().copied().fold(f64::INFINITY, f64::min),
+                    self.good_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                )
+            });
             f(&PartDecided {
                 name: name.to_owned(),
                 score,
@@ -540,9 +610,74 @@ impl Watch {
                 dest: self.options.output.join(&d.dest),
                 heatmap: heatmap_file,
                 latency: first_seen.elapsed().as_secs_f64(),
+                part: d.part,
+                reject: t.reject,
+                good_range: range,
+                drift: self.drift.findings().iter().map(|f| f.sentence()).collect(),
             });
         }
         Ok(())
+    }
+
+    /// Gives the part to the drift monitor (with its image's size and grey levels), and
+    /// says what started or ended drifting with it.
+    fn observe_drift(
+        &mut self,
+        path: &Path,
+        score: Option<f64>,
+        decision: &str,
+        say: &mut dyn FnMut(String),
+    ) {
+        let image = score.and_then(|_| load_rgb(path).ok());
+        let t = self.thresholds;
+        let change = self.drift.observe(Observation {
+            part: self.state.next_part,
+            score,
+            accepted: decision == "ok",
+            accept_line: t.review.unwrap_or(t.reject).min(t.reject),
+            size: image.as_ref().map(image::RgbImage::dimensions),
+            levels: image.as_ref().map(ImageLevels::of),
+        });
+        for f in &change.started {
+            say(format!("drift: {}", f.sentence()));
+        }
+        for m in &change.ended {
+            say(format!(
+                "drift over: the {} test is back within what the model knows (part {})",
+                m.code(),
+                self.state.next_part
+            ));
+        }
+    }
+
+    /// Keeps a copy of an accepted part in [`RECENT_GOOD`] when it scored well below the
+    /// line: below the middle between the held-out good parts' median and the accept line.
+    /// The folder keeps the latest [`RECENT_GOOD_MAX`].
+    fn keep_if_sure(&self, score: f64, d: &Decided, say: &mut dyn FnMut(String)) {
+        let t = self.thresholds;
+        let accept = t.review.unwrap_or(t.reject).min(t.reject);
+        if self.options.recent_good == 0 || !is_sure_good(score, accept, &self.good_scores) {
+            return;
+        }
+        let dir = self.recent_good_dir();
+        let kept = std::fs::create_dir_all(&dir)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| {
+                let src = self.options.output.join(&d.dest);
+                let dst = dir.join(format!("{:06}-{}", d.part, d.file.name));
+                if dst.exists() {
+                    return Ok(());
+                }
+                std::fs::hard_link(&src, &dst).or_else(|_| copy_synced(&src, &dst))?;
+                prune_recent_good(&dir, self.options.recent_good)
+            });
+        if let Err(e) = kept {
+            say(format!(
+                "warning: cannot keep {} in {}: {e:#}",
+                d.file.name,
+                dir.display()
+            ));
+        }
     }
 
     /// Scores one file: its score and heatmap, or why it cannot be read. `None`: the line
@@ -664,6 +799,61 @@ impl Watch {
                 )
             })
     }
+}
+
+/// Whether an accepted part's score is far enough below the accept line to keep it as a
+/// good part: below the middle between the held-out good scores' median and the line.
+pub fn is_sure_good(score: f64, accept_line: f64, good_scores: &[f64]) -> bool {
+    if good_scores.is_empty() {
+        return false;
+    }
+    let mut v = good_scores.to_vec();
+    v.sort_by(f64::total_cmp);
+    let median = v[v.len() / 2];
+    median < accept_line && score < 0.5 * (median + accept_line)
+}
+
+/// The parts in a recent-good folder, oldest first (by the part number they start with).
+pub fn recent_good_parts(dir: &Path) -> Vec<PathBuf> {
+    let mut parts: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let path = e.path();
+            let name = path.file_name()?.to_str()?.to_owned();
+            let part = name.split_once('-')?.0.parse().ok()?;
+            (is_image_path(&path) && !name.starts_with('.')).then_some((part, path))
+        })
+        .collect();
+    parts.sort();
+    parts.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Removes the oldest parts of a recent-good folder beyond `keep`.
+fn prune_recent_good(dir: &Path, keep: usize) -> Result<()> {
+    let parts = recent_good_parts(dir);
+    for old in parts.iter().take(parts.len().saturating_sub(keep)) {
+        std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
+    }
+    Ok(())
+}
+
+/// A log whose header is not this version's is renamed (`log.<n>.csv`) so that its rows
+/// are kept and the new log's columns are one; returns its new name.
+fn keep_old_log(path: &Path, text: &str) -> Result<Option<PathBuf>> {
+    match text.lines().next() {
+        None => return Ok(None),
+        Some(header) if header.trim_end() == LOG_HEADER => return Ok(None),
+        Some(_) => {}
+    }
+    let kept = (1..)
+        .map(|n| path.with_extension(format!("{n}.csv")))
+        .find(|p| !p.exists())
+        .expect("some number is free");
+    std::fs::rename(path, &kept)
+        .with_context(|| format!("cannot rename {} to {}", path.display(), kept.display()))?;
+    Ok(Some(kept))
 }
 
 /// A part's score, its heatmap, and why it could not be read.

@@ -1040,6 +1040,7 @@ impl WorkstationApp {
                 );
             }
             AppCommand::StopLine => self.line.stop(),
+            AppCommand::ProposeRecentGood(dir) => self.propose_recent_good(&dir),
             AppCommand::OpenPart(path) => self.open_part(path),
             AppCommand::ClosePart => self.part_view.close(),
             AppCommand::StepPart(step) => {
@@ -1095,6 +1096,32 @@ impl WorkstationApp {
                 }
             }
         }
+    }
+
+    /// Adds a line's recent good parts to the good images (undoable) and shows them, so
+    /// that the engineer looks through them, excludes any, and retrains.
+    fn propose_recent_good(&mut self, dir: &std::path::Path) {
+        let parts = crate::engine::watch::recent_good_parts(dir);
+        if parts.is_empty() {
+            self.notices.status(format!(
+                "No recent good parts in {}",
+                crate::core::message::path_text(dir)
+            ));
+            return;
+        }
+        self.session.data.get_or_insert_with(Workset::dropped);
+        self.session
+            .push_undo(format!("add {} recent good parts", parts.len()));
+        let added = self
+            .session
+            .data
+            .as_mut()
+            .map_or(0, |d| d.add(parts, ImageRole::Good));
+        self.session.version += 1;
+        self.gallery.set_view(crate::gui::gallery::View::Good);
+        self.notices.status(format!(
+            "Added {added} recent good parts from the line to the good images: look through them (right-click to exclude any), then Train to retrain. Nothing is trained until you do."
+        ));
     }
 
     /// The line takes new thresholds from its next part on.

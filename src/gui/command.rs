@@ -123,6 +123,9 @@ pub enum AppCommand {
     },
     /// Stop the line after the part in flight.
     StopLine,
+    /// Add the parts of a line's recent-good folder to the good images, to look through
+    /// and retrain with (nothing is trained until the user clicks Train).
+    ProposeRecentGood(PathBuf),
     /// Start a fresh worker after a crash.
     RestartWorker,
     /// Remove the error message with this index.

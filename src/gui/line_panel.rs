@@ -1,10 +1,15 @@
 //! The Line view: the model sorting parts as a camera writes them (`differnet watch` on a
 //! thread of its own), with its counts, rate and latency and a strip of the last parts.
-//! The Decide panel's lines apply to the next part, and the change is logged.
+//! The Decide panel's lines apply to the next part, and the change is logged. The line's
+//! health: a banner when the parts drift from what the model knows, a plot of the recent
+//! scores against the model's good range and the reject line, and "Retrain with recent
+//! good parts", which proposes the parts the line is sure are good as training images.
 
 use crate::core::decision::Thresholds;
 use crate::core::message::{one_line, path_text};
-use crate::engine::watch::{LineControl, PartDecided, Tally, Watch, WatchOptions};
+use crate::engine::watch::{
+    LineControl, PartDecided, RECENT_GOOD, Tally, Watch, WatchOptions, recent_good_parts,
+};
 use crate::engine::worker::WorkerOptions;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
@@ -20,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// Parts kept in the live strip.
 const STRIP: usize = 6;
+/// Recent scores in the health plot.
+const PLOT_PARTS: usize = 200;
 
 /// How long closing the window waits for the line to stop: the part in flight is finished
 /// and logged, or left for the next start.
@@ -89,6 +96,16 @@ pub struct LinePanel {
     pub messages: Vec<String>,
     /// How long the last run ran, once it ended (its rate stays what it was).
     ran_for: std::time::Duration,
+    /// The recent parts' (part number, score, decision), oldest first, for the plot.
+    pub scores: VecDeque<(u64, f64, String)>,
+    /// What is drifting now, one sentence each (empty: nothing).
+    pub drift: Vec<String>,
+    /// The reject line of the last part, and the model's held-out good range.
+    pub lines: Option<(f64, Option<(f64, f64)>)>,
+    /// The sorted folder of the current (or last) run.
+    pub sorted: Option<PathBuf>,
+    /// Parts in its recent-good folder, as last counted.
+    pub recent_good: usize,
 }
 
 impl LinePanel {
@@ -163,6 +180,11 @@ impl LinePanel {
                 self.in_flight = None;
                 self.tally = Tally::default();
                 self.messages.clear();
+                self.scores.clear();
+                self.drift.clear();
+                self.lines = None;
+                self.recent_good = recent_good_parts(&output.join(RECENT_GOOD)).len();
+                self.sorted = Some(output.clone());
                 self.run = Some(LineRun {
                     stop,
                     stopping: false,
@@ -205,11 +227,21 @@ impl LinePanel {
         let run = self.run.as_ref()?;
         let mut failed = None;
         let mut ended = false;
+        let mut accepted = false;
         for event in run.events.try_iter() {
             match event {
                 LineEvent::Scoring(name) => self.in_flight = Some(name),
                 LineEvent::Part(p) => {
                     self.in_flight = None;
+                    accepted |= p.decision == "ok";
+                    if let Some(s) = p.score {
+                        self.scores.push_back((p.part, s, p.decision.clone()));
+                        if self.scores.len() > PLOT_PARTS {
+                            self.scores.pop_front();
+                        }
+                    }
+                    self.drift.clone_from(&p.drift);
+                    self.lines = Some((p.reject, p.good_range));
                     *self
                         .tally
                         .by_decision
@@ -235,6 +267,9 @@ impl LinePanel {
         if !ended && run.thread.is_finished() && run.events.is_empty() {
             ended = true;
             failed = Some("The line stopped unexpectedly".into());
+        }
+        if accepted {
+            self.recent_good = recent_good_parts(&run.output.join(RECENT_GOOD)).len();
         }
         if ended {
             self.ran_for = run.started.elapsed();
@@ -339,6 +374,56 @@ impl LinePanel {
                 .map_or(self.ran_for, |r| r.started.elapsed());
             ui.label(self.tally.summary(elapsed));
         }
+        if !self.drift.is_empty() {
+            egui::Frame::new()
+                .fill(style::REVIEW.gamma_multiply(0.25))
+                .stroke(egui::Stroke::new(1.0, style::REVIEW))
+                .inner_margin(6.0)
+                .corner_radius(4.0)
+                .show(ui, |ui| {
+                    ui.add(
+                        egui::Label::new(RichText::new("The line is drifting").strong())
+                            .wrap(),
+                    );
+                    for d in &self.drift {
+                        ui.add(egui::Label::new(format!("• {d}.")).wrap());
+                    }
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(
+                                "Check the light, the camera and the material; if the parts are good, retrain with recent good parts.",
+                            )
+                            .small(),
+                        )
+                        .wrap(),
+                    );
+                });
+        }
+        if !self.scores.is_empty() {
+            ui.add(
+                egui::Label::new(
+                    RichText::new(format!(
+                        "The last {} scores against the model's held-out good parts (band) and the reject line",
+                        self.scores.len()
+                    ))
+                    .small(),
+                )
+                .wrap(),
+            );
+            self.health_plot(ui);
+        }
+        if self.recent_good > 0
+            && let Some(sorted) = &self.sorted
+        {
+            let button = ui
+                .button(format!("Retrain with recent good parts ({})", self.recent_good))
+                .on_hover_text(
+                    "Adds the latest parts the line is sure are good (accepted well below the line) to the good images, to look through before you train again. Nothing is trained until you click Train.",
+                );
+            if button.clicked() {
+                commands.push(AppCommand::ProposeRecentGood(sorted.join(RECENT_GOOD)));
+            }
+        }
         for m in &self.messages {
             ui.add(egui::Label::new(RichText::new(m).small().weak()).wrap());
         }
@@ -349,6 +434,55 @@ impl LinePanel {
                 }
             });
         }
+    }
+}
+
+impl LinePanel {
+    /// The recent scores (log scale when all are positive) against the model's held-out
+    /// good range (a band) and the reject line.
+    fn health_plot(&self, ui: &mut egui::Ui) {
+        use egui_plot::{Axis, HLine, Plot, Points, Span};
+        let log = self.scores.iter().all(|(_, s, _)| *s > 0.0)
+            && self
+                .lines
+                .is_none_or(|(r, g)| r > 0.0 && g.is_none_or(|(lo, _)| lo > 0.0));
+        let y = |v: f64| if log { v.log10() } else { v };
+        Plot::new("line_health")
+            .height(110.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .show_x(false)
+            .x_axis_label("part")
+            .y_axis_label(if log { "score (log10)" } else { "score" })
+            .show(ui, |p| {
+                if let Some((reject, good)) = self.lines {
+                    if let Some((lo, hi)) = good {
+                        p.span(
+                            Span::new("held-out good parts", y(lo)..=y(hi))
+                                .axis(Axis::Y)
+                                .fill(style::ACCEPT.gamma_multiply(0.15))
+                                .border_width(0.0),
+                        );
+                    }
+                    p.hline(HLine::new("reject line", y(reject)).color(style::REJECT));
+                }
+                for (name, decision, colour) in [
+                    ("ok", "ok", style::ACCEPT),
+                    ("review", "review", style::REVIEW),
+                    ("ng", "ng", style::REJECT),
+                ] {
+                    let pts: Vec<[f64; 2]> = self
+                        .scores
+                        .iter()
+                        .filter(|(_, _, d)| d == decision)
+                        .map(|(n, s, _)| [*n as f64, y(*s)])
+                        .collect();
+                    if !pts.is_empty() {
+                        p.points(Points::new(name, pts).color(colour).radius(2.0));
+                    }
+                }
+            });
     }
 }
 

@@ -275,20 +275,13 @@ impl Session {
         let m = self.model.as_ref()?;
         let mut reasons = Vec::new();
         if let Some(r) = &m.trained_on {
-            let mut odd: Vec<(u32, u32)> = self
+            let sizes: Vec<(u32, u32)> = self
                 .parts
                 .iter()
                 .take(SIZE_CHECKS)
                 .filter_map(|p| image::image_dimensions(&p.path).ok())
-                .filter(|(w, h)| !r.knows_size(*w, *h))
                 .collect();
-            odd.dedup();
-            if let Some((w, h)) = odd.first() {
-                reasons.push(format!(
-                    "these parts are {w}×{h} pixels, its training images {}",
-                    r.sizes_text()
-                ));
-            }
+            reasons.extend(crate::core::drift::size_reason(r, &sizes));
         }
         if let Some(fit) = self.good_fit() {
             let mut scores: Vec<f64> = self

@@ -203,3 +203,137 @@ fn the_line_runs_the_model_trained_here_and_keeps_its_folders() {
     assert_eq!(app(&h).line().input, input.to_string_lossy());
     assert_eq!(app(&h).line().output, output.to_string_lossy());
 }
+
+#[test]
+fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(&dir.path().join("data"));
+    let mut opts = options(Some(&dir.path().join("data")));
+    opts.state = Some(differnet::gui::state::State {
+        train_count: 64,
+        val_count: Some(6),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.run_ok();
+    train_and_inspect(&mut h);
+    let model_id = |a: &WorkstationApp| {
+        a.session()
+            .model
+            .as_ref()
+            .and_then(|m| m.trained_on.as_ref())
+            .map(|r| r.id.clone())
+    };
+    let first_model = model_id(app(&h));
+    let good_before = app(&h).session().data.as_ref().unwrap().good.len();
+    h.get_by_label("4. Line").click();
+    h.run_steps(2);
+
+    let (input, output) = (dir.path().join("camera"), dir.path().join("sorted"));
+    std::fs::create_dir_all(&input).unwrap();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::StartLine {
+            model: output.join(differnet::gui::line_panel::LINE_MODEL_FILE),
+            save_first: true,
+            input: input.clone(),
+            output: output.clone(),
+        });
+    common::write_set(&input, "good", 400..408, false);
+    step_until(&mut h, "eight parts on the line", |a| {
+        a.line().tally.parts() == 8
+    });
+    h.run_steps(2);
+    // Good parts like the training ones: the plot of their scores, and no warning.
+    h.get_by_label_contains("The last 8 scores against the model's held-out good parts");
+    assert!(app(&h).line().drift.is_empty(), "{:?}", app(&h).line().drift);
+    assert!(h.query_by_label_contains("The line is drifting").is_none());
+
+    // The camera moves: parts of another size. The line says so.
+    for s in 500..503 {
+        let img = image::imageops::resize(
+            &common::texture(s, false),
+            128,
+            112,
+            image::imageops::FilterType::Triangle,
+        );
+        img.save(input.join(format!("moved_{s}.png"))).unwrap();
+    }
+    step_until(&mut h, "eleven parts on the line", |a| {
+        a.line().tally.parts() == 11
+    });
+    h.run_steps(2);
+    h.get_by_label_contains("The line is drifting");
+    h.get_by_label_contains("128×112 pixels");
+    assert!(
+        app(&h)
+            .line()
+            .messages
+            .iter()
+            .any(|m| m.starts_with("drift: ") && m.contains("size")),
+        "{:?}",
+        app(&h).line().messages
+    );
+    let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
+    let header = csv_fields(log.lines().next().unwrap());
+    let column = header.iter().position(|c| c == "drift").expect("a drift column");
+    let last = csv_fields(log.lines().last().unwrap());
+    assert_eq!(last[column], "size", "{log}");
+
+    h.get_by_label("Stop the line").click_accesskit();
+    step_until(&mut h, "the line to stop", |a| !a.line().is_running());
+    h.run_steps(2);
+
+    // The parts it is sure of are kept, and only accepted ones.
+    let recent = differnet::engine::watch::recent_good_parts(
+        &output.join(differnet::engine::watch::RECENT_GOOD),
+    );
+    assert!(!recent.is_empty(), "no recent good parts kept");
+    for p in &recent {
+        let name = p.file_name().unwrap().to_string_lossy();
+        let original = name.split_once('-').unwrap().1;
+        assert!(output.join("ok").join(original).is_file(), "{name} was not accepted");
+    }
+    assert_eq!(app(&h).line().recent_good, recent.len());
+
+    // Proposed, not trained: they join the good images, and the model stays.
+    h.get_by_label(&format!(
+        "Retrain with recent good parts ({})",
+        recent.len()
+    ))
+    .click_accesskit();
+    h.run_steps(4);
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert_eq!(data.good.len(), good_before + recent.len());
+    assert!(recent.iter().all(|p| data.good.contains(p)));
+    assert!(
+        app(&h)
+            .status()
+            .is_some_and(|s| s.contains("Nothing is trained until you do")),
+        "{:?}",
+        app(&h).status()
+    );
+    assert!(!app(&h).is_busy());
+    assert_eq!(model_id(app(&h)), first_model, "trained without a click");
+
+    // The engineer clicks Train: the new model learnt from them.
+    h.run_steps(2);
+    h.get_by_label("Train").click_accesskit();
+    step_until(&mut h, "training to start", |a| a.is_busy());
+    step_until(&mut h, "the retrained model", |a| {
+        !a.is_busy() && model_id(a) != first_model
+    });
+    let record = app(&h)
+        .session()
+        .model
+        .as_ref()
+        .and_then(|m| m.trained_on.clone())
+        .unwrap();
+    assert!(
+        recent
+            .iter()
+            .any(|p| record.train_files.contains(p) || record.validation_files.contains(p)),
+        "the retrained model did not use the recent good parts"
+    );
+}

@@ -1,0 +1,697 @@
+//! The line's health: whether the parts it sees have drifted from what the model was
+//! trained on. Pure statistics over the decided parts, used by `differnet watch` and the
+//! window's Line view (through [`crate::engine::watch`]) and by the window's check of
+//! inspected parts ([`size_reason`]).
+//!
+//! Four things are watched, each with a test that does not cry wolf on a stream of
+//! ordinary good and defective parts like the training ones:
+//!
+//! - **Scores**: the scores of the recently accepted parts against the model's held-out
+//!   good scores below the same line, by a one-sided Mann-Whitney test (the accepted parts
+//!   of a healthy line are good parts, so they score like the held-out good images; when
+//!   the light or the material changes they score higher). Accepted parts only, so a batch
+//!   of defects is not drift.
+//! - **Rejects**: the share of the last [`REJECT_WINDOW`] parts not accepted against the
+//!   share before them on this line (a two-proportion test): catches a drift that pushes
+//!   every good part over the line, when there are no accepted parts left to test.
+//! - **Brightness and contrast** of the recent parts' images against the training
+//!   images' (two-sided Mann-Whitney tests, and a change of the median of at least
+//!   [`LEVEL_CHANGE`]). Every part, accepted or not: a drift that pushes the good parts
+//!   over the line leaves none accepted, and defects, a minority, move a median little.
+//! - **Image size**: parts of a size the training images do not have.
+//!
+//! A test fires when its standard score has passed [`Z_FIRE`] (one-sided p below 0.0002)
+//! on [`PERSIST`] parts in a row (it is looked at after every part, on windows of
+//! [`SCORE_WINDOWS`] parts, and so many looks need both) and ends when it falls below
+//! [`Z_END`]. Where the drift began is the change point of a CUSUM over the
+//! window (the part after the lowest point of the running sum of `above - 1/2`).
+
+use crate::core::provenance::TrainingRecord;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+
+/// A standard score past which a test says the line drifted (one-sided p about 0.0002).
+pub const Z_FIRE: f64 = 3.5;
+/// A fired test ends once its standard score is below this.
+pub const Z_END: f64 = 2.0;
+/// Parts in a row a test must pass [`Z_FIRE`] on before it fires: one look after every
+/// part makes many looks, and a real drift lasts.
+pub const PERSIST: usize = 5;
+/// Windows of recently accepted parts whose scores and images are tested (each once it is
+/// full; the shortest finds a sudden change soon, the longest a small one).
+pub const SCORE_WINDOWS: [usize; 3] = [20, 50, 100];
+/// Parts in the window whose share of rejects is compared with the parts before it.
+pub const REJECT_WINDOW: usize = 50;
+/// Parts before the reject window that the comparison needs.
+pub const REJECT_BEFORE_MIN: usize = 50;
+/// Windows of recent parts whose images' grey levels are tested (longer than the score
+/// windows: the levels of single images vary more than a model's scores of good parts).
+pub const LEVEL_WINDOWS: [usize; 2] = [50, 100];
+/// The smallest relative change of the median brightness or contrast that is reported.
+pub const LEVEL_CHANGE: f64 = 0.10;
+/// Parts of an unknown size among the last [`REJECT_WINDOW`] that make a size drift.
+pub const ODD_SIZES: usize = 3;
+/// Parts kept in the history.
+const HISTORY: usize = 400;
+/// Held-out good scores (below the line) and training images needed for a test.
+const BASELINE_MIN: usize = 8;
+
+/// An image's grey levels: mean (brightness) and standard deviation (contrast), in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ImageLevels {
+    /// Mean grey level.
+    pub brightness: f32,
+    /// Standard deviation of the grey levels.
+    pub contrast: f32,
+}
+
+impl ImageLevels {
+    /// The levels of an image (Rec. 601 luma), from at most about 65,000 of its pixels.
+    pub fn of(image: &RgbImage) -> Self {
+        let (w, h) = image.dimensions();
+        let step = ((u64::from(w) * u64::from(h)) as f64 / 65_536.0)
+            .sqrt()
+            .ceil()
+            .max(1.0) as u32;
+        let (mut n, mut sum, mut sum2) = (0.0f64, 0.0f64, 0.0f64);
+        for y in (0..h).step_by(step as usize) {
+            for x in (0..w).step_by(step as usize) {
+                let p = image.get_pixel(x, y).0;
+                let g = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                    / 255.0;
+                n += 1.0;
+                sum += g;
+                sum2 += g * g;
+            }
+        }
+        if n == 0.0 {
+            return Self {
+                brightness: 0.0,
+                contrast: 0.0,
+            };
+        }
+        let mean = sum / n;
+        Self {
+            brightness: mean as f32,
+            contrast: (sum2 / n - mean * mean).max(0.0).sqrt() as f32,
+        }
+    }
+}
+
+/// What a model knows of its good parts: the held-out good scores and the training
+/// images (levels and sizes).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DriftBaseline {
+    /// The held-out good images' scores.
+    pub good_scores: Vec<f64>,
+    /// The training record (image sizes and grey levels), when the model file has one.
+    pub record: Option<TrainingRecord>,
+}
+
+/// One decided part, as the monitor sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// The line's part number.
+    pub part: u64,
+    /// Its score (`None`: unreadable, which the monitor leaves out).
+    pub score: Option<f64>,
+    /// Whether it was accepted (below the accept line: not rejected, not sent to review).
+    pub accepted: bool,
+    /// The accept line it was decided at (the review line, else the reject line).
+    pub accept_line: f64,
+    /// Its image size.
+    pub size: Option<(u32, u32)>,
+    /// Its image's grey levels.
+    pub levels: Option<ImageLevels>,
+}
+
+/// What moved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Moved {
+    /// The accepted parts score higher than the held-out good parts.
+    Scores,
+    /// More parts are rejected or sent to review than before on this line.
+    Rejects,
+    /// The accepted parts are brighter or darker than the training images.
+    Brightness,
+    /// Their contrast differs from the training images'.
+    Contrast,
+    /// Parts of a size the training images do not have.
+    Size,
+}
+
+impl Moved {
+    /// A short name for `log.csv` (no commas).
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Scores => "scores",
+            Self::Rejects => "rejects",
+            Self::Brightness => "brightness",
+            Self::Contrast => "contrast",
+            Self::Size => "size",
+        }
+    }
+}
+
+/// A test that fired: what moved, by how much, since which part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    /// What moved.
+    pub moved: Moved,
+    /// The test's standard score (how sure: 3.5 is p 0.0002).
+    pub z: f64,
+    /// What moved and by how much, in words.
+    pub text: String,
+    /// The part it began with, as far as the window tells.
+    pub since_part: u64,
+}
+
+impl Finding {
+    /// `"<what moved, by how much>, since part N"`.
+    pub fn sentence(&self) -> String {
+        format!("{}, since about part {}", self.text, self.since_part)
+    }
+}
+
+/// What a part changed in the line's health.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Change {
+    /// Tests that fired with this part.
+    pub started: Vec<Finding>,
+    /// Tests that ended with it.
+    pub ended: Vec<Moved>,
+}
+
+/// The line's health over its recent parts.
+#[derive(Debug, Clone, Default)]
+pub struct DriftMonitor {
+    baseline: DriftBaseline,
+    history: VecDeque<Observation>,
+    active: Vec<Finding>,
+    /// Parts in a row each test has passed [`Z_FIRE`] on, by [`Moved`].
+    streak: [usize; 5],
+}
+
+impl DriftMonitor {
+    /// A monitor against what the model knows.
+    pub fn new(baseline: DriftBaseline) -> Self {
+        Self {
+            baseline,
+            history: VecDeque::new(),
+            active: Vec::new(),
+            streak: [0; 5],
+        }
+    }
+
+    /// The tests firing now, in the order of [`Moved`].
+    pub fn findings(&self) -> &[Finding] {
+        &self.active
+    }
+
+    /// `"scores;brightness"`: what is drifting now, for `log.csv` (empty when nothing).
+    pub fn codes(&self) -> String {
+        self.active
+            .iter()
+            .map(|f| f.moved.code())
+            .collect::<Vec<_>>()
+            .join(";")
+    }
+
+    /// Takes a decided part; says which tests fired and which ended with it.
+    pub fn observe(&mut self, obs: Observation) -> Change {
+        if obs.score.is_some_and(f64::is_finite) {
+            self.history.push_back(obs);
+            if self.history.len() > HISTORY {
+                self.history.pop_front();
+            }
+        }
+        let now = self.evaluate();
+        let mut change = Change::default();
+        let mut next = Vec::new();
+        for moved in [
+            Moved::Scores,
+            Moved::Rejects,
+            Moved::Brightness,
+            Moved::Contrast,
+            Moved::Size,
+        ] {
+            let was = self.active.iter().find(|f| f.moved == moved);
+            let found = now.iter().find(|f| f.moved == moved);
+            let streak = &mut self.streak[moved as usize];
+            *streak = if found.is_some_and(|f| f.z >= Z_FIRE) {
+                *streak + 1
+            } else {
+                0
+            };
+            // A size is a fact, not a sample: it needs no run of looks.
+            let persist = if moved == Moved::Size { 1 } else { PERSIST };
+            match (was, found) {
+                (None, Some(f)) if *streak >= persist => {
+                    change.started.push(f.clone());
+                    next.push(f.clone());
+                }
+                (Some(old), Some(f)) if f.z >= Z_END => next.push(Finding {
+                    since_part: old.since_part,
+                    ..f.clone()
+                }),
+                (Some(_), _) => change.ended.push(moved),
+                _ => {}
+            }
+        }
+        self.active = next;
+        change
+    }
+
+    /// Every test's strongest finding on the current history (fired or not).
+    fn evaluate(&self) -> Vec<Finding> {
+        let mut out = Vec::new();
+        out.extend(self.score_test());
+        out.extend(self.reject_test());
+        out.extend(self.level_test(Moved::Brightness));
+        out.extend(self.level_test(Moved::Contrast));
+        out.extend(self.size_test());
+        out
+    }
+
+    /// The last `n` accepted parts, oldest first.
+    fn accepted(&self, n: usize) -> Vec<&Observation> {
+        let mut v: Vec<&Observation> = self.history.iter().rev().filter(|o| o.accepted).take(n).collect();
+        v.reverse();
+        v
+    }
+
+    fn score_test(&self) -> Option<Finding> {
+        let line = self.history.back()?.accept_line;
+        let base: Vec<f64> = self
+            .baseline
+            .good_scores
+            .iter()
+            .copied()
+            .filter(|s| *s < line)
+            .collect();
+        if base.len() < BASELINE_MIN {
+            return None;
+        }
+        let base_median = median(&base);
+        strongest(SCORE_WINDOWS.iter().filter_map(|&w| {
+            let recent = self.accepted(w);
+            if recent.len() < w {
+                return None;
+            }
+            let scores: Vec<f64> = recent.iter().filter_map(|o| o.score).collect();
+            let (auc, z) = mann_whitney(&base, &scores);
+            let since = onset(&recent, |o| o.score.unwrap_or(base_median));
+            Some(Finding {
+                moved: Moved::Scores,
+                z,
+                text: format!(
+                    "the accepted parts score higher than the model's held-out good parts: median {} over the last {w} accepted against {} (a part scores above a held-out good one {:.0} % of the time, 50 % without drift)",
+                    crate::core::message::format_score(median(&scores)),
+                    crate::core::message::format_score(base_median),
+                    auc * 100.0
+                ),
+                since_part: since,
+            })
+        }))
+    }
+
+    fn reject_test(&self) -> Option<Finding> {
+        let n = self.history.len();
+        if n < REJECT_WINDOW + REJECT_BEFORE_MIN {
+            return None;
+        }
+        let all: Vec<&Observation> = self.history.iter().collect();
+        let (before, recent) = all.split_at(n - REJECT_WINDOW);
+        let k1 = recent.iter().filter(|o| !o.accepted).count() as f64;
+        let k0 = before.iter().filter(|o| !o.accepted).count() as f64;
+        let (n1, n0) = (recent.len() as f64, before.len() as f64);
+        let (p1, p0) = (k1 / n1, k0 / n0);
+        let pooled = (k0 + k1) / (n0 + n1);
+        let se = (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)).sqrt();
+        let z = if se > 0.0 { (p1 - p0) / se } else { 0.0 };
+        let since = onset(recent, |o| if o.accepted { 0.0 } else { 1.0 });
+        Some(Finding {
+            moved: Moved::Rejects,
+            z,
+            text: format!(
+                "{} of the last {} parts were rejected or sent to review, against {:.0} % of the {} parts before them",
+                k1 as usize,
+                REJECT_WINDOW,
+                p0 * 100.0,
+                n0 as usize
+            ),
+            since_part: since,
+        })
+    }
+
+    fn level_test(&self, moved: Moved) -> Option<Finding> {
+        let pick = |l: &ImageLevels| f64::from(if moved == Moved::Brightness {
+            l.brightness
+        } else {
+            l.contrast
+        });
+        let base: Vec<f64> = self
+            .baseline
+            .record
+            .as_ref()?
+            .levels
+            .iter()
+            .map(pick)
+            .collect();
+        if base.len() < BASELINE_MIN {
+            return None;
+        }
+        let base_median = median(&base);
+        strongest(LEVEL_WINDOWS.iter().filter_map(|&w| {
+            let mut recent: Vec<&Observation> = self
+                .history
+                .iter()
+                .rev()
+                .filter(|o| o.levels.is_some())
+                .take(w)
+                .collect();
+            recent.reverse();
+            if recent.len() < w {
+                return None;
+            }
+            let values: Vec<f64> = recent.iter().filter_map(|o| o.levels.as_ref().map(pick)).collect();
+            let m = median(&values);
+            let change = if base_median > 0.0 {
+                m / base_median - 1.0
+            } else {
+                0.0
+            };
+            if change.abs() < LEVEL_CHANGE {
+                return None;
+            }
+            let (_, z) = mann_whitney(&base, &values);
+            let up = change > 0.0;
+            let words = match (moved, up) {
+                (Moved::Brightness, true) => "brighter",
+                (Moved::Brightness, false) => "darker",
+                (_, true) => "more contrast",
+                (_, false) => "less contrast",
+            };
+            let what = if moved == Moved::Brightness {
+                "median grey level"
+            } else {
+                "median spread of grey levels"
+            };
+            let text = if moved == Moved::Brightness {
+                format!(
+                    "the parts are {:.0} % {words} than the training images ({what} {m:.3} over the last {w} parts against {base_median:.3})",
+                    change.abs() * 100.0
+                )
+            } else {
+                format!(
+                    "the parts have {:.0} % {words} than the training images ({what} {m:.3} over the last {w} parts against {base_median:.3})",
+                    change.abs() * 100.0
+                )
+            };
+            let since = onset(&recent, |o| o.levels.as_ref().map_or(base_median, pick));
+            Some(Finding {
+                moved,
+                z: z.abs(),
+                text,
+                since_part: since,
+            })
+        }))
+    }
+
+    fn size_test(&self) -> Option<Finding> {
+        let record = self.baseline.record.as_ref()?;
+        let recent: Vec<&Observation> = self.history.iter().rev().take(REJECT_WINDOW).collect();
+        let odd: Vec<&Observation> = recent
+            .iter()
+            .copied()
+            .filter(|o| o.size.is_some_and(|(w, h)| !record.knows_size(w, h)))
+            .collect();
+        let first = odd.last()?;
+        let (w, h) = first.size?;
+        // Deterministic: a size the training images lack is a fact, not a sample; the
+        // standard score only says how many parts have it.
+        let z = Z_FIRE * odd.len() as f64 / ODD_SIZES as f64;
+        Some(Finding {
+            moved: Moved::Size,
+            z,
+            text: format!(
+                "{} of the last {} parts are of a size the training images do not have ({w}×{h} pixels; the training images {})",
+                odd.len(),
+                recent.len(),
+                record.sizes_text()
+            ),
+            since_part: first.part,
+        })
+    }
+}
+
+/// Why parts of these sizes look unlike the training images, when some do: the window's
+/// check of inspected parts and the line's size test say it the same way.
+pub fn size_reason(record: &TrainingRecord, sizes: &[(u32, u32)]) -> Option<String> {
+    let (w, h) = sizes.iter().find(|(w, h)| !record.knows_size(*w, *h))?;
+    Some(format!(
+        "these parts are {w}×{h} pixels, its training images {}",
+        record.sizes_text()
+    ))
+}
+
+/// The finding with the largest standard score.
+fn strongest(findings: impl Iterator<Item = Finding>) -> Option<Finding> {
+    findings.max_by(|a, b| a.z.total_cmp(&b.z))
+}
+
+/// The median of `v` (not empty).
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        0.5 * (s[n / 2 - 1] + s[n / 2])
+    }
+}
+
+/// The Mann-Whitney statistic of `b` against `a`: the probability that a value of `b`
+/// exceeds one of `a` (ties count half), and its standard score under the hypothesis that
+/// both come from one distribution (normal approximation, tie-corrected variance).
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let (n0, n1) = (a.len() as f64, b.len() as f64);
+    if a.is_empty() || b.is_empty() {
+        return (0.5, 0.0);
+    }
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|&v| (v, false))
+        .chain(b.iter().map(|&v| (v, true)))
+        .collect();
+    all.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let (mut rank_b, mut ties, mut i) = (0.0, 0.0, 0);
+    while i < all.len() {
+        let mut j = i;
+        while j < all.len() && all[j].0 == all[i].0 {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        ties += t * t * t - t;
+        let mid = (i + j + 1) as f64 / 2.0;
+        rank_b += mid * all[i..j].iter().filter(|x| x.1).count() as f64;
+        i = j;
+    }
+    let u = rank_b - n1 * (n1 + 1.0) / 2.0;
+    let n = n0 + n1;
+    let var = n0 * n1 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    let z = if var > 0.0 {
+        (u - n0 * n1 / 2.0) / var.sqrt()
+    } else {
+        0.0
+    };
+    (u / (n0 * n1), z)
+}
+
+/// Where the change began in `window` (oldest first), by `value` of each part: the CUSUM
+/// change point, the split `k` where the running sum of the values departs most from its
+/// straight line, `|S_k - k S_n / n|`; the part after it. A window that changed nowhere
+/// (the test fired on the whole of it) begins with its first part.
+fn onset(window: &[&Observation], value: impl Fn(&Observation) -> f64) -> u64 {
+    let values: Vec<f64> = window.iter().map(|o| value(o)).collect();
+    let n = values.len();
+    let total: f64 = values.iter().sum();
+    let (mut sum, mut best, mut at) = (0.0, 0.0, 0);
+    for (k, v) in values.iter().enumerate().take(n.saturating_sub(1)) {
+        sum += v;
+        let d = (sum - (k + 1) as f64 * total / n as f64).abs();
+        if d > best {
+            best = d;
+            at = k + 1;
+        }
+    }
+    window.get(at).map_or(0, |o| o.part)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::rng::SplitMix64;
+
+    fn gauss(rng: &mut SplitMix64) -> f64 {
+        // Box-Muller.
+        let u1 = rng.next_f64().max(1e-12);
+        let u2 = rng.next_f64();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    }
+
+    fn record(levels: Vec<ImageLevels>) -> TrainingRecord {
+        let mut r = TrainingRecord::new(&[], &[], "test", 0);
+        r.image_sizes = vec![(64, 64, 16)];
+        r.levels = levels;
+        r
+    }
+
+    /// A part of a line: good parts score N(1, 0.2) and have brightness N(0.4, 0.03) times
+    /// `bright`; defective ones (a share of them) score N(3, 0.5). The reject line is at 1.6.
+    fn part(rng: &mut SplitMix64, n: u64, defect_share: f64, bright: f64) -> Observation {
+        let defective = rng.next_f64() < defect_share;
+        let mut score = if defective {
+            3.0 + 0.5 * gauss(rng)
+        } else {
+            1.0 + 0.2 * gauss(rng)
+        };
+        let brightness = (0.4 + 0.03 * gauss(rng)) * bright;
+        // A brighter picture of a good part scores higher (the model sees what it never saw).
+        score += (bright - 1.0) * 3.0;
+        Observation {
+            part: n,
+            score: Some(score),
+            accepted: score < 1.6,
+            accept_line: 1.6,
+            size: Some((64, 64)),
+            levels: Some(ImageLevels {
+                brightness: brightness as f32,
+                contrast: 0.1 + 0.01 * gauss(rng) as f32,
+            }),
+        }
+    }
+
+    fn baseline(rng: &mut SplitMix64) -> DriftBaseline {
+        let good_scores = (0..16).map(|_| 1.0 + 0.2 * gauss(rng)).collect();
+        let levels = (0..32)
+            .map(|_| ImageLevels {
+                brightness: (0.4 + 0.03 * gauss(rng)) as f32,
+                contrast: 0.1 + 0.01 * gauss(rng) as f32,
+            })
+            .collect();
+        DriftBaseline {
+            good_scores,
+            record: Some(record(levels)),
+        }
+    }
+
+    #[test]
+    fn ordinary_good_and_defective_parts_raise_no_warning() {
+        // 50 lines of 300 parts, a quarter of them defective: no test may fire.
+        for seed in 0..50 {
+            let mut rng = SplitMix64::new(seed);
+            let mut m = DriftMonitor::new(baseline(&mut rng));
+            for n in 1..=300 {
+                let c = m.observe(part(&mut rng, n, 0.25, 1.0));
+                assert!(c.started.is_empty(), "seed {seed}, part {n}: {:?}", c.started);
+            }
+        }
+    }
+
+    #[test]
+    fn a_brightness_change_of_30_percent_is_found_within_50_parts_and_says_what_moved() {
+        let mut worst = 0;
+        for seed in 0..20 {
+            let mut rng = SplitMix64::new(seed);
+            let mut m = DriftMonitor::new(baseline(&mut rng));
+            for n in 1..=130 {
+                assert!(m.observe(part(&mut rng, n, 0.25, 1.0)).started.is_empty());
+            }
+            let found = (131..=230).find_map(|n| {
+                let c = m.observe(part(&mut rng, n, 0.0, 1.3));
+                (!c.started.is_empty()).then_some((n, c))
+            });
+            let (n, c) = found.unwrap_or_else(|| panic!("seed {seed}: no warning"));
+            worst = worst.max(n - 130);
+            let f = &c.started[0];
+            assert!(
+                matches!(f.moved, Moved::Scores | Moved::Brightness | Moved::Rejects),
+                "{f:?}"
+            );
+            // Said with what moved and since when (within the drifted parts, roughly).
+            assert!(f.since_part >= 120, "{f:?}");
+            assert!(!m.codes().is_empty());
+            let all: Vec<Moved> = m.findings().iter().map(|f| f.moved).collect();
+            // Within 50 parts the brightness itself is named.
+            for n in n + 1..=180 {
+                m.observe(part(&mut rng, n, 0.0, 1.3));
+            }
+            let later: Vec<Moved> = m.findings().iter().map(|f| f.moved).collect();
+            assert!(later.contains(&Moved::Brightness), "{all:?} then {later:?}");
+            let text = m
+                .findings()
+                .iter()
+                .find(|f| f.moved == Moved::Brightness)
+                .unwrap()
+                .sentence();
+            assert!(text.contains("brighter"), "{text}");
+        }
+        assert!(worst <= 50, "found after {worst} parts");
+    }
+
+    #[test]
+    fn parts_of_another_size_are_a_size_drift_and_it_ends_when_they_stop() {
+        let mut rng = SplitMix64::new(3);
+        let mut m = DriftMonitor::new(baseline(&mut rng));
+        for n in 1..=40 {
+            m.observe(part(&mut rng, n, 0.1, 1.0));
+        }
+        let mut fired = None;
+        for n in 41..=50 {
+            let mut p = part(&mut rng, n, 0.1, 1.0);
+            p.size = Some((640, 480));
+            let c = m.observe(p);
+            if let Some(f) = c.started.first() {
+                fired = Some((n, f.clone()));
+                break;
+            }
+        }
+        let (n, f) = fired.expect("a size drift");
+        assert_eq!((n, f.moved, f.since_part), (43, Moved::Size, 41));
+        assert!(f.text.contains("640×480"), "{}", f.text);
+        let mut ended = false;
+        for n in 44..=120 {
+            ended |= m.observe(part(&mut rng, n, 0.1, 1.0)).ended.contains(&Moved::Size);
+        }
+        assert!(ended && m.findings().is_empty());
+    }
+
+    #[test]
+    fn mann_whitney_matches_a_hand_count() {
+        let (auc, z) = mann_whitney(&[1.0, 2.0, 3.0], &[2.0, 4.0, 5.0]);
+        // Pairs where b > a: 2>1, 4>all 3, 5>all 3 = 7, plus the tie 2=2 half: 7.5 of 9.
+        assert!((auc - 7.5 / 9.0).abs() < 1e-12);
+        assert!(z > 0.0);
+        let (auc, z) = mann_whitney(&[1.0, 2.0], &[1.0, 2.0]);
+        assert!((auc - 0.5).abs() < 1e-12 && z.abs() < 1e-12);
+    }
+
+    #[test]
+    fn levels_are_the_grey_mean_and_spread() {
+        let img = RgbImage::from_fn(4, 2, |x, _| {
+            if x < 2 {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([255, 255, 255])
+            }
+        });
+        let l = ImageLevels::of(&img);
+        assert!((l.brightness - 0.5).abs() < 1e-6 && (l.contrast - 0.5).abs() < 1e-6);
+    }
+}
