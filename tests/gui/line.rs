@@ -265,7 +265,13 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     });
     h.run_steps(2);
     h.get_by_label_contains("The line is drifting");
-    h.get_by_label_contains("128×112 pixels");
+    assert!(
+        app(&h).line().drift.iter().any(|d| d.contains("128×112 pixels")),
+        "{:?}",
+        app(&h).line().drift
+    );
+    // In the banner and in the line's messages.
+    assert_eq!(h.query_all_by_label_contains("128×112 pixels").count(), 2);
     assert!(
         app(&h)
             .line()
