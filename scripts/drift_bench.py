@@ -4,9 +4,13 @@
 Trains the default detector on 16 good magnetic tiles (16 more held out), then streams
 through `differnet watch`, for each of 3 seeds of the order:
 
-  1. 100 good test tiles and 30 defective ones (6 of each type), shuffled: ordinary parts;
-  2. then 100 good tiles the model never saw (from train/good, outside its split),
-     changed: brightened by 30 %, or with their contrast lowered by 30 %.
+  1. 100 good tiles and 30 defective ones (6 of each type), shuffled: ordinary parts;
+  2. then 100 more good tiles, changed: brightened by 30 %, with their contrast lowered by
+     30 %, or not changed at all (the control: any warning there is a false one).
+
+The good tiles are drawn from train/good outside the model's split (the test set's 191
+good tiles are fewer than 200, and one pool keeps both halves alike); the defective ones
+from test/<type>.
 
 It reads the watch's `log.csv` (its `drift` column: what is drifting at each part) and
 prints, per change and seed, how many warnings came during the ordinary parts (false
@@ -36,6 +40,7 @@ DATA = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT.parent / "shared" / "data
 SEEDS = [0, 1, 2]
 N_GOOD, N_DEFECT, N_AFTER = 100, 30, 100
 CHANGES = {
+    "none (control)": None,
     "brightness +30 %": lambda a: a * 1.3,
     "contrast -30 %": lambda a: a.mean() + 0.7 * (a - a.mean()),
 }
@@ -108,7 +113,6 @@ def main():
         [BIN, "split", "--data", DATA, "--train-count", "16", "--val-count", "16", "--seed", "0"],
         check=True, capture_output=True, text=True).stdout)
     used = {str(Path(p)) for key in ("train", "val") for p in split.get(key, [])}
-    test_good = sorted((DATA / "test" / "good").glob("*.png"))
     types = sorted(d.name for d in (DATA / "test").iterdir() if d.is_dir() and d.name != "good")
     spare_good = sorted(p for p in (DATA / "train" / "good").glob("*.png") if str(p) not in used)
     print("| change | seed | false warnings in the 130 ordinary parts | first warning after the change (parts) | what it named first | parts/s |")
@@ -117,11 +121,12 @@ def main():
     for name, change in CHANGES.items():
         for seed in SEEDS:
             rng = random.Random(seed)
-            before = [(p, None) for p in rng.sample(test_good, N_GOOD)]
+            good = rng.sample(spare_good, N_GOOD + N_AFTER)
+            before = [(p, None) for p in good[:N_GOOD]]
             for t in types:
                 before += [(p, None) for p in rng.sample(sorted((DATA / "test" / t).glob("*.png")), N_DEFECT // len(types))]
             rng.shuffle(before)
-            after = [(p, change) for p in rng.sample(spare_good, N_AFTER)]
+            after = [(p, change) for p in good[N_GOOD:]]
             rows, messages, secs = stream(model, before + after, work)
             s = starts(rows)
             false = [(i, c) for i, c in s if i <= len(before)]

@@ -7,15 +7,17 @@
 //! ordinary good and defective parts like the training ones:
 //!
 //! - **Scores**: the scores of the recently accepted parts against the model's held-out
-//!   good scores below the same line, by a one-sided Mann-Whitney test (the accepted parts
-//!   of a healthy line are good parts, so they score like the held-out good images; when
-//!   the light or the material changes they score higher). Accepted parts only, so a batch
-//!   of defects is not drift.
+//!   good scores below the same line, and against the parts accepted before them on this
+//!   run, by one-sided Mann-Whitney tests (the accepted parts of a healthy line are good
+//!   parts, so they score like the held-out good images; when the light or the material
+//!   changes they score higher). Accepted parts only, so a batch of defects is not drift.
+//!   The held-out images say whether a line starts drifted; the run's own parts, many more
+//!   than 16, find a change sooner.
 //! - **Rejects**: the share of the last [`REJECT_WINDOW`] parts not accepted against the
 //!   share before them on this line (a two-proportion test): catches a drift that pushes
 //!   every good part over the line, when there are no accepted parts left to test.
 //! - **Brightness and contrast** of the recent parts' images against the training
-//!   images' (two-sided Mann-Whitney tests, and a change of the median of at least
+//!   images' and the run's earlier parts' (two-sided Mann-Whitney tests, and a change of the median of at least
 //!   [`LEVEL_CHANGE`]). Every part, accepted or not: a drift that pushes the good parts
 //!   over the line leaves none accepted, and defects, a minority, move a median little.
 //! - **Image size**: parts of a size the training images do not have.
@@ -56,6 +58,10 @@ pub const ODD_SIZES: usize = 3;
 const HISTORY: usize = 400;
 /// Held-out good scores (below the line) and training images needed for a test.
 const BASELINE_MIN: usize = 8;
+/// Parts of this run before a window that a comparison with them needs, and the most it
+/// takes.
+const EARLIER_MIN: usize = 50;
+const EARLIER_MAX: usize = 200;
 
 /// An image's grey levels: mean (brightness) and standard deviation (contrast), in 0..1.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -276,44 +282,84 @@ impl DriftMonitor {
 
     /// The last `n` accepted parts, oldest first.
     fn accepted(&self, n: usize) -> Vec<&Observation> {
-        let mut v: Vec<&Observation> = self.history.iter().rev().filter(|o| o.accepted).take(n).collect();
-        v.reverse();
-        v
+        self.before(u64::MAX, n, true)
     }
 
     fn score_test(&self) -> Option<Finding> {
-        let line = self.history.back()?.accept_line;
-        let base: Vec<f64> = self
-            .baseline
-            .good_scores
-            .iter()
-            .copied()
-            .filter(|s| *s < line)
-            .collect();
-        if base.len() < BASELINE_MIN {
-            return None;
-        }
-        let base_median = median(&base);
-        strongest(SCORE_WINDOWS.iter().filter_map(|&w| {
+        strongest(SCORE_WINDOWS.iter().flat_map(|&w| {
+            let mut out = Vec::new();
             let recent = self.accepted(w);
             if recent.len() < w {
-                return None;
+                return out;
             }
-            let scores: Vec<f64> = recent.iter().filter_map(|o| o.score).collect();
-            let (auc, z) = mann_whitney(&base, &scores);
-            let since = onset(&recent, |o| o.score.unwrap_or(base_median));
-            Some(Finding {
-                moved: Moved::Scores,
-                z,
-                text: format!(
-                    "the accepted parts score higher than the model's held-out good parts: median {} over the last {w} accepted against {} (a part scores above a held-out good one {:.0} % of the time, 50 % without drift)",
-                    crate::core::message::format_score(median(&scores)),
-                    crate::core::message::format_score(base_median),
-                    auc * 100.0
-                ),
-                since_part: since,
-            })
+            // Both samples below the lowest accept line either was decided at: a line
+            // moved up lets higher scores pass, which is not drift.
+            let cut = |parts: &[&Observation]| {
+                parts
+                    .iter()
+                    .map(|o| o.accept_line)
+                    .fold(f64::INFINITY, f64::min)
+            };
+            let scores_below = |parts: &[&Observation], cut: f64| -> Vec<f64> {
+                parts
+                    .iter()
+                    .filter_map(|o| o.score)
+                    .filter(|s| *s < cut)
+                    .collect()
+            };
+            let line = cut(&recent);
+            let held_out: Vec<f64> = self
+                .baseline
+                .good_scores
+                .iter()
+                .copied()
+                .filter(|s| *s < line)
+                .collect();
+            let earlier = self.before(recent[0].part, EARLIER_MAX, true);
+            let mut references = vec![(held_out, "the model's held-out good parts".to_owned(), line)];
+            if earlier.len() >= EARLIER_MIN {
+                let both = line.min(cut(&earlier));
+                references.push((
+                    scores_below(&earlier, both),
+                    format!("the {} accepted parts before them on this line", earlier.len()),
+                    both,
+                ));
+            }
+            for (reference, name, line) in references {
+                let scores = scores_below(&recent, line);
+                if reference.len() < BASELINE_MIN || scores.len() < w / 2 {
+                    continue;
+                }
+                let (auc, z) = mann_whitney(&reference, &scores);
+                let reference_median = median(&reference);
+                out.push(Finding {
+                    moved: Moved::Scores,
+                    z,
+                    text: format!(
+                        "the accepted parts score higher than {name}: median {} over the last {w} accepted against {} (a part scores above one of those {:.0} % of the time, 50 % without drift)",
+                        crate::core::message::format_score(median(&scores)),
+                        crate::core::message::format_score(reference_median),
+                        auc * 100.0
+                    ),
+                    since_part: onset(&recent, |o| o.score.unwrap_or(reference_median)),
+                });
+            }
+            out
         }))
+    }
+
+    /// Up to `n` parts (accepted ones only, when `accepted`) before part `first`, oldest
+    /// first.
+    fn before(&self, first: u64, n: usize, accepted: bool) -> Vec<&Observation> {
+        let mut v: Vec<&Observation> = self
+            .history
+            .iter()
+            .rev()
+            .filter(|o| o.part < first && (o.accepted || !accepted))
+            .take(n)
+            .collect();
+        v.reverse();
+        v
     }
 
     fn reject_test(&self) -> Option<Finding> {
@@ -346,24 +392,21 @@ impl DriftMonitor {
     }
 
     fn level_test(&self, moved: Moved) -> Option<Finding> {
-        let pick = |l: &ImageLevels| f64::from(if moved == Moved::Brightness {
-            l.brightness
-        } else {
-            l.contrast
-        });
-        let base: Vec<f64> = self
+        let pick = |l: &ImageLevels| {
+            f64::from(if moved == Moved::Brightness {
+                l.brightness
+            } else {
+                l.contrast
+            })
+        };
+        let training: Vec<f64> = self
             .baseline
             .record
-            .as_ref()?
-            .levels
-            .iter()
-            .map(pick)
-            .collect();
-        if base.len() < BASELINE_MIN {
-            return None;
-        }
-        let base_median = median(&base);
-        strongest(LEVEL_WINDOWS.iter().filter_map(|&w| {
+            .as_ref()
+            .map(|r| r.levels.iter().map(pick).collect())
+            .unwrap_or_default();
+        strongest(LEVEL_WINDOWS.iter().flat_map(|&w| {
+            let mut out = Vec::new();
             let mut recent: Vec<&Observation> = self
                 .history
                 .iter()
@@ -373,49 +416,59 @@ impl DriftMonitor {
                 .collect();
             recent.reverse();
             if recent.len() < w {
-                return None;
+                return out;
             }
             let values: Vec<f64> = recent.iter().filter_map(|o| o.levels.as_ref().map(pick)).collect();
-            let m = median(&values);
-            let change = if base_median > 0.0 {
-                m / base_median - 1.0
-            } else {
-                0.0
-            };
-            if change.abs() < LEVEL_CHANGE {
-                return None;
+            let earlier: Vec<f64> = self
+                .before(recent[0].part, EARLIER_MAX, false)
+                .iter()
+                .filter_map(|o| o.levels.as_ref().map(pick))
+                .collect();
+            let mut references = vec![(training.clone(), "the training images".to_owned())];
+            if earlier.len() >= EARLIER_MIN {
+                references.push((
+                    earlier.clone(),
+                    format!("the {} parts before them on this line", earlier.len()),
+                ));
             }
-            let (_, z) = mann_whitney(&base, &values);
-            let up = change > 0.0;
-            let words = match (moved, up) {
-                (Moved::Brightness, true) => "brighter",
-                (Moved::Brightness, false) => "darker",
-                (_, true) => "more contrast",
-                (_, false) => "less contrast",
-            };
-            let what = if moved == Moved::Brightness {
-                "median grey level"
-            } else {
-                "median spread of grey levels"
-            };
-            let text = if moved == Moved::Brightness {
-                format!(
-                    "the parts are {:.0} % {words} than the training images ({what} {m:.3} over the last {w} parts against {base_median:.3})",
-                    change.abs() * 100.0
-                )
-            } else {
-                format!(
-                    "the parts have {:.0} % {words} than the training images ({what} {m:.3} over the last {w} parts against {base_median:.3})",
-                    change.abs() * 100.0
-                )
-            };
-            let since = onset(&recent, |o| o.levels.as_ref().map_or(base_median, pick));
-            Some(Finding {
-                moved,
-                z: z.abs(),
-                text,
-                since_part: since,
-            })
+            for (reference, name) in references {
+                if reference.len() < BASELINE_MIN {
+                    continue;
+                }
+                let base_median = median(&reference);
+                let m = median(&values);
+                let change = if base_median > 0.0 {
+                    m / base_median - 1.0
+                } else {
+                    0.0
+                };
+                if change.abs() < LEVEL_CHANGE {
+                    continue;
+                }
+                let (_, z) = mann_whitney(&reference, &values);
+                let up = change > 0.0;
+                let words = match (moved, up) {
+                    (Moved::Brightness, true) => "brighter",
+                    (Moved::Brightness, false) => "darker",
+                    (_, true) => "more contrast",
+                    (_, false) => "less contrast",
+                };
+                let (verb, what) = if moved == Moved::Brightness {
+                    ("are", "median grey level")
+                } else {
+                    ("have", "median spread of grey levels")
+                };
+                out.push(Finding {
+                    moved,
+                    z: z.abs(),
+                    text: format!(
+                        "the parts {verb} {:.0} % {words} than {name} ({what} {m:.3} over the last {w} parts against {base_median:.3})",
+                        change.abs() * 100.0
+                    ),
+                    since_part: onset(&recent, |o| o.levels.as_ref().map_or(base_median, pick)),
+                });
+            }
+            out
         }))
     }
 
