@@ -7,6 +7,12 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
+/// Heat at the top of the colormap by default (DifferNet's maps), in units of the good
+/// images' 99th percentile (the engine's heatmap unit). Squared gradients span a wide
+/// range, so this is far above 1. Each model says its own:
+/// [`crate::core::config::DetectorConfig::heat_vmax`].
+pub const DEFAULT_HEAT_VMAX: f32 = 1000.0;
+
 /// The frozen ImageNet CNN that turns an image into feature maps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
@@ -1030,14 +1036,14 @@ impl DetectorConfig {
 
     /// Heat at the top of the colour scale of this detector's maps, in the maps' unit (1 =
     /// as hot as the most unusual 1 % of a good part). DifferNet's squared gradients span
-    /// decades ([`crate::core::heat_layer::DEFAULT_HEAT_VMAX`]); PatchCore's distances to
+    /// decades ([`DEFAULT_HEAT_VMAX`]); PatchCore's distances to
     /// the nearest good patch do not: a patch [`PATCHCORE_HEAT_VMAX`] times as far from the
     /// good patches as the most unusual good ones is as far off as a defect gets.
     pub fn heat_vmax(&self) -> f32 {
         match self {
             DetectorConfig::PatchCore(_) => PATCHCORE_HEAT_VMAX,
             DetectorConfig::CsFlow(_) => CS_FLOW_HEAT_VMAX,
-            DetectorConfig::DifferNet(_) => crate::core::heat_layer::DEFAULT_HEAT_VMAX,
+            DetectorConfig::DifferNet(_) => DEFAULT_HEAT_VMAX,
             DetectorConfig::Fusion(c) => c.first().heat_vmax(),
         }
     }

@@ -28,9 +28,8 @@
 //! [`Z_END`]. Where the drift began is the change point of a CUSUM over the
 //! window (the part after the lowest point of the running sum of `above - 1/2`).
 
+pub use crate::core::image_io::ImageLevels;
 use crate::core::provenance::TrainingRecord;
-use image::RgbImage;
-use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 
 /// A standard score past which a test says the line drifted (one-sided p about 0.0002).
@@ -62,48 +61,6 @@ const BASELINE_MIN: usize = 8;
 /// takes.
 const EARLIER_MIN: usize = 50;
 const EARLIER_MAX: usize = 200;
-
-/// An image's grey levels: mean (brightness) and standard deviation (contrast), in 0..1.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ImageLevels {
-    /// Mean grey level.
-    pub brightness: f32,
-    /// Standard deviation of the grey levels.
-    pub contrast: f32,
-}
-
-impl ImageLevels {
-    /// The levels of an image (Rec. 601 luma), from at most about 65,000 of its pixels.
-    pub fn of(image: &RgbImage) -> Self {
-        let (w, h) = image.dimensions();
-        let step = ((u64::from(w) * u64::from(h)) as f64 / 65_536.0)
-            .sqrt()
-            .ceil()
-            .max(1.0) as u32;
-        let (mut n, mut sum, mut sum2) = (0.0f64, 0.0f64, 0.0f64);
-        for y in (0..h).step_by(step as usize) {
-            for x in (0..w).step_by(step as usize) {
-                let p = image.get_pixel(x, y).0;
-                let g = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
-                    / 255.0;
-                n += 1.0;
-                sum += g;
-                sum2 += g * g;
-            }
-        }
-        if n == 0.0 {
-            return Self {
-                brightness: 0.0,
-                contrast: 0.0,
-            };
-        }
-        let mean = sum / n;
-        Self {
-            brightness: mean as f32,
-            contrast: (sum2 / n - mean * mean).max(0.0).sqrt() as f32,
-        }
-    }
-}
 
 /// What a model knows of its good parts: the held-out good scores and the training
 /// images (levels and sizes).
@@ -590,6 +547,7 @@ fn onset(window: &[&Observation], value: impl Fn(&Observation) -> f64) -> u64 {
 mod tests {
     use super::*;
     use crate::core::rng::SplitMix64;
+    use image::RgbImage;
 
     fn gauss(rng: &mut SplitMix64) -> f64 {
         // Box-Muller.

@@ -8,11 +8,8 @@
 use crate::core::colormap::Colormap;
 use crate::core::protocol::Heatmap;
 
-/// Heat at the top of the colormap by default (DifferNet's maps), in units of the good
-/// images' 99th percentile (the engine's heatmap unit). Squared gradients span a wide
-/// range, so this is far above 1. Each model says its own:
-/// [`crate::core::config::DetectorConfig::heat_vmax`].
-pub const DEFAULT_HEAT_VMAX: f32 = 1000.0;
+/// The default heat scale (see [`crate::core::config::DEFAULT_HEAT_VMAX`]).
+pub use crate::core::config::DEFAULT_HEAT_VMAX;
 
 /// The heats to mark on a legend of a scale from 1 to `vmax`: the powers of ten up to
 /// `vmax` when it spans a decade or more, else 1, 2, 3... up to `vmax`; `vmax` itself is

@@ -416,6 +416,48 @@ fn tidy_message(message: &str) -> String {
         .to_owned()
 }
 
+/// An image's grey levels: mean (brightness) and standard deviation (contrast), in 0..1.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ImageLevels {
+    /// Mean grey level.
+    pub brightness: f32,
+    /// Standard deviation of the grey levels.
+    pub contrast: f32,
+}
+
+impl ImageLevels {
+    /// The levels of an image (Rec. 601 luma), from at most about 65,000 of its pixels.
+    pub fn of(image: &image::RgbImage) -> Self {
+        let (w, h) = image.dimensions();
+        let step = ((u64::from(w) * u64::from(h)) as f64 / 65_536.0)
+            .sqrt()
+            .ceil()
+            .max(1.0) as u32;
+        let (mut n, mut sum, mut sum2) = (0.0f64, 0.0f64, 0.0f64);
+        for y in (0..h).step_by(step as usize) {
+            for x in (0..w).step_by(step as usize) {
+                let p = image.get_pixel(x, y).0;
+                let g = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                    / 255.0;
+                n += 1.0;
+                sum += g;
+                sum2 += g * g;
+            }
+        }
+        if n == 0.0 {
+            return Self {
+                brightness: 0.0,
+                contrast: 0.0,
+            };
+        }
+        let mean = sum / n;
+        Self {
+            brightness: mean as f32,
+            contrast: (sum2 / n - mean * mean).max(0.0).sqrt() as f32,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

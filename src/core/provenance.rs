@@ -30,7 +30,7 @@ pub struct TrainingRecord {
     /// [`LEVEL_IMAGES`] of them), so that the line can tell when its parts look brighter,
     /// darker or flatter than those (see [`crate::core::drift`]). Empty in older files.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub levels: Vec<crate::core::drift::ImageLevels>,
+    pub levels: Vec<crate::core::image_io::ImageLevels>,
 }
 
 /// Good images whose grey levels a training record keeps.
@@ -58,7 +58,7 @@ impl TrainingRecord {
             .iter()
             .step_by(step)
             .filter_map(|p| crate::core::image_io::load_rgb(p).ok())
-            .map(|img| crate::core::drift::ImageLevels::of(&img))
+            .map(|img| crate::core::image_io::ImageLevels::of(&img))
             .collect();
         let mut hash = Sha256::new();
         for p in train.iter().chain(validation) {

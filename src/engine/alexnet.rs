@@ -1,7 +1,7 @@
 //! AlexNet `features` in torchvision's layout (`features.0/3/6/8/10`), the paper's
 //! backbone: conv1..conv5 with ReLU and the three max-pools, 256 output channels.
 
-use crate::engine::backbone::{InitialWeights, zero_init};
+use crate::engine::init::{InitialWeights, zero_init};
 use tch::Tensor;
 use tch::nn;
 

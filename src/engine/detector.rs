@@ -4,76 +4,17 @@
 //! kind lives in its own module under [`crate::engine::detectors`].
 
 use crate::core::config::DetectorConfig;
-use crate::core::image_io::load_rgb;
-use crate::core::protocol::{Heatmap, ModelInfo, Phase, ScoreStats};
-use crate::core::provenance::TrainingRecord;
-use crate::engine::backbone::Backbone;
+use crate::core::protocol::ModelInfo;
+pub use crate::engine::detectors::common::{
+    Member, ModelState, RawScore, TrainJob, TrainProgress,
+};
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::fusion::Fusion;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
 use image::RgbImage;
-use std::path::PathBuf;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use tch::{Device, Tensor};
-
-/// What the engine learned besides the weights; the same for every kind.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct ModelState {
-    /// Number of training images.
-    pub train_count: usize,
-    /// Scores of the held-out good images.
-    pub validation: Option<ScoreStats>,
-    /// Reject threshold (default from validation, or the user's).
-    pub threshold: Option<f64>,
-    /// Start of the review band below the reject threshold, when the user set one.
-    #[serde(default)]
-    pub review_threshold: Option<f64>,
-    /// Heatmap scale: the 99th percentile of raw map values on good images; maps are
-    /// divided by it so 1.0 means "as hot as a good part gets".
-    pub heat_scale: Option<f64>,
-    /// Seconds spent training.
-    pub train_secs: f64,
-    /// Of `train_secs`, the seconds spent validating and calibrating the heatmap scale.
-    #[serde(default)]
-    pub validation_secs: f64,
-    /// What the model was trained on (absent in files written before it was recorded).
-    #[serde(default)]
-    pub trained_on: Option<TrainingRecord>,
-}
-
-impl ModelState {
-    /// The state of a model that has not been trained yet.
-    pub fn untrained() -> Self {
-        Self {
-            train_count: 0,
-            validation: None,
-            threshold: None,
-            review_threshold: None,
-            heat_scale: None,
-            train_secs: 0.0,
-            validation_secs: 0.0,
-            trained_on: None,
-        }
-    }
-
-    /// Sets the score statistics of the held-out good images and the default threshold.
-    pub fn set_validation(&mut self, scores: &[f64]) {
-        self.validation = ScoreStats::from_scores(scores);
-        self.threshold = self.validation.as_ref().map(ScoreStats::default_threshold);
-    }
-}
-
-/// The raw output of scoring one image.
-#[derive(Debug, Clone)]
-pub struct RawScore {
-    /// The anomaly score; higher is more anomalous.
-    pub score: f64,
-    /// Anomaly map at the image's size, divided by the heat scale when known.
-    pub heatmap: Option<Heatmap>,
-}
+use tch::Device;
 
 /// A trained (or loaded) detector of any kind, on one device. Lives on the worker thread.
 // One detector lives per worker and it is moved only when a job ends: the variants' sizes
@@ -88,7 +29,7 @@ pub enum Detector {
     /// A CS-Flow fully convolutional flow.
     CsFlow(CsFlow),
     /// Several detectors combined.
-    Fusion(Fusion),
+    Fusion(Fusion<Detector>),
 }
 
 impl Detector {
@@ -215,6 +156,33 @@ impl Detector {
     }
 }
 
+impl Member for Detector {
+    fn config(&self) -> DetectorConfig {
+        Detector::config(self)
+    }
+
+    fn state(&self) -> &ModelState {
+        Detector::state(self)
+    }
+
+    fn state_mut(&mut self) -> &mut ModelState {
+        Detector::state_mut(self)
+    }
+
+    fn device(&self) -> Device {
+        Detector::device(self)
+    }
+
+    fn score_batch(
+        &self,
+        imgs: &[&RgbImage],
+        heatmaps: &[bool],
+        rotations: Option<usize>,
+    ) -> Vec<RawScore> {
+        Detector::score_batch(self, imgs, heatmaps, rotations)
+    }
+}
+
 /// A detector shared read-only by the scoring lanes.
 pub struct SharedDetector<'a>(&'a Detector);
 
@@ -234,60 +202,6 @@ impl<'a> SharedDetector<'a> {
     pub fn score_image(&self, img: &RgbImage, heatmap: bool, rotations: Option<usize>) -> RawScore {
         self.0.score_image(img, heatmap, rotations)
     }
-}
-
-/// What training reports as it goes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum TrainProgress {
-    /// `done` of `total` units of a phase.
-    Phase {
-        /// The phase.
-        phase: Phase,
-        /// Units done.
-        done: usize,
-        /// Units in total.
-        total: usize,
-    },
-    /// An image could not be used; training goes on without it.
-    Skipped {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// An optimiser step.
-    Step {
-        /// 0-based epoch.
-        epoch: usize,
-        /// 0-based step in the epoch.
-        step: usize,
-        /// Batch loss.
-        loss: f64,
-    },
-    /// An epoch ended.
-    Epoch {
-        /// 0-based epoch.
-        epoch: usize,
-        /// Mean loss over its steps.
-        mean_loss: f64,
-    },
-}
-
-/// Inputs of a training run, whatever the kind.
-pub struct TrainJob<'a> {
-    /// Good images to train on.
-    pub train: &'a [PathBuf],
-    /// Held-out good images for statistics.
-    pub validation: &'a [PathBuf],
-    /// The frozen backbone (must match the configuration's).
-    pub backbone: Rc<Backbone>,
-    /// Where the tensors live.
-    pub device: Device,
-    /// Set from another thread to stop between batches.
-    pub cancel: &'a AtomicBool,
-    /// Images confirmed defective to learn from (PatchCore and the fusions of
-    /// PatchCores; the flows learn from good images only and ignore them).
-    pub defects: &'a [crate::core::protocol::LabelledDefect],
 }
 
 /// Trains a detector of the configuration's kind. Returns it with its validation
@@ -317,191 +231,9 @@ pub fn train(
             crate::engine::detectors::cs_flow::train::train(c, job, report).map(Detector::CsFlow)
         }
         DetectorConfig::Fusion(c) => {
-            crate::engine::detectors::fusion::train(c, job, report).map(Detector::Fusion)
+            crate::engine::detectors::fusion::train(c, job, report, &mut train)
+                .map(Detector::Fusion)
         }
     }
 }
 
-/// Decodes `paths` and turns each image into a tensor with `prepare`, skipping (and
-/// reporting) those that cannot be read. Returns the kept paths and their tensors.
-pub(crate) fn load_images(
-    paths: &[PathBuf],
-    phase: Phase,
-    report: &mut dyn FnMut(TrainProgress),
-    cancel: &AtomicBool,
-    prepare: &dyn Fn(&RgbImage) -> Tensor,
-) -> Result<(Vec<PathBuf>, Vec<Tensor>)> {
-    let mut kept = Vec::new();
-    let mut tensors = Vec::new();
-    for (i, path) in paths.iter().enumerate() {
-        if cancel.load(Ordering::Relaxed) {
-            return Err(EngineError::Cancelled);
-        }
-        match load_rgb(path) {
-            Ok(img) => {
-                tensors.push(prepare(&img));
-                kept.push(path.clone());
-            }
-            Err(e) => report(TrainProgress::Skipped {
-                path: path.clone(),
-                reason: e.to_string(),
-            }),
-        }
-        report(TrainProgress::Phase {
-            phase,
-            done: i + 1,
-            total: paths.len(),
-        });
-    }
-    Ok((kept, tensors))
-}
-
-/// The 99th percentile of the values of `maps`, the heat scale; `None` when there are no
-/// maps or the percentile is not a positive number.
-pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
-    if maps.is_empty() {
-        return None;
-    }
-    let all = Tensor::cat(
-        &maps.iter().map(|m| m.flatten(0, -1)).collect::<Vec<_>>(),
-        0,
-    );
-    let q = all
-        .quantile_scalar(0.99, None, false, "linear")
-        .double_value(&[]);
-    (q > 0.0 && q.is_finite()).then_some(q)
-}
-
-/// Anomaly maps of the images of a batch from their grids of patch or position scores
-/// `[B, 1, h, w]`: each grid upsampled bilinearly to the square input size `input`,
-/// blurred with a Gaussian of `sigma`, resized to its image's size (`sizes[i]`, `None`
-/// for an image that needs no map) and divided by `heat_scale`. The grids are upsampled
-/// and blurred together; only the last resize is per image.
-pub(crate) fn maps_from_grids(
-    grids: &Tensor,
-    input: u32,
-    sigma: f64,
-    sizes: &[Option<(u32, u32)>],
-    heat_scale: Option<f64>,
-) -> Vec<Option<Tensor>> {
-    let s = i64::from(input);
-    maps_from_grids_at(grids, (s, s), sigma, sizes, heat_scale)
-}
-
-/// [`maps_from_grids`] for inputs of any shape: `input` is the network input's
-/// `(height, width)` in pixels, which the grids are upsampled to before the blur (so
-/// `sigma` is in input pixels whatever the image's shape).
-pub(crate) fn maps_from_grids_at(
-    grids: &Tensor,
-    input: (i64, i64),
-    sigma: f64,
-    sizes: &[Option<(u32, u32)>],
-    heat_scale: Option<f64>,
-) -> Vec<Option<Tensor>> {
-    let wanted: Vec<i64> = (0..sizes.len() as i64)
-        .filter(|&i| sizes[i as usize].is_some())
-        .collect();
-    let mut out: Vec<Option<Tensor>> = sizes.iter().map(|_| None).collect();
-    if wanted.is_empty() {
-        return out;
-    }
-    let rows = if wanted.len() == sizes.len() {
-        grids.shallow_clone()
-    } else {
-        grids.index_select(0, &Tensor::from_slice(&wanted).to_device(grids.device()))
-    };
-    let up = rows.upsample_bilinear2d([input.0, input.1], false, None, None);
-    let mut blurred = crate::engine::transforms::gaussian_blur(&up, sigma);
-    if let Some(scale) = heat_scale.filter(|s| *s > 0.0) {
-        blurred /= scale;
-    }
-    for (row, &i) in wanted.iter().enumerate() {
-        let (w, h) = sizes[i as usize].expect("only images that want a map");
-        let one = blurred.narrow(0, row as i64, 1);
-        let map = if (i64::from(h), i64::from(w)) == input {
-            one
-        } else {
-            one.internal_upsample_bilinear2d_aa([i64::from(h), i64::from(w)], false, None, None)
-        };
-        out[i as usize] = Some(map.view([i64::from(h), i64::from(w)]));
-    }
-    out
-}
-
-/// Scores `[B]` (on the device) and the maps where asked, of a prepared batch.
-pub(crate) type BatchScores = (Tensor, Vec<Option<Tensor>>);
-
-/// Scores decoded images of any sizes as one batch, for a kind that prepares each image
-/// (`prepare`: `[1, 3, S, S]`) and scores a prepared batch (`score`: scores `[B]` and, where
-/// a size is given, the map at that size); with `heatmaps[i]`, image i's map at its size.
-pub(crate) fn score_decoded<F>(
-    imgs: &[&RgbImage],
-    heatmaps: &[bool],
-    prepare: &dyn Fn(&RgbImage) -> Tensor,
-    score: F,
-) -> Vec<RawScore>
-where
-    F: FnOnce(&Tensor, &[Option<(u32, u32)>]) -> BatchScores,
-{
-    if imgs.is_empty() {
-        return Vec::new();
-    }
-    let x = Tensor::cat(&imgs.iter().map(|img| prepare(img)).collect::<Vec<_>>(), 0);
-    let sizes: Vec<_> = imgs
-        .iter()
-        .zip(heatmaps)
-        .map(|(img, &map)| map.then(|| img.dimensions()))
-        .collect();
-    let (scores, maps) = score(&x, &sizes);
-    read_back(&scores, maps)
-}
-
-/// The scores `[B]` and maps of a batch, read back to the host with one transfer for the
-/// scores and one for all the maps (no synchronisation per image on a GPU).
-fn read_back(scores: &Tensor, maps: Vec<Option<Tensor>>) -> Vec<RawScore> {
-    let scores = Vec::<f64>::try_from(scores.to_kind(tch::Kind::Double).to_device(Device::Cpu))
-        .expect("scores are a 1-D tensor");
-    let flat: Vec<Tensor> = maps.iter().flatten().map(|m| m.flatten(0, -1)).collect();
-    let mut values = if flat.is_empty() {
-        Vec::new()
-    } else {
-        Vec::<f32>::try_from(
-            Tensor::cat(&flat, 0)
-                .to_kind(tch::Kind::Float)
-                .to_device(Device::Cpu),
-        )
-        .expect("maps are float tensors")
-    }
-    .into_iter();
-    scores
-        .into_iter()
-        .zip(maps)
-        .map(|(score, map)| RawScore {
-            score,
-            heatmap: map.map(|m| {
-                let (h, w) = (m.size()[0] as u32, m.size()[1] as u32);
-                Heatmap {
-                    width: w,
-                    height: h,
-                    values: values.by_ref().take((w * h) as usize).collect(),
-                }
-            }),
-        })
-        .collect()
-}
-
-/// The image scores `[B]` of patch scores `[B, P]`: the largest, or the mean of the
-/// largest `fraction` of them.
-pub(crate) fn top_scores(patches: &Tensor, fraction: Option<f64>) -> Tensor {
-    match fraction {
-        None => patches.amax([1i64].as_slice(), false),
-        Some(fraction) => {
-            let p = patches.size()[1];
-            let k = ((p as f64 * fraction).ceil() as i64).clamp(1, p);
-            patches
-                .topk(k, 1, true, false)
-                .0
-                .mean_dim([1i64].as_slice(), false, tch::Kind::Float)
-        }
-    }
-}

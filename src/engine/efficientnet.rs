@@ -7,7 +7,7 @@
 //! squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding, which pads stride-2
 //! convolutions asymmetrically (more at the bottom and right).
 
-use crate::engine::backbone::{InitialWeights, zero_init};
+use crate::engine::init::{InitialWeights, zero_init};
 use tch::nn::{self, Module, ModuleT};
 use tch::{Kind, Tensor};
 

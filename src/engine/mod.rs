@@ -12,6 +12,7 @@ pub mod device;
 pub mod efficientnet;
 pub mod environment;
 pub mod error;
+pub mod init;
 pub mod lanes;
 pub mod model_file;
 pub mod transforms;

@@ -4,15 +4,16 @@
 use crate::core::dataset::Label;
 use crate::core::decision::Thresholds;
 use crate::core::training_set::RoleChoice;
+pub use crate::gui::workset::ImageRole;
 use std::path::PathBuf;
 
-/// What a batch of added images is.
+/// What the gallery shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageRole {
-    /// Known good parts, to train on.
+pub enum View {
+    /// The parts to inspect (scored or not).
+    Parts,
+    /// The good images, with their role in training.
     Good,
-    /// Parts to inspect.
-    Inspect,
 }
 
 /// Which file dialog to show.
@@ -70,7 +71,7 @@ pub enum AppCommand {
     /// Undo the last edit of the images.
     Undo,
     /// Show the parts or the good images in the gallery.
-    ShowGallery(crate::gui::gallery::View),
+    ShowGallery(View),
     /// Stop comparing the parts' calls with the previous model's.
     ForgetPreviousCalls,
     /// Put the lines where the new model puts them, after a retrain kept the user's.

@@ -7,6 +7,7 @@ use crate::core::dataset::Label;
 use crate::core::decision::Decision;
 use crate::core::message::path_text;
 use crate::core::training_set::{GoodRole, RoleChoice, Roles};
+pub use crate::gui::command::View;
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot, THUMB_SIDE};
 use crate::gui::session::Session;
@@ -108,15 +109,6 @@ impl Sort {
             Sort::Label => "label",
         }
     }
-}
-
-/// What the gallery shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum View {
-    /// The parts to inspect (scored or not).
-    Parts,
-    /// The good images, with their role in training.
-    Good,
 }
 
 /// One thumbnail to draw.

@@ -5,10 +5,18 @@ use crate::core::dataset::{Dataset, Label, Sample};
 use crate::core::folder_edits::{FolderBaseline, FolderEdits, Images};
 use crate::core::protocol::LabelledDefect;
 use crate::core::training_set::{RoleChoice, Roles, assign_roles};
-use crate::gui::command::ImageRole;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// What a batch of added images is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageRole {
+    /// Known good parts, to train on.
+    Good,
+    /// Parts to inspect.
+    Inspect,
+}
 
 /// Where the images came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

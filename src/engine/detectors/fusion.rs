@@ -8,28 +8,29 @@
 
 use crate::core::config::{DetectorConfig, FusionConfig, FusionRule};
 use crate::core::protocol::{Heatmap, Phase};
-use crate::engine::detector::{Detector, ModelState, RawScore, TrainJob, TrainProgress};
+use crate::engine::detectors::common::{Member, ModelState, RawScore, TrainJob, TrainProgress};
 use crate::engine::error::{EngineError, Result};
 use image::RgbImage;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::Device;
 
-/// A fusion of detectors on one device. Lives on the worker thread.
+/// A fusion of detectors (`M`: the interface's detector) on one device. Lives on the
+/// worker thread.
 #[derive(Debug)]
-pub struct Fusion {
+pub struct Fusion<M> {
     /// Settings (the members' among them).
     pub config: FusionConfig,
     /// What validation taught it about the fused score.
     pub state: ModelState,
     /// The trained members, in the order of `config.members`; each one's state holds its
     /// own held-out statistics, which standardise its score.
-    members: Vec<Detector>,
+    members: Vec<M>,
 }
 
-impl Fusion {
+impl<M: Member> Fusion<M> {
     /// A fusion of trained `members` (one per member of `config`, of the same kinds).
-    pub fn new(config: FusionConfig, members: Vec<Detector>) -> Result<Self, String> {
+    pub fn new(config: FusionConfig, members: Vec<M>) -> Result<Self, String> {
         config.validate()?;
         if members.len() != config.members.len() {
             return Err(format!(
@@ -55,12 +56,12 @@ impl Fusion {
     }
 
     /// The members.
-    pub fn members(&self) -> &[Detector] {
+    pub fn members(&self) -> &[M] {
         &self.members
     }
 
     /// The members, to change how they run.
-    pub fn members_mut(&mut self) -> &mut [Detector] {
+    pub fn members_mut(&mut self) -> &mut [M] {
         &mut self.members
     }
 
@@ -104,7 +105,7 @@ impl Fusion {
 
 /// The mean and standard deviation that standardise a member's score: those of its
 /// held-out good scores, or (0, 1) when it has none (trained without held-out images).
-fn member_norm(member: &Detector) -> (f64, f64) {
+fn member_norm<M: Member>(member: &M) -> (f64, f64) {
     member
         .state()
         .validation
@@ -193,12 +194,17 @@ fn member_progress(p: TrainProgress, index: usize, count: usize) -> Option<Train
 /// Trains every member on the job's good images (one after the other, on one progress
 /// bar), then scores the held-out good images with each member: each member's scores
 /// standardise it, and the fused scores set the fusion's statistics, default threshold
-/// and heat scale.
-pub fn train(
+/// and heat scale. `train_member` trains one member (the interface's dispatch).
+pub fn train<M: Member>(
     config: FusionConfig,
     job: TrainJob<'_>,
     report: &mut dyn FnMut(TrainProgress),
-) -> Result<Fusion> {
+    train_member: &mut dyn FnMut(
+        DetectorConfig,
+        TrainJob<'_>,
+        &mut dyn FnMut(TrainProgress),
+    ) -> Result<M>,
+) -> Result<Fusion<M>> {
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
     let count = config.members.len();
@@ -217,11 +223,7 @@ pub fn train(
                 report(p);
             }
         };
-        members.push(crate::engine::detector::train(
-            member.clone(),
-            member_job,
-            &mut forward,
-        )?);
+        members.push(train_member(member.clone(), member_job, &mut forward)?);
     }
     let train_count = members[0].state().train_count;
     let mut fusion = Fusion::new(config, members).map_err(EngineError::Config)?;
@@ -237,8 +239,8 @@ pub fn train(
 /// statistics and heat scale from them, then the fusion's from the fused scores and maps.
 /// Without held-out images the members keep their own calibration and the fusion has no
 /// default threshold.
-fn validate(
-    fusion: &mut Fusion,
+fn validate<M: Member>(
+    fusion: &mut Fusion<M>,
     job: &TrainJob<'_>,
     report: &mut dyn FnMut(TrainProgress),
 ) -> Result<()> {

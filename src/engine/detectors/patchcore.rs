@@ -11,7 +11,7 @@ use crate::core::config::PatchCoreConfig;
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
-use crate::engine::detector::{
+use crate::engine::detectors::common::{
     BatchScores, ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
     maps_from_grids_at, score_decoded, top_scores,
 };

@@ -11,7 +11,7 @@ pub mod train;
 
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig, FlowScore};
 use crate::engine::backbone::Backbone;
-use crate::engine::detector::{
+use crate::engine::detectors::common::{
     BatchScores, ModelState, RawScore, maps_from_grids, score_decoded, top_scores,
 };
 use crate::engine::transforms::{downsample_nearest, image_to_tensor, normalize, resize_square};

@@ -7,7 +7,7 @@ use super::{CsFlow, prepare, scale_features};
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detectors::common::{TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::transforms::dihedral;

@@ -9,7 +9,7 @@ pub mod train;
 use crate::core::config::DifferNetConfig;
 use crate::core::protocol::Heatmap;
 use crate::engine::backbone::Backbone;
-use crate::engine::detector::{ModelState, RawScore};
+use crate::engine::detectors::common::{ModelState, RawScore};
 use crate::engine::lanes::Lanes;
 use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
 use flow::Flow;

@@ -11,7 +11,7 @@ use super::{DifferNet, SharedModel};
 use crate::core::config::{DifferNetConfig, TrainConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detector::{TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detectors::common::{TrainJob, TrainProgress, heat_scale_of, load_images};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::Lanes;
 use std::path::PathBuf;
