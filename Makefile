@@ -26,12 +26,19 @@ test: setup
 bench: build
 	python3 scripts/bench.py $(BENCH_ARGS)
 
+# The line's drift warning on real parts (BENCHMARKS.md, "The line's health").
+drift-bench: build
+	"$${DIFFERNET_CACHE:-$$HOME/.cache/differnet}/venv/bin/python" scripts/drift_bench.py
+
 # Fuzz the parsers of untrusted files (images, model-file header, PyTorch weights):
 # FUZZ_RUNS executions per target. Needs no libtorch; see fuzz/README.md.
 FUZZ_RUNS ?= 1000000
 fuzz:
 	bash scripts/fuzz.sh $(FUZZ_RUNS)
 
+# Formatting, clippy, and the house rules (tests/architecture.rs: no circles between the
+# files of src/, the floors only reach down, thin binaries).
 lint: setup
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --test architecture

@@ -5,8 +5,12 @@
 //!   protocol, metrics, colormaps). No tch, no egui.
 //! - [`engine`]: everything that touches libtorch through tch (backbones, the normalizing
 //!   flow, training, scoring, localisation, the model file, the worker thread).
-//! - `gui` (egui) comes on top; the binaries in `src/bin` are thin.
+//! - [`gui`] (egui) and [`cli`] (the command line) come on top, side by side; the
+//!   binaries in `src/bin` only call them.
+//!
+//! ARCHITECTURE.md at the root says what each may touch and where things go.
 
+pub mod cli;
 pub mod core;
 pub mod engine;
 pub mod gui;

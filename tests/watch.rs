@@ -403,7 +403,10 @@ fn sigterm_while_parts_keep_arriving_stops_within_two_seconds_with_the_summary()
 fn drift_column(output: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(output.join("log.csv")).unwrap_or_default();
     let header: Vec<&str> = text.lines().next().unwrap_or_default().split(',').collect();
-    let at = header.iter().position(|c| *c == "drift").expect("a drift column");
+    let at = header
+        .iter()
+        .position(|c| *c == "drift")
+        .expect("a drift column");
     text.lines()
         .skip(1)
         .map(|row| row.split(',').nth(at).unwrap_or_default().to_owned())
@@ -420,10 +423,18 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
     let run = |range: std::ops::Range<u64>, bad: std::ops::Range<u64>, parts: usize| {
         common::write_set(&input, "good", range, false);
         common::write_set(&input, "bad", bad, true);
-        let mut child = start_watch(&model, &input, &output, &["--settle-ms", "100", "--recent-good", "3"]);
+        let mut child = start_watch(
+            &model,
+            &input,
+            &output,
+            &["--settle-ms", "100", "--recent-good", "3"],
+        );
         let started = Instant::now();
         while log_rows(&output).len() < parts {
-            assert!(started.elapsed() < Duration::from_secs(300), "parts not decided");
+            assert!(
+                started.elapsed() < Duration::from_secs(300),
+                "parts not decided"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Command::new("kill")
@@ -458,7 +469,14 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
     run(20..32, 104..106, 30);
     let second = check();
     let part = |p: &PathBuf| -> u64 {
-        p.file_name().unwrap().to_string_lossy().split_once('-').unwrap().0.parse().unwrap()
+        p.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .split_once('-')
+            .unwrap()
+            .0
+            .parse()
+            .unwrap()
     };
     assert!(second.len() >= first.len());
     assert!(

@@ -41,6 +41,12 @@ pub struct Thresholds {
     pub review: Option<f64>,
 }
 
+/// The call's name for `score` at `thresholds` (`ok`, `review`, `ng`), or `unknown`
+/// without a line: what the command line and the window's exports write.
+pub fn decision_name(score: f64, thresholds: Option<Thresholds>) -> &'static str {
+    thresholds.map_or("unknown", |t| t.decide(score).name())
+}
+
 impl Thresholds {
     /// A single reject threshold without a review band.
     pub fn reject_at(reject: f64) -> Self {

@@ -610,7 +610,11 @@ mod tests {
             let mut m = DriftMonitor::new(baseline(&mut rng));
             for n in 1..=300 {
                 let c = m.observe(part(&mut rng, n, 0.25, 1.0));
-                assert!(c.started.is_empty(), "seed {seed}, part {n}: {:?}", c.started);
+                assert!(
+                    c.started.is_empty(),
+                    "seed {seed}, part {n}: {:?}",
+                    c.started
+                );
             }
         }
     }
@@ -678,7 +682,10 @@ mod tests {
         assert!(f.text.contains("640×480"), "{}", f.text);
         let mut ended = false;
         for n in 44..=120 {
-            ended |= m.observe(part(&mut rng, n, 0.1, 1.0)).ended.contains(&Moved::Size);
+            ended |= m
+                .observe(part(&mut rng, n, 0.1, 1.0))
+                .ended
+                .contains(&Moved::Size);
         }
         assert!(ended && m.findings().is_empty());
     }

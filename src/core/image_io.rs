@@ -437,8 +437,9 @@ impl ImageLevels {
         for y in (0..h).step_by(step as usize) {
             for x in (0..w).step_by(step as usize) {
                 let p = image.get_pixel(x, y).0;
-                let g = (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
-                    / 255.0;
+                let g =
+                    (0.299 * f64::from(p[0]) + 0.587 * f64::from(p[1]) + 0.114 * f64::from(p[2]))
+                        / 255.0;
                 n += 1.0;
                 sum += g;
                 sum2 += g * g;

@@ -191,7 +191,11 @@ mod tests {
         assert_eq!(r.image_sizes, vec![(8, 6, 2), (5, 5, 1)]);
         // Black images: grey levels 0 and no spread, one per image.
         assert_eq!(r.levels.len(), 3);
-        assert!(r.levels.iter().all(|l| l.brightness == 0.0 && l.contrast == 0.0));
+        assert!(
+            r.levels
+                .iter()
+                .all(|l| l.brightness == 0.0 && l.contrast == 0.0)
+        );
         assert_eq!(r.sizes_text(), "8×6 and 5×5");
         // Varied training sizes: anything within half to twice their range.
         assert!(r.knows_size(5, 5) && r.knows_size(6, 8) && r.knows_size(16, 12));

@@ -5,9 +5,7 @@
 
 use crate::core::config::DetectorConfig;
 use crate::core::protocol::ModelInfo;
-pub use crate::engine::detectors::common::{
-    Member, ModelState, RawScore, TrainJob, TrainProgress,
-};
+pub use crate::engine::detectors::common::{Member, ModelState, RawScore, TrainJob, TrainProgress};
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::fusion::Fusion;
@@ -236,4 +234,3 @@ pub fn train(
         }
     }
 }
-

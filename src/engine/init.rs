@@ -70,4 +70,3 @@ pub fn zero_init(cfg: nn::ConvConfig) -> nn::ConvConfig {
         ..cfg
     }
 }
-

@@ -356,7 +356,12 @@ impl Watch {
     /// `"no drift"`, or `"drift: scores, brightness"`: what the summary line says of the
     /// line's health.
     pub fn health(&self) -> String {
-        let codes: Vec<&str> = self.drift.findings().iter().map(|f| f.moved.code()).collect();
+        let codes: Vec<&str> = self
+            .drift
+            .findings()
+            .iter()
+            .map(|f| f.moved.code())
+            .collect();
         if codes.is_empty() {
             "no drift".to_owned()
         } else {
@@ -599,8 +604,14 @@ impl Watch {
         if let Some(f) = &mut self.on_part {
             let range = (!self.good_scores.is_empty()).then(|| {
                 (
-                    self.good_scores.iter().copied().fold(f64::INFINITY, f64::min),
-                    self.good_scores.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+                    self.good_scores
+                        .iter()
+                        .copied()
+                        .fold(f64::INFINITY, f64::min),
+                    self.good_scores
+                        .iter()
+                        .copied()
+                        .fold(f64::NEG_INFINITY, f64::max),
                 )
             });
             f(&PartDecided {

@@ -247,7 +247,11 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     h.run_steps(2);
     // Good parts like the training ones: the plot of their scores, and no warning.
     h.get_by_label_contains("The last 8 scores against the model's held-out good parts");
-    assert!(app(&h).line().drift.is_empty(), "{:?}", app(&h).line().drift);
+    assert!(
+        app(&h).line().drift.is_empty(),
+        "{:?}",
+        app(&h).line().drift
+    );
     assert!(h.query_by_label_contains("The line is drifting").is_none());
 
     // The camera moves: parts of another size. The line says so.
@@ -266,7 +270,11 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     h.run_steps(2);
     h.get_by_label_contains("The line is drifting");
     assert!(
-        app(&h).line().drift.iter().any(|d| d.contains("128×112 pixels")),
+        app(&h)
+            .line()
+            .drift
+            .iter()
+            .any(|d| d.contains("128×112 pixels")),
         "{:?}",
         app(&h).line().drift
     );
@@ -283,7 +291,10 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     );
     let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
     let header = csv_fields(log.lines().next().unwrap());
-    let column = header.iter().position(|c| c == "drift").expect("a drift column");
+    let column = header
+        .iter()
+        .position(|c| c == "drift")
+        .expect("a drift column");
     let last = csv_fields(log.lines().last().unwrap());
     assert_eq!(last[column], "size", "{log}");
 
@@ -299,7 +310,10 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     for p in &recent {
         let name = p.file_name().unwrap().to_string_lossy();
         let original = name.split_once('-').unwrap().1;
-        assert!(output.join("ok").join(original).is_file(), "{name} was not accepted");
+        assert!(
+            output.join("ok").join(original).is_file(),
+            "{name} was not accepted"
+        );
     }
     assert_eq!(app(&h).line().recent_good, recent.len());
 

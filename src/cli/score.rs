@@ -1,0 +1,132 @@
+//! `differnet score`: scores and decisions of images and folders, as a table or CSV,
+//! with heatmap images.
+
+use super::*;
+
+pub(super) fn score(a: ScoreArgs) -> Result<()> {
+    let (paths, skipped_inputs) = dataset::list_images(&a.paths);
+    for (p, why) in &skipped_inputs {
+        eprintln!("skipped: {}", skipped_line(p, why));
+    }
+    if paths.is_empty() {
+        bail!("no images to score");
+    }
+    if let Some(dir) = &a.heatmaps {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let worker = start_worker(&a.engine, None)?;
+    let mut progress = Progress::new(a.engine.json);
+    let info = load_model(&worker, &a.model, &mut progress)?;
+    let threshold = a.threshold.or(info.threshold).map(|reject| {
+        let saved_review = if a.threshold.is_none() {
+            info.review_threshold
+        } else {
+            None
+        };
+        Thresholds {
+            reject,
+            review: a.review_threshold.or(saved_review),
+        }
+        .ordered()
+    });
+    send(
+        &worker,
+        Command::Score(ScoreRequest {
+            paths,
+            heatmaps: a.heatmaps.is_some(),
+            rotations: a.rotations,
+        }),
+    )?;
+    let mut rows = Vec::new();
+    let mut export_names = crate::core::report::ExportNames::default();
+    let skipped = loop {
+        match common_event(next_event(&worker)?, &mut progress)? {
+            Some(Event::ScoringDone { skipped, .. }) => break skipped,
+            Some(Event::Scored(s)) => {
+                if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
+                    let img = crate::core::image_io::load_rgb(&s.path)?;
+                    let vmax = info.config.heat_vmax();
+                    let mut caption = format!(
+                        "{}  score {:.4}",
+                        s.path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        s.score
+                    );
+                    if let Some(t) = threshold {
+                        caption +=
+                            &format!("  {} (reject at {:.4})", t.decide(s.score).name(), t.reject);
+                    }
+                    let out = crate::core::caption::with_caption(
+                        &crate::core::overlay::overlay(&img, map, Colormap::default(), 0.6, vmax),
+                        &[caption],
+                        Colormap::default(),
+                        vmax,
+                    );
+                    let dest = dir.join(export_names.heatmap_name(&s.path));
+                    let mut bytes = Vec::new();
+                    out.write_to(
+                        &mut std::io::Cursor::new(&mut bytes),
+                        image::ImageFormat::Png,
+                    )?;
+                    crate::core::atomic_file::write_atomic(&dest, &bytes)
+                        .with_context(|| format!("cannot write {}", dest.display()))?;
+                }
+                rows.push((s.path, s.score));
+            }
+            _ => {}
+        }
+    };
+    progress.finish();
+    let mut text = String::from("path,score,decision\n");
+    for (path, score) in &rows {
+        text += &format!(
+            "{},{score},{}\n",
+            csv_field(&path.display().to_string()),
+            decision(*score, threshold)
+        );
+    }
+    if let Some(csv) = &a.csv {
+        crate::core::atomic_file::write_atomic(csv, text.as_bytes())
+            .with_context(|| format!("cannot write {}", csv.display()))?;
+    }
+    if a.engine.json {
+        let items: Vec<_> = rows
+            .iter()
+            .map(|(p, s)| serde_json::json!({"path": text_path(p), "score": s, "decision": decision(*s, threshold)}))
+            .collect();
+        let skipped: Vec<_> = skipped
+            .iter()
+            .chain(skipped_inputs.iter())
+            .map(|(p, r)| serde_json::json!({"path": text_path(p), "reason": r}))
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({"threshold": threshold.map(|t| t.reject), "review_threshold": threshold.and_then(|t| t.review), "images": items, "skipped": skipped})
+        )?;
+    } else {
+        if a.csv.is_none() {
+            std::io::stdout().write_all(text.as_bytes())?;
+        }
+        let rejected = rows
+            .iter()
+            .filter(|(_, s)| decision(*s, threshold) == "reject")
+            .count();
+        eprintln!(
+            "{} scored, {rejected} rejected, {} skipped",
+            rows.len(),
+            skipped.len() + skipped_inputs.len()
+        );
+        for (p, r) in &skipped {
+            eprintln!("skipped: {}", skipped_line(p, r));
+        }
+    }
+    if rows.is_empty() {
+        bail!(
+            "none of the {} images could be read, so nothing was scored",
+            skipped.len()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! `differnet train`: the detector and its settings from the arguments, a training run
+//! with a progress bar, the model file.
+
+use super::*;
+
+pub(super) fn train(a: TrainArgs) -> Result<()> {
+    let data = discover(&a.data)?;
+    let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed);
+    if train_set.is_empty() {
+        bail!("no good images to train on in {}", a.data.display());
+    }
+    let config = train_config(&a)?;
+    if a.defects > 0
+        && !matches!(
+            config,
+            DetectorConfig::PatchCore(_) | DetectorConfig::Fusion(_)
+        )
+    {
+        bail!(
+            "--defects: {} learns from good images only (use patchcore or fusion)",
+            a.detector
+        );
+    }
+    let defects: Vec<LabelledDefect> = dataset::draw_defects(&data.test, a.defects, a.seed)
+        .into_iter()
+        .map(|s| LabelledDefect {
+            path: s.path,
+            mask: s.mask,
+        })
+        .collect();
+    if a.defects > 0 && defects.is_empty() {
+        bail!(
+            "--defects: no labelled defective images (test/<type>/) in {}",
+            a.data.display()
+        );
+    }
+    let worker = start_worker(&a.engine, Some(config.backbone()))?;
+    let mut progress = Progress::new(a.engine.json);
+    let settings = match &config {
+        DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
+        _ => config.describe(),
+    };
+    let with_defects = if defects.is_empty() {
+        String::new()
+    } else {
+        format!(" and {} confirmed defective ones", defects.len())
+    };
+    progress.note(&format!(
+        "training on {} good images{with_defects}, {} held out for validation ({settings})",
+        train_set.len(),
+        val_set.len(),
+    ));
+    send(
+        &worker,
+        Command::Train(TrainRequest {
+            train: train_set,
+            validation: val_set,
+            config,
+            defects,
+        }),
+    )?;
+    let info = loop {
+        match common_event(next_event(&worker)?, &mut progress)? {
+            Some(Event::Trained(info)) => break info,
+            Some(Event::EpochDone { epoch, mean_loss }) => {
+                if let Some(b) = &progress.bar {
+                    b.set_message(format!("epoch {} loss {mean_loss:.3}", epoch + 1));
+                    progress.label = b.message().to_string();
+                }
+            }
+            _ => {}
+        }
+    };
+    progress.finish();
+    send(
+        &worker,
+        Command::SaveModel {
+            path: a.out.clone(),
+            threshold: None,
+            review_threshold: None,
+        },
+    )?;
+    loop {
+        if let Some(Event::Saved { .. }) = common_event(next_event(&worker)?, &mut progress)? {
+            break;
+        }
+    }
+    if a.engine.json {
+        outln!("{}", serde_json::to_string_pretty(&info)?)?;
+    } else {
+        outln!(
+            "trained in {:.1} s on {} images ({:.1} s of it validating and calibrating heatmaps)",
+            info.train_secs,
+            info.train_count,
+            info.validation_secs
+        )?;
+        if let Some(v) = &info.validation {
+            outln!(
+                "validation: {} good images, score mean {:.4}, std {:.4}, max {:.4}",
+                v.count,
+                v.mean,
+                v.std,
+                v.max
+            )?;
+        }
+        if let Some(t) = info.threshold {
+            outln!("default threshold: {t:.4}")?;
+        }
+        outln!("model written to {}", a.out.display())?;
+    }
+    Ok(())
+}
+
+/// The detector settings the training arguments ask for.
+pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    let only = |kinds: &str, flags: &[(&str, bool)]| -> Result<()> {
+        match flags.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => bail!("{flag} is a {kinds} setting, not {}'s", a.detector),
+            None => Ok(()),
+        }
+    };
+    let mut config = match a.detector {
+        DetectorKind::DifferNet => {
+            only(
+                "PatchCore or CS-Flow",
+                &[
+                    ("--coreset", a.coreset.is_some()),
+                    ("--dihedral", a.dihedral.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
+                    ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
+                ],
+            )?;
+            let mut c = a
+                .preset
+                .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
+            if let Some(e) = a.epochs {
+                c.train.epochs = e;
+            }
+            if let Some(r) = a.rotations {
+                c.score.rotations = r;
+            }
+            DetectorConfig::DifferNet(c)
+        }
+        DetectorKind::PatchCore => {
+            only(
+                "DifferNet or CS-Flow",
+                &[
+                    ("--epochs", a.epochs.is_some()),
+                    ("--rotations", a.rotations.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                ],
+            )?;
+            let mut c = PatchCoreConfig::default();
+            if let Some(b) = a.backbone {
+                c.backbone = b;
+            }
+            if let Some(f) = a.coreset {
+                c.coreset_fraction = f;
+            }
+            if let Some(d) = a.dihedral {
+                c.dihedral_bank = d;
+            }
+            if let Some(k) = a.keep_aspect {
+                c.keep_aspect = k;
+            }
+            if let Some(k) = a.same_area {
+                c.same_area = k;
+            }
+            if let Some(k) = a.standardise {
+                c.standardise = k;
+            }
+            if let Some(w) = a.defect_weight {
+                c.defect_weight = w;
+            }
+            DetectorConfig::PatchCore(c)
+        }
+        DetectorKind::Fusion => {
+            only(
+                "member",
+                &[
+                    ("--epochs", a.epochs.is_some()),
+                    ("--rotations", a.rotations.is_some()),
+                    ("--hidden", a.hidden.is_some()),
+                    ("--top-fraction", a.top_fraction.is_some()),
+                    ("--coreset", a.coreset.is_some()),
+                    ("--dihedral", a.dihedral.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
+                    ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
+                ],
+            )?;
+            let mut c = DetectorConfig::Fusion(FusionConfig::default());
+            if let Some(b) = a.backbone {
+                c.set_backbone(b);
+            }
+            c
+        }
+        DetectorKind::CsFlow => {
+            only(
+                "DifferNet or PatchCore",
+                &[
+                    ("--rotations", a.rotations.is_some()),
+                    ("--coreset", a.coreset.is_some()),
+                    ("--keep-aspect", a.keep_aspect.is_some()),
+                    ("--same-area", a.same_area.is_some()),
+                    ("--standardise", a.standardise.is_some()),
+                    ("--defect-weight", a.defect_weight.is_some()),
+                ],
+            )?;
+            let mut c = CsFlowConfig::default();
+            if let Some(b) = a.backbone {
+                c.backbone = b;
+            }
+            if let Some(e) = a.epochs {
+                c.epochs = e;
+            }
+            if let Some(d) = a.dihedral {
+                c.dihedral = d;
+            }
+            if let Some(h) = a.hidden {
+                c.hidden = h;
+            }
+            if let Some(f) = a.top_fraction {
+                c.score = FlowScore::TopMean { fraction: f };
+            }
+            DetectorConfig::CsFlow(c)
+        }
+    };
+    config.set_seed(a.seed);
+    if let Some(s) = &a.stages {
+        config
+            .set_stages(s.clone())
+            .map_err(|e| anyhow!("invalid settings: {e}"))?;
+    }
+    if let Some(s) = a.image_size {
+        config.set_image_size(s);
+    }
+    config
+        .validate()
+        .map_err(|e| anyhow!("invalid settings: {e}"))?;
+    Ok(config)
+}
