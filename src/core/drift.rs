@@ -48,7 +48,7 @@ pub const REJECT_WINDOW: usize = 50;
 pub const REJECT_BEFORE_MIN: usize = 50;
 /// Windows of recent parts whose images' grey levels are tested (longer than the score
 /// windows: the levels of single images vary more than a model's scores of good parts).
-pub const LEVEL_WINDOWS: [usize; 2] = [50, 100];
+pub const LEVEL_WINDOWS: [usize; 3] = [30, 50, 100];
 /// The smallest relative change of the median brightness or contrast that is reported.
 pub const LEVEL_CHANGE: f64 = 0.10;
 /// Parts of an unknown size among the last [`REJECT_WINDOW`] that make a size drift.
@@ -604,8 +604,8 @@ mod tests {
 
     #[test]
     fn ordinary_good_and_defective_parts_raise_no_warning() {
-        // 50 lines of 300 parts, a quarter of them defective: no test may fire.
-        for seed in 0..50 {
+        // 100 lines of 300 parts, a quarter of them defective: no test may fire.
+        for seed in 0..100 {
             let mut rng = SplitMix64::new(seed);
             let mut m = DriftMonitor::new(baseline(&mut rng));
             for n in 1..=300 {

@@ -10,6 +10,7 @@ use crate::core::protocol::{Heatmap, Phase, ScoreStats};
 use crate::core::provenance::TrainingRecord;
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::Lanes;
 use image::RgbImage;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -109,6 +110,9 @@ pub enum TrainProgress {
     },
 }
 
+/// Where a training run reports its progress.
+pub type Report<'a> = &'a mut dyn FnMut(TrainProgress);
+
 /// Inputs of a training run, whatever the kind.
 pub struct TrainJob<'a> {
     /// Good images to train on.
@@ -124,6 +128,108 @@ pub struct TrainJob<'a> {
     /// Images confirmed defective to learn from (PatchCore and the fusions of
     /// PatchCores; the flows learn from good images only and ignore them).
     pub defects: &'a [crate::core::protocol::LabelledDefect],
+}
+
+/// The job's training images, decoded and turned into tensors with `prepare` (the loading
+/// phase reported, unreadable ones reported and skipped): the kept paths and their
+/// tensors. An error when none can be read.
+pub(crate) fn load_training_images(
+    job: &TrainJob<'_>,
+    report: &mut dyn FnMut(TrainProgress),
+    prepare: &dyn Fn(&RgbImage) -> Tensor,
+) -> Result<(Vec<PathBuf>, Vec<Tensor>)> {
+    let (kept, images) = load_images(job.train, Phase::Loading, report, job.cancel, prepare)?;
+    if images.is_empty() {
+        return Err(EngineError::NoImages(format!(
+            "none of the {} training images could be read",
+            job.train.len()
+        )));
+    }
+    Ok((kept, images))
+}
+
+/// Where an optimiser step is in a training run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepAt {
+    /// 0-based epoch.
+    pub epoch: usize,
+    /// 0-based step in the epoch.
+    pub step: usize,
+    /// Steps in an epoch.
+    pub steps_per_epoch: usize,
+    /// Steps in the run.
+    pub total_steps: usize,
+}
+
+/// One optimiser step on `loss` (with the gradients' norm clipped at `clip` when given),
+/// reported as a step and as a unit of the training phase. A loss that is not finite is
+/// divergence, an error. Returns the loss.
+pub(crate) fn optimiser_step(
+    opt: &mut tch::nn::Optimizer,
+    loss: &Tensor,
+    clip: Option<f64>,
+    at: StepAt,
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<f64> {
+    let value = loss.double_value(&[]);
+    if !value.is_finite() {
+        return Err(EngineError::Diverged {
+            epoch: at.epoch,
+            loss: value,
+        });
+    }
+    opt.zero_grad();
+    loss.backward();
+    if let Some(clip) = clip {
+        opt.clip_grad_norm(clip);
+    }
+    opt.step();
+    report(TrainProgress::Step {
+        epoch: at.epoch,
+        step: at.step,
+        loss: value,
+    });
+    report(TrainProgress::Phase {
+        phase: Phase::Training,
+        done: at.epoch * at.steps_per_epoch + at.step + 1,
+        total: at.total_steps,
+    });
+    Ok(value)
+}
+
+/// Runs `work` on every item through the lanes (the results in the items' order),
+/// reporting `phase` as units `done + 1 ..` of `total` (and `done` of `total` before the
+/// first, slow one). Cancelled when `cancel` was set before every item was done. The
+/// kinds cache their features and score their held-out images through it.
+pub(crate) fn run_phase<I: Send, O: Send>(
+    lanes: &Lanes,
+    items: Vec<I>,
+    work: &(dyn Fn(I) -> O + Sync),
+    cancel: &AtomicBool,
+    phase: Phase,
+    (done, total): (usize, usize),
+    report: &mut dyn FnMut(TrainProgress),
+) -> Result<Vec<O>> {
+    report(TrainProgress::Phase { phase, done, total });
+    let count = items.len();
+    let mut out = Vec::with_capacity(count);
+    lanes.map(
+        items,
+        work,
+        &|| cancel.load(Ordering::Relaxed),
+        &mut |i, o| {
+            out.push(o);
+            report(TrainProgress::Phase {
+                phase,
+                done: done + i + 1,
+                total,
+            });
+        },
+    );
+    if out.len() < count {
+        return Err(EngineError::Cancelled);
+    }
+    Ok(out)
 }
 
 /// What a fusion needs of its members (the interface's [`crate::engine::detector::Detector`]

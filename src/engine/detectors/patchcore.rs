@@ -12,8 +12,8 @@ use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::detectors::common::{
-    BatchScores, ModelState, RawScore, TrainJob, TrainProgress, heat_scale_of, load_images,
-    maps_from_grids_at, score_decoded, top_scores,
+    BatchScores, ModelState, RawScore, Report, TrainJob, TrainProgress, heat_scale_of, load_images,
+    load_training_images, maps_from_grids_at, run_phase, score_decoded, top_scores,
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
@@ -456,25 +456,12 @@ impl Shared<'_> {
 /// copies are full of, are what the coreset removes. Measured on 16 magnetic tiles, a
 /// global bank without coreset scored as well as the per-image coreset of an eighth
 /// (BENCHMARKS.md).
-pub fn train(
-    config: PatchCoreConfig,
-    job: TrainJob<'_>,
-    report: &mut dyn FnMut(TrainProgress),
-) -> Result<PatchCore> {
+pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> Result<PatchCore> {
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
     let device = job.device;
-    let (_, images) = load_images(job.train, Phase::Loading, report, job.cancel, &|img| {
-        prepare(img, &config, device)
-    })?;
-    if images.is_empty() {
-        return Err(EngineError::NoImages(format!(
-            "none of the {} training images could be read",
-            job.train.len()
-        )));
-    }
+    let (_, images) = load_training_images(&job, report, &|img| prepare(img, &config, device))?;
     let n_images = images.len();
-    let stop = || job.cancel.load(Ordering::Relaxed);
     let lanes = Lanes::for_device(device);
     let batch = default_backbone_batch(device);
     let projection = (config.coreset_fraction < 1.0).then(|| {
@@ -488,11 +475,6 @@ pub fn train(
 
     // Patch features of every image (and its rotations and flips) and their coreset, in
     // lanes.
-    report(TrainProgress::Phase {
-        phase: Phase::CachingFeatures,
-        done: 0,
-        total: n_images,
-    });
     let per_image: Vec<Tensor> = {
         let backbone = &*job.backbone;
         let cfg = &config;
@@ -525,25 +507,16 @@ pub fn train(
             f.index_select(0, &Tensor::from_slice(&chosen).to_device(f.device()))
         };
         let shared = SharedFn::new(&extract);
-        let mut out = Vec::with_capacity(n_images);
-        lanes.map(
+        run_phase(
+            &lanes,
             images.into_iter().enumerate().collect(),
             &|item| shared.call(item),
-            &stop,
-            &mut |i, f| {
-                out.push(f);
-                report(TrainProgress::Phase {
-                    phase: Phase::CachingFeatures,
-                    done: i + 1,
-                    total: n_images,
-                });
-            },
-        );
-        out
+            job.cancel,
+            Phase::CachingFeatures,
+            (0, n_images),
+            report,
+        )?
     };
-    if per_image.len() < n_images {
-        return Err(EngineError::Cancelled);
-    }
     // Which image each row comes from, for the heat scale without validation images.
     let owners: Vec<i64> = per_image
         .iter()
@@ -697,7 +670,6 @@ fn validate(
     owners: &[i64],
     report: &mut dyn FnMut(TrainProgress),
 ) -> Result<()> {
-    let stop = || job.cancel.load(Ordering::Relaxed);
     let device = model.device();
     let (_, val) = load_images(
         job.validation,
@@ -712,34 +684,32 @@ fn validate(
         let (_, _, h, w) = x.size4().expect("prepared images are 4-D");
         (w as u32, h as u32)
     };
-    report(TrainProgress::Phase {
-        phase: Phase::Validating,
-        done: 0,
-        total,
-    });
-    let mut scores = Vec::with_capacity(total);
     let mut maps = Vec::with_capacity(total);
     if !val.is_empty() {
         let shared = Shared(model);
-        lanes.map(
+        let scored = run_phase(
+            &lanes,
             val,
             &|x| shared.score_prepared(&x, Some(input_size(&x))),
-            &stop,
-            &mut |i, (score, map)| {
-                scores.push(score);
+            job.cancel,
+            Phase::Validating,
+            (0, total),
+            report,
+        )?;
+        let scores: Vec<f64> = scored
+            .into_iter()
+            .map(|(score, map)| {
                 maps.extend(map);
-                report(TrainProgress::Phase {
-                    phase: Phase::Validating,
-                    done: i + 1,
-                    total,
-                });
-            },
-        );
-        if scores.len() < total {
-            return Err(EngineError::Cancelled);
-        }
+                score
+            })
+            .collect();
         model.state.set_validation(&scores);
     } else {
+        report(TrainProgress::Phase {
+            phase: Phase::Validating,
+            done: 0,
+            total,
+        });
         // Leave-one-out maps of a few training images.
         let (_, train) = load_images(
             &job.train[..job.train.len().min(HEAT_SCALE_IMAGES)],

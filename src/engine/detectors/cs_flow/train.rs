@@ -7,7 +7,10 @@ use super::{CsFlow, prepare, scale_features};
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detectors::common::{TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detectors::common::{
+    Report, StepAt, TrainJob, TrainProgress, heat_scale_of, load_images, load_training_images,
+    optimiser_step, run_phase,
+};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::transforms::dihedral;
@@ -22,11 +25,7 @@ const HEAT_SCALE_IMAGES: usize = 4;
 /// Trains a CS-Flow detector on the good images, then scores the held-out ones for the
 /// score statistics, the default threshold and the heat scale. Cancellation and
 /// divergence are errors; the caller keeps its old model.
-pub fn train(
-    config: CsFlowConfig,
-    job: TrainJob<'_>,
-    report: &mut dyn FnMut(TrainProgress),
-) -> Result<CsFlow> {
+pub fn train(config: CsFlowConfig, job: TrainJob<'_>, report: Report<'_>) -> Result<CsFlow> {
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
     let device = job.device;
@@ -34,25 +33,11 @@ pub fn train(
     // permutations by `config.seed`: not from libtorch's, which every worker shares.
     let mut model =
         CsFlow::new(config.clone(), job.backbone.clone(), device).map_err(EngineError::Config)?;
-    let (_, images) = load_images(job.train, Phase::Loading, report, job.cancel, &|img| {
-        prepare(img, &config, device)
-    })?;
-    if images.is_empty() {
-        return Err(EngineError::NoImages(format!(
-            "none of the {} training images could be read",
-            job.train.len()
-        )));
-    }
+    let (_, images) = load_training_images(&job, report, &|img| prepare(img, &config, device))?;
     let n_images = images.len();
-    let stop = || job.cancel.load(Ordering::Relaxed);
     let lanes = Lanes::for_device(device);
 
     // The feature cache: the three scales' maps of every image and its copies.
-    report(TrainProgress::Phase {
-        phase: Phase::CachingFeatures,
-        done: 0,
-        total: n_images,
-    });
     let per_image: Vec<Scales> = {
         let backbone = &*job.backbone;
         let cfg = &config;
@@ -62,20 +47,16 @@ pub fn train(
             scale_features(backbone, cfg, &x, batch)
         };
         let shared = SharedFn::new(&extract);
-        let mut out = Vec::with_capacity(n_images);
-        lanes.map(images, &|x| shared.call(x), &stop, &mut |i, f| {
-            out.push(f);
-            report(TrainProgress::Phase {
-                phase: Phase::CachingFeatures,
-                done: i + 1,
-                total: n_images,
-            });
-        });
-        out
+        run_phase(
+            &lanes,
+            images,
+            &|x| shared.call(x),
+            job.cancel,
+            Phase::CachingFeatures,
+            (0, n_images),
+            report,
+        )?
     };
-    if per_image.len() < n_images {
-        return Err(EngineError::Cancelled);
-    }
     let cache: Vec<Tensor> = (0..CS_FLOW_SCALES)
         .map(|s| Tensor::cat(&per_image.iter().map(|f| &f[s]).collect::<Vec<_>>(), 0))
         .collect();
@@ -110,28 +91,13 @@ pub fn train(
             let x: Scales = [0, 1, 2].map(|s| cache[s].index_select(0, &idx));
             let (z, log_det) = model.flow().forward(&x);
             let loss = CrossScaleFlow::nll(&z, &log_det).mean(Kind::Float);
-            let loss_value = loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Err(EngineError::Diverged {
-                    epoch,
-                    loss: loss_value,
-                });
-            }
-            opt.zero_grad();
-            loss.backward();
-            opt.clip_grad_norm(config.grad_clip);
-            opt.step();
-            loss_sum += loss_value;
-            report(TrainProgress::Step {
+            let at = StepAt {
                 epoch,
                 step,
-                loss: loss_value,
-            });
-            report(TrainProgress::Phase {
-                phase: Phase::Training,
-                done: epoch * steps_per_epoch + step + 1,
-                total: total_steps,
-            });
+                steps_per_epoch,
+                total_steps,
+            };
+            loss_sum += optimiser_step(&mut opt, &loss, Some(config.grad_clip), at, report)?;
         }
         report(TrainProgress::Epoch {
             epoch,
@@ -160,7 +126,6 @@ fn validate(
     job: &TrainJob<'_>,
     report: &mut dyn FnMut(TrainProgress),
 ) -> Result<()> {
-    let stop = || job.cancel.load(Ordering::Relaxed);
     let held_out = !job.validation.is_empty();
     let sources = if held_out {
         job.validation
@@ -172,35 +137,22 @@ fn validate(
     })?;
     let size = model.config.image_size;
     let total = images.len();
-    report(TrainProgress::Phase {
-        phase: Phase::Validating,
-        done: 0,
-        total,
-    });
-    let mut scores = Vec::with_capacity(total);
-    let mut maps = Vec::with_capacity(total);
-    {
+    let scored = {
         let detector = &*model;
         let score = |x: Tensor| detector.score_prepared(&x, Some((size, size)));
         let shared = SharedFn::new(&score);
-        lanes.map(
+        run_phase(
+            &lanes,
             images,
             &|x| shared.call(x),
-            &stop,
-            &mut |i, (score, map)| {
-                scores.push(score);
-                maps.extend(map);
-                report(TrainProgress::Phase {
-                    phase: Phase::Validating,
-                    done: i + 1,
-                    total,
-                });
-            },
-        );
-    }
-    if scores.len() < total {
-        return Err(EngineError::Cancelled);
-    }
+            job.cancel,
+            Phase::Validating,
+            (0, total),
+            report,
+        )?
+    };
+    let (scores, maps): (Vec<f64>, Vec<Option<Tensor>>) = scored.into_iter().unzip();
+    let maps: Vec<Tensor> = maps.into_iter().flatten().collect();
     if held_out {
         model.state.set_validation(&scores);
     }

@@ -11,7 +11,10 @@ use super::{DifferNet, SharedModel};
 use crate::core::config::{DifferNetConfig, TrainConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
-use crate::engine::detectors::common::{TrainJob, TrainProgress, heat_scale_of, load_images};
+use crate::engine::detectors::common::{
+    Report, StepAt, TrainJob, TrainProgress, heat_scale_of, load_images, load_training_images,
+    optimiser_step, run_phase,
+};
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::Lanes;
 use std::path::PathBuf;
@@ -38,11 +41,7 @@ fn random_angle(rng: &mut SplitMix64) -> f64 {
 
 /// Trains a model. Returns it with its validation statistics, default threshold and heat
 /// scale set. Cancellation and divergence are errors; the caller keeps its old model.
-pub fn train(
-    cfg: DifferNetConfig,
-    job: TrainJob<'_>,
-    report: &mut dyn FnMut(TrainProgress),
-) -> Result<DifferNet> {
+pub fn train(cfg: DifferNetConfig, job: TrainJob<'_>, report: Report<'_>) -> Result<DifferNet> {
     let started = Instant::now();
     let tc: &TrainConfig = &cfg.train;
     if tc.epochs == 0 || tc.batch_images == 0 || tc.rotations_per_image == 0 {
@@ -53,16 +52,10 @@ pub fn train(
     let mut rng = SplitMix64::new(tc.seed);
     // The flow draws its initial weights from a generator of its own, seeded through its
     // permutations by `tc.seed`: not from libtorch's, which every worker shares.
-    let mut model =
-        DifferNet::new(cfg.clone(), job.backbone, job.device).map_err(EngineError::Config)?;
+    let mut model = DifferNet::new(cfg.clone(), job.backbone.clone(), job.device)
+        .map_err(EngineError::Config)?;
 
-    let (kept, images) = load_prepared(&model, job.train, Phase::Loading, report, job.cancel)?;
-    if images.is_empty() {
-        return Err(EngineError::NoImages(format!(
-            "none of the {} training images could be read",
-            job.train.len()
-        )));
-    }
+    let (kept, images) = load_training_images(&job, report, &|img| model.prepare(img))?;
     let images = Tensor::cat(&images, 0); // [N, 3, S, S]
     let n_images = kept.len();
 
@@ -144,27 +137,14 @@ pub fn train(
             };
             let (z, log_det) = model.flow.forward(&feats);
             let loss = model.flow.nll(&z, &log_det).mean(Kind::Float);
-            let loss_value = loss.double_value(&[]);
-            if !loss_value.is_finite() {
-                return Err(EngineError::Diverged {
-                    epoch,
-                    loss: loss_value,
-                });
-            }
-            opt.zero_grad();
-            loss.backward();
-            opt.step();
-            loss_sum += loss_value;
-            report(TrainProgress::Step {
+            let at = StepAt {
                 epoch,
                 step,
-                loss: loss_value,
-            });
-            report(TrainProgress::Phase {
-                phase: Phase::Training,
-                done: epoch * steps_per_epoch + step + 1,
-                total: total_steps,
-            });
+                steps_per_epoch,
+                total_steps,
+            };
+            // No clipping: the paper's training, exactly.
+            loss_sum += optimiser_step(&mut opt, &loss, None, at, report)?;
         }
         report(TrainProgress::Epoch {
             epoch,
@@ -213,13 +193,6 @@ fn validate(
         val.len().min(HEAT_SCALE_IMAGES)
     };
     let total = val.len() + heat_count;
-    // The bar shows the phase before its first (slow) unit is done.
-    report(TrainProgress::Phase {
-        phase: Phase::Validating,
-        done: 0,
-        total,
-    });
-    let stop = || cancel.load(Ordering::Relaxed);
     let val_count = val.len();
     // Heat scale from a few good images: validation ones, else training ones (taken
     // before `val` moves into the lanes).
@@ -232,35 +205,26 @@ fn validate(
             .map(Tensor::shallow_clone)
             .collect()
     };
-    let mut scores = Vec::with_capacity(val_count);
-    {
+    let scores = {
         let shared = SharedModel::new(model);
-        lanes.map(
+        run_phase(
+            &lanes,
             val,
             &|x| shared.score_prepared(&x, &angles),
-            &stop,
-            &mut |i, score| {
-                scores.push(score);
-                report(TrainProgress::Phase {
-                    phase: Phase::Validating,
-                    done: i + 1,
-                    total,
-                });
-            },
-        );
-    }
-    if scores.len() < val_count {
-        return Err(EngineError::Cancelled);
-    }
+            cancel,
+            Phase::Validating,
+            (0, total),
+            report,
+        )?
+    };
     model.state.set_validation(&scores);
 
     // Heat scale: 99th percentile of raw map values of those images.
     let size = model.config.model.image_size;
-    let source_count = sources.len();
-    let mut values = Vec::with_capacity(source_count);
-    {
+    let values = {
         let shared = SharedModel::new(model);
-        lanes.map(
+        run_phase(
+            &lanes,
             sources,
             &|x| {
                 shared
@@ -268,20 +232,12 @@ fn validate(
                     .1
                     .flatten(0, -1)
             },
-            &stop,
-            &mut |i, map| {
-                values.push(map);
-                report(TrainProgress::Phase {
-                    phase: Phase::Validating,
-                    done: val_count + i + 1,
-                    total,
-                });
-            },
-        );
-    }
-    if values.len() < source_count {
-        return Err(EngineError::Cancelled);
-    }
+            cancel,
+            Phase::Validating,
+            (val_count, total),
+            report,
+        )?
+    };
     if !values.is_empty() {
         model.state.heat_scale = heat_scale_of(&values);
     }
