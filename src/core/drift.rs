@@ -61,6 +61,9 @@ const BASELINE_MIN: usize = 8;
 /// takes.
 const EARLIER_MIN: usize = 50;
 const EARLIER_MAX: usize = 200;
+/// The latest parts searched for where a drift began: longer than a window, which may
+/// lie wholly after the change.
+const ONSET_PARTS: usize = 200;
 
 /// What a model knows of its good parts: the held-out good scores and the training
 /// images (levels and sizes).
@@ -298,7 +301,9 @@ impl DriftMonitor {
                         crate::core::message::format_score(reference_median),
                         auc * 100.0
                     ),
-                    since_part: onset(&recent, |o| o.score.unwrap_or(reference_median)),
+                    since_part: onset(&self.before(u64::MAX, ONSET_PARTS, true), |o| {
+                        o.score.unwrap_or(reference_median)
+                    }),
                 });
             }
             out
@@ -333,7 +338,9 @@ impl DriftMonitor {
         let pooled = (k0 + k1) / (n0 + n1);
         let se = (pooled * (1.0 - pooled) * (1.0 / n0 + 1.0 / n1)).sqrt();
         let z = if se > 0.0 { (p1 - p0) / se } else { 0.0 };
-        let since = onset(recent, |o| if o.accepted { 0.0 } else { 1.0 });
+        let since = onset(&self.before(u64::MAX, ONSET_PARTS, false), |o| {
+            if o.accepted { 0.0 } else { 1.0 }
+        });
         Some(Finding {
             moved: Moved::Rejects,
             z,
@@ -422,7 +429,9 @@ impl DriftMonitor {
                         "the parts {verb} {:.0} % {words} than {name} ({what} {m:.3} over the last {w} parts against {base_median:.3})",
                         change.abs() * 100.0
                     ),
-                    since_part: onset(&recent, |o| o.levels.as_ref().map_or(base_median, pick)),
+                    since_part: onset(&self.before(u64::MAX, ONSET_PARTS, false), |o| {
+                        o.levels.as_ref().map_or(base_median, pick)
+                    }),
                 });
             }
             out
@@ -523,7 +532,8 @@ pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
     (u / (n0 * n1), z)
 }
 
-/// Where the change began in `window` (oldest first), by `value` of each part: the CUSUM
+/// Where the change began in `window` (the latest parts, oldest first), by `value` of each
+/// part: the CUSUM
 /// change point, the split `k` where the running sum of the values departs most from its
 /// straight line, `|S_k - k S_n / n|`; the part after it. A window that changed nowhere
 /// (the test fired on the whole of it) begins with its first part.
@@ -639,8 +649,8 @@ mod tests {
                 matches!(f.moved, Moved::Scores | Moved::Brightness | Moved::Rejects),
                 "{f:?}"
             );
-            // Said with what moved and since when (within the drifted parts, roughly).
-            assert!(f.since_part >= 120, "{f:?}");
+            // Said with what moved and since when (the change came with part 131).
+            assert!((121..=145).contains(&f.since_part), "{f:?}");
             assert!(!m.codes().is_empty());
             let all: Vec<Moved> = m.findings().iter().map(|f| f.moved).collect();
             // Within 50 parts the brightness itself is named.

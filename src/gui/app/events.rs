@@ -1,0 +1,231 @@
+//! The worker's events turned into the session: progress, results, a new model, errors
+//! and crashes.
+
+use super::*;
+impl WorkstationApp {
+    pub(super) fn handle_event(&mut self, job: Option<Job>, event: Event) {
+        let s = &mut self.session;
+        match event {
+            Event::Ready { device } => s.device = Some(device),
+            Event::Progress {
+                phase, done, total, ..
+            } => {
+                if phase == crate::core::protocol::Phase::Training
+                    && let Some(log) = &mut s.training
+                    && log.epochs > 0
+                {
+                    log.steps_per_epoch = (total / log.epochs).max(1);
+                }
+                match &mut s.progress {
+                    Some(p) => p.advance(phase, done, total),
+                    None => s.progress = Some(JobProgress::start(s.plan, phase, done, total)),
+                }
+            }
+            Event::TrainStep { epoch, step, loss } => {
+                if let Some(log) = &mut s.training {
+                    log.step(epoch, step, loss);
+                }
+            }
+            Event::EpochDone { epoch, mean_loss } => {
+                if let Some(log) = &mut s.training {
+                    log.epoch(epoch, mean_loss);
+                }
+            }
+            Event::Trained(info) => {
+                s.progress = None;
+                self.notices.status(format!(
+                    "Trained on {} images in {:.1} s",
+                    info.train_count, info.train_secs
+                ));
+                s.keep_calls();
+                let saved_review = info.review_threshold.is_some();
+                let own = saved_thresholds(&self.state, &info);
+                // A retrain keeps the lines the user set, when the new model's scores are
+                // on the same scale (the same kind of detector): what moves is then what
+                // the new model did. Its own lines are offered beside them.
+                let keep = s.line_by_user
+                    && s.thresholds.is_some()
+                    && s.model.as_ref().map(|m| m.config.kind()) == Some(info.config.kind());
+                if keep {
+                    s.model_line = own.filter(|o| Some(*o) != s.thresholds);
+                    s.version += 1;
+                } else {
+                    s.line_by_user = false;
+                    s.model_line = None;
+                    s.thresholds = own;
+                    if let Some(t) = s.thresholds {
+                        s.set_thresholds(t);
+                        // A model saved with a review band shows it: a band that decides
+                        // parts is never hidden.
+                        if t.review.is_some() {
+                            self.state.review_band = true;
+                        }
+                    }
+                }
+                s.model = Some(info);
+                if !keep {
+                    place_review_band(s, &self.state, saved_review);
+                }
+                s.model_source = Some("trained here".into());
+                s.model_path = None;
+                s.clear_parts();
+                self.inspect();
+            }
+            Event::Scored(scored) => match job {
+                Some(Job::Heatmap(_)) => {
+                    if let Some((path, sent)) = self.heat_sent.take()
+                        && path == scored.path
+                    {
+                        s.heat_secs = Some(sent.elapsed().as_secs_f64());
+                    }
+                    if let Some(h) = scored.heatmap {
+                        s.set_heatmap(&scored.path, h);
+                    }
+                }
+                Some(Job::ExportHeatmaps(dir)) => {
+                    if let Some(h) = scored.heatmap {
+                        if self.part_view.opened() == Some(scored.path.as_path()) {
+                            s.set_heatmap(&scored.path, h.clone());
+                        }
+                        self.write_heatmap(&dir, scored.path, scored.score, h);
+                    }
+                }
+                _ => s.upsert_part(scored.path, scored.label, scored.score, scored.heatmap),
+            },
+            // Listed once, however many jobs meet the file.
+            Event::Skipped { path, reason } => {
+                if !s.skipped.iter().any(|(p, _)| *p == path) {
+                    s.skipped.push((path, reason));
+                }
+            }
+            Event::ScoringDone { .. } | Event::Evaluated(_) => {
+                s.progress = None;
+                if let Event::Evaluated(report) = event {
+                    s.eval = Some(report);
+                }
+                if job == Some(Job::Inspect) {
+                    if let Some(sent) = self.inspect_sent.take()
+                        && !s.parts.is_empty()
+                    {
+                        s.inspect_secs = Some(sent.elapsed().as_secs_f64() / s.parts.len() as f64);
+                    }
+                    s.check_parts_against_model();
+                    if s.thresholds.is_none()
+                        && let Some(t) = s.initial_threshold()
+                    {
+                        s.set_thresholds(thresholds_at(&self.state, t));
+                        place_review_band(s, &self.state, false);
+                    }
+                    s.version += 1;
+                    let n = s.parts.len();
+                    self.notices.status(format!("Inspected {n} parts"));
+                    // The part left open gets the new model's heatmap.
+                    if let Some(open) = self.part_view.opened().map(Path::to_path_buf) {
+                        self.open_part(open);
+                    }
+                }
+            }
+            Event::Saved { path } => {
+                self.notices
+                    .status(format!("Model saved to {}", path_text(&path)));
+                s.model_path = Some(path.clone());
+                if let Some((model, input, output)) = self.line_waits_for_save.take()
+                    && model == path
+                {
+                    self.apply_one(AppCommand::StartLine {
+                        model,
+                        save_first: false,
+                        input,
+                        output,
+                    });
+                }
+            }
+            Event::Loaded { path, info } => {
+                s.model_source = Some(format!(
+                    "loaded from {}",
+                    path.file_name()
+                        .map(|n| path_text(std::path::Path::new(n)))
+                        .unwrap_or_default()
+                ));
+                s.keep_calls();
+                s.line_by_user = false;
+                s.model_line = None;
+                s.thresholds = saved_thresholds(&self.state, &info);
+                if let Some(t) = s.thresholds {
+                    s.set_thresholds(t);
+                    // A model saved with a review band shows it: a band that decides
+                    // parts is never hidden.
+                    if t.review.is_some() {
+                        self.state.review_band = true;
+                    }
+                }
+                let saved_review = info.review_threshold.is_some();
+                s.model = Some(info);
+                place_review_band(s, &self.state, saved_review);
+                s.model_path = Some(path.clone());
+                s.training = None;
+                s.clear_parts();
+                self.notices.status(format!("Loaded {}", path_text(&path)));
+                self.inspect();
+            }
+            Event::Cancelled { .. } => {
+                s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("stopped");
+                }
+                let what = job.as_ref().map_or("job", Job::describe);
+                self.notices.status(format!("Stopped {what}"));
+            }
+            Event::Failed { message } => {
+                // A line waiting for its model file does not start.
+                self.line_waits_for_save = None;
+                s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("failed");
+                }
+                let what = job
+                    .as_ref()
+                    .map_or(String::new(), |j| format!("{} failed: ", j.describe()));
+                self.notices.error(format!("{what}{message}"));
+            }
+            Event::Crashed { .. } => {
+                s.progress = None;
+                if job == Some(Job::Inspect) {
+                    s.mark_partial("stopped by a crash");
+                }
+            }
+        }
+    }
+}
+
+pub(super) fn thresholds_at(state: &State, reject: f64) -> Thresholds {
+    Thresholds {
+        reject,
+        review: state.review_band.then_some(reject * REVIEW_FRACTION),
+    }
+}
+
+pub(super) fn place_review_band(s: &mut Session, state: &State, saved_review: bool) {
+    if state.review_band
+        && !saved_review
+        && let Some(t) = s.thresholds
+    {
+        let review = s.default_review(t.reject);
+        s.set_thresholds(Thresholds {
+            reject: t.reject,
+            review: Some(review),
+        });
+    }
+}
+
+pub(super) fn saved_thresholds(state: &State, info: &ModelInfo) -> Option<Thresholds> {
+    let reject = info.threshold?;
+    Some(match info.review_threshold {
+        Some(review) => Thresholds {
+            reject,
+            review: Some(review),
+        }
+        .ordered(),
+        None => thresholds_at(state, reject),
+    })
+}
