@@ -16,7 +16,9 @@ Environment: MTD (data set folder), DATA_ROOT (the folder of all data sets; defa
 ../shared/data), DIFFERNET_CACHE (venv and weights; default ~/.cache/differnet),
 DETECTORS (comma-separated names of DETECTOR_RUNS to run; default all), BENCH_RESUME=1
 (keep the detector runs already in target/bench/detectors/summary.json instead of
-measuring them again).
+measuring them again), STUDY (comma-separated names of STUDY_RUNS to run; default all;
+runs already in target/bench/study/summary.json are kept), STUDY_SEEDS (e.g. "1,2": only
+those seeds of the study; default 0-2, or 0 with --quick).
 """
 
 import argparse
@@ -583,6 +585,12 @@ STUDY_RUNS = {
     "square-192-std": ("square 192 px, standardised", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "192"]),
     "aspect-256-bf16": ("aspect kept, short side 256 px, backbone in bfloat16", ["--keep-aspect", "true", "--standardise", "false"]),
     "square-256-std-bf16": ("square 256 px, standardised, backbone in bfloat16", ["--keep-aspect", "false", "--standardise", "true"]),
+    # Finer features for thin defects: stages 3+5 (strides 8 and 16) instead of 5+6 (16 and 32).
+    "aspect-256-s35-bf16": ("aspect kept, short side 256 px, stages 3+5, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--stages", "3,5"]),
+    "square-256-std-s35-bf16": ("square 256 px, standardised, stages 3+5, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--stages", "3,5"]),
+    # Lower-level features at the default's stride: stages 4+6 (strides 16 and 32).
+    "aspect-256-s46-bf16": ("aspect kept, short side 256 px, stages 4+6, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--stages", "4,6"]),
+    "square-256-std-s46-bf16": ("square 256 px, standardised, stages 4+6, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--stages", "4,6"]),
 }
 
 # The backbone's precision per run: bfloat16 only where the name says so (the rows above
@@ -602,6 +610,15 @@ STUDY_FUSIONS = {
     "fuse-a256+s192std": ("fusion: aspect 256 plain + square 192 standardised", ["aspect-256", "square-192-std"]),
     "fuse-a192+s192std": ("fusion: aspect 192 plain + square 192 standardised", ["aspect-192", "square-192-std"]),
     "fuse-default-bf16": ("fusion (the default) with the backbone in bfloat16, as the engine runs it on this CPU", ["aspect-256-bf16", "square-256-std-bf16"]),
+    "fuse-default+a-s35-bf16": ("fusion: the default (bfloat16) + aspect 256 plain at stages 3+5", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-s35-bf16"]),
+    "fuse-default+s-s35-bf16": ("fusion: the default (bfloat16) + square 256 standardised at stages 3+5", ["aspect-256-bf16", "square-256-std-bf16", "square-256-std-s35-bf16"]),
+    "fuse-a-s35+s256std-bf16": ("fusion: aspect 256 plain at stages 3+5 + square 256 standardised (bfloat16)", ["aspect-256-s35-bf16", "square-256-std-bf16"]),
+    "fuse-a256+s-s35-bf16": ("fusion: aspect 256 plain + square 256 standardised at stages 3+5 (bfloat16)", ["aspect-256-bf16", "square-256-std-s35-bf16"]),
+    "fuse-default+a-s46-bf16": ("fusion: the default (bfloat16) + aspect 256 plain at stages 4+6", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-s46-bf16"]),
+    "fuse-default+s-s46-bf16": ("fusion: the default (bfloat16) + square 256 standardised at stages 4+6", ["aspect-256-bf16", "square-256-std-bf16", "square-256-std-s46-bf16"]),
+    "fuse-a-s46+s256std-bf16": ("fusion: aspect 256 plain at stages 4+6 + square 256 standardised (bfloat16)", ["aspect-256-s46-bf16", "square-256-std-bf16"]),
+    "fuse-a256+s-s46-bf16": ("fusion: aspect 256 plain + square 256 standardised at stages 4+6 (bfloat16)", ["aspect-256-bf16", "square-256-std-s46-bf16"]),
+    "fuse-s46-bf16": ("fusion: both default members at stages 4+6 (bfloat16)", ["aspect-256-s46-bf16", "square-256-std-s46-bf16"]),
 }
 
 MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]
@@ -652,6 +669,9 @@ def study(quick):
     them, from the same scores."""
     out = OUT / "study"
     seeds = [0] if quick else [0, 1, 2]
+    # STUDY_SEEDS="1,2" runs only those seeds (e.g. to confirm a setting screened on seed 0).
+    if os.environ.get("STUDY_SEEDS"):
+        seeds = [int(x) for x in os.environ["STUDY_SEEDS"].split(",") if x]
     wanted = [n for n in os.environ.get("STUDY", ",".join(STUDY_RUNS)).split(",") if n]
     summary_path = out / "summary.json"
     runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
@@ -737,13 +757,13 @@ def study_tables(runs):
         size = f"{statistics.mean(r['model_mb'] for r in all_runs):.1f}" if all_runs else "n/a"
         rows.append([label, *cells, mean, long_cell, *types, pixel, train_s, ips, size])
     text = table(
-        ["PatchCore, Lite1, stages 5+6", *[f"{ds}" for ds in DATASETS], "mean of 3", "long parts",
+        ["PatchCore, Lite1, stages 5+6 unless the row says", *[f"{ds}" for ds in DATASETS], "mean of 3", "long parts",
          *[f"MTD {t}" for t in MTD_TYPES], "MTD pixel AUROC", "training (s)", "MTD images/s with a map", "model (MB)"],
         rows,
     )
     text += (
         "\n\nImage AUROC at 16 good training images (16 more held out), mean ± sd over the seeds run "
-        "(0-2); the MTD columns are each defect type's AUROC against the 191 good test tiles. "
+        "(0-2; a value without ± is seed 0 alone); the MTD columns are each defect type's AUROC against the 191 good test tiles. "
         "Long parts: three elpv/poly cells in a row (900 x 300 px; scripts/long_parts.py), 16 good "
         "strips to train on, 30 good and 90 defective strips to test; not in the mean. Fusion "
         "rows average the members' scores, each standardised by its own 16 held-out good scores "
