@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 
 /// Parts kept in the live strip.
 const STRIP: usize = 6;
+/// The side of a tile of the strip, in points.
+const TILE: f32 = 72.0;
 /// Recent scores in the health plot.
 const PLOT_PARTS: usize = 200;
 
@@ -428,8 +430,11 @@ impl LinePanel {
             ui.add(egui::Label::new(RichText::new(m).small().weak()).wrap());
         }
         if !self.recent.is_empty() {
-            ui.horizontal_wrapped(|ui| {
-                for p in &self.recent {
+            // As many tiles as fit in one row: a wider strip would widen the side panel.
+            let gap = ui.spacing().item_spacing.x;
+            let fit = (((ui.available_width() + gap) / (TILE + gap)).floor() as usize).max(1);
+            ui.horizontal(|ui| {
+                for p in self.recent.iter().take(fit) {
                     strip_tile(ui, p, loader);
                 }
             });
@@ -447,42 +452,46 @@ impl LinePanel {
                 .lines
                 .is_none_or(|(r, g)| r > 0.0 && g.is_none_or(|(lo, _)| lo > 0.0));
         let y = |v: f64| if log { v.log10() } else { v };
-        Plot::new("line_health")
+        let mut plot = Plot::new("line_health")
             .height(110.0)
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)
             .show_x(false)
             .x_axis_label("part")
-            .y_axis_label(if log { "score (log10)" } else { "score" })
-            .show(ui, |p| {
-                if let Some((reject, good)) = self.lines {
-                    if let Some((lo, hi)) = good {
-                        p.span(
-                            Span::new("held-out good parts", y(lo)..=y(hi))
-                                .axis(Axis::Y)
-                                .fill(style::ACCEPT.gamma_multiply(0.15))
-                                .border_width(0.0),
-                        );
-                    }
-                    p.hline(HLine::new("reject line", y(reject)).color(style::REJECT));
+            .y_axis_label(if log { "score (log10)" } else { "score" });
+        // The reject line is always in view, however far below it the parts score.
+        if let Some((reject, _)) = self.lines {
+            plot = plot.include_y(y(reject));
+        }
+        plot.show(ui, |p| {
+            if let Some((reject, good)) = self.lines {
+                if let Some((lo, hi)) = good {
+                    p.span(
+                        Span::new("held-out good parts", y(lo)..=y(hi))
+                            .axis(Axis::Y)
+                            .fill(style::ACCEPT.gamma_multiply(0.15))
+                            .border_width(0.0),
+                    );
                 }
-                for (name, decision, colour) in [
-                    ("ok", "ok", style::ACCEPT),
-                    ("review", "review", style::REVIEW),
-                    ("ng", "ng", style::REJECT),
-                ] {
-                    let pts: Vec<[f64; 2]> = self
-                        .scores
-                        .iter()
-                        .filter(|(_, _, d)| d == decision)
-                        .map(|(n, s, _)| [*n as f64, y(*s)])
-                        .collect();
-                    if !pts.is_empty() {
-                        p.points(Points::new(name, pts).color(colour).radius(2.0));
-                    }
+                p.hline(HLine::new("reject line", y(reject)).color(style::REJECT));
+            }
+            for (name, decision, colour) in [
+                ("ok", "ok", style::ACCEPT),
+                ("review", "review", style::REVIEW),
+                ("ng", "ng", style::REJECT),
+            ] {
+                let pts: Vec<[f64; 2]> = self
+                    .scores
+                    .iter()
+                    .filter(|(_, _, d)| d == decision)
+                    .map(|(n, s, _)| [*n as f64, y(*s)])
+                    .collect();
+                if !pts.is_empty() {
+                    p.points(Points::new(name, pts).color(colour).radius(2.0));
                 }
-            });
+            }
+        });
     }
 }
 
@@ -495,9 +504,9 @@ fn strip_tile(ui: &mut egui::Ui, p: &PartDecided, loader: &mut ImageLoader) {
         _ => Color32::GRAY,
     };
     ui.vertical(|ui| {
-        ui.set_width(72.0);
+        ui.set_width(TILE);
         let shown = p.heatmap.as_ref().unwrap_or(&p.dest);
-        let (rect, _) = ui.allocate_exact_size(egui::vec2(72.0, 72.0), egui::Sense::hover());
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(TILE, TILE), egui::Sense::hover());
         if let Slot::Ready(tex, _) = loader.get(shown, 144) {
             let size = tex.size_vec2();
             let fit = rect.size() / size.max_elem();
