@@ -468,7 +468,7 @@ impl LinePanel {
             if let Some((reject, good)) = self.lines {
                 if let Some((lo, hi)) = good {
                     p.span(
-                        Span::new("held-out good parts", y(lo)..=y(hi))
+                        Span::new("", y(lo)..=y(hi))
                             .axis(Axis::Y)
                             .fill(style::ACCEPT.gamma_multiply(0.15))
                             .border_width(0.0),

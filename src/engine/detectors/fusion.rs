@@ -15,6 +15,10 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tch::Device;
 
+/// Trains one member of a fusion: the interface's dispatch on the member's kind.
+pub type TrainMember<'a, M> =
+    &'a mut dyn FnMut(DetectorConfig, TrainJob<'_>, &mut dyn FnMut(TrainProgress)) -> Result<M>;
+
 /// A fusion of detectors (`M`: the interface's detector) on one device. Lives on the
 /// worker thread.
 #[derive(Debug)]
@@ -199,11 +203,7 @@ pub fn train<M: Member>(
     config: FusionConfig,
     job: TrainJob<'_>,
     report: &mut dyn FnMut(TrainProgress),
-    train_member: &mut dyn FnMut(
-        DetectorConfig,
-        TrainJob<'_>,
-        &mut dyn FnMut(TrainProgress),
-    ) -> Result<M>,
+    train_member: TrainMember<'_, M>,
 ) -> Result<Fusion<M>> {
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
