@@ -275,6 +275,21 @@ fn a_file_written_slowly_is_scored_whole_and_ctrl_c_stops_cleanly() {
     assert!(stderr.contains("stopped: 1 parts"), "{stderr}");
 }
 
+/// Waits until `output`'s log has `rows` rows (failing with `what` after 300 s), then stops
+/// the watch with SIGTERM and checks that it exits cleanly.
+fn stop_after_rows(mut child: Child, output: &Path, rows: usize, what: &str) {
+    let started = Instant::now();
+    while log_rows(output).len() < rows {
+        assert!(started.elapsed() < Duration::from_secs(300), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+}
+
 /// Waits for `child` to exit; fails after `limit`.
 fn wait_exit(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     let started = Instant::now();
@@ -381,20 +396,8 @@ fn sigterm_while_parts_keep_arriving_stops_within_two_seconds_with_the_summary()
     assert!(rows.len() < written.len(), "parts were still arriving");
 
     // The next start sorts the rest, each once.
-    let mut child = start_watch(&model, &input, &output, &["--settle-ms", "100"]);
-    let started = Instant::now();
-    while log_rows(&output).len() < written.len() {
-        assert!(
-            started.elapsed() < Duration::from_secs(300),
-            "the rest was not sorted"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(wait_exit(&mut child, Duration::from_secs(30)).success());
+    let child = start_watch(&model, &input, &output, &["--settle-ms", "100"]);
+    stop_after_rows(child, &output, written.len(), "the rest was not sorted");
     check(&log_rows(&output));
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
 }
@@ -423,25 +426,13 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
     let run = |range: std::ops::Range<u64>, bad: std::ops::Range<u64>, parts: usize| {
         common::write_set(&input, "good", range, false);
         common::write_set(&input, "bad", bad, true);
-        let mut child = start_watch(
+        let child = start_watch(
             &model,
             &input,
             &output,
             &["--settle-ms", "100", "--recent-good", "3"],
         );
-        let started = Instant::now();
-        while log_rows(&output).len() < parts {
-            assert!(
-                started.elapsed() < Duration::from_secs(300),
-                "parts not decided"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+        stop_after_rows(child, &output, parts, "parts not decided");
     };
     let check = || {
         let kept = differnet::engine::watch::recent_good_parts(&recent_dir);
