@@ -7,7 +7,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: setup run test lint build bench fuzz
+.PHONY: setup run test lint build bench drift-bench fuzz
 
 setup:
 	@bash scripts/setup.sh
