@@ -337,7 +337,8 @@ pub fn zero_of_n_upper_bound(n: usize, confidence: f64) -> f64 {
     1.0 - (1.0 - confidence).powf(1.0 / n as f64)
 }
 
-fn median(sorted_or_not: &[f64]) -> f64 {
+/// The median of `values` (not empty), in any order.
+pub fn median(sorted_or_not: &[f64]) -> f64 {
     let mut v = sorted_or_not.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();

@@ -28,6 +28,7 @@
 //! [`Z_END`]. Where the drift began is the change point of a CUSUM over the
 //! window (the part after the lowest point of the running sum of `above - 1/2`).
 
+use crate::core::calibration::median;
 pub use crate::core::image_io::ImageLevels;
 use crate::core::provenance::TrainingRecord;
 use std::collections::VecDeque;
@@ -388,10 +389,10 @@ impl DriftMonitor {
                 .iter()
                 .filter_map(|o| o.levels.as_ref().map(pick))
                 .collect();
-            let mut references = vec![(training.clone(), "the training images".to_owned())];
+            let mut references = vec![(training.as_slice(), "the training images".to_owned())];
             if earlier.len() >= EARLIER_MIN {
                 references.push((
-                    earlier.clone(),
+                    earlier.as_slice(),
                     format!("the {} parts before them on this line", earlier.len()),
                 ));
             }
@@ -399,7 +400,7 @@ impl DriftMonitor {
                 if reference.len() < BASELINE_MIN {
                     continue;
                 }
-                let base_median = median(&reference);
+                let base_median = median(reference);
                 let m = median(&values);
                 let change = if base_median > 0.0 {
                     m / base_median - 1.0
@@ -409,7 +410,7 @@ impl DriftMonitor {
                 if change.abs() < LEVEL_CHANGE {
                     continue;
                 }
-                let (_, z) = mann_whitney(&reference, &values);
+                let (_, z) = mann_whitney(reference, &values);
                 let up = change > 0.0;
                 let words = match (moved, up) {
                     (Moved::Brightness, true) => "brighter",
@@ -478,21 +479,6 @@ pub fn size_reason(record: &TrainingRecord, sizes: &[(u32, u32)]) -> Option<Stri
 /// The finding with the largest standard score.
 fn strongest(findings: impl Iterator<Item = Finding>) -> Option<Finding> {
     findings.max_by(|a, b| a.z.total_cmp(&b.z))
-}
-
-/// The median of `v` (not empty).
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        0.5 * (s[n / 2 - 1] + s[n / 2])
-    }
 }
 
 /// The Mann-Whitney statistic of `b` against `a`: the probability that a value of `b`

@@ -5,6 +5,7 @@
 //! on it says so in a line that begins with `drift:` and in the log's `drift` column, and
 //! it keeps the latest parts it is sure are good in `recent-good/` for a retrain.
 
+use crate::core::calibration::median;
 use crate::core::caption::with_caption;
 use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
@@ -198,7 +199,9 @@ pub struct Watch {
     vmax: f32,
     candidates: HashMap<String, Candidate>,
     drift: DriftMonitor,
-    good_scores: Vec<f64>,
+    /// The held-out good scores' lowest and highest, and their median (computed once).
+    good_range: Option<(f64, f64)>,
+    good_median: Option<f64>,
     /// Counts since start.
     pub tally: Tally,
     /// Called with every part decided.
@@ -306,8 +309,14 @@ impl Watch {
             .as_ref()
             .map(|v| v.scores.clone())
             .unwrap_or_default();
+        // Sorted ascending (`ScoreStats`).
+        let good_range = good_scores
+            .first()
+            .zip(good_scores.last())
+            .map(|(a, b)| (*a, *b));
+        let good_median = (!good_scores.is_empty()).then(|| median(&good_scores));
         let drift = DriftMonitor::new(DriftBaseline {
-            good_scores: good_scores.clone(),
+            good_scores,
             record: info.trained_on.clone(),
         });
         let mut watch = Self {
@@ -329,7 +338,8 @@ impl Watch {
             thresholds,
             candidates: HashMap::new(),
             drift,
-            good_scores,
+            good_range,
+            good_median,
             tally: Tally::default(),
             on_part: None,
             on_scoring: None,
@@ -602,18 +612,6 @@ impl Watch {
             self.keep_if_sure(s, &d, say);
         }
         if let Some(f) = &mut self.on_part {
-            let range = (!self.good_scores.is_empty()).then(|| {
-                (
-                    self.good_scores
-                        .iter()
-                        .copied()
-                        .fold(f64::INFINITY, f64::min),
-                    self.good_scores
-                        .iter()
-                        .copied()
-                        .fold(f64::NEG_INFINITY, f64::max),
-                )
-            });
             f(&PartDecided {
                 name: name.to_owned(),
                 score,
@@ -623,7 +621,7 @@ impl Watch {
                 latency: first_seen.elapsed().as_secs_f64(),
                 part: d.part,
                 reject: t.reject,
-                good_range: range,
+                good_range: self.good_range,
                 drift: self.drift.findings().iter().map(|f| f.sentence()).collect(),
             });
         }
@@ -667,7 +665,7 @@ impl Watch {
     fn keep_if_sure(&self, score: f64, d: &Decided, say: &mut dyn FnMut(String)) {
         let t = self.thresholds;
         let accept = t.review.unwrap_or(t.reject).min(t.reject);
-        if self.options.recent_good == 0 || !is_sure_good(score, accept, &self.good_scores) {
+        if self.options.recent_good == 0 || !is_sure_good(score, accept, self.good_median) {
             return;
         }
         let dir = self.recent_good_dir();
@@ -813,15 +811,10 @@ impl Watch {
 }
 
 /// Whether an accepted part's score is far enough below the accept line to keep it as a
-/// good part: below the middle between the held-out good scores' median and the line.
-pub fn is_sure_good(score: f64, accept_line: f64, good_scores: &[f64]) -> bool {
-    if good_scores.is_empty() {
-        return false;
-    }
-    let mut v = good_scores.to_vec();
-    v.sort_by(f64::total_cmp);
-    let median = v[v.len() / 2];
-    median < accept_line && score < 0.5 * (median + accept_line)
+/// good part: below the middle between the held-out good scores' median and the line
+/// (never without held-out scores).
+pub fn is_sure_good(score: f64, accept_line: f64, good_median: Option<f64>) -> bool {
+    good_median.is_some_and(|m| m < accept_line && score < 0.5 * (m + accept_line))
 }
 
 /// The parts in a recent-good folder, oldest first (by the part number they start with).
