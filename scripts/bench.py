@@ -591,6 +591,13 @@ STUDY_RUNS = {
     # Lower-level features at the default's stride: stages 4+6 (strides 16 and 32).
     "aspect-256-s46-bf16": ("aspect kept, short side 256 px, stages 4+6, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--stages", "4,6"]),
     "square-256-std-s46-bf16": ("square 256 px, standardised, stages 4+6, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--stages", "4,6"]),
+    # Photometric robustness: brightness and contrast copies of every good image in the bank.
+    "aspect-256-photo-bf16": ("aspect kept, short side 256 px, brightness and contrast copies in the bank, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true"]),
+    "square-256-photo-bf16": ("square 256 px, brightness and contrast copies in the bank, bfloat16", ["--keep-aspect", "false", "--standardise", "false", "--photometric-bank", "true"]),
+    # Tiles: a finer input shown to the backbone in overlapping 256 px tiles.
+    "aspect-384-tile256-bf16": ("aspect kept, short side 384 px in 256 px tiles, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384", "--tile", "256"]),
+    "aspect-512-tile256-bf16": ("aspect kept, short side 512 px in 256 px tiles, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "512", "--tile", "256"]),
+    "square-384-std-tile256-bf16": ("square 384 px, standardised, in 256 px tiles, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "384", "--tile", "256"]),
 }
 
 # The backbone's precision per run: bfloat16 only where the name says so (the rows above
@@ -619,6 +626,14 @@ STUDY_FUSIONS = {
     "fuse-a-s46+s256std-bf16": ("fusion: aspect 256 plain at stages 4+6 + square 256 standardised (bfloat16)", ["aspect-256-s46-bf16", "square-256-std-bf16"]),
     "fuse-a256+s-s46-bf16": ("fusion: aspect 256 plain + square 256 standardised at stages 4+6 (bfloat16)", ["aspect-256-bf16", "square-256-std-s46-bf16"]),
     "fuse-s46-bf16": ("fusion: both default members at stages 4+6 (bfloat16)", ["aspect-256-s46-bf16", "square-256-std-s46-bf16"]),
+    "fuse-photo-bf16": ("fusion: aspect 256 plain with brightness and contrast copies + square 256 standardised (bfloat16)", ["aspect-256-photo-bf16", "square-256-std-bf16"]),
+    "fuse-default+photo-bf16": ("fusion: the default (bfloat16) + aspect 256 with brightness and contrast copies", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-photo-bf16"]),
+    "fuse-default+sq-photo-bf16": ("fusion: the default (bfloat16) + square 256 with brightness and contrast copies", ["aspect-256-bf16", "square-256-std-bf16", "square-256-photo-bf16"]),
+    "fuse-tile384-bf16": ("fusion: aspect 384 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-384-tile256-bf16", "square-256-std-bf16"]),
+    "fuse-default+tile384-bf16": ("fusion: the default (bfloat16) + aspect 384 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-384-tile256-bf16"]),
+    "fuse-tile512-bf16": ("fusion: aspect 512 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-512-tile256-bf16", "square-256-std-bf16"]),
+    "fuse-default+tile512-bf16": ("fusion: the default (bfloat16) + aspect 512 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-512-tile256-bf16"]),
+    "fuse-a256+s384std-tile-bf16": ("fusion: aspect 256 plain + square 384 standardised in 256 px tiles (bfloat16)", ["aspect-256-bf16", "square-384-std-tile256-bf16"]),
 }
 
 MTD_TYPES = ["blowhole", "break", "crack", "fray", "uneven"]

@@ -200,6 +200,82 @@ fn patchcore_without_coreset_or_dihedral_bank_works_too() {
 }
 
 #[test]
+fn patchcore_in_tiles_separates_scratches_and_round_trips() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = PatchCoreConfig {
+        image_size: 128,
+        tile: 64,
+        ..tiny_patchcore()
+    };
+    separates_scratches_and_round_trips(config.into(), dir.path(), 0);
+}
+
+#[test]
+fn brightness_and_contrast_copies_in_the_bank_accept_good_parts_in_another_light() {
+    let dir = tempfile::tempdir().unwrap();
+    let train = write_set(&dir.path().join("train"), "good", 0..8, false);
+    let val = write_set(&dir.path().join("val"), "good", 100..103, false);
+    // Good parts photographed darker (x 0.8) and flatter (contrast x 0.75).
+    let mut lit = Vec::new();
+    for s in 200..206u64 {
+        let mut img = common::texture(s, false);
+        for p in img.pixels_mut() {
+            for c in &mut p.0 {
+                let v = f64::from(*c) / 255.0;
+                let v = if s % 2 == 0 { v * 0.8 } else { (v - 0.45) * 0.75 + 0.45 };
+                *c = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
+            }
+        }
+        let p = dir.path().join(format!("lit_{s}.png"));
+        img.save(&p).unwrap();
+        lit.push(p);
+    }
+    let scratched = write_set(&dir.path().join("bad"), "bad", 300..303, true);
+    let paths: Vec<PathBuf> = lit.iter().chain(&scratched).cloned().collect();
+    // Each score relative to the model's own held-out good scores.
+    let relative = |photometric_bank: bool| {
+        let config = PatchCoreConfig {
+            photometric_bank,
+            ..tiny_patchcore()
+        };
+        let w = worker();
+        w.send(Command::Train(TrainRequest {
+            train: train.clone(),
+            validation: val.clone(),
+            config: config.into(),
+            defects: Vec::new(),
+        }))
+        .unwrap();
+        let stats = wait_for(&w, |e| match e {
+            Event::Trained(info) => info.validation,
+            _ => None,
+        });
+        let scores = score(&w, &paths, false);
+        scores
+            .iter()
+            .map(|(s, _)| s / stats.mean)
+            .collect::<Vec<f64>>()
+    };
+    let (plain, copies) = (relative(false), relative(true));
+    let n = lit.len();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!(
+        mean(&copies[..n]) < 0.9 * mean(&plain[..n]),
+        "good parts in another light: {:?} with the copies, {:?} without",
+        &copies[..n],
+        &plain[..n]
+    );
+    // The scratches still stand out above every good part in another light.
+    let top_lit = copies[..n].iter().copied().fold(f64::MIN, f64::max);
+    assert!(
+        copies[n..].iter().all(|&s| s > top_lit),
+        "scratched {:?}, good in another light {:?}",
+        &copies[n..],
+        &copies[..n]
+    );
+}
+
+#[test]
 fn differnet_separates_scratches_and_round_trips() {
     let dir = tempfile::tempdir().unwrap();
     // The fast preset's flow, at 160 px: the tiny one of the other tests scores the

@@ -137,3 +137,16 @@ fn a_tall_part_gets_a_map_of_its_own_size_hot_at_the_defect() {
     assert!(config.keep_aspect);
     map_follows_the_part(config, (100, 400), (60, 90));
 }
+
+#[test]
+fn a_long_part_shown_in_tiles_gets_its_map_hot_at_the_defect() {
+    // 160 px short side in 96 px tiles: 2 tiles across, 10 along, every seam inside the
+    // part; a stitch put in the wrong place moves the hot spot or leaves a cold band.
+    let config = PatchCoreConfig {
+        image_size: 160,
+        tile: 96,
+        dihedral_bank: false,
+        ..tiny_patchcore()
+    };
+    map_follows_the_part(config, (400, 100), (250, 60));
+}

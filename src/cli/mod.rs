@@ -181,6 +181,14 @@ struct TrainArgs {
     /// false).
     #[arg(long)]
     standardise: Option<bool>,
+    /// PatchCore: put brightness and contrast copies of each good image in the bank too
+    /// (true or false).
+    #[arg(long)]
+    photometric_bank: Option<bool>,
+    /// PatchCore: show the backbone tiles of at most N x N input pixels, overlapping, and
+    /// stitch their features (0: the whole input at once).
+    #[arg(long)]
+    tile: Option<u32>,
     /// Also learn from N confirmed defective images of each defect type, drawn with the
     /// seed from the data set's test/<type> folders (with their masks where there are
     /// any); `eval` then leaves them out. PatchCore and fusion only.

@@ -131,6 +131,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--photometric-bank", a.photometric_bank.is_some()),
+                    ("--tile", a.tile.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -174,6 +176,12 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.standardise {
                 c.standardise = k;
             }
+            if let Some(k) = a.photometric_bank {
+                c.photometric_bank = k;
+            }
+            if let Some(t) = a.tile {
+                c.tile = t;
+            }
             if let Some(w) = a.defect_weight {
                 c.defect_weight = w;
             }
@@ -192,6 +200,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--photometric-bank", a.photometric_bank.is_some()),
+                    ("--tile", a.tile.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -210,6 +220,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--keep-aspect", a.keep_aspect.is_some()),
                     ("--same-area", a.same_area.is_some()),
                     ("--standardise", a.standardise.is_some()),
+                    ("--photometric-bank", a.photometric_bank.is_some()),
+                    ("--tile", a.tile.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;

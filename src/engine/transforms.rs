@@ -170,6 +170,24 @@ pub fn dihedral_groups(x: &Tensor) -> Vec<Tensor> {
     vec![group([0, 2], [h, w]), group([1, 3], [w, h])]
 }
 
+/// Brightness and contrast copies of `[N, C, H, W]` images in [0, 1]: each image scaled
+/// by every gain of `gains`, then by every factor of `contrasts` around its own mean grey
+/// level, clipped to [0, 1]; `[(gains + contrasts) N, C, H, W]`, copy-major.
+pub fn photometric_copies(x: &Tensor, gains: &[f64], contrasts: &[f64]) -> Tensor {
+    let (n, ..) = x.size4().expect("image tensors are 4-D");
+    let mean = x
+        .reshape([n, -1])
+        .mean_dim([1i64].as_slice(), true, Kind::Float)
+        .view([n, 1, 1, 1]);
+    let copies: Vec<Tensor> = gains
+        .iter()
+        .map(|&g| x * g)
+        .chain(contrasts.iter().map(|&c| (x - &mean) * c + &mean))
+        .map(|t| t.clamp(0.0, 1.0))
+        .collect();
+    Tensor::cat(&copies, 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -243,6 +261,20 @@ mod tests {
         let flat = standardise(&Tensor::full([1, 3, 4, 4], 0.8, (Kind::Float, Device::Cpu)));
         assert_eq!(flat.isnan().sum(Kind::Int64).int64_value(&[]), 0);
         assert!((flat.double_value(&[0, 1, 2, 2]) - STANDARD_MEAN).abs() < 1e-5);
+    }
+
+    #[test]
+    fn photometric_copies_scale_brightness_and_contrast() {
+        let x = Tensor::from_slice(&[0.2f32, 0.4, 0.6, 0.9]).view([1, 1, 2, 2]);
+        let c = photometric_copies(&x, &[0.5, 2.0], &[0.5]);
+        assert_eq!(c.size(), [3, 1, 2, 2]);
+        let v = Vec::<f32>::try_from(c.flatten(0, -1)).unwrap();
+        let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-6);
+        assert!(close(&v[0..4], &[0.1, 0.2, 0.3, 0.45]), "{v:?}");
+        // Doubled and clipped to 1.
+        assert!(close(&v[4..8], &[0.4, 0.8, 1.0, 1.0]), "{v:?}");
+        // Half the contrast around the image's mean, 0.525.
+        assert!(close(&v[8..12], &[0.3625, 0.4625, 0.5625, 0.7125]), "{v:?}");
     }
 
     #[test]

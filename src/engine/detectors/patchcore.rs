@@ -7,7 +7,7 @@
 //! bank entry; the image scores its most unusual patch; the map is the patch distances,
 //! upsampled and blurred. No gradients anywhere, so the map costs nothing extra.
 
-use crate::core::config::PatchCoreConfig;
+use crate::core::config::{PHOTOMETRIC_CONTRASTS, PHOTOMETRIC_GAINS, PatchCoreConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
@@ -18,7 +18,7 @@ use crate::engine::detectors::common::{
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::transforms::{
-    dihedral_groups, image_to_tensor, normalize, resize_to, standardise,
+    dihedral_groups, image_to_tensor, normalize, photometric_copies, resize_to, standardise,
 };
 use image::RgbImage;
 use std::rc::Rc;
@@ -304,6 +304,63 @@ fn patch_features(
     x: &Tensor,
     batch: usize,
 ) -> Tensor {
+    let (_, _, h, w) = x.size4().expect("prepared images are 4-D");
+    let tile = i64::from(config.tile);
+    if tile == 0 || (h <= tile && w <= tile) {
+        return whole_patch_features(backbone, config, x, batch);
+    }
+    let stride = config
+        .stages
+        .first()
+        .and_then(|&s| config.backbone.stage_strides().get(s.wrapping_sub(1)))
+        .map_or(1, |&s| s as i64);
+    let (ys, xs) = (tile_starts(h, tile), tile_starts(w, tile));
+    let mut sum: Option<Tensor> = None;
+    let count = Tensor::zeros([1, h / stride, w / stride, 1], (Kind::Float, x.device()));
+    for &y in &ys {
+        for &x0 in &xs {
+            let (th, tw) = (tile.min(h), tile.min(w));
+            let f = whole_patch_features(backbone, config, &x.narrow(2, y, th).narrow(3, x0, tw), batch);
+            let (n, fh, fw, d) = f.size4().expect("patch features are 4-D");
+            let acc = sum.get_or_insert_with(|| {
+                Tensor::zeros([n, h / stride, w / stride, d], (Kind::Float, x.device()))
+            });
+            let _ = acc
+                .narrow(1, y / stride, fh)
+                .narrow(2, x0 / stride, fw)
+                .g_add_(&f.to_kind(Kind::Float));
+            let _ = count
+                .narrow(1, y / stride, fh)
+                .narrow(2, x0 / stride, fw)
+                .g_add_scalar_(1.0);
+        }
+    }
+    let sum = sum.expect("at least one tile");
+    (sum / count.clamp_min(1.0)).to_kind(Kind::Float)
+}
+
+/// Where the tiles of side `tile` start along an input side `len` (multiples of
+/// [`crate::core::config::INPUT_MULTIPLE`]): overlapping by about a quarter, the last one
+/// ending at the side's end.
+fn tile_starts(len: i64, tile: i64) -> Vec<i64> {
+    if len <= tile {
+        return vec![0];
+    }
+    let m = i64::from(crate::core::config::INPUT_MULTIPLE);
+    let step = ((tile * 3 / 4) / m * m).max(m);
+    let mut starts: Vec<i64> = (0..).map(|k| k * step).take_while(|&s| s + tile < len).collect();
+    starts.push((len - tile) / m * m);
+    starts.dedup();
+    starts
+}
+
+/// [`patch_features`] of the whole input at once.
+fn whole_patch_features(
+    backbone: &Backbone,
+    config: &PatchCoreConfig,
+    x: &Tensor,
+    batch: usize,
+) -> Tensor {
     let n = x.size()[0];
     let k = config.neighbourhood as i64;
     let mut out = Vec::new();
@@ -480,11 +537,18 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
         let cfg = &config;
         let projection = projection.as_ref();
         let extract = |(i, x): (usize, Tensor)| {
-            let copies = if cfg.dihedral_bank {
+            let mut copies = if cfg.dihedral_bank {
                 dihedral_groups(&x)
             } else {
-                vec![x]
+                vec![x.shallow_clone()]
             };
+            if cfg.photometric_bank && !cfg.standardise {
+                copies.push(photometric_copies(
+                    &x,
+                    &PHOTOMETRIC_GAINS,
+                    &PHOTOMETRIC_CONTRASTS,
+                ));
+            }
             let f = Tensor::cat(
                 &copies
                     .iter()
@@ -762,5 +826,23 @@ mod tests {
         assert_eq!(scores(PatchScore::TopMean { fraction: 0.5 }), [4.5, 7.0]);
         // At least one patch.
         assert_eq!(scores(PatchScore::TopMean { fraction: 0.01 }), [5.0, 8.0]);
+    }
+
+    #[test]
+    fn tiles_cover_the_side_overlap_and_start_on_the_grid() {
+        assert_eq!(tile_starts(256, 256), [0]);
+        assert_eq!(tile_starts(200, 256), [0]);
+        // Steps of 192 (three quarters of 256), the last tile ending at the side's end.
+        assert_eq!(tile_starts(384, 256), [0, 128]);
+        assert_eq!(tile_starts(512, 256), [0, 192, 256]);
+        assert_eq!(tile_starts(1024, 256), [0, 192, 384, 576, 768]);
+        for len in (256..=2048).step_by(32) {
+            let starts = tile_starts(len, 256);
+            assert_eq!(starts[0], 0);
+            assert_eq!(starts.last().unwrap() + 256, len, "{len}: {starts:?}");
+            assert!(starts.iter().all(|s| s % 32 == 0), "{len}: {starts:?}");
+            // Every pair of neighbours overlaps.
+            assert!(starts.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] < 256), "{len}: {starts:?}");
+        }
     }
 }
