@@ -18,7 +18,8 @@ DETECTORS (comma-separated names of DETECTOR_RUNS to run; default all), BENCH_RE
 (keep the detector runs already in target/bench/detectors/summary.json instead of
 measuring them again), STUDY (comma-separated names of STUDY_RUNS to run; default all;
 runs already in target/bench/study/summary.json are kept), STUDY_SEEDS (e.g. "1,2": only
-those seeds of the study; default 0-2, or 0 with --quick).
+those seeds of the study; default 0-2, or 0 with --quick), STUDY_DATA (e.g. "magnetic_tile":
+only those data sets of the study).
 """
 
 import argparse
@@ -597,6 +598,14 @@ STUDY_RUNS = {
     # Tiles: a finer input shown to the backbone in overlapping 256 px tiles.
     "aspect-384-tile256-bf16": ("aspect kept, short side 384 px in 256 px tiles, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "384", "--tile", "256"]),
     "aspect-512-tile256-bf16": ("aspect kept, short side 512 px in 256 px tiles, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--image-size", "512", "--tile", "256"]),
+    # One scale for every image: the training images' median short side to 256 px.
+    "aspect-256-scaled-bf16": ("aspect kept, one scale for every image (the training images' median short side to 256 px), bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--scale-to-training", "true"]),
+    "aspect-256-photo-scaled-bf16": ("aspect kept, one scale for every image, brightness and contrast copies, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--scale-to-training", "true", "--photometric-bank", "true"]),
+    # Another backbone beside Lite1, and other neighbourhoods.
+    "aspect-256-lite2-bf16": ("aspect kept, short side 256 px, EfficientNet-Lite2, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--backbone", "efficientnet-lite2"]),
+    "aspect-256-lite0-bf16": ("aspect kept, short side 256 px, EfficientNet-Lite0, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--backbone", "efficientnet-lite0"]),
+    "aspect-256-n1-bf16": ("aspect kept, short side 256 px, no neighbourhood averaging, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--neighbourhood", "1"]),
+    "aspect-256-n5-bf16": ("aspect kept, short side 256 px, 5 x 5 neighbourhoods, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--neighbourhood", "5"]),
     "square-384-std-tile256-bf16": ("square 384 px, standardised, in 256 px tiles, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "384", "--tile", "256"]),
 }
 
@@ -629,6 +638,13 @@ STUDY_FUSIONS = {
     "fuse-photo-bf16": ("fusion: aspect 256 plain with brightness and contrast copies + square 256 standardised (bfloat16)", ["aspect-256-photo-bf16", "square-256-std-bf16"]),
     "fuse-default+photo-bf16": ("fusion: the default (bfloat16) + aspect 256 with brightness and contrast copies", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-photo-bf16"]),
     "fuse-default+sq-photo-bf16": ("fusion: the default (bfloat16) + square 256 with brightness and contrast copies", ["aspect-256-bf16", "square-256-std-bf16", "square-256-photo-bf16"]),
+    "fuse-scaled-bf16": ("fusion: aspect 256 at one scale + square 256 standardised (bfloat16)", ["aspect-256-scaled-bf16", "square-256-std-bf16"]),
+    "fuse-photo-scaled-bf16": ("fusion: aspect 256 at one scale with brightness and contrast copies + square 256 standardised (bfloat16)", ["aspect-256-photo-scaled-bf16", "square-256-std-bf16"]),
+    "fuse-default+lite2-bf16": ("fusion: the default (bfloat16) + aspect 256 on EfficientNet-Lite2", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-lite2-bf16"]),
+    "fuse-default+lite0-bf16": ("fusion: the default (bfloat16) + aspect 256 on EfficientNet-Lite0", ["aspect-256-bf16", "square-256-std-bf16", "aspect-256-lite0-bf16"]),
+    "fuse-lite2+s256std-bf16": ("fusion: aspect 256 on EfficientNet-Lite2 + square 256 standardised (bfloat16)", ["aspect-256-lite2-bf16", "square-256-std-bf16"]),
+    "fuse-n1-bf16": ("fusion: aspect 256 without neighbourhood averaging + square 256 standardised (bfloat16)", ["aspect-256-n1-bf16", "square-256-std-bf16"]),
+    "fuse-n5-bf16": ("fusion: aspect 256 with 5 x 5 neighbourhoods + square 256 standardised (bfloat16)", ["aspect-256-n5-bf16", "square-256-std-bf16"]),
     "fuse-tile384-bf16": ("fusion: aspect 384 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-384-tile256-bf16", "square-256-std-bf16"]),
     "fuse-default+tile384-bf16": ("fusion: the default (bfloat16) + aspect 384 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-384-tile256-bf16"]),
     "fuse-tile512-bf16": ("fusion: aspect 512 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-512-tile256-bf16", "square-256-std-bf16"]),
@@ -688,6 +704,9 @@ def study(quick):
     if os.environ.get("STUDY_SEEDS"):
         seeds = [int(x) for x in os.environ["STUDY_SEEDS"].split(",") if x]
     wanted = [n for n in os.environ.get("STUDY", ",".join(STUDY_RUNS)).split(",") if n]
+    # STUDY_DATA="magnetic_tile": only those data sets (e.g. a setting that changes nothing
+    # where every image has one size).
+    data_sets = [d for d in os.environ.get("STUDY_DATA", "").split(",") if d]
     summary_path = out / "summary.json"
     runs = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if not LONG_PARTS.exists():
@@ -696,7 +715,7 @@ def study(quick):
         for name in wanted:
             for ds, path in STUDY_SETS.items():
                 key = f"{name}|{ds}|{seed}"
-                if key in runs or not path.exists():
+                if key in runs or not path.exists() or (data_sets and ds not in data_sets):
                     continue
                 has_masks = (path / "ground_truth").exists()
                 tag = f"{name}-{ds.replace('/', '-')}-s{seed}"

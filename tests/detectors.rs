@@ -222,7 +222,11 @@ fn brightness_and_contrast_copies_in_the_bank_accept_good_parts_in_another_light
         for p in img.pixels_mut() {
             for c in &mut p.0 {
                 let v = f64::from(*c) / 255.0;
-                let v = if s % 2 == 0 { v * 0.8 } else { (v - 0.45) * 0.75 + 0.45 };
+                let v = if s % 2 == 0 {
+                    v * 0.8
+                } else {
+                    (v - 0.45) * 0.75 + 0.45
+                };
                 *c = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
             }
         }

@@ -189,6 +189,13 @@ struct TrainArgs {
     /// stitch their features (0: the whole input at once).
     #[arg(long)]
     tile: Option<u32>,
+    /// PatchCore: with --keep-aspect, resize every image by the one factor that brings the
+    /// training images' median short side to --image-size (true or false).
+    #[arg(long)]
+    scale_to_training: Option<bool>,
+    /// PatchCore: side of the neighbourhood each stage's map is averaged over (odd).
+    #[arg(long)]
+    neighbourhood: Option<usize>,
     /// Also learn from N confirmed defective images of each defect type, drawn with the
     /// seed from the data set's test/<type> folders (with their masks where there are
     /// any); `eval` then leaves them out. PatchCore and fusion only.

@@ -133,6 +133,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--standardise", a.standardise.is_some()),
                     ("--photometric-bank", a.photometric_bank.is_some()),
                     ("--tile", a.tile.is_some()),
+                    ("--scale-to-training", a.scale_to_training.is_some()),
+                    ("--neighbourhood", a.neighbourhood.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -182,6 +184,12 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(t) = a.tile {
                 c.tile = t;
             }
+            if let Some(k) = a.scale_to_training {
+                c.scale_to_training = k;
+            }
+            if let Some(k) = a.neighbourhood {
+                c.neighbourhood = k;
+            }
             if let Some(w) = a.defect_weight {
                 c.defect_weight = w;
             }
@@ -202,6 +210,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--standardise", a.standardise.is_some()),
                     ("--photometric-bank", a.photometric_bank.is_some()),
                     ("--tile", a.tile.is_some()),
+                    ("--scale-to-training", a.scale_to_training.is_some()),
+                    ("--neighbourhood", a.neighbourhood.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -222,6 +232,8 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--standardise", a.standardise.is_some()),
                     ("--photometric-bank", a.photometric_bank.is_some()),
                     ("--tile", a.tile.is_some()),
+                    ("--scale-to-training", a.scale_to_training.is_some()),
+                    ("--neighbourhood", a.neighbourhood.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;

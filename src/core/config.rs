@@ -551,6 +551,17 @@ pub struct PatchCoreConfig {
     /// written before this setting existed.
     #[serde(default)]
     pub tile: u32,
+    /// With `keep_aspect`, resize every image by one factor, the one that brings the
+    /// training images' median short side to `image_size` (set at training in
+    /// `input_scale`), instead of each image's own short side to `image_size`: parts
+    /// cropped at different sizes from one camera keep one scale, so a crack a few pixels
+    /// wide stays as wide in every crop. Images of one size come out as without it. Off in
+    /// models written before this setting existed.
+    #[serde(default)]
+    pub scale_to_training: bool,
+    /// The factor of `scale_to_training`, set when the model is trained.
+    #[serde(default)]
+    pub input_scale: Option<f64>,
 }
 
 /// Brightness gains of the photometric copies ([`PatchCoreConfig::photometric_bank`]).
@@ -590,6 +601,8 @@ impl Default for PatchCoreConfig {
             defect_weight: default_defect_weight(),
             photometric_bank: false,
             tile: 0,
+            scale_to_training: false,
+            input_scale: None,
         }
     }
 }
@@ -616,14 +629,23 @@ impl PatchCoreConfig {
     /// [`INPUT_MULTIPLE`], at most [`MAX_ASPECT`] times the short side).
     pub fn input_shape(&self, width: u32, height: u32) -> (u32, u32) {
         let s = self.image_size;
-        if !self.keep_aspect || width == 0 || height == 0 || width == height {
+        let scaled = self.scale_to_training && self.input_scale.is_some();
+        if !self.keep_aspect || width == 0 || height == 0 || (width == height && !scaled) {
             return (s, s);
         }
         let (short, long) = (width.min(height), width.max(height));
         let ratio = (f64::from(long) / f64::from(short)).min(MAX_ASPECT);
         let m = f64::from(INPUT_MULTIPLE);
         let round = |side: f64| ((side / m).round() * m).max(m) as u32;
-        let (short_side, long_side) = if self.same_area {
+        let scale = self
+            .input_scale
+            .filter(|f| self.scale_to_training && f.is_finite() && *f > 0.0);
+        let (short_side, long_side) = if let Some(f) = scale {
+            // One factor for every image, within 1/4 and 4 times image_size.
+            let lo = f64::from(s) / 4.0;
+            let short_side = (f64::from(short) * f).clamp(lo, f64::from(s) * 4.0);
+            (round(short_side), round(short_side * ratio))
+        } else if self.same_area {
             let root = ratio.sqrt();
             (round(f64::from(s) / root), round(f64::from(s) * root))
         } else {

@@ -320,7 +320,12 @@ fn patch_features(
     for &y in &ys {
         for &x0 in &xs {
             let (th, tw) = (tile.min(h), tile.min(w));
-            let f = whole_patch_features(backbone, config, &x.narrow(2, y, th).narrow(3, x0, tw), batch);
+            let f = whole_patch_features(
+                backbone,
+                config,
+                &x.narrow(2, y, th).narrow(3, x0, tw),
+                batch,
+            );
             let (n, fh, fw, d) = f.size4().expect("patch features are 4-D");
             let acc = sum.get_or_insert_with(|| {
                 Tensor::zeros([n, h / stride, w / stride, d], (Kind::Float, x.device()))
@@ -348,7 +353,10 @@ fn tile_starts(len: i64, tile: i64) -> Vec<i64> {
     }
     let m = i64::from(crate::core::config::INPUT_MULTIPLE);
     let step = ((tile * 3 / 4) / m * m).max(m);
-    let mut starts: Vec<i64> = (0..).map(|k| k * step).take_while(|&s| s + tile < len).collect();
+    let mut starts: Vec<i64> = (0..)
+        .map(|k| k * step)
+        .take_while(|&s| s + tile < len)
+        .collect();
     starts.push((len - tile) / m * m);
     starts.dedup();
     starts
@@ -516,6 +524,10 @@ impl Shared<'_> {
 pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> Result<PatchCore> {
     let started = Instant::now();
     config.validate().map_err(EngineError::Config)?;
+    let mut config = config;
+    if config.scale_to_training && config.keep_aspect {
+        config.input_scale = training_scale(job.train, config.image_size);
+    }
     let device = job.device;
     let (_, images) = load_training_images(&job, report, &|img| prepare(img, &config, device))?;
     let n_images = images.len();
@@ -601,6 +613,23 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
     model.state.validation_secs = fitted.elapsed().as_secs_f64();
     model.state.train_secs = started.elapsed().as_secs_f64();
     Ok(model)
+}
+
+/// The factor that brings the median short side of the images at `paths` to `size`
+/// (their headers only; unreadable ones are left for the loading to report), or `None`
+/// when none can be read.
+fn training_scale(paths: &[std::path::PathBuf], size: u32) -> Option<f64> {
+    let shorts: Vec<f64> = paths
+        .iter()
+        .filter_map(|p| image::image_dimensions(p).ok())
+        .filter(|&(w, h)| w > 0 && h > 0)
+        .map(|(w, h)| f64::from(w.min(h)))
+        .collect();
+    if shorts.is_empty() {
+        return None;
+    }
+    let median = crate::core::calibration::median(&shorts);
+    Some(f64::from(size) / median)
 }
 
 /// The patches of the confirmed defects of `job` and their copies (turned and mirrored,
@@ -842,7 +871,10 @@ mod tests {
             assert_eq!(starts.last().unwrap() + 256, len, "{len}: {starts:?}");
             assert!(starts.iter().all(|s| s % 32 == 0), "{len}: {starts:?}");
             // Every pair of neighbours overlaps.
-            assert!(starts.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] < 256), "{len}: {starts:?}");
+            assert!(
+                starts.windows(2).all(|w| w[1] > w[0] && w[1] - w[0] < 256),
+                "{len}: {starts:?}"
+            );
         }
     }
 }
