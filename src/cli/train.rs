@@ -135,6 +135,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -190,6 +191,9 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.neighbourhood {
                 c.neighbourhood = k;
             }
+            if let Some(f) = &a.scale_copies {
+                c.scale_copies = f.clone();
+            }
             if let Some(w) = a.defect_weight {
                 c.defect_weight = w;
             }
@@ -212,6 +216,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -234,6 +239,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;

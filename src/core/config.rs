@@ -487,8 +487,9 @@ impl PatchScore {
 /// (BENCHMARKS.md): EfficientNet-Lite1 (the best mean of Lite0, Lite1 and Lite2, and
 /// faster than Lite2), stages 5 and 6 (stride 16 and 32: the deeper the
 /// better on magnetic tiles, the reverse on solar cells; 5 and 6 are the best mean), 256 px,
-/// 3 x 3 neighbourhoods, the dihedral copies of every good image, an eighth of each
-/// image's patches by coreset, and the mean of the top 1 % of patch distances.
+/// 3 x 3 neighbourhoods, the dihedral copies and the brightness and contrast copies of
+/// every good image, an eighth of each image's patches by coreset, and the mean of the
+/// top 1 % of patch distances.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PatchCoreConfig {
     /// The frozen feature extractor.
@@ -562,6 +563,11 @@ pub struct PatchCoreConfig {
     /// The factor of `scale_to_training`, set when the model is trained.
     #[serde(default)]
     pub input_scale: Option<f64>,
+    /// Put copies of each good image resized by these factors in the bank too (e.g. 0.8
+    /// and 1.25): parts photographed nearer or farther find their like. Empty in models
+    /// written before this setting existed.
+    #[serde(default)]
+    pub scale_copies: Vec<f64>,
 }
 
 /// Brightness gains of the photometric copies ([`PatchCoreConfig::photometric_bank`]).
@@ -599,10 +605,11 @@ impl Default for PatchCoreConfig {
             same_area: false,
             standardise: false,
             defect_weight: default_defect_weight(),
-            photometric_bank: false,
+            photometric_bank: true,
             tile: 0,
             scale_to_training: false,
             input_scale: None,
+            scale_copies: Vec::new(),
         }
     }
 }
@@ -720,6 +727,14 @@ impl PatchCoreConfig {
             return Err(format!(
                 "tile {} must be 0 (off) or a multiple of {INPUT_MULTIPLE} of at least 64",
                 self.tile
+            ));
+        }
+        if self.scale_copies.len() > 8
+            || self.scale_copies.iter().any(|f| !(0.25..=4.0).contains(f))
+        {
+            return Err(format!(
+                "scale_copies {:?}: at most 8 factors, each in 0.25..=4",
+                self.scale_copies
             ));
         }
         if self.tile != 0 && !self.image_size.is_multiple_of(INPUT_MULTIPLE) {
@@ -1202,6 +1217,8 @@ impl Default for FusionConfig {
         let standardised_square = PatchCoreConfig {
             keep_aspect: false,
             standardise: true,
+            // Standardised images have no brightness or contrast to vary.
+            photometric_bank: false,
             ..PatchCoreConfig::default()
         };
         Self {
@@ -1305,13 +1322,69 @@ mod tests {
     }
 
     #[test]
+    fn one_scale_for_every_image_keeps_their_relative_sizes() {
+        let c = PatchCoreConfig {
+            scale_to_training: true,
+            // Training images with a median short side of 200 px.
+            input_scale: Some(256.0 / 200.0),
+            ..PatchCoreConfig::default()
+        };
+        // A crop of the median size comes out as without the setting ...
+        assert_eq!(c.input_shape(200, 400), (512, 256));
+        // ... a smaller or larger crop at the same scale, not stretched to 256.
+        assert_eq!(c.input_shape(100, 200), (256, 128));
+        assert_eq!(c.input_shape(400, 400), (512, 512));
+        // Within a quarter and 4 times the input size.
+        assert_eq!(c.input_shape(10, 20), (128, 64));
+        assert_eq!(c.input_shape(4000, 4000), (1024, 1024));
+        // Not set (a model not trained yet): each image's own short side.
+        let unset = PatchCoreConfig {
+            input_scale: None,
+            ..c.clone()
+        };
+        assert_eq!(unset.input_shape(100, 200), (512, 256));
+        // A square input ignores it.
+        let square = PatchCoreConfig {
+            keep_aspect: false,
+            ..c
+        };
+        assert_eq!(square.input_shape(100, 200), (256, 256));
+    }
+
+    #[test]
+    fn tiles_are_checked() {
+        let ok = |tile, image_size| {
+            PatchCoreConfig {
+                tile,
+                image_size,
+                ..PatchCoreConfig::default()
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(ok(0, 250) && ok(256, 384) && ok(64, 512));
+        assert!(!ok(32, 384), "too small");
+        assert!(!ok(100, 384), "not on the stride");
+        assert!(!ok(256, 250), "an input off the stride");
+    }
+
+    #[test]
     fn patchcore_settings_missing_from_old_model_files_keep_the_old_behaviour() {
         let mut value = serde_json::to_value(PatchCoreConfig::default()).unwrap();
         let map = value.as_object_mut().unwrap();
-        map.remove("keep_aspect");
-        map.remove("standardise");
+        for key in [
+            "keep_aspect",
+            "standardise",
+            "photometric_bank",
+            "tile",
+            "scale_to_training",
+            "input_scale",
+        ] {
+            map.remove(key);
+        }
         let old: PatchCoreConfig = serde_json::from_value(value).unwrap();
-        assert!(!old.keep_aspect && !old.standardise);
+        assert!(!old.keep_aspect && !old.standardise && !old.photometric_bank);
+        assert_eq!((old.tile, old.scale_to_training, old.input_scale), (0, false, None));
     }
 
     #[test]
