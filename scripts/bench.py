@@ -606,7 +606,11 @@ STUDY_RUNS = {
     "aspect-256-lite0-bf16": ("aspect kept, short side 256 px, EfficientNet-Lite0, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--backbone", "efficientnet-lite0"]),
     "aspect-256-n1-bf16": ("aspect kept, short side 256 px, no neighbourhood averaging, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--neighbourhood", "1"]),
     "aspect-256-n5-bf16": ("aspect kept, short side 256 px, 5 x 5 neighbourhoods, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--neighbourhood", "5"]),
-    "aspect-256-photo-zoom-bf16": ("aspect kept, short side 256 px, brightness and contrast copies, copies at 0.8 and 1.25 times the size, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true", "--scale-copies", "0.8,1.25"]),
+    # The boost of 5 labelled defects per type (magnetic tiles; its weight, per member).
+    "aspect-256-photo-d5w3-bf16": ("aspect kept, short side 256 px, brightness and contrast copies, 5 labelled defects per type, boost weight 3, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true", "--defects", "5", "--defect-weight", "3"]),
+    "square-256-std-d5w3-bf16": ("square 256 px, standardised, 5 labelled defects per type, boost weight 3, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--defects", "5", "--defect-weight", "3"]),
+    "aspect-256-photo-d5w8-bf16": ("aspect kept, short side 256 px, brightness and contrast copies, 5 labelled defects per type, boost weight 8, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true", "--defects", "5", "--defect-weight", "8"]),
+    "square-256-std-d5w8-bf16": ("square 256 px, standardised, 5 labelled defects per type, boost weight 8, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--defects", "5", "--defect-weight", "8"]),
     "square-384-std-tile256-bf16": ("square 384 px, standardised, in 256 px tiles, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "384", "--tile", "256"]),
 }
 
@@ -646,7 +650,6 @@ STUDY_FUSIONS = {
     "fuse-lite2+s256std-bf16": ("fusion: aspect 256 on EfficientNet-Lite2 + square 256 standardised (bfloat16)", ["aspect-256-lite2-bf16", "square-256-std-bf16"]),
     "fuse-n1-bf16": ("fusion: aspect 256 without neighbourhood averaging + square 256 standardised (bfloat16)", ["aspect-256-n1-bf16", "square-256-std-bf16"]),
     "fuse-n5-bf16": ("fusion: aspect 256 with 5 x 5 neighbourhoods + square 256 standardised (bfloat16)", ["aspect-256-n5-bf16", "square-256-std-bf16"]),
-    "fuse-photo-zoom-bf16": ("fusion: aspect 256 with brightness, contrast and size copies + square 256 standardised (bfloat16)", ["aspect-256-photo-zoom-bf16", "square-256-std-bf16"]),
     "fuse-tile384-bf16": ("fusion: aspect 384 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-384-tile256-bf16", "square-256-std-bf16"]),
     "fuse-default+tile384-bf16": ("fusion: the default (bfloat16) + aspect 384 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-384-tile256-bf16"]),
     "fuse-tile512-bf16": ("fusion: aspect 512 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-512-tile256-bf16", "square-256-std-bf16"]),

@@ -196,10 +196,6 @@ struct TrainArgs {
     /// PatchCore: side of the neighbourhood each stage's map is averaged over (odd).
     #[arg(long)]
     neighbourhood: Option<usize>,
-    /// PatchCore: put copies of each good image resized by these factors in the bank too
-    /// (comma separated, e.g. 0.8,1.25).
-    #[arg(long, value_delimiter = ',')]
-    scale_copies: Option<Vec<f64>>,
     /// Also learn from N confirmed defective images of each defect type, drawn with the
     /// seed from the data set's test/<type> folders (with their masks where there are
     /// any); `eval` then leaves them out. PatchCore and fusion only.

@@ -135,7 +135,6 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -191,9 +190,6 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.neighbourhood {
                 c.neighbourhood = k;
             }
-            if let Some(f) = &a.scale_copies {
-                c.scale_copies = f.clone();
-            }
             if let Some(w) = a.defect_weight {
                 c.defect_weight = w;
             }
@@ -216,7 +212,6 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -239,7 +234,6 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--scale-copies", a.scale_copies.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;

@@ -563,11 +563,6 @@ pub struct PatchCoreConfig {
     /// The factor of `scale_to_training`, set when the model is trained.
     #[serde(default)]
     pub input_scale: Option<f64>,
-    /// Put copies of each good image resized by these factors in the bank too (e.g. 0.8
-    /// and 1.25): parts photographed nearer or farther find their like. Empty in models
-    /// written before this setting existed.
-    #[serde(default)]
-    pub scale_copies: Vec<f64>,
 }
 
 /// Brightness gains of the photometric copies ([`PatchCoreConfig::photometric_bank`]).
@@ -609,7 +604,6 @@ impl Default for PatchCoreConfig {
             tile: 0,
             scale_to_training: false,
             input_scale: None,
-            scale_copies: Vec::new(),
         }
     }
 }
@@ -727,14 +721,6 @@ impl PatchCoreConfig {
             return Err(format!(
                 "tile {} must be 0 (off) or a multiple of {INPUT_MULTIPLE} of at least 64",
                 self.tile
-            ));
-        }
-        if self.scale_copies.len() > 8
-            || self.scale_copies.iter().any(|f| !(0.25..=4.0).contains(f))
-        {
-            return Err(format!(
-                "scale_copies {:?}: at most 8 factors, each in 0.25..=4",
-                self.scale_copies
             ));
         }
         if self.tile != 0 && !self.image_size.is_multiple_of(INPUT_MULTIPLE) {

@@ -554,12 +554,6 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
             } else {
                 vec![x.shallow_clone()]
             };
-            for &f in &cfg.scale_copies {
-                let (_, _, h, w) = x.size4().expect("prepared images are 4-D");
-                let m = f64::from(crate::core::config::INPUT_MULTIPLE);
-                let side = |s: i64| (((s as f64 * f) / m).round() * m).max(m) as i64;
-                copies.push(resize_to(&x, side(h), side(w)));
-            }
             if cfg.photometric_bank && !cfg.standardise {
                 copies.push(photometric_copies(
                     &x,
