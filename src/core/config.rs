@@ -1370,7 +1370,10 @@ mod tests {
         }
         let old: PatchCoreConfig = serde_json::from_value(value).unwrap();
         assert!(!old.keep_aspect && !old.standardise && !old.photometric_bank);
-        assert_eq!((old.tile, old.scale_to_training, old.input_scale), (0, false, None));
+        assert_eq!(
+            (old.tile, old.scale_to_training, old.input_scale),
+            (0, false, None)
+        );
     }
 
     #[test]
