@@ -4,7 +4,7 @@
 mod common;
 
 use common::{tiny_patchcore, wait_for, worker};
-use differnet::core::config::{DetectorConfig, PatchCoreConfig};
+use differnet::core::config::{DetectorConfig, FusionConfig, FusionRule, PatchCoreConfig};
 use differnet::core::protocol::{Command, Event, ScoreRequest, TrainRequest};
 use differnet::core::rng::SplitMix64;
 use image::{Rgb, RgbImage};
@@ -149,4 +149,130 @@ fn a_long_part_shown_in_tiles_gets_its_map_hot_at_the_defect() {
         ..tiny_patchcore()
     };
     map_follows_the_part(config, (400, 100), (250, 60));
+}
+
+#[test]
+fn one_scale_for_every_crop_is_learnt_from_the_training_images_and_kept_in_the_model_file() {
+    // Good crops of one texture at two sizes (median short side 100 px), as a camera's
+    // crops of parts of different sizes.
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [(100, 200), (120, 100), (100, 100), (90, 180)];
+    let train: Vec<PathBuf> = (0..8u64)
+        .map(|s| {
+            let (w, h) = sizes[s as usize % sizes.len()];
+            write(
+                &dir.path().join("train"),
+                &format!("{s}.png"),
+                &long_texture(s, w, h, None),
+            )
+        })
+        .collect();
+    let val: Vec<PathBuf> = (100..103u64)
+        .map(|s| {
+            write(
+                &dir.path().join("val"),
+                &format!("{s}.png"),
+                &long_texture(s, 100, 150, None),
+            )
+        })
+        .collect();
+    let parts: Vec<PathBuf> = [(100, 300), (60, 60), (200, 100)]
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| {
+            write(
+                dir.path(),
+                &format!("part{i}.png"),
+                &long_texture(50 + i as u64, w, h, None),
+            )
+        })
+        .collect();
+    let member = PatchCoreConfig {
+        scale_to_training: true,
+        dihedral_bank: false,
+        ..tiny_patchcore()
+    };
+    // In a fusion beside a square member: the fusion keeps what its member learnt.
+    let config = DetectorConfig::Fusion(FusionConfig {
+        members: vec![
+            member.clone().into(),
+            PatchCoreConfig {
+                keep_aspect: false,
+                ..tiny_patchcore()
+            }
+            .into(),
+        ],
+        rule: FusionRule::Mean,
+        positive_score: true,
+    });
+    let worker = worker();
+    worker
+        .send(Command::Train(TrainRequest {
+            train,
+            validation: val,
+            config,
+            defects: Vec::new(),
+        }))
+        .unwrap();
+    let info = wait_for(&worker, |e| match e {
+        Event::Trained(info) => Some(info),
+        _ => None,
+    });
+    let DetectorConfig::Fusion(trained) = &info.config else {
+        panic!("a fusion: {:?}", info.config);
+    };
+    let DetectorConfig::PatchCore(learnt) = &trained.members[0] else {
+        panic!("a PatchCore member");
+    };
+    // 96 px for a median short side of 100 px: every crop at 0.96 times its size.
+    let scale = learnt.input_scale.expect("the scale is learnt");
+    assert!((scale - 0.96).abs() < 1e-9, "{scale}");
+    assert_eq!(learnt.input_shape(100, 300), (288, 96));
+    assert_eq!(learnt.input_shape(60, 60), (64, 64));
+
+    // Maps at every part's own size, and the same scores after a reload.
+    let score_all = |w: &differnet::engine::worker::WorkerHandle| {
+        w.send(Command::Score(ScoreRequest {
+            paths: parts.clone(),
+            heatmaps: true,
+            rotations: None,
+        }))
+        .unwrap();
+        let mut out = Vec::new();
+        wait_for(w, |e| match e {
+            Event::Scored(s) => {
+                let map = s.heatmap.expect("a heatmap");
+                out.push((s.score, (map.width, map.height)));
+                None
+            }
+            Event::ScoringDone { .. } => Some(()),
+            _ => None,
+        });
+        out
+    };
+    let before = score_all(&worker);
+    let sizes: Vec<(u32, u32)> = before.iter().map(|b| b.1).collect();
+    assert_eq!(sizes, [(100, 300), (60, 60), (200, 100)]);
+    let model = dir.path().join("model.differnet");
+    worker
+        .send(Command::SaveModel {
+            path: model.clone(),
+            threshold: None,
+            review_threshold: None,
+        })
+        .unwrap();
+    wait_for(&worker, |e| matches!(e, Event::Saved { .. }).then_some(()));
+    let reloaded = common::worker();
+    reloaded.send(Command::LoadModel { path: model }).unwrap();
+    let loaded = wait_for(&reloaded, |e| match e {
+        Event::Loaded { info, .. } => Some(info),
+        _ => None,
+    });
+    assert_eq!(loaded.config, info.config);
+    let after = score_all(&reloaded);
+    let (a, b): (Vec<f64>, Vec<f64>) = (
+        before.iter().map(|s| s.0).collect(),
+        after.iter().map(|s| s.0).collect(),
+    );
+    assert!(common::same_scores(&a, &b), "{a:?} vs {b:?}");
 }

@@ -226,6 +226,12 @@ pub fn train<M: Member>(
         members.push(train_member(member.clone(), member_job, &mut forward)?);
     }
     let train_count = members[0].state().train_count;
+    // What training set in a member's settings (a PatchCore's one input scale) is part of
+    // the fusion's.
+    let mut config = config;
+    for (c, m) in config.members.iter_mut().zip(&members) {
+        *c = m.config();
+    }
     let mut fusion = Fusion::new(config, members).map_err(EngineError::Config)?;
     let fitted = Instant::now();
     validate(&mut fusion, &job, report)?;
