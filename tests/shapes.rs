@@ -38,27 +38,25 @@ fn write(dir: &Path, name: &str, img: &RgbImage) -> PathBuf {
     p
 }
 
+/// Good textures `seeds` in `dir`, each of the size `size(seed)`, as `<seed>.png`.
+fn write_good(
+    dir: &Path,
+    seeds: std::ops::Range<u64>,
+    size: impl Fn(u64) -> (u32, u32),
+) -> Vec<PathBuf> {
+    seeds
+        .map(|s| {
+            let (w, h) = size(s);
+            write(dir, &format!("{s}.png"), &long_texture(s, w, h, None))
+        })
+        .collect()
+}
+
 /// Trains on long good textures, then checks the map of a long part with a spot.
 fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32, u32)) {
     let dir = tempfile::tempdir().unwrap();
-    let train: Vec<PathBuf> = (0..8)
-        .map(|s| {
-            write(
-                &dir.path().join("train"),
-                &format!("{s}.png"),
-                &long_texture(s, w, h, None),
-            )
-        })
-        .collect();
-    let val: Vec<PathBuf> = (100..103)
-        .map(|s| {
-            write(
-                &dir.path().join("val"),
-                &format!("{s}.png"),
-                &long_texture(s, w, h, None),
-            )
-        })
-        .collect();
+    let train = write_good(&dir.path().join("train"), 0..8, |_| (w, h));
+    let val = write_good(&dir.path().join("val"), 100..103, |_| (w, h));
     let bad = write(dir.path(), "bad.png", &long_texture(7, w, h, Some(spot)));
 
     let worker = worker();
@@ -157,25 +155,10 @@ fn one_scale_for_every_crop_is_learnt_from_the_training_images_and_kept_in_the_m
     // crops of parts of different sizes.
     let dir = tempfile::tempdir().unwrap();
     let sizes = [(100, 200), (120, 100), (100, 100), (90, 180)];
-    let train: Vec<PathBuf> = (0..8u64)
-        .map(|s| {
-            let (w, h) = sizes[s as usize % sizes.len()];
-            write(
-                &dir.path().join("train"),
-                &format!("{s}.png"),
-                &long_texture(s, w, h, None),
-            )
-        })
-        .collect();
-    let val: Vec<PathBuf> = (100..103u64)
-        .map(|s| {
-            write(
-                &dir.path().join("val"),
-                &format!("{s}.png"),
-                &long_texture(s, 100, 150, None),
-            )
-        })
-        .collect();
+    let train = write_good(&dir.path().join("train"), 0..8, |s| {
+        sizes[s as usize % sizes.len()]
+    });
+    let val = write_good(&dir.path().join("val"), 100..103, |_| (100, 150));
     let parts: Vec<PathBuf> = [(100, 300), (60, 60), (200, 100)]
         .iter()
         .enumerate()

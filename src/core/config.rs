@@ -630,17 +630,16 @@ impl PatchCoreConfig {
     /// [`INPUT_MULTIPLE`], at most [`MAX_ASPECT`] times the short side).
     pub fn input_shape(&self, width: u32, height: u32) -> (u32, u32) {
         let s = self.image_size;
-        let scaled = self.scale_to_training && self.input_scale.is_some();
-        if !self.keep_aspect || width == 0 || height == 0 || (width == height && !scaled) {
+        let scale = self
+            .input_scale
+            .filter(|f| self.scale_to_training && f.is_finite() && *f > 0.0);
+        if !self.keep_aspect || width == 0 || height == 0 || (width == height && scale.is_none()) {
             return (s, s);
         }
         let (short, long) = (width.min(height), width.max(height));
         let ratio = (f64::from(long) / f64::from(short)).min(MAX_ASPECT);
         let m = f64::from(INPUT_MULTIPLE);
         let round = |side: f64| ((side / m).round() * m).max(m) as u32;
-        let scale = self
-            .input_scale
-            .filter(|f| self.scale_to_training && f.is_finite() && *f > 0.0);
         let (short_side, long_side) = if let Some(f) = scale {
             // One factor for every image, within 1/4 and 4 times image_size.
             let lo = f64::from(s) / 4.0;
@@ -659,15 +658,18 @@ impl PatchCoreConfig {
         }
     }
 
-    /// Side of the patch grid: the input side over the first stage's stride.
-    pub fn grid_side(&self) -> usize {
-        let stride = self
-            .stages
+    /// Input pixels per patch: the first stage's stride.
+    pub fn patch_stride(&self) -> usize {
+        self.stages
             .first()
             .and_then(|&s| self.backbone.stage_strides().get(s.wrapping_sub(1)))
             .copied()
-            .unwrap_or(1);
-        (self.image_size as usize).div_ceil(stride)
+            .unwrap_or(1)
+    }
+
+    /// Side of the patch grid: the input side over the first stage's stride.
+    pub fn grid_side(&self) -> usize {
+        (self.image_size as usize).div_ceil(self.patch_stride())
     }
 
     /// Checks that the configuration describes a buildable detector.

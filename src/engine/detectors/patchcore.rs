@@ -7,7 +7,9 @@
 //! bank entry; the image scores its most unusual patch; the map is the patch distances,
 //! upsampled and blurred. No gradients anywhere, so the map costs nothing extra.
 
-use crate::core::config::{PHOTOMETRIC_CONTRASTS, PHOTOMETRIC_GAINS, PatchCoreConfig};
+use crate::core::config::{
+    INPUT_MULTIPLE, PHOTOMETRIC_CONTRASTS, PHOTOMETRIC_GAINS, PatchCoreConfig,
+};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
@@ -309,17 +311,13 @@ fn patch_features(
     if tile == 0 || (h <= tile && w <= tile) {
         return whole_patch_features(backbone, config, x, batch);
     }
-    let stride = config
-        .stages
-        .first()
-        .and_then(|&s| config.backbone.stage_strides().get(s.wrapping_sub(1)))
-        .map_or(1, |&s| s as i64);
-    let (ys, xs) = (tile_starts(h, tile), tile_starts(w, tile));
+    let stride = config.patch_stride() as i64;
+    let (th, tw) = (tile.min(h), tile.min(w));
     let mut sum: Option<Tensor> = None;
+    // How many tiles cover each patch, to average where they overlap.
     let count = Tensor::zeros([1, h / stride, w / stride, 1], (Kind::Float, x.device()));
-    for &y in &ys {
-        for &x0 in &xs {
-            let (th, tw) = (tile.min(h), tile.min(w));
+    for y in tile_starts(h, tile) {
+        for x0 in tile_starts(w, tile) {
             let f = whole_patch_features(
                 backbone,
                 config,
@@ -340,18 +338,17 @@ fn patch_features(
                 .g_add_scalar_(1.0);
         }
     }
-    let sum = sum.expect("at least one tile");
-    (sum / count.clamp_min(1.0)).to_kind(Kind::Float)
+    sum.expect("at least one tile") / count.clamp_min(1.0)
 }
 
 /// Where the tiles of side `tile` start along an input side `len` (multiples of
-/// [`crate::core::config::INPUT_MULTIPLE`]): overlapping by about a quarter, the last one
-/// ending at the side's end.
+/// [`INPUT_MULTIPLE`]): overlapping by about a quarter, the last one ending at the side's
+/// end.
 fn tile_starts(len: i64, tile: i64) -> Vec<i64> {
     if len <= tile {
         return vec![0];
     }
-    let m = i64::from(crate::core::config::INPUT_MULTIPLE);
+    let m = i64::from(INPUT_MULTIPLE);
     let step = ((tile * 3 / 4) / m * m).max(m);
     let mut starts: Vec<i64> = (0..)
         .map(|k| k * step)
