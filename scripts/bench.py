@@ -611,6 +611,10 @@ STUDY_RUNS = {
     "square-256-std-d5w3-bf16": ("square 256 px, standardised, 5 labelled defects per type, boost weight 3, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--defects", "5", "--defect-weight", "3"]),
     "aspect-256-photo-d5w8-bf16": ("aspect kept, short side 256 px, brightness and contrast copies, 5 labelled defects per type, boost weight 8, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true", "--defects", "5", "--defect-weight", "8"]),
     "square-256-std-d5w8-bf16": ("square 256 px, standardised, 5 labelled defects per type, boost weight 8, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--defects", "5", "--defect-weight", "8"]),
+    # Defects drawn on copies of the good training images (scratches, spots, moved patches), learnt as confirmed ones
+    # (only their patches farther from the good bank than the image's untouched ones).
+    "aspect-256-photo-syn3f-bf16": ("aspect kept, short side 256 px, brightness and contrast copies, 3 drawn defects per good image, bfloat16", ["--keep-aspect", "true", "--standardise", "false", "--photometric-bank", "true", "--synthetic-defects", "3"]),
+    "square-256-std-syn3f-bf16": ("square 256 px, standardised, 3 drawn defects per good image, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--synthetic-defects", "3"]),
     "square-384-std-tile256-bf16": ("square 384 px, standardised, in 256 px tiles, bfloat16", ["--keep-aspect", "false", "--standardise", "true", "--image-size", "384", "--tile", "256"]),
 }
 
@@ -654,6 +658,7 @@ STUDY_FUSIONS = {
     "fuse-default+tile384-bf16": ("fusion: the default (bfloat16) + aspect 384 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-384-tile256-bf16"]),
     "fuse-tile512-bf16": ("fusion: aspect 512 in 256 px tiles + square 256 standardised (bfloat16)", ["aspect-512-tile256-bf16", "square-256-std-bf16"]),
     "fuse-default+tile512-bf16": ("fusion: the default (bfloat16) + aspect 512 in 256 px tiles", ["aspect-256-bf16", "square-256-std-bf16", "aspect-512-tile256-bf16"]),
+    "fuse-syn3f-bf16": ("fusion: the default with 3 drawn defects per good image in both members (bfloat16)", ["aspect-256-photo-syn3f-bf16", "square-256-std-syn3f-bf16"]),
     "fuse-a256+s384std-tile-bf16": ("fusion: aspect 256 plain + square 384 standardised in 256 px tiles (bfloat16)", ["aspect-256-bf16", "square-384-std-tile256-bf16"]),
 }
 

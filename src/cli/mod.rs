@@ -196,6 +196,10 @@ struct TrainArgs {
     /// PatchCore: side of the neighbourhood each stage's map is averaged over (odd).
     #[arg(long)]
     neighbourhood: Option<usize>,
+    /// PatchCore: also learn from N defects drawn on copies of each good training image
+    /// (scratches, spots, moved patches; 0: none).
+    #[arg(long)]
+    synthetic_defects: Option<u32>,
     /// Also learn from N confirmed defective images of each defect type, drawn with the
     /// seed from the data set's test/<type> folders (with their masks where there are
     /// any); `eval` then leaves them out. PatchCore and fusion only.

@@ -135,6 +135,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--synthetic-defects", a.synthetic_defects.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -190,6 +191,9 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
             if let Some(k) = a.neighbourhood {
                 c.neighbourhood = k;
             }
+            if let Some(k) = a.synthetic_defects {
+                c.synthetic_defects = k;
+            }
             if let Some(w) = a.defect_weight {
                 c.defect_weight = w;
             }
@@ -212,6 +216,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--synthetic-defects", a.synthetic_defects.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;
@@ -234,6 +239,7 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
                     ("--tile", a.tile.is_some()),
                     ("--scale-to-training", a.scale_to_training.is_some()),
                     ("--neighbourhood", a.neighbourhood.is_some()),
+                    ("--synthetic-defects", a.synthetic_defects.is_some()),
                     ("--defect-weight", a.defect_weight.is_some()),
                 ],
             )?;

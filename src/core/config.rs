@@ -563,7 +563,18 @@ pub struct PatchCoreConfig {
     /// The factor of `scale_to_training`, set when the model is trained.
     #[serde(default)]
     pub input_scale: Option<f64>,
+    /// Defects drawn on copies of each good training image (a scratch, a spot, a patch
+    /// moved from elsewhere on the part, in turn), learnt as confirmed defects are (their
+    /// patches boost what resembles them; see `defect_weight`): 0 learns from the good
+    /// images and any confirmed defects only. Off in models written before this setting
+    /// existed.
+    #[serde(default)]
+    pub synthetic_defects: u32,
 }
+
+/// The most synthetic defects drawn on each good image
+/// ([`PatchCoreConfig::synthetic_defects`]).
+pub const MAX_SYNTHETIC_DEFECTS: u32 = 12;
 
 /// Brightness gains of the photometric copies ([`PatchCoreConfig::photometric_bank`]).
 pub const PHOTOMETRIC_GAINS: [f64; 2] = [0.8, 1.2];
@@ -604,6 +615,7 @@ impl Default for PatchCoreConfig {
             tile: 0,
             scale_to_training: false,
             input_scale: None,
+            synthetic_defects: 0,
         }
     }
 }
@@ -729,6 +741,12 @@ impl PatchCoreConfig {
             return Err(format!(
                 "tiles need an image_size that is a multiple of {INPUT_MULTIPLE}, not {}",
                 self.image_size
+            ));
+        }
+        if self.synthetic_defects > MAX_SYNTHETIC_DEFECTS {
+            return Err(format!(
+                "synthetic_defects {} must be at most {MAX_SYNTHETIC_DEFECTS} per image",
+                self.synthetic_defects
             ));
         }
         if !(self.defect_weight >= 0.0 && self.defect_weight <= 100.0) {
@@ -1357,6 +1375,20 @@ mod tests {
     }
 
     #[test]
+    fn synthetic_defects_are_checked() {
+        let ok = |synthetic_defects| {
+            PatchCoreConfig {
+                synthetic_defects,
+                ..PatchCoreConfig::default()
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(ok(0) && ok(3) && ok(MAX_SYNTHETIC_DEFECTS));
+        assert!(!ok(MAX_SYNTHETIC_DEFECTS + 1));
+    }
+
+    #[test]
     fn patchcore_settings_missing_from_old_model_files_keep_the_old_behaviour() {
         let mut value = serde_json::to_value(PatchCoreConfig::default()).unwrap();
         let map = value.as_object_mut().unwrap();
@@ -1367,14 +1399,20 @@ mod tests {
             "tile",
             "scale_to_training",
             "input_scale",
+            "synthetic_defects",
         ] {
             map.remove(key);
         }
         let old: PatchCoreConfig = serde_json::from_value(value).unwrap();
         assert!(!old.keep_aspect && !old.standardise && !old.photometric_bank);
         assert_eq!(
-            (old.tile, old.scale_to_training, old.input_scale),
-            (0, false, None)
+            (
+                old.tile,
+                old.scale_to_training,
+                old.input_scale,
+                old.synthetic_defects
+            ),
+            (0, false, None, 0)
         );
     }
 

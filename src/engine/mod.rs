@@ -15,6 +15,7 @@ pub mod error;
 pub mod init;
 pub mod lanes;
 pub mod model_file;
+pub mod synthetic;
 pub mod transforms;
 pub mod watch;
 pub mod weights;

@@ -19,6 +19,7 @@ use crate::engine::detectors::common::{
 };
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::{Lanes, SharedFn};
+use crate::engine::synthetic::{self, SyntheticKind};
 use crate::engine::transforms::{
     dihedral_groups, image_to_tensor, normalize, photometric_copies, resize_to, standardise,
 };
@@ -508,6 +509,9 @@ impl Shared<'_> {
     }
 }
 
+/// The most good images synthetic defects are drawn on.
+const MAX_SYNTHETIC_SOURCES: usize = 16;
+
 /// Builds the memory bank from the good images, then scores the held-out good images for
 /// the score statistics, the default threshold and the heat scale.
 ///
@@ -528,6 +532,16 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
     let device = job.device;
     let (_, images) = load_training_images(&job, report, &|img| prepare(img, &config, device))?;
     let n_images = images.len();
+    // The good images the synthetic defects are drawn on: at most
+    // `MAX_SYNTHETIC_SOURCES`, spread over the training set.
+    let drawn_on: Vec<Tensor> = if config.synthetic_defects > 0 && n_images > 0 {
+        let k = n_images.min(MAX_SYNTHETIC_SOURCES);
+        (0..k)
+            .map(|i| images[i * n_images / k].shallow_clone())
+            .collect()
+    } else {
+        Vec::new()
+    };
     let lanes = Lanes::for_device(device);
     let batch = default_backbone_batch(device);
     let projection = (config.coreset_fraction < 1.0).then(|| {
@@ -601,8 +615,8 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
     let mut model =
         PatchCore::new(config, job.backbone.clone(), bank).map_err(EngineError::Config)?;
     model.state.train_count = n_images;
-    if !job.defects.is_empty() {
-        learn_defects(&mut model, &job, report)?;
+    if !job.defects.is_empty() || !drawn_on.is_empty() {
+        learn_defects(&mut model, &job, &drawn_on, report)?;
     }
 
     let fitted = Instant::now();
@@ -630,28 +644,36 @@ fn training_scale(paths: &[std::path::PathBuf], size: u32) -> Option<f64> {
 }
 
 /// The patches of the confirmed defects of `job` and their copies (turned and mirrored,
-/// as the good bank's): where a defect has a mask, the patches at least a third covered
+/// as the good bank's), and of the defects drawn on the prepared good images `drawn_on`
+/// ([`PatchCoreConfig::synthetic_defects`] of each; drawn at random places and angles,
+/// so without copies): where a defect has a mask, the patches at least a third covered
 /// by it; otherwise its patches farthest from the good bank (the image score's top share,
 /// at least one). Their distances to the good bank set the scale of the boost. Returns
 /// how many images were used; unreadable ones are reported and skipped.
 fn learn_defects(
     model: &mut PatchCore,
     job: &TrainJob<'_>,
+    drawn_on: &[Tensor],
     report: &mut dyn FnMut(TrainProgress),
 ) -> Result<usize> {
-    let total = job.defects.len();
+    let per_image = model.config.synthetic_defects as usize;
+    let total = job.defects.len() + drawn_on.len() * per_image;
     let mut rows = Vec::new();
     let mut distances = Vec::new();
     let mut used = 0;
-    for (i, defect) in job.defects.iter().enumerate() {
+    let progress = |report: &mut dyn FnMut(TrainProgress), done: usize| -> Result<()> {
         if job.cancel.load(Ordering::Relaxed) {
             return Err(EngineError::Cancelled);
         }
         report(TrainProgress::Phase {
             phase: Phase::CachingFeatures,
-            done: i,
+            done,
             total,
         });
+        Ok(())
+    };
+    for (i, defect) in job.defects.iter().enumerate() {
+        progress(report, i)?;
         let img = match crate::core::image_io::load_rgb(&defect.path) {
             Ok(img) => img,
             Err(e) => {
@@ -696,46 +718,31 @@ fn learn_defects(
             vec![with_mask]
         };
         for c in copies {
-            let feats = model.patch_features(&c.narrow(1, 0, 3)); // [N, h, w, D]
-            let (n, h, w, d) = feats.size4().expect("patch features are 4-D");
-            let flat = feats.reshape([n * h * w, d]);
-            let dist = tch::no_grad(|| model.nearest_distances(&flat)); // [N h w]
-            let chosen = match &mask {
-                Some(_) => {
-                    // Share of each patch's cell covered by the mask.
-                    let cover = c
-                        .narrow(1, 3, 1)
-                        .adaptive_avg_pool2d([h, w])
-                        .reshape([n * h * w]);
-                    let on = cover.ge(1.0 / 3.0).nonzero().view([-1]);
-                    if on.size()[0] > 0 {
-                        on
-                    } else {
-                        // A defect smaller than a patch: the patch that holds most of it.
-                        cover.view([n, h * w]).argmax(1, false)
-                            + Tensor::arange(n, (Kind::Int64, c.device())) * (h * w)
-                    }
-                }
-                None => {
-                    let k = ((h * w) as f64 * model.config.score.top_fraction().unwrap_or(0.0))
-                        .ceil()
-                        .max(1.0) as i64;
-                    let top = dist.view([n, h * w]).topk(k.min(h * w), 1, true, false).1;
-                    (top + Tensor::arange(n, (Kind::Int64, c.device())).view([n, 1]) * (h * w))
-                        .view([-1])
-                }
-            };
-            rows.push(flat.index_select(0, &chosen));
-            distances.push(dist.index_select(0, &chosen));
+            let (r, d) = defect_patches(
+                model,
+                &c.narrow(1, 0, 3),
+                mask.is_some().then(|| c.narrow(1, 3, 1)),
+                false,
+            );
+            rows.push(r);
+            distances.push(d);
         }
         used += 1;
     }
-    report(TrainProgress::Phase {
-        phase: Phase::CachingFeatures,
-        done: total,
-        total,
-    });
-    if rows.is_empty() {
+    let mut rng = SplitMix64::new(model.config.seed ^ 0x05ee_ddef_ec75);
+    for (i, x) in drawn_on.iter().enumerate() {
+        for j in 0..per_image {
+            progress(report, job.defects.len() + i * per_image + j)?;
+            let kind = SyntheticKind::nth(i * per_image + j);
+            let (drawn, mask) = synthetic::draw(x, kind, &mut rng);
+            let (r, d) = defect_patches(model, &drawn, Some(mask), true);
+            rows.push(r);
+            distances.push(d);
+            used += 1;
+        }
+    }
+    progress(report, total)?;
+    if rows.iter().all(|r| r.size()[0] == 0) {
         return Ok(0);
     }
     let rows = Tensor::cat(&rows, 0);
@@ -746,6 +753,61 @@ fn learn_defects(
         .set_defects(rows, scale)
         .map_err(EngineError::Config)?;
     Ok(used)
+}
+
+/// The patches of the defect in the prepared images `x` `[N, 3, H, W]` and their
+/// distances to the good bank: with its mask `[N, 1, H, W]`, the patches at least a third
+/// covered by it (or, for a defect smaller than a patch, the patch holding most of it);
+/// without, the image score's top share of patches. With `only_outliers` (a drawn
+/// defect), only those of the covered patches that lie farther from the good bank than
+/// 95 % of the patches the mask does not touch, possibly none.
+fn defect_patches(
+    model: &PatchCore,
+    x: &Tensor,
+    mask: Option<Tensor>,
+    only_outliers: bool,
+) -> (Tensor, Tensor) {
+    let feats = model.patch_features(x); // [N, h, w, D]
+    let (n, h, w, d) = feats.size4().expect("patch features are 4-D");
+    let flat = feats.reshape([n * h * w, d]);
+    let dist = tch::no_grad(|| model.nearest_distances(&flat)); // [N h w]
+    let chosen = match mask {
+        Some(mask) => {
+            // Share of each patch's cell covered by the mask.
+            let cover = mask.adaptive_avg_pool2d([h, w]).reshape([n * h * w]);
+            let mut on = cover.ge(1.0 / 3.0);
+            if only_outliers {
+                // Farther from the good bank than nearly every untouched patch of the
+                // image (its 95th percentile): a drawn defect that came out like the
+                // good part teaches nothing, and would mark good patches as defects.
+                let untouched = dist.masked_select(&cover.eq(0.0));
+                if untouched.numel() > 0 {
+                    let bar = untouched.quantile_scalar(0.95, None, false, "linear");
+                    on = on.logical_and(&dist.gt_tensor(&bar));
+                }
+                return (
+                    flat.index_select(0, &on.nonzero().view([-1])),
+                    dist.masked_select(&on),
+                );
+            }
+            let on = on.nonzero().view([-1]);
+            if on.size()[0] > 0 {
+                on
+            } else {
+                // A defect smaller than a patch: the patch that holds most of it.
+                cover.view([n, h * w]).argmax(1, false)
+                    + Tensor::arange(n, (Kind::Int64, x.device())) * (h * w)
+            }
+        }
+        None => {
+            let k = ((h * w) as f64 * model.config.score.top_fraction().unwrap_or(0.0))
+                .ceil()
+                .max(1.0) as i64;
+            let top = dist.view([n, h * w]).topk(k.min(h * w), 1, true, false).1;
+            (top + Tensor::arange(n, (Kind::Int64, x.device())).view([n, 1]) * (h * w)).view([-1])
+        }
+    };
+    (flat.index_select(0, &chosen), dist.index_select(0, &chosen))
 }
 
 /// Scores the held-out good images (with maps, which cost PatchCore nothing extra) to
