@@ -3,9 +3,9 @@
 
 mod common;
 
-use common::{tiny_patchcore, wait_for, worker};
+use common::{tiny_patchcore, train as train_model, wait_for, worker};
 use differnet::core::config::{DetectorConfig, FusionConfig, FusionRule, PatchCoreConfig};
-use differnet::core::protocol::{Command, Event, ScoreRequest, TrainRequest};
+use differnet::core::protocol::{Command, Event, ScoreRequest};
 use differnet::core::rng::SplitMix64;
 use image::{Rgb, RgbImage};
 use std::path::{Path, PathBuf};
@@ -60,16 +60,13 @@ fn map_follows_the_part(config: PatchCoreConfig, (w, h): (u32, u32), spot: (u32,
     let bad = write(dir.path(), "bad.png", &long_texture(7, w, h, Some(spot)));
 
     let worker = worker();
-    let config = DetectorConfig::PatchCore(config);
-    worker
-        .send(Command::Train(TrainRequest {
-            train,
-            validation: val,
-            config,
-            defects: Vec::new(),
-        }))
-        .unwrap();
-    wait_for(&worker, |e| matches!(e, Event::Trained(_)).then_some(()));
+    train_model(
+        &worker,
+        &train,
+        &val,
+        DetectorConfig::PatchCore(config),
+        Vec::new(),
+    );
     worker
         .send(Command::Score(ScoreRequest {
             paths: vec![bad],
@@ -189,18 +186,7 @@ fn one_scale_for_every_crop_is_learnt_from_the_training_images_and_kept_in_the_m
         positive_score: true,
     });
     let worker = worker();
-    worker
-        .send(Command::Train(TrainRequest {
-            train,
-            validation: val,
-            config,
-            defects: Vec::new(),
-        }))
-        .unwrap();
-    let info = wait_for(&worker, |e| match e {
-        Event::Trained(info) => Some(info),
-        _ => None,
-    });
+    let info = train_model(&worker, &train, &val, config, Vec::new());
     let DetectorConfig::Fusion(trained) = &info.config else {
         panic!("a fusion: {:?}", info.config);
     };

@@ -239,6 +239,29 @@ pub fn wait_for<T>(
     }
 }
 
+/// Trains `config` on `train` (holding out `validation`, learning from `defects`) and
+/// waits for the trained model's record.
+pub fn train(
+    w: &differnet::engine::worker::WorkerHandle,
+    train: &[PathBuf],
+    validation: &[PathBuf],
+    config: differnet::core::config::DetectorConfig,
+    defects: Vec<differnet::core::protocol::LabelledDefect>,
+) -> differnet::core::protocol::ModelInfo {
+    use differnet::core::protocol::{Command, Event, TrainRequest};
+    w.send(Command::Train(TrainRequest {
+        train: train.to_vec(),
+        validation: validation.to_vec(),
+        config,
+        defects,
+    }))
+    .unwrap();
+    wait_for(w, |e| match e {
+        Event::Trained(info) => Some(info),
+        _ => None,
+    })
+}
+
 /// Scores `paths` with the worker's current model (no maps), in order.
 pub fn scores(w: &differnet::engine::worker::WorkerHandle, paths: &[PathBuf]) -> Vec<f64> {
     use differnet::core::protocol::{Command, Event, ScoreRequest};

@@ -775,28 +775,28 @@ fn defect_patches(
         Some(mask) => {
             // Share of each patch's cell covered by the mask.
             let cover = mask.adaptive_avg_pool2d([h, w]).reshape([n * h * w]);
-            let mut on = cover.ge(1.0 / 3.0);
+            let on = cover.ge(1.0 / 3.0);
             if only_outliers {
                 // Farther from the good bank than nearly every untouched patch of the
                 // image (its 95th percentile): a drawn defect that came out like the
                 // good part teaches nothing, and would mark good patches as defects.
                 let untouched = dist.masked_select(&cover.eq(0.0));
-                if untouched.numel() > 0 {
+                let on = if untouched.numel() > 0 {
                     let bar = untouched.quantile_scalar(0.95, None, false, "linear");
-                    on = on.logical_and(&dist.gt_tensor(&bar));
-                }
-                return (
-                    flat.index_select(0, &on.nonzero().view([-1])),
-                    dist.masked_select(&on),
-                );
-            }
-            let on = on.nonzero().view([-1]);
-            if on.size()[0] > 0 {
-                on
+                    on.logical_and(&dist.gt_tensor(&bar))
+                } else {
+                    on
+                };
+                on.nonzero().view([-1])
             } else {
-                // A defect smaller than a patch: the patch that holds most of it.
-                cover.view([n, h * w]).argmax(1, false)
-                    + Tensor::arange(n, (Kind::Int64, x.device())) * (h * w)
+                let on = on.nonzero().view([-1]);
+                if on.size()[0] > 0 {
+                    on
+                } else {
+                    // A defect smaller than a patch: the patch that holds most of it.
+                    cover.view([n, h * w]).argmax(1, false)
+                        + Tensor::arange(n, (Kind::Int64, x.device())) * (h * w)
+                }
             }
         }
         None => {
