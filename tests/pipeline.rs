@@ -79,7 +79,7 @@ fn trained_model_separates_scratched_textures_and_survives_a_round_trip() {
     assert_eq!(loaded.review_threshold, Some(1.2));
     let after = scores(&w2, &paths);
     for (a, b) in before.iter().zip(&after) {
-        assert!((a - b).abs() <= 1e-5 * a.abs().max(1.0), "{a} vs {b}");
+        assert!(common::same_score(*a, *b), "{a} vs {b}");
     }
     let truth: Vec<bool> = samples
         .iter()
@@ -339,12 +339,9 @@ fn cancelling_scoring_at_any_point_keeps_the_model_and_the_worker_ready() {
             match w.events().recv_timeout(Duration::from_secs(300)).unwrap() {
                 Event::Scored(s) => {
                     // What arrives before the cancel is right (the heatmap path sums in
-                    // another order, so allow float rounding).
+                    // another order: common::SCORE_RTOL).
                     let want = full[seen];
-                    assert!(
-                        (s.score - want).abs() <= 1e-5 * want.abs().max(1.0),
-                        "part {seen}"
-                    );
+                    assert!(common::same_score(s.score, want), "part {seen}");
                     seen += 1;
                     if seen == after {
                         w.cancel();

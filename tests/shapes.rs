@@ -243,5 +243,8 @@ fn one_scale_for_every_crop_is_learnt_from_the_training_images_and_kept_in_the_m
         before.iter().map(|s| s.0).collect(),
         after.iter().map(|s| s.0).collect(),
     );
-    assert!(common::same_scores(&a, &b), "{a:?} vs {b:?}");
+    assert!(
+        common::same_scores_of(&info.config, &a, &b),
+        "{a:?} vs {b:?}"
+    );
 }

@@ -61,14 +61,16 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
             reject,
             review: info.review_threshold,
         });
-        let mut text = String::from("path,label,score,decision\n");
+        let mut table = CsvTable::new(["path", "label", "score", "decision"]);
         for (path, label, score) in &rows {
-            text += &format!(
-                "{},{label},{score},{}\n",
-                csv_field(&path.display().to_string()),
-                decision(*score, threshold)
-            );
+            table.row([
+                path.display().to_string().as_str(),
+                label,
+                &score.to_string(),
+                decision(*score, threshold),
+            ]);
         }
+        let text = table.into_text();
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }

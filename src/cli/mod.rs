@@ -14,11 +14,12 @@ use crate::core::config::{
 };
 use crate::core::dataset::{self, Label};
 use crate::core::decision::{Thresholds, decision_name as decision};
-use crate::core::message::skipped_line;
+use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
+use crate::core::message::{format_score, skipped_line};
 use crate::core::protocol::{
     Command, EvaluateRequest, Event, LabelledDefect, ScoreRequest, TrainRequest,
 };
-use crate::core::report::csv_field;
+use crate::core::report::CsvTable;
 use crate::engine::worker::{WorkerHandle, WorkerOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};

@@ -43,27 +43,32 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
         match common_event(next_event(&worker)?, &mut progress)? {
             Some(Event::ScoringDone { skipped, .. }) => break skipped,
             Some(Event::Scored(s)) => {
+                let mut hot = None;
                 if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
                     let img = crate::core::image_io::load_rgb(&s.path)?;
-                    let vmax = info.config.heat_vmax();
+                    let scaled = ScaledHeat::new(
+                        map,
+                        s.score,
+                        threshold.map(|t| t.reject),
+                        info.config.heat_vmax(),
+                    );
+                    hot = scaled.hot_area;
                     let mut caption = format!(
-                        "{}  score {:.4}",
+                        "{}  score {}",
                         s.path
                             .file_name()
                             .map(|n| n.to_string_lossy().into_owned())
                             .unwrap_or_default(),
-                        s.score
+                        format_score(s.score)
                     );
                     if let Some(t) = threshold {
-                        caption +=
-                            &format!("  {} (reject at {:.4})", t.decide(s.score).name(), t.reject);
+                        caption += &format!(
+                            "  {} (reject at {})",
+                            t.decide(s.score).name(),
+                            format_score(t.reject)
+                        );
                     }
-                    let out = crate::core::caption::with_caption(
-                        &crate::core::overlay::overlay(&img, map, Colormap::default(), 0.6, vmax),
-                        &[caption],
-                        Colormap::default(),
-                        vmax,
-                    );
+                    let out = heatmap_image(&img, &scaled, Colormap::default(), 0.6, &[caption]);
                     let dest = dir.join(export_names.heatmap_name(&s.path));
                     let mut bytes = Vec::new();
                     out.write_to(
@@ -73,20 +78,31 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
                     crate::core::atomic_file::write_atomic(&dest, &bytes)
                         .with_context(|| format!("cannot write {}", dest.display()))?;
                 }
-                rows.push((s.path, s.score));
+                rows.push((s.path, s.score, hot));
             }
             _ => {}
         }
     };
     progress.finish();
-    let mut text = String::from("path,score,decision\n");
-    for (path, score) in &rows {
-        text += &format!(
-            "{},{score},{}\n",
-            csv_field(&path.display().to_string()),
-            decision(*score, threshold)
-        );
+    // With maps, each part's hot area: pixels at or above the reject line's level.
+    let maps = a.heatmaps.is_some();
+    let mut header = vec!["path", "score", "decision"];
+    if maps {
+        header.push("hot_area_px");
     }
+    let mut table = CsvTable::new(header);
+    for (path, score, hot) in &rows {
+        let mut row = vec![
+            path.display().to_string(),
+            score.to_string(),
+            decision(*score, threshold).to_owned(),
+        ];
+        if maps {
+            row.push(hot.map_or_else(String::new, |h| h.to_string()));
+        }
+        table.row(row);
+    }
+    let text = table.into_text();
     if let Some(csv) = &a.csv {
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
@@ -94,7 +110,7 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
     if a.engine.json {
         let items: Vec<_> = rows
             .iter()
-            .map(|(p, s)| serde_json::json!({"path": text_path(p), "score": s, "decision": decision(*s, threshold)}))
+            .map(|(p, s, hot)| serde_json::json!({"path": text_path(p), "score": s, "decision": decision(*s, threshold), "hot_area_px": hot}))
             .collect();
         let skipped: Vec<_> = skipped
             .iter()
@@ -111,7 +127,7 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
         }
         let rejected = rows
             .iter()
-            .filter(|(_, s)| decision(*s, threshold) == "reject")
+            .filter(|(_, s, _)| decision(*s, threshold) == "reject")
             .count();
         eprintln!(
             "{} scored, {rejected} rejected, {} skipped",

@@ -351,9 +351,28 @@ pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale
 }
 
-/// `img` with a strip below it: the `lines` of text, then the colour scale from "1X" (as
-/// hot as a good part gets) to `vmax` on the same log scale as the overlay.
-pub fn with_caption(img: &RgbImage, lines: &[String], colormap: Colormap, vmax: f32) -> RgbImage {
+/// The colour scale drawn under an exported heatmap.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Legend {
+    /// The good-part scale: "1X NORMAL" at the bottom, `vmax` at the top.
+    Good {
+        /// The top of the colours.
+        vmax: f32,
+    },
+    /// The decision scale: 1/8 of the reject line at the bottom, the line marked three
+    /// quarters up, twice the line at the top
+    /// ([`crate::core::heat_layer::against_line`]).
+    Line,
+}
+
+/// `img` with a strip below it: the `lines` of text, then the colour scale on the same
+/// log scale as the overlay, labelled as `legend` says.
+pub fn with_caption(
+    img: &RgbImage,
+    lines: &[String],
+    colormap: Colormap,
+    legend: Legend,
+) -> RgbImage {
     let (w, h) = img.dimensions();
     let scale = (w / 320).clamp(1, 4);
     let pad = 4 * scale;
@@ -378,12 +397,29 @@ pub fn with_caption(img: &RgbImage, lines: &[String], colormap: Colormap, vmax: 
             }
         }
     }
+    let bar_y = y;
     y += bar_h + 2 * scale;
-    let left = "1X NORMAL";
-    draw_text(&mut out, left, x0, y, scale, INK);
-    let right = format!("{}X", trim_number(vmax));
+    let (left, right) = match legend {
+        Legend::Good { vmax } => ("1X NORMAL".to_owned(), format!("{}X", trim_number(vmax))),
+        Legend::Line => ("1/8".to_owned(), "2X LINE".to_owned()),
+    };
+    draw_text(&mut out, &left, x0, y, scale, INK);
     let rw = text_width(&right, scale);
     draw_text(&mut out, &right, x1.saturating_sub(rw), y, scale, INK);
+    if legend == Legend::Line {
+        // The reject line: a tick across the bar and its name under it.
+        let at = x0 + ((x1 - x0) as f32 * crate::core::heat_layer::line_level()).round() as u32;
+        for dy in 0..bar_h {
+            for dx in 0..scale {
+                if at + dx < w && bar_y + dy < out.height() {
+                    out.put_pixel(at + dx, bar_y + dy, INK);
+                }
+            }
+        }
+        let name = "LINE";
+        let nw = text_width(name, scale);
+        draw_text(&mut out, name, at.saturating_sub(nw / 2), y, scale, INK);
+    }
     out
 }
 
@@ -429,7 +465,12 @@ mod tests {
     #[test]
     fn a_one_pixel_image_gets_a_caption_too() {
         let img = RgbImage::from_pixel(1, 1, Rgb([9, 9, 9]));
-        let out = with_caption(&img, &["SCORE 1".into()], Colormap::Grey, 20.0);
+        let out = with_caption(
+            &img,
+            &["SCORE 1".into()],
+            Colormap::Grey,
+            Legend::Good { vmax: 20.0 },
+        );
         assert_eq!(out.width(), 1);
         assert_eq!(*out.get_pixel(0, 0), Rgb([9, 9, 9]));
     }
@@ -437,7 +478,12 @@ mod tests {
     #[test]
     fn the_caption_goes_under_the_image_with_the_colour_scale() {
         let img = RgbImage::from_pixel(320, 100, Rgb([200, 10, 10]));
-        let out = with_caption(&img, &["SCORE 71.3 REJECT".into()], Colormap::Grey, 20.0);
+        let out = with_caption(
+            &img,
+            &["SCORE 71.3 REJECT".into()],
+            Colormap::Grey,
+            Legend::Good { vmax: 20.0 },
+        );
         assert_eq!(out.width(), 320);
         assert!(out.height() > 100 + 20);
         // The image is untouched, the strip holds text and the bar's two ends.

@@ -4,6 +4,7 @@
 //! half-finished or corrupt download never sits where the weights are expected: only a
 //! file whose hash matches is synced and renamed into place.
 
+use crate::core::atomic_file::sync_dir;
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -179,17 +180,6 @@ fn fetch(
     }
     file.sync_all().map_err(write_error)?;
     Ok(format!("{:x}", hasher.finalize()))
-}
-
-/// Makes a rename in `dir` durable where the platform allows it. Best effort: some file
-/// systems cannot sync a directory, and the file itself is already synced and in place.
-fn sync_dir(dir: &Path) {
-    #[cfg(unix)]
-    if let Ok(handle) = File::open(dir) {
-        let _ = handle.sync_all();
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// The lowercase hex SHA-256 of a file's contents.

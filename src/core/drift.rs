@@ -17,9 +17,13 @@
 //!   share before them on this line (a two-proportion test): catches a drift that pushes
 //!   every good part over the line, when there are no accepted parts left to test.
 //! - **Brightness and contrast** of the recent parts' images against the training
-//!   images' and the run's earlier parts' (two-sided Mann-Whitney tests, and a change of the median of at least
-//!   [`LEVEL_CHANGE`]). Every part, accepted or not: a drift that pushes the good parts
-//!   over the line leaves none accepted, and defects, a minority, move a median little.
+//!   images' and the run's earlier parts' (two-sided Mann-Whitney tests, and a change of
+//!   the median of at least [`LEVEL_CHANGE`]), only when the recent parts' median lies
+//!   outside the range of the training and held-out good images: parts that come in
+//!   several lighting series (magnetic tiles: medians 0.26 to 0.60) are ordinary anywhere
+//!   in the range the model was trained and calibrated on, even when a run sees one series
+//!   after another. Every part, accepted or not: a drift that pushes the good parts over
+//!   the line leaves none accepted, and defects, a minority, move a median little.
 //! - **Image size**: parts of a size the training images do not have.
 //!
 //! A test fires when its standard score has passed [`Z_FIRE`] (one-sided p below 0.0002)
@@ -52,6 +56,9 @@ pub const REJECT_BEFORE_MIN: usize = 50;
 pub const LEVEL_WINDOWS: [usize; 3] = [30, 50, 100];
 /// The smallest relative change of the median brightness or contrast that is reported.
 pub const LEVEL_CHANGE: f64 = 0.10;
+/// How far beyond the range of the training and held-out images' grey levels, in their
+/// standard deviations, recent parts must lie before their levels are tested.
+pub const RANGE_MARGIN_SDS: f64 = 0.25;
 /// Parts of an unknown size among the last [`REJECT_WINDOW`] that make a size drift.
 pub const ODD_SIZES: usize = 3;
 /// Parts kept in the history.
@@ -370,6 +377,17 @@ impl DriftMonitor {
             .as_ref()
             .map(|r| r.levels.iter().map(pick).collect())
             .unwrap_or_default();
+        // The range the model knows: the training and held-out good images' levels,
+        // widened by a fraction of their spread (a few dozen images show the ends of a
+        // lighting series' range only roughly: its median can lie at the edge).
+        let known = (training.len() >= BASELINE_MIN).then(|| {
+            let lo = training.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = training.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let n = training.len() as f64;
+            let mean = training.iter().sum::<f64>() / n;
+            let sd = (training.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            (lo - RANGE_MARGIN_SDS * sd, hi + RANGE_MARGIN_SDS * sd)
+        });
         strongest(LEVEL_WINDOWS.iter().flat_map(|&w| {
             let mut out = Vec::new();
             let mut recent: Vec<&Observation> = self
@@ -384,6 +402,12 @@ impl DriftMonitor {
                 return out;
             }
             let values: Vec<f64> = recent.iter().filter_map(|o| o.levels.as_ref().map(pick)).collect();
+            if let Some((lo, hi)) = known {
+                let m = median(&values);
+                if (lo..=hi).contains(&m) {
+                    return out;
+                }
+            }
             let earlier: Vec<f64> = self
                 .before(recent[0].part, EARLIER_MAX, false)
                 .iter()
@@ -685,6 +709,64 @@ mod tests {
                 .contains(&Moved::Size);
         }
         assert!(ended && m.findings().is_empty());
+    }
+
+    /// A good tile of lighting series `series` (0-5, medians 0.26 to 0.60, as magnetic
+    /// tiles come), brightened by `bright`.
+    fn tile(rng: &mut SplitMix64, n: u64, series: u64, bright: f64) -> Observation {
+        let centre = 0.26 + 0.068 * series as f64;
+        let score = 1.0 + 0.2 * gauss(rng) + (bright - 1.0) * 3.0;
+        Observation {
+            part: n,
+            score: Some(score),
+            accepted: score < 1.6,
+            accept_line: 1.6,
+            size: Some((64, 64)),
+            levels: Some(ImageLevels {
+                brightness: ((centre + 0.02 * gauss(rng)) * bright) as f32,
+                contrast: (0.3 * centre + 0.005 * gauss(rng)) as f32,
+            }),
+        }
+    }
+
+    #[test]
+    fn lighting_series_the_model_knows_raise_no_warning_and_a_brightened_one_does() {
+        for seed in 0..20 {
+            let mut rng = SplitMix64::new(seed);
+            // Training and held-out images from every series.
+            let levels = (0..40)
+                .map(|i| tile(&mut rng, 0, i % 6, 1.0).levels.unwrap())
+                .collect();
+            // 64 held out, as the window holds out when there are spare good images.
+            let baseline = DriftBaseline {
+                good_scores: (0..64).map(|_| 1.0 + 0.2 * gauss(&mut rng)).collect(),
+                record: Some(record(levels)),
+            };
+            let mut m = DriftMonitor::new(baseline);
+            // One series after another, darkest first: 80 parts each of series 0, 1, 2.
+            let mut n = 0;
+            for series in 0..3 {
+                for _ in 0..80 {
+                    n += 1;
+                    let c = m.observe(tile(&mut rng, n, series, 1.0));
+                    assert!(
+                        c.started.is_empty(),
+                        "seed {seed}, part {n}: {:?}",
+                        c.started
+                    );
+                }
+            }
+            // The brightest series lit a quarter brighter: outside what the model knows.
+            let found = (0..100).find_map(|_| {
+                n += 1;
+                let c = m.observe(tile(&mut rng, n, 5, 1.25));
+                c.started
+                    .iter()
+                    .any(|f| f.moved == Moved::Brightness)
+                    .then_some(n)
+            });
+            assert!(found.is_some(), "seed {seed}: no brightness warning");
+        }
     }
 
     #[test]

@@ -86,6 +86,59 @@ impl HeatLayer {
     }
 }
 
+/// The bottom of the decision scale (see [`against_line`]): heat below this share of the
+/// reject line is left clear.
+pub const LINE_SCALE_LOW: f32 = 0.125;
+/// The top of the decision scale: heat at twice the reject line and above is the hottest
+/// colour.
+pub const LINE_SCALE_HIGH: f32 = 2.0;
+
+/// Where the reject line sits on the colormap on the decision scale: three quarters of
+/// the way up (orange on the default jet and on inferno, light green on viridis).
+pub fn line_level() -> f32 {
+    (1.0 / LINE_SCALE_LOW).ln() / (LINE_SCALE_HIGH / LINE_SCALE_LOW).ln()
+}
+
+/// A part's heatmap in units of the decision: "x the reject line". The map is scaled so
+/// that its hottest point reads the part's score over the reject line, and every other
+/// point in proportion: where the part is hottest is why it scored what it scored. A
+/// rejected part (score at or above the line) therefore always shows a spot at or above
+/// the line's colour, and an accepted one never does. For PatchCore, whose score is its
+/// hottest patch's distance, every point reads its own patch against the line.
+///
+/// `None` when the score or the line is not a positive number (a flow's log-likelihood
+/// can be negative: there is no ratio to show) or the map has no positive value.
+pub fn against_line(heat: &Heatmap, score: f64, line: f64) -> Option<Heatmap> {
+    if !(score.is_finite() && line.is_finite() && score > 0.0 && line > 0.0) {
+        return None;
+    }
+    let peak = finite_quantile(heat, 1.0).filter(|p| *p > 0.0)?;
+    let factor = (score / line) as f32 / peak;
+    Some(Heatmap {
+        width: heat.width,
+        height: heat.height,
+        values: heat.values.iter().map(|v| v * factor).collect(),
+    })
+}
+
+/// A map in "x the reject line" ([`against_line`]) as the layer and the overlay take it:
+/// [`LINE_SCALE_LOW`] at 1 (the bottom of the colours) and the returned top.
+pub fn line_scale_input(in_line: &Heatmap) -> (Heatmap, f32) {
+    (
+        Heatmap {
+            width: in_line.width,
+            height: in_line.height,
+            values: in_line.values.iter().map(|v| v / LINE_SCALE_LOW).collect(),
+        },
+        LINE_SCALE_HIGH / LINE_SCALE_LOW,
+    )
+}
+
+/// The part's hot area: pixels of a map in "x the reject line" at or above the line.
+pub fn hot_area(in_line: &Heatmap) -> usize {
+    in_line.values.iter().filter(|v| **v >= 1.0).count()
+}
+
 /// A heatmap re-expressed against its own part instead of against good parts: 1.0 is the
 /// part's median heat, and the returned `vmax` its hottest value. For a part that is far
 /// from every good one (hot all over on the good-part scale), this shows where it is
@@ -180,6 +233,51 @@ mod tests {
         };
         assert!(relative_to_part(&flat).1 > 1.0);
     }
+    #[test]
+    fn on_the_decision_scale_a_rejected_part_is_hot_where_it_is_worst_and_an_accepted_one_is_not() {
+        // A smooth part with one hot spot, as a map in good-part units.
+        let mut values = vec![0.0f32; 100];
+        values[44] = 6.0;
+        values[45] = 4.0;
+        let heat = Heatmap {
+            width: 10,
+            height: 10,
+            values,
+        };
+        // Rejected at 1.5 x the line: the spot reads 1.5, its neighbour 1.0, both hot.
+        let rejected = against_line(&heat, 3.0, 2.0).unwrap();
+        assert!((rejected.values[44] - 1.5).abs() < 1e-6);
+        assert!((rejected.values[45] - 1.0).abs() < 1e-6);
+        assert_eq!(hot_area(&rejected), 2);
+        let (input, vmax) = line_scale_input(&rejected);
+        let layer = HeatLayer::new(&input, Colormap::Jet, vmax, 64);
+        let at = |i: usize| {
+            [
+                layer.rgba[i * 4],
+                layer.rgba[i * 4 + 1],
+                layer.rgba[i * 4 + 2],
+            ]
+        };
+        // The line sits at its named level; the hottest spot at or above it.
+        assert_eq!(at(45), Colormap::Jet.map(line_level()));
+        assert!((line_level() - 0.75).abs() < 1e-6);
+        // Where the part is cold, it is left clear.
+        assert_eq!(layer.rgba[3], 0);
+        // Accepted at 0.6 x the line: nothing reaches the line's colour.
+        let accepted = against_line(&heat, 1.2, 2.0).unwrap();
+        assert_eq!(hot_area(&accepted), 0);
+        assert!((accepted.values[44] - 0.6).abs() < 1e-6);
+        // No ratio without a positive score and line.
+        assert!(against_line(&heat, -1.0, 2.0).is_none());
+        assert!(against_line(&heat, 1.0, 0.0).is_none());
+        let cold = Heatmap {
+            width: 1,
+            height: 1,
+            values: vec![0.0],
+        };
+        assert!(against_line(&cold, 1.0, 1.0).is_none());
+    }
+
     use crate::core::overlay::overlay;
     use image::RgbImage;
 

@@ -147,8 +147,7 @@ pub fn free_dest(folder: &str, name: &str, taken: &dyn Fn(&Path) -> bool) -> Pat
 }
 
 /// The header of `log.csv`.
-pub const LOG_HEADER: &str =
-    "time,file,score,decision,reject_threshold,review_threshold,model,model_id,drift,part";
+pub const LOG_HEADER: &str = "time,file,score,decision,reject_threshold,review_threshold,model,model_id,hot_area_px,drift,part";
 
 /// Whether a log row belongs to `part` (its last field).
 pub fn row_is_part(row: &str, part: u64) -> bool {

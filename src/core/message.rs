@@ -35,16 +35,24 @@ pub fn one_line(text: &str) -> String {
 /// A path as text that shows every byte of its name: valid UTF-8 as it is, other bytes as
 /// `\xNN` (`caf\xE9.png`), where `Path::display` would put U+FFFD, which hides which
 /// file it was and which some fonts cannot draw.
+/// Elsewhere a name is not bytes: what cannot be shown as text is put as U+FFFD.
 pub fn path_text(path: &std::path::Path) -> String {
-    use std::os::unix::ffi::OsStrExt;
-    let mut out = String::new();
-    for chunk in path.as_os_str().as_bytes().utf8_chunks() {
-        out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02X}"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let mut out = String::new();
+        for chunk in path.as_os_str().as_bytes().utf8_chunks() {
+            out.push_str(chunk.valid());
+            for b in chunk.invalid() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
         }
+        out
     }
-    out
+    #[cfg(not(unix))]
+    {
+        path.display().to_string()
+    }
 }
 
 /// One line about a file left out of a job: the reason when it already ends with the
@@ -116,6 +124,7 @@ mod tests {
         assert!(escaped.starts_with("\\u{1a}\\u{1a}"), "{escaped}");
     }
 
+    #[cfg(unix)]
     #[test]
     fn paths_show_every_byte_and_skipped_lines_name_the_file_once() {
         use std::ffi::OsStr;

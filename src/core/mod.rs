@@ -12,6 +12,7 @@ pub mod download;
 pub mod drift;
 pub mod folder_edits;
 pub mod heat_layer;
+pub mod heatmap_image;
 pub mod histogram;
 pub mod image_io;
 pub mod journal;

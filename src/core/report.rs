@@ -16,6 +16,9 @@ pub struct PartRow<'a> {
     pub score: f64,
     /// The call made at the current thresholds.
     pub decision: Decision,
+    /// Pixels of its heatmap at or above the reject line's level (the decision scale of
+    /// [`crate::core::heat_layer::against_line`]), when it has a map.
+    pub hot_area: Option<usize>,
 }
 
 /// What every row of a parts CSV shares: the lines, the model and the time.
@@ -33,44 +36,105 @@ pub struct CsvContext {
 
 /// The header line of [`parts_csv`].
 pub const PARTS_CSV_HEADER: &str =
-    "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time";
+    "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time,hot_area_px";
 
 /// The parts CSV with a header line, one row per part, in the order given. Each row
-/// carries the lines, the model and the time, so a row means the same on its own. Fields
-/// are quoted when they need it; an absent review line is an empty field.
+/// carries the lines, the model and the time, so a row means the same on its own. An
+/// absent review line is an empty field.
 pub fn parts_csv(rows: &[PartRow<'_>], context: &CsvContext) -> String {
-    let mut text = format!("{PARTS_CSV_HEADER}\n");
-    let shared = format!(
-        "{},{},{},{},{}",
-        context.thresholds.reject,
-        context
-            .thresholds
-            .review
-            .map(|r| r.to_string())
-            .unwrap_or_default(),
-        csv_field(&context.model),
-        csv_field(context.model_id.as_deref().unwrap_or("")),
-        context.time
-    );
+    let reject = context.thresholds.reject.to_string();
+    let review = context
+        .thresholds
+        .review
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let model_id = context.model_id.as_deref().unwrap_or("");
+    let mut table = CsvTable::new(PARTS_CSV_HEADER.split(','));
     for row in rows {
-        text += &format!(
-            "{},{},{},{},{shared}\n",
-            csv_field(&row.path.display().to_string()),
-            csv_field(row.label),
-            row.score,
-            row.decision.name()
-        );
+        table.row([
+            row.path.display().to_string().as_str(),
+            row.label,
+            &row.score.to_string(),
+            row.decision.name(),
+            &reject,
+            &review,
+            &context.model,
+            model_id,
+            &context.time,
+            &row.hot_area.map_or_else(String::new, |a| a.to_string()),
+        ]);
     }
+    table.into_text()
+}
+
+/// The one CSV writer of the product (parts exports, `score` and `eval` reports, the
+/// line's log): fields quoted as RFC 4180 says, by the `csv` crate, when they hold a
+/// comma, a quote or a line break; records end in `\n`.
+#[derive(Debug)]
+pub struct CsvTable {
+    writer: csv::Writer<Vec<u8>>,
+}
+
+impl CsvTable {
+    /// A table that starts with `header`.
+    pub fn new<I, F>(header: I) -> Self
+    where
+        I: IntoIterator<Item = F>,
+        F: AsRef<[u8]>,
+    {
+        let mut table = Self {
+            writer: csv_writer(),
+        };
+        table.row(header);
+        table
+    }
+
+    /// Appends one record.
+    pub fn row<I, F>(&mut self, fields: I)
+    where
+        I: IntoIterator<Item = F>,
+        F: AsRef<[u8]>,
+    {
+        // Writing into memory cannot fail; a record of another length is allowed (flexible).
+        self.writer
+            .write_record(fields)
+            .expect("a CSV record written to memory");
+    }
+
+    /// The whole table as text.
+    pub fn into_text(self) -> String {
+        let bytes = self
+            .writer
+            .into_inner()
+            .expect("a CSV table flushed to memory");
+        // Every field came in as UTF-8 text and quoting adds only ASCII.
+        String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8")
+    }
+}
+
+/// One CSV record without its line end, quoted as [`CsvTable`] quotes (for a log that
+/// appends a row at a time).
+pub fn csv_record<I, F>(fields: I) -> String
+where
+    I: IntoIterator<Item = F>,
+    F: AsRef<[u8]>,
+{
+    let mut writer = csv_writer();
+    writer
+        .write_record(fields)
+        .expect("a CSV record written to memory");
+    let bytes = writer.into_inner().expect("a CSV record flushed to memory");
+    let mut text = String::from_utf8(bytes).expect("CSV of UTF-8 fields is UTF-8");
+    text.pop();
     text
 }
 
-/// Quotes a CSV field when it holds a comma, a quote or a line break.
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
+fn csv_writer() -> csv::Writer<Vec<u8>> {
+    csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .quote_style(csv::QuoteStyle::Necessary)
+        .flexible(true)
+        .from_writer(Vec::new())
 }
 
 /// Gives exported heatmap images distinct names: the image's folder and file name, so that
@@ -126,12 +190,14 @@ mod tests {
                 label: "crack",
                 score: 2.5,
                 decision: Decision::Reject,
+                hot_area: Some(12),
             },
             PartRow {
                 path: b,
                 label: "unknown",
                 score: 0.75,
                 decision: Decision::Review,
+                hot_area: None,
             },
         ];
         let text = parts_csv(&rows, &context);
@@ -139,7 +205,7 @@ mod tests {
         assert_eq!(lines[0], PARTS_CSV_HEADER);
         assert_eq!(
             lines[1],
-            "\"/data/a,b.png\",crack,2.5,reject,2,0.5,\"tiles.differnet, PatchCore\",0123456789ab,2026-11-27T05:00:00Z"
+            "\"/data/a,b.png\",crack,2.5,reject,2,0.5,\"tiles.differnet, PatchCore\",0123456789ab,2026-11-27T05:00:00Z,12"
         );
         assert!(lines[2].starts_with("/data/c.png,unknown,0.75,review,2,0.5,"));
         let no_band = CsvContext {
@@ -152,6 +218,32 @@ mod tests {
             text.lines().nth(1).unwrap().contains(",review,2,,\"tiles"),
             "{text}"
         );
+    }
+
+    /// A label and a path that hold a comma, a quote and a line break come back whole
+    /// through an RFC 4180 reader.
+    #[test]
+    fn fields_with_commas_quotes_and_line_breaks_round_trip() {
+        let path = "/data/scratch, \"deep\"\nline 2/a.png";
+        let label = "scratch, \"deep\"\r\n2";
+        let mut table = CsvTable::new(["path", "label", "score"]);
+        table.row([path, label, "1.5"]);
+        table.row(["plain.png", "good", "0.25"]);
+        let text = table.into_text();
+        assert!(
+            text.starts_with("path,label,score\n\"/data/scratch, \"\"deep\"\"\n"),
+            "{text}"
+        );
+        assert!(text.ends_with("\nplain.png,good,0.25\n"), "{text}");
+        let mut reader = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+        let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(&rows[0][0], path);
+        assert_eq!(&rows[0][1], label);
+        assert_eq!(&rows[1][1], "good");
+        // One record for a log, without its line end.
+        let line = csv_record(["a,b", "c"]);
+        assert_eq!(line, "\"a,b\",c");
     }
 
     #[test]

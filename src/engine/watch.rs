@@ -5,18 +5,18 @@
 //! on it says so in a line that begins with `drift:` and in the log's `drift` column, and
 //! it keeps the latest parts it is sure are good in `recent-good/` for a retrain.
 
+use crate::core::atomic_file::sync_dir;
 use crate::core::calibration::median;
-use crate::core::caption::with_caption;
 use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
 use crate::core::drift::{DriftBaseline, DriftMonitor, ImageLevels, Observation};
+use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
 use crate::core::message::format_score;
-use crate::core::overlay::overlay;
 use crate::core::protocol::{Command, Event, Heatmap, ModelInfo, ScoreRequest};
 use crate::core::provenance::{now_unix_secs, utc_text};
-use crate::core::report::csv_field;
+use crate::core::report::csv_record;
 use crate::engine::worker::{WorkerHandle, WorkerOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -562,24 +562,32 @@ impl Watch {
             taken.contains(p) || output.join(p).exists()
         });
         let mut heatmap_file = None;
+        // On the decision scale, as the window and `score` draw it.
+        let scaled = heatmap
+            .as_ref()
+            .zip(score)
+            .map(|(h, s)| ScaledHeat::new(h, s, Some(self.thresholds.reject), self.vmax));
         if let (true, Some(h), Some(s), "ng" | "review") =
-            (self.options.heatmaps, &heatmap, score, decision)
+            (self.options.heatmaps, &scaled, score, decision)
         {
             heatmap_file = self.write_heatmap(&path, h, s, decision, &dest, say);
         }
         let t = self.thresholds;
-        let row = format!(
-            "{},{},{},{decision},{},{},{},{},{},{}",
-            utc_text(now_unix_secs()),
-            csv_field(name),
-            score.map_or_else(String::new, |s| s.to_string()),
-            t.reject,
-            t.review.map_or_else(String::new, |r| r.to_string()),
-            csv_field(&self.model_name),
-            csv_field(&self.model_id),
-            self.drift.codes(),
-            self.state.next_part,
-        );
+        let row = csv_record([
+            utc_text(now_unix_secs()).as_str(),
+            name,
+            &score.map_or_else(String::new, |s| s.to_string()),
+            decision,
+            &t.reject.to_string(),
+            &t.review.map_or_else(String::new, |r| r.to_string()),
+            &self.model_name,
+            &self.model_id,
+            &scaled
+                .and_then(|h| h.hot_area)
+                .map_or_else(String::new, |a| a.to_string()),
+            &self.drift.codes(),
+            &self.state.next_part.to_string(),
+        ]);
         let d = Decided {
             part: self.state.next_part,
             file: FileKey {
@@ -727,7 +735,7 @@ impl Watch {
     fn write_heatmap(
         &self,
         path: &Path,
-        heat: &Heatmap,
+        heat: &ScaledHeat,
         score: f64,
         decision: &str,
         dest: &Path,
@@ -743,17 +751,13 @@ impl Watch {
             .join(format!("{stem}_heatmap.png"));
         let written = load_rgb(path).map_err(|e| e.to_string()).and_then(|img| {
             let caption = format!(
-                "{}  score {score:.4}  {decision} (reject at {:.4})",
+                "{}  score {}  {decision} (reject at {})",
                 dest.file_name()
                     .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                self.thresholds.reject
+                format_score(score),
+                format_score(self.thresholds.reject)
             );
-            let out = with_caption(
-                &overlay(&img, heat, Colormap::default(), 0.6, self.vmax),
-                &[caption],
-                Colormap::default(),
-                self.vmax,
-            );
+            let out = heatmap_image(&img, heat, Colormap::default(), 0.6, &[caption]);
             let mut bytes = Vec::new();
             out.write_to(
                 &mut std::io::Cursor::new(&mut bytes),
@@ -960,12 +964,6 @@ fn mtime_ns_of(meta: &std::fs::Metadata) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-fn sync_dir(dir: &Path) {
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
 }
 
 /// Renames `src` to `dst` and makes both folders' entries durable; across file systems,

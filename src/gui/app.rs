@@ -115,10 +115,16 @@ pub struct WorkstationApp {
     /// A line to start once the model trained here is saved as its file: (model file,
     /// camera folder, sorted folder).
     line_waits_for_save: Option<(PathBuf, PathBuf, PathBuf)>,
-    /// The window was asked to close while a model trains: the user is asked first.
+    /// The window was asked to close while a model trains, or with a model trained here
+    /// and not saved: the user is asked first.
     close_asked: bool,
     /// The user said to close anyway.
     close_confirmed: bool,
+    /// The user chose to save the model and then close: the window closes once it is
+    /// saved (a cancelled dialog clears it).
+    close_after_save: bool,
+    /// The model was saved on the way out: close with the next frame.
+    close_now: bool,
 }
 
 /// The changes banner's key (session version, training count, held-out count), its text
@@ -189,6 +195,8 @@ impl WorkstationApp {
             line_waits_for_save: None,
             close_asked: false,
             close_confirmed: false,
+            close_after_save: false,
+            close_now: false,
         };
         // The Line view's folders as the user left them.
         if let Some(input) = &app.state.line_input {
@@ -271,10 +279,12 @@ impl WorkstationApp {
         if !dropped.is_empty() {
             self.on_drop(dropped);
         }
-        if let Some(answer) = self.dialogs.poll()
-            && let Some(command) = answer
-        {
-            self.apply(command);
+        if let Some(answer) = self.dialogs.poll() {
+            match answer {
+                Some(command) => self.apply(command),
+                // No file chosen: the window stays open.
+                None => self.close_after_save = false,
+            }
         }
         if self.loader.upload(ctx) {
             ctx.request_repaint();
@@ -296,10 +306,15 @@ impl WorkstationApp {
         if let Some(e) = self.line.poll() {
             self.notices.error(e);
         }
-        // Closing while a model trains loses it: ask first.
+        if std::mem::take(&mut self.close_now) {
+            self.close_confirmed = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        }
+        // Closing while a model trains, or with a model trained here and not saved, loses
+        // it: ask first.
         if ctx.input(|i| i.viewport().close_requested())
             && !self.close_confirmed
-            && self.worker.current_job() == Some(&Job::Train)
+            && (self.worker.current_job() == Some(&Job::Train) || self.has_unsaved_model())
         {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.close_asked = true;
@@ -319,7 +334,7 @@ impl WorkstationApp {
         let max_side = ui.ctx().input(|i| i.max_texture_side).min(MAX_VIEW_SIDE) as u32;
         self.keys_ui(ui.ctx(), &mut commands);
         if self.close_asked {
-            self.close_ui(ui.ctx());
+            self.close_ui(ui.ctx(), &mut commands);
         }
 
         egui::Panel::top("top_bar").show(ui, |ui| {
@@ -524,33 +539,68 @@ impl WorkstationApp {
         }
     }
 
-    /// Asks before the window closes on a model in training.
-    fn close_ui(&mut self, ctx: &egui::Context) {
-        if self.worker.current_job() != Some(&Job::Train) {
-            // It finished meanwhile: nothing is lost any more.
+    /// Whether a model trained here is in the window and not saved to a file.
+    pub fn has_unsaved_model(&self) -> bool {
+        self.session.model.is_some() && self.session.model_path.is_none()
+    }
+
+    /// Whether the user said to close the window (with nothing left to ask).
+    pub fn close_confirmed(&self) -> bool {
+        self.close_confirmed
+    }
+
+    /// Asks before the window closes on a model in training or a model not saved.
+    fn close_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<AppCommand>) {
+        let training = self.worker.current_job() == Some(&Job::Train);
+        let unsaved = self.has_unsaved_model();
+        if !training && !unsaved {
+            // Saved or finished meanwhile: nothing is lost any more.
             self.close_asked = false;
             return;
         }
-        let unsaved = self.session.model.is_some() && self.session.model_path.is_none();
-        egui::Modal::new(egui::Id::unique("close_while_training")).show(ctx, |ui| {
-            ui.set_max_width(420.0);
-            ui.heading("A model is training");
-            ui.label(format!(
-                "Closing the window stops the training: the model it is making is lost.{}",
-                if unsaved {
-                    " The current model was not saved either."
-                } else {
-                    ""
-                }
-            ));
+        egui::Modal::new(egui::Id::unique("close_with_work")).show(ctx, |ui| {
+            ui.set_max_width(440.0);
+            if training {
+                ui.heading("A model is training");
+                ui.label(format!(
+                    "Closing the window stops the training: the model it is making is lost.{}",
+                    if unsaved {
+                        " The current model was not saved either."
+                    } else {
+                        ""
+                    }
+                ));
+            } else {
+                ui.heading("The model is not saved");
+                ui.label(
+                    "The model trained here is not saved to a file: closing the window loses it, with its line (training it again takes minutes). Save it to load it again with File › Load model.",
+                );
+            }
             ui.horizontal(|ui| {
                 if ui.button("Keep working").clicked() {
                     self.close_asked = false;
                 }
-                if ui.button("Stop training and close").clicked() {
+                if !training
+                    && ui
+                        .button("Save model and close…")
+                        .on_hover_text("Choose a file; the window closes once the model is saved.")
+                        .clicked()
+                {
+                    self.close_asked = false;
+                    self.close_after_save = true;
+                    commands.push(AppCommand::Dialog(DialogKind::SaveModel));
+                }
+                let leave = if training {
+                    "Stop training and close"
+                } else {
+                    "Close without saving"
+                };
+                if ui.button(leave).clicked() {
                     self.close_asked = false;
                     self.close_confirmed = true;
-                    self.worker.cancel();
+                    if training {
+                        self.worker.cancel();
+                    }
                     ctx.send_viewport_cmd(egui::ViewportCommand::Close);
                 }
             });

@@ -1,12 +1,10 @@
 //! Writing heatmap overlays as PNG files on a helper thread, as the worker computes them.
 
 use crate::core::atomic_file::write_atomic;
-use crate::core::caption::with_caption;
 use crate::core::colormap::Colormap;
+use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
 use crate::core::image_io::load_rgb;
 use crate::core::message::path_text;
-use crate::core::overlay::overlay;
-use crate::core::protocol::Heatmap;
 use crate::core::protocol::Waker;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;
@@ -14,11 +12,10 @@ use std::path::PathBuf;
 /// One overlay to write.
 struct Item {
     image: PathBuf,
-    heat: Heatmap,
+    heat: ScaledHeat,
     dest: PathBuf,
     colormap: Colormap,
     opacity: f32,
-    vmax: f32,
     caption: Vec<String>,
 }
 
@@ -51,18 +48,16 @@ impl HeatmapExporter {
         self.errors.clear();
     }
 
-    /// Queues the overlay of `heat` over `image`, to be written to `dest`, with `vmax`
-    /// at the top of the colour scale (the model's) and `caption` (the score and the
-    /// decision) with the colour legend under it.
-    #[expect(clippy::too_many_arguments)]
+    /// Queues the overlay of `heat` (on the scale it is drawn on) over `image`, to be
+    /// written to `dest`, with `caption` (the score and the decision) and the colour
+    /// legend under it.
     pub fn write(
         &mut self,
         image: PathBuf,
-        heat: Heatmap,
+        heat: ScaledHeat,
         dest: PathBuf,
         colormap: Colormap,
         opacity: f32,
-        vmax: f32,
         caption: Vec<String>,
     ) {
         if self.tx.is_none() {
@@ -96,7 +91,6 @@ impl HeatmapExporter {
                 dest,
                 colormap,
                 opacity,
-                vmax,
                 caption,
             });
         }
@@ -116,12 +110,7 @@ impl HeatmapExporter {
 
 fn write_overlay(item: &Item) -> Result<(), String> {
     let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
-    let out = with_caption(
-        &overlay(&img, &item.heat, item.colormap, item.opacity, item.vmax),
-        &item.caption,
-        item.colormap,
-        item.vmax,
-    );
+    let out = heatmap_image(&img, &item.heat, item.colormap, item.opacity, &item.caption);
     let mut bytes = Vec::new();
     out.write_to(
         &mut std::io::Cursor::new(&mut bytes),

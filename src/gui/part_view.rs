@@ -4,8 +4,9 @@
 use crate::core::colormap::Colormap;
 use crate::core::dataset::Label;
 use crate::core::heat_layer::{
-    DEFAULT_HEAT_VMAX, HeatLayer, hot_all_over, legend_ticks, relative_to_part,
+    DEFAULT_HEAT_VMAX, HeatLayer, hot_all_over, legend_ticks, line_level, relative_to_part,
 };
+use crate::core::heatmap_image::{HeatScale, ScaledHeat};
 use crate::core::image_io::load_mask;
 use crate::core::message::path_text;
 use crate::core::overlay::{mask_outline, outline_thickness};
@@ -52,6 +53,10 @@ pub struct PartView {
     /// Which heatmap (its address) and colour scale top `hot_all_over` was judged for,
     /// and the answer: judged once, not every frame.
     hot_judged: Option<(usize, u32, bool)>,
+    /// The opened part's heat on the scale it is drawn on, and what it was made from
+    /// (heatmap address, the part's score, the reject line, the model's good-part top):
+    /// made once per change, not every frame.
+    scaled: Option<((usize, u64, u64, u32), Arc<ScaledHeat>)>,
 }
 
 impl PartView {
@@ -113,6 +118,37 @@ impl PartView {
     /// Whether a heat texture is uploaded for the opened part (for tests).
     pub fn has_heat_texture(&self) -> bool {
         self.heat_texture.is_some()
+    }
+
+    /// The opened part's heat as drawn by default (the decision scale where there is a
+    /// reject line), when it has a map (for tests).
+    pub fn shown_heat(&self) -> Option<&ScaledHeat> {
+        self.scaled.as_ref().map(|(_, s)| s.as_ref())
+    }
+
+    /// `heat` of a part scored `score` on the scale it is drawn on, remade only when one
+    /// of them, the line or the model's top changes.
+    fn scaled_heat(
+        &mut self,
+        heat: &Arc<Heatmap>,
+        score: f64,
+        reject: Option<f64>,
+        good_vmax: f32,
+    ) -> Arc<ScaledHeat> {
+        let key = (
+            Arc::as_ptr(heat) as usize,
+            score.to_bits(),
+            reject.unwrap_or(f64::NAN).to_bits(),
+            good_vmax.to_bits(),
+        );
+        match &self.scaled {
+            Some((k, s)) if *k == key => s.clone(),
+            _ => {
+                let s = Arc::new(ScaledHeat::new(heat, score, reject, good_vmax));
+                self.scaled = Some((key, s.clone()));
+                s
+            }
+        }
     }
 
     /// Shows the opened part. `heat_pending` says a heatmap is asked for it, and
@@ -221,8 +257,9 @@ impl PartView {
             ui.checkbox(&mut state.heat_within_part, "Contrast within this part")
                 .on_hover_text(
                     "Colours from this part's typical heat to its hottest spot, instead of \
-                     against good parts. Use it for parts that are far from good all over, \
-                     to see where they are worst.",
+                     against the reject line (where there is one; else against good parts). \
+                     Use it for parts that are far from good all over, to see where they \
+                     are worst.",
                 );
         });
         ui.horizontal_wrapped(|ui| {
@@ -269,6 +306,13 @@ impl PartView {
             .model
             .as_ref()
             .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
+        let scaled = heat.as_ref().map(|h| {
+            let score = part.map_or(f64::NAN, |p| p.score);
+            self.scaled_heat(h, score, session.thresholds.map(|t| t.reject), vmax)
+        });
+        if scaled.is_none() {
+            self.scaled = None;
+        }
         // A part hot all over would be one colour on the good-part scale: show it against
         // itself, and say so.
         let hot = heat.as_ref().is_some_and(|h| {
@@ -292,12 +336,12 @@ impl PartView {
                 .color(style::REVIEW),
             );
         }
-        match &heat {
-            Some(h) => {
-                self.ensure_heat_texture(ui.ctx(), h, state.colormap, within_part, vmax, max_side)
+        match (&heat, &scaled) {
+            (Some(h), Some(scaled)) => {
+                self.ensure_heat_texture(ui.ctx(), h, scaled, state.colormap, within_part, max_side)
             }
             // A heatmap belongs to the model that made it: none now, none drawn.
-            None => self.heat_texture = None,
+            _ => self.heat_texture = None,
         }
         let legend_height = if heat.is_some() { 34.0 } else { 0.0 };
         let area = Vec2::new(
@@ -311,7 +355,7 @@ impl PartView {
                 if let Some(mask) = session.mask_of(&path) {
                     self.ensure_mask_texture(ui.ctx(), mask, size);
                 }
-                self.image_ui(ui, &tex, size, heat.as_deref(), state, area);
+                self.image_ui(ui, &tex, size, scaled.as_deref(), state, area);
             }
             Slot::Pending => {
                 ui.allocate_ui(area, |ui| {
@@ -325,8 +369,8 @@ impl PartView {
                 );
             }
         }
-        if heat.is_some() {
-            legend_ui(ui, state.colormap, within_part, vmax);
+        if let Some(scaled) = &scaled {
+            legend_ui(ui, state.colormap, within_part, scaled.scale);
         }
     }
 
@@ -335,16 +379,16 @@ impl PartView {
         &mut self,
         ctx: &egui::Context,
         heat: &Arc<Heatmap>,
+        scaled: &Arc<ScaledHeat>,
         colormap: Colormap,
         within_part: bool,
-        vmax: f32,
         max_side: u32,
     ) {
         let key = HeatKey {
-            heat: Arc::as_ptr(heat) as usize,
+            heat: Arc::as_ptr(scaled) as usize,
             colormap,
             within_part,
-            vmax_bits: vmax.to_bits(),
+            vmax_bits: scaled.vmax.to_bits(),
         };
         if self.heat_texture.as_ref().is_some_and(|(k, _)| *k == key) {
             return;
@@ -353,7 +397,7 @@ impl PartView {
             let (scaled, vmax) = relative_to_part(heat);
             HeatLayer::new(&scaled, colormap, vmax, max_side)
         } else {
-            HeatLayer::new(heat, colormap, vmax, max_side)
+            HeatLayer::new(&scaled.values, colormap, scaled.vmax, max_side)
         };
         if layer.width == 0 {
             self.heat_texture = None;
@@ -383,7 +427,7 @@ impl PartView {
         ui: &mut egui::Ui,
         tex: &TextureHandle,
         size: [u32; 2],
-        heat: Option<&Heatmap>,
+        heat: Option<&ScaledHeat>,
         state: &State,
         area: Vec2,
     ) {
@@ -436,16 +480,23 @@ impl PartView {
         {
             painter.image(mask_tex.id(), shown, uv, Color32::WHITE);
         }
-        if let (Some(heat), Some(p)) = (heat, response.hover_pos()) {
+        if let (Some(scaled), Some(p)) = (heat, response.hover_pos()) {
+            let heat = &scaled.values;
             let rel = (p - shown.min) / shown.size();
             if (0.0..1.0).contains(&rel.x) && (0.0..1.0).contains(&rel.y) {
                 let x = (rel.x * heat.width as f32) as usize;
                 let y = (rel.y * heat.height as f32) as usize;
                 if let Some(v) = heat.values.get(y * heat.width as usize + x) {
-                    response.on_hover_text_at_pointer(format!(
-                        "heat {} × the most unusual 1 % of a good part",
-                        style::format_score(f64::from(*v))
-                    ));
+                    let v = f64::from(scaled.in_scale_units(*v));
+                    response.on_hover_text_at_pointer(match scaled.scale {
+                        HeatScale::Line => {
+                            format!("heat {} × the reject line", style::format_score(v))
+                        }
+                        HeatScale::Good { .. } => format!(
+                            "heat {} × the most unusual 1 % of a good part",
+                            style::format_score(v)
+                        ),
+                    });
                 }
             }
         }
@@ -547,8 +598,9 @@ fn correct_ui(
     }
 }
 
-/// The colormap from "normal" to "far from normal", on the same log scale as the layer.
-fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, vmax: f32) {
+/// The colormap from "normal" to "far from normal", on the same log scale as the layer:
+/// in "x the reject line" with the line marked, or against good parts.
+fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, scale: HeatScale) {
     let (rect, _) = ui.allocate_exact_size(
         Vec2::new(ui.available_width().min(360.0), 30.0),
         Sense::hover(),
@@ -567,8 +619,8 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, vmax: f32
             Color32::from_rgb(r, g, b),
         );
     }
-    let ticks: Vec<(f32, egui::Align2, String)> = if within_part {
-        vec![
+    let ticks: Vec<(f32, egui::Align2, String)> = match scale {
+        _ if within_part => vec![
             (
                 bar.left(),
                 egui::Align2::LEFT_TOP,
@@ -579,31 +631,45 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, vmax: f32
                 egui::Align2::RIGHT_TOP,
                 "hottest in this part".into(),
             ),
-        ]
-    } else {
-        let log_max = vmax.max(1.0 + f32::EPSILON).log10();
-        legend_ticks(vmax)
-            .into_iter()
-            .map(|v| {
-                let align = if v <= 1.0 {
-                    egui::Align2::LEFT_TOP
-                } else if v >= vmax {
-                    egui::Align2::RIGHT_TOP
-                } else {
-                    egui::Align2::CENTER_TOP
-                };
-                let text = if v <= 1.0 {
-                    "1× normal".to_owned()
-                } else {
-                    format!("{}×", style::format_score(f64::from(v)))
-                };
-                (
-                    bar.left() + bar.width() * (v.log10() / log_max),
-                    align,
-                    text,
-                )
-            })
-            .collect()
+        ],
+        HeatScale::Line => {
+            // The reject line: a mark across the bar, named under it.
+            let at = bar.left() + bar.width() * line_level();
+            painter.line_segment(
+                [pos2(at, bar.top()), pos2(at, bar.bottom())],
+                egui::Stroke::new(2.0, ui.visuals().text_color()),
+            );
+            vec![
+                (bar.left(), egui::Align2::LEFT_TOP, "⅛ × line".into()),
+                (at, egui::Align2::CENTER_TOP, "reject line".into()),
+                (bar.right(), egui::Align2::RIGHT_TOP, "2×".into()),
+            ]
+        }
+        HeatScale::Good { vmax } => {
+            let log_max = vmax.max(1.0 + f32::EPSILON).log10();
+            legend_ticks(vmax)
+                .into_iter()
+                .map(|v| {
+                    let align = if v <= 1.0 {
+                        egui::Align2::LEFT_TOP
+                    } else if v >= vmax {
+                        egui::Align2::RIGHT_TOP
+                    } else {
+                        egui::Align2::CENTER_TOP
+                    };
+                    let text = if v <= 1.0 {
+                        "1× normal".to_owned()
+                    } else {
+                        format!("{}×", style::format_score(f64::from(v)))
+                    };
+                    (
+                        bar.left() + bar.width() * (v.log10() / log_max),
+                        align,
+                        text,
+                    )
+                })
+                .collect()
+        }
     };
     for (x, align, text) in ticks {
         painter.text(

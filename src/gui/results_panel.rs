@@ -2,8 +2,8 @@
 //! they do to the parts: accepted, review and rejected counts, mistakes, a confusion
 //! matrix, precision and recall.
 
-use crate::core::calibration::{GoodScoreFit, RatePrediction};
-use crate::core::decision::{DecisionCounts, Thresholds};
+use crate::core::calibration::{GoodScoreFit, RateBasis, RatePrediction};
+use crate::core::decision::{Decision, DecisionCounts, Thresholds};
 use crate::core::histogram::LogHistogram;
 use crate::core::metrics::{self, Confusion, CurvePoint};
 use crate::gui::command::AppCommand;
@@ -64,6 +64,83 @@ struct Cache {
     training_parts: usize,
     /// Labelled good parts inspected, and how many of them the reject line rejects.
     good_seen: Option<(usize, usize)>,
+    /// What the lines cost in labelled defects, when there are some.
+    escapes: Option<Escapes>,
+}
+
+/// What the lines let through of the labelled defects, and the review band that would
+/// catch [`REVIEW_RECALL`] of them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Escapes {
+    /// Labelled defective parts.
+    defects: usize,
+    /// Of them, accepted (no person sees them).
+    through: usize,
+    /// Of them, rejected.
+    caught: usize,
+    /// The review line that catches [`REVIEW_RECALL`] of them (rejected or reviewed), when
+    /// it lies below the reject line, and how many of all the parts it sends to a person.
+    band: Option<(f64, usize)>,
+    /// Parts inspected.
+    parts: usize,
+}
+
+/// The share of labelled defects that the suggested review band catches.
+const REVIEW_RECALL: f64 = 0.90;
+
+impl Escapes {
+    fn new(session: &Session, t: Thresholds) -> Option<Self> {
+        let (_, defects) = session.scores_by_class();
+        if defects.is_empty() {
+            return None;
+        }
+        let through = defects
+            .iter()
+            .filter(|s| t.decide(**s) == Decision::Accept)
+            .count();
+        let caught = defects.iter().filter(|s| **s >= t.reject).count();
+        let band = metrics::threshold_for_recall(&defects, REVIEW_RECALL)
+            .filter(|v| *v < t.reject)
+            .map(|v| {
+                let sent = session
+                    .parts
+                    .iter()
+                    .filter(|p| p.score >= v && p.score < t.reject)
+                    .count();
+                (v, sent)
+            });
+        Some(Self {
+            defects: defects.len(),
+            through,
+            caught,
+            band,
+            parts: session.parts.len(),
+        })
+    }
+
+    /// "This line lets 355 of 392 labelled defects through (91 %) ...", and whether it
+    /// catches fewer than half of them.
+    fn statement(&self) -> (String, bool) {
+        let share = |k: usize, n: usize| style::format_rate(k as f64 / n.max(1) as f64);
+        let reviewed = self.defects - self.through - self.caught;
+        let mut text = format!(
+            "Defects: these lines let {} of the {} labelled defects through ({}); {} are rejected",
+            self.through,
+            self.defects,
+            share(self.through, self.defects),
+            self.caught
+        );
+        if reviewed > 0 {
+            text += &format!(" and {reviewed} go to review");
+        }
+        text.push('.');
+        let weak = 2 * (self.caught + reviewed) < self.defects;
+        if weak {
+            text +=
+                " They catch fewer than half of them: the reject line is set for good parts alone.";
+        }
+        (text, weak)
+    }
 }
 
 /// The results panel's own state.
@@ -131,6 +208,7 @@ impl ResultsPanel {
                 (good.len(), good.iter().filter(|s| **s >= t.reject).count())
             }),
             has_defects: truth.iter().any(|d| *d),
+            escapes: session.thresholds.and_then(|t| Escapes::new(session, t)),
             curve: metrics::curve(&scores, &truth),
             by_type: session.thresholds.map_or_else(Vec::new, |t| {
                 metrics::caught_by_type(&type_scores, &types, t.reject)
@@ -473,6 +551,9 @@ impl ResultsPanel {
             self.cache.as_ref().and_then(|c| c.prediction),
             self.cache.as_ref().and_then(|c| c.good_seen),
         );
+        if let Some(e) = self.cache.as_ref().and_then(|c| c.escapes) {
+            escapes_ui(ui, &e, state, commands);
+        }
         ui.add_space(4.0);
         ui.label(RichText::new("Put the reject line where it").strong());
         // By the good parts held out from training.
@@ -504,10 +585,11 @@ impl ResultsPanel {
             if state.target_false_reject_pct / 100.0 < countable {
                 ui.label(
                     RichText::new(format!(
-                        "Note: a target of {} % rests on the fitted curve alone: counting {} held-out good images can only check rates down to about {:.0} %. Hold out more good images to check it.",
+                        "Note: a target of {} % rests on the fitted curve alone: counting {} held-out good images can only check rates down to about {:.0} %. To check it by counting, hold out {} good images.",
                         style::format_pct(state.target_false_reject_pct),
                         fit.count(),
-                        countable * 100.0
+                        countable * 100.0,
+                        GoodScoreFit::needed_to_confirm(state.target_false_reject_pct / 100.0)
                     ))
                     .color(style::REVIEW),
                 );
@@ -643,14 +725,34 @@ fn typed_score(
 /// inspected with labels, how many of them the line rejects, said to disagree when the
 /// count falls outside the predicted range.
 fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
-    let mut text = format!(
-        "Good parts rejected at this line: about {} (90 % sure: {} to {}), by a fit to {} held-out good images, {} of them at or above the line.",
-        style::format_rate(p.rate),
-        style::format_rate(p.low),
-        style::format_rate(p.high),
-        p.held_out,
-        p.held_out_rejected
-    );
+    let mut text = match p.basis {
+        RateBasis::Fit => format!(
+            "Good parts rejected at this line: about {} (90 % sure: {} to {}), by a fit to {} held-out good images, {} of them at or above the line.",
+            style::format_rate(p.rate),
+            style::format_rate(p.low),
+            style::format_rate(p.high),
+            p.held_out,
+            p.held_out_rejected
+        ),
+        RateBasis::Count => format!(
+            "Good parts rejected at this line: about {} (90 % sure: {} to {}), counted: {} of {} held-out good images are at or above the line, more than the fitted curve allows (it said {}), so the count is used.",
+            style::format_rate(p.rate),
+            style::format_rate(p.low),
+            style::format_rate(p.high),
+            p.held_out_rejected,
+            p.held_out,
+            style::format_rate(p.fit_rate)
+        ),
+    };
+    if p.basis == RateBasis::Count && p.held_out_rejected == 0 {
+        // The fit was too pessimistic: say it the other way round.
+        text = format!(
+            "Good parts rejected at this line: at most {} (90 % sure), counted: none of {} held-out good images is at or above the line, fewer than the fitted curve expects (it said {}), so the count is used.",
+            style::format_rate(p.high),
+            p.held_out,
+            style::format_rate(p.fit_rate)
+        );
+    }
     if let Some((good, rejected)) = seen.filter(|(good, _)| *good > 0) {
         let share = rejected as f64 / good as f64;
         text += &format!(
@@ -693,8 +795,41 @@ fn prediction_ui(
     };
     ui.add(egui::Label::new(rate_statement(&p, seen)).wrap())
         .on_hover_text(
-            "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside). The fewer they are, the wider the range.",
+            "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside), checked against how many of them are at or above the line: where that count is outside what the curve allows, the count and its exact range are shown instead. The fewer the images, the wider the range.",
         );
+}
+
+/// What the lines let through of the labelled defects; where they catch fewer than half,
+/// a plain warning and one click to the review band that catches 90 % of them.
+fn escapes_ui(ui: &mut egui::Ui, e: &Escapes, state: &mut State, commands: &mut Vec<AppCommand>) {
+    let (text, weak) = e.statement();
+    let colour = if weak {
+        style::REVIEW
+    } else {
+        ui.visuals().text_color()
+    };
+    ui.add(egui::Label::new(RichText::new(text).color(colour)).wrap());
+    if let Some((line, sent)) = e.band.filter(|_| weak || e.through > 0) {
+        let label = format!(
+            "Review from {}: catches {:.0} % of the defects",
+            style::format_score(line),
+            REVIEW_RECALL * 100.0
+        );
+        if ui
+            .button(label)
+            .on_hover_text(format!(
+                "Sends the parts scored from {} up to the reject line to a person: {} of the {} parts inspected ({}).",
+                style::format_score(line),
+                sent,
+                e.parts,
+                style::format_rate(sent as f64 / e.parts.max(1) as f64)
+            ))
+            .clicked()
+        {
+            state.review_band = true;
+            commands.push(AppCommand::SetReview(Some(line)));
+        }
+    }
 }
 
 /// One entry of the histogram's key: a colour swatch (a square for bars, a thin bar for
@@ -1016,14 +1151,37 @@ mod tests {
         assert_eq!(marks(2.35, 4.4), ["2.50", "3.00", "3.50", "4.00"]);
     }
 
+    /// A prediction from 16 held-out images, as many of them above the line as the rate
+    /// says.
     fn prediction(rate: f64, low: f64, high: f64) -> RatePrediction {
-        RatePrediction {
-            rate,
-            low,
-            high,
-            held_out_rejected: 0,
-            held_out: 16,
-        }
+        let rejected = (rate * 16.0).round() as usize;
+        RatePrediction::reconciled(rate, low, high, rejected, 16)
+    }
+
+    #[test]
+    fn the_lines_say_what_they_let_through_and_warn_below_half() {
+        let tiles = Escapes {
+            defects: 392,
+            through: 355,
+            caught: 37,
+            band: Some((2.62, 160)),
+            parts: 583,
+        };
+        let (text, weak) = tiles.statement();
+        assert!(weak);
+        assert!(
+            text.contains("let 355 of the 392 labelled defects through"),
+            "{text}"
+        );
+        assert!(text.contains("fewer than half"), "{text}");
+        let band = Escapes {
+            through: 100,
+            caught: 200,
+            ..tiles
+        };
+        let (text, weak) = band.statement();
+        assert!(!weak, "{text}");
+        assert!(text.contains("and 92 go to review"), "{text}");
     }
 
     #[test]
@@ -1045,5 +1203,14 @@ mod tests {
         // 0 of 6 is what a rate of 3 % usually gives: no disagreement.
         let few = rate_statement(&prediction(0.03, 0.0005, 0.18), Some((6, 0)));
         assert!(!few.contains("disagree"), "{few}");
+        // 4 of 64 held out above a line the fit puts at 0.8 %: the count is shown.
+        let tail = RatePrediction::reconciled(0.008, 0.002, 0.019, 4, 64);
+        let t = rate_statement(&tail, None);
+        assert!(
+            t.contains("about 6.2 %")
+                && t.contains("counted: 4 of 64")
+                && t.contains("it said 0.8 %"),
+            "{t}"
+        );
     }
 }

@@ -185,14 +185,63 @@ pub fn scratch_mask(seed: u64, margin: i64) -> Vec<bool> {
         .collect()
 }
 
-/// Whether two lists of scores are equal up to float rounding (relative 1e-5). Scores are
-/// exactly reproducible within one worker, but a worker's thread count can differ when
-/// tests run several workers in one process, which changes the rounding.
+/// How far one detector's raw score (a distance, a negative log-likelihood) may move
+/// between two ways of computing it, relative to its size.
+///
+/// Why: the score is a float32 computation (backbone convolutions, patch distances, flows)
+/// whose sums libtorch orders differently for each batch size, lane and thread count, and
+/// for each CPU (oneDNN, MKL and ATen pick AVX2, AVX-512 or AMX kernels). Measured: 1e-6
+/// relative between batch 1 and 8 on an AVX-512 Xeon, 2e-5 to 4e-5 on an AVX2-only EPYC
+/// (BENCHMARKS.md, "Scores and batch size"). 1e-4 keeps a margin of 2.5x over the worst
+/// seen and is still far below a difference that moves a part across a line (the lines
+/// of these tests sit at least 1 % of a score apart from any part).
+pub const SCORE_RTOL: f64 = 1e-4;
+
+/// How far a fusion's standard score (the log of its reported score, in held-out standard
+/// deviations) may move between two ways of computing it.
+///
+/// Why: a member's standard score is (s - mean) / sd, so a relative wobble r of its raw
+/// score s moves it by r x s / sd = r x (z + mean / sd). With r = [`SCORE_RTOL`], that is
+/// 1e-4 of the standard score itself plus 1e-4 x mean / sd, which the absolute 1e-3 (a
+/// thousandth of a held-out standard deviation) covers for mean / sd up to 10. Compared on
+/// this scale because the reported score is exp(z): a wobble of 4e-5 in z = 150 is a
+/// relative 4e-5 of a score of 1.7e66, which says nothing about the decision.
+pub const STANDARD_SCORE_ATOL: f64 = 1e-3;
+
+/// Whether two raw scores agree within [`SCORE_RTOL`].
+pub fn same_score(a: f64, b: f64) -> bool {
+    (a - b).abs() <= SCORE_RTOL * a.abs().max(b.abs()).max(1e-6)
+}
+
+/// Whether two lists of raw scores agree within [`SCORE_RTOL`], in order.
 pub fn same_scores(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| same_score(*x, *y))
+}
+
+/// Whether two fusion standard scores agree: within [`SCORE_RTOL`] of their size plus
+/// [`STANDARD_SCORE_ATOL`].
+pub fn same_standard_score(a: f64, b: f64) -> bool {
+    (a - b).abs() <= SCORE_RTOL * a.abs().max(b.abs()) + STANDARD_SCORE_ATOL
+}
+
+/// Whether two lists of scores of `config` agree on the scale where the product compares
+/// them: a fusion that reports exp(z) on the log scale (its standard score), a fusion that
+/// reports z as standard scores, every other detector's raw score relatively.
+pub fn same_scores_of(
+    config: &differnet::core::config::DetectorConfig,
+    a: &[f64],
+    b: &[f64],
+) -> bool {
+    use differnet::core::config::DetectorConfig;
     a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(x, y)| (x - y).abs() <= 1e-5 * x.abs().max(y.abs()).max(1e-6))
+        && match config {
+            DetectorConfig::Fusion(f) if f.positive_score => a
+                .iter()
+                .zip(b)
+                .all(|(x, y)| *x > 0.0 && *y > 0.0 && same_standard_score(x.ln(), y.ln())),
+            DetectorConfig::Fusion(_) => a.iter().zip(b).all(|(x, y)| same_standard_score(*x, *y)),
+            _ => same_scores(a, b),
+        }
 }
 
 /// A worker on the CPU with the real backbone weights, its events unread until asked for.

@@ -280,3 +280,55 @@ fn a_part_with_a_ground_truth_mask_shows_its_outline() {
         "cyan pixels: {with} with the outline, {without} without"
     );
 }
+
+/// The default heatmap is drawn against the reject line: a rejected part shows where, at
+/// or above the line's colour; an accepted good part has no pixel that hot.
+#[test]
+fn a_rejected_part_shows_where_at_the_lines_colour_and_an_accepted_one_stays_calm() {
+    use differnet::core::heat_layer::LINE_SCALE_LOW;
+    use differnet::core::heatmap_image::HeatScale;
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.config = Some(common::tiny_patchcore().into());
+    let mut h = harness(opts);
+    h.run_ok();
+    train_and_inspect_expecting(&mut h, false);
+    let rejected = open_rejected_scratch(&mut h);
+    let a = app(&h);
+    let reject = a.session().thresholds.unwrap().reject;
+    assert!(a.session().part(&rejected).unwrap().score >= reject);
+    let shown = a.part_view().shown_heat().expect("the part's heat");
+    assert_eq!(shown.scale, HeatScale::Line);
+    // Pixels at or above the reject line's level: 1 / LINE_SCALE_LOW in the drawn values.
+    let hot = shown
+        .values
+        .values
+        .iter()
+        .filter(|v| **v >= 1.0 / LINE_SCALE_LOW - 1e-3)
+        .count();
+    assert!(hot > 0, "a rejected part with nothing at the line's colour");
+    assert!(shown.hot_area.is_some_and(|a| a > 0));
+
+    // An accepted good part: nothing as hot as the line.
+    let good = a
+        .session()
+        .parts
+        .iter()
+        .find(|p| p.label.is_defect() == Some(false) && p.score < reject)
+        .expect("an accepted good part")
+        .path
+        .clone();
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::OpenPart(good.clone()));
+    step_until(&mut h, "the good part's heatmap", |a| {
+        a.part_view().opened() == Some(good.as_path())
+            && a.session().part(&good).is_some_and(|p| p.heatmap.is_some())
+            && a.part_view().has_heat_texture()
+    });
+    h.run_steps(2);
+    let shown = app(&h).part_view().shown_heat().expect("the part's heat");
+    assert_eq!(shown.hot_area, Some(0));
+}

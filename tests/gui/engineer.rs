@@ -571,3 +571,71 @@ fn closing_the_window_while_a_model_trains_asks_first() {
             .is_none()
     );
 }
+
+#[test]
+fn closing_the_window_with_a_model_not_saved_asks_first() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut h = harness(options(Some(dir.path())));
+    h.run_ok();
+    h.get_by_role_and_label(egui::Role::Button, "Train").click();
+    step_until(&mut h, "a model trained and its parts inspected", |a| {
+        a.session().model.is_some() && !a.is_busy()
+    });
+    assert!(app(&h).has_unsaved_model());
+    let close = |h: &mut Harness<'_, App>| {
+        h.input_mut()
+            .viewports
+            .entry(egui::ViewportId::ROOT)
+            .or_default()
+            .events
+            .push(egui::ViewportEvent::Close);
+        h.step();
+        h.run_steps(2);
+    };
+    // Asked, with the three ways out; keep working keeps everything.
+    close(&mut h);
+    h.get_by_label_contains("The model trained here is not saved");
+    h.get_by_label("Save model and close…");
+    h.get_by_label("Keep working").click();
+    h.run_steps(2);
+    assert!(!app(&h).close_confirmed());
+    assert!(app(&h).session().model.is_some());
+    assert!(
+        h.query_by_label_contains("is not saved to a file")
+            .is_none()
+    );
+    // Closing without saving is a choice the user makes.
+    close(&mut h);
+    h.get_by_label("Close without saving").click();
+    h.run_steps(2);
+    assert!(app(&h).close_confirmed());
+}
+
+#[test]
+fn a_saved_model_closes_without_a_question() {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut h = harness(options(Some(dir.path())));
+    h.run_ok();
+    h.get_by_role_and_label(egui::Role::Button, "Train").click();
+    step_until(&mut h, "a model trained", |a| {
+        a.session().model.is_some() && !a.is_busy()
+    });
+    let file = dir.path().join("model.differnet");
+    h.state_mut()
+        .as_mut()
+        .unwrap()
+        .apply(AppCommand::SaveModel(file.clone()));
+    step_until(&mut h, "the model file", |a| !a.has_unsaved_model());
+    assert!(file.is_file());
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+    h.run_steps(2);
+    assert!(h.query_by_label_contains("is not saved").is_none());
+}

@@ -129,6 +129,10 @@ impl WorkstationApp {
                 self.notices
                     .status(format!("Model saved to {}", path_text(&path)));
                 s.model_path = Some(path.clone());
+                // Saved on the way out: now the window may close.
+                if std::mem::take(&mut self.close_after_save) {
+                    self.close_now = true;
+                }
                 if let Some((model, input, output)) = self.line_waits_for_save.take()
                     && model == path
                 {
@@ -177,6 +181,8 @@ impl WorkstationApp {
                 self.notices.status(format!("Stopped {what}"));
             }
             Event::Failed { message } => {
+                // A save on the way out failed: the window stays open to say so.
+                self.close_after_save = false;
                 // A line waiting for its model file does not start.
                 self.line_waits_for_save = None;
                 s.progress = None;

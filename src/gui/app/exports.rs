@@ -69,6 +69,13 @@ impl WorkstationApp {
                 .error("Inspect some parts before exporting their scores.");
             return;
         };
+        let vmax = self
+            .session
+            .model
+            .as_ref()
+            .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
+                m.config.heat_vmax()
+            });
         let rows: Vec<PartRow<'_>> = self
             .session
             .parts
@@ -78,6 +85,10 @@ impl WorkstationApp {
                 label: p.label.type_name(),
                 score: p.score,
                 decision: t.decide(p.score),
+                hot_area: p.heatmap.as_ref().and_then(|h| {
+                    crate::core::heatmap_image::ScaledHeat::new(h, p.score, Some(t.reject), vmax)
+                        .hot_area
+                }),
             })
             .collect();
         let model = self.session.model.as_ref();
@@ -190,13 +201,19 @@ impl WorkstationApp {
                 m.config.heat_vmax()
             });
         let caption = heatmap_caption(&path, score, s.thresholds, s.model_source.as_deref());
+        // The scale the part view draws by default: against the reject line.
+        let scaled = crate::core::heatmap_image::ScaledHeat::new(
+            &heatmap,
+            score,
+            s.thresholds.map(|t| t.reject),
+            vmax,
+        );
         self.exporter.write(
             path,
-            heatmap,
+            scaled,
             dir.join(name),
             self.state.colormap,
             self.state.heat_opacity,
-            vmax,
             caption,
         );
     }

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The false-reject rate the window states at the default line against what happens
+# (issue "decisions that tell the truth"): for each data set and seed, train the default
+# detector on 16 good images (the rest held out, up to 64), then `eval` on every test image
+# and read the model's line: the predicted rate and its 90 % range, what it rests on (the
+# fit, or the held-out count where that contradicts the fit), the held-out count at or
+# above the line, the rate on test/good, and whether it falls in the range. Prints one
+# markdown table and a summary line.
+# Usage: scripts/rate_check.sh [DATA_ROOT]
+set -euo pipefail
+ROOT=${1:-../shared/data}
+BIN=${DIFFERNET_BIN:-target/release/differnet}
+SEEDS=${SEEDS:-"0 1 2 3 4"}
+SETS=${SETS:-"magnetic_tile elpv/mono elpv/poly bottle"}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+echo "| data | seed | line | predicted (90 % range) | by | held out at or above | good rejected on test/good | in range | defects caught |"
+echo "|---|---|---|---|---|---|---|---|---|"
+for set in $SETS; do
+  for seed in $SEEDS; do
+    model="$WORK/m.differnet"
+    "$BIN" train --data "$ROOT/$set" --out "$model" --train-count 16 --seed "$seed" \
+      --device cpu --json > "$WORK/train.json" 2>/dev/null
+    "$BIN" eval --model "$model" --data "$ROOT/$set" --no-pixel --device cpu --json \
+      > "$WORK/eval.json" 2>/dev/null
+    python3 - "$set" "$seed" "$WORK/eval.json" <<'PY' | tee -a "$WORK/rows"
+import json, sys
+name, seed, ev = sys.argv[1:]
+l = json.load(open(ev))["line"]
+pct = lambda v: f"{100 * v:.1f} %"
+rate = l["false_rejects"] / l["good"]
+inside = l["predicted_low"] <= rate <= l["predicted_high"]
+print(f"| {name} | {seed} | {l['threshold']:.4g} | {pct(l['predicted_rate'])} "
+      f"({100 * l['predicted_low']:.1f}-{pct(l['predicted_high'])}) | {l.get('predicted_basis')} | "
+      f"{l['held_out_rejected']} of {l['held_out']} | {l['false_rejects']} of {l['good']} ({pct(rate)}) | "
+      f"{'yes' if inside else 'no'} | {l['caught']} of {l['defects']} ({pct(l['caught'] / l['defects'])}) |")
+PY
+  done
+done
+total=$(grep -c '^|' "$WORK/rows")
+inside=$(grep -c '| yes |' "$WORK/rows" || true)
+echo
+echo "test rate inside the stated range: $inside of $total runs"
