@@ -5,7 +5,10 @@
 # and read the model's line: the predicted rate and its 90 % range, what it rests on (the
 # fit, or the held-out count where that contradicts the fit), the held-out count at or
 # above the line, the rate on test/good, and whether it falls in the range. Prints one
-# markdown table and a summary line.
+# markdown table and a summary line. For seed 0 of each data set it also scores the test
+# images with maps (`score --heatmaps`) and counts the parts whose map has a hot area at
+# the default scale (pixels at or above the reject line's level): every rejected part
+# should, and as few accepted good parts as can be.
 # Usage: scripts/rate_check.sh [DATA_ROOT]
 set -euo pipefail
 ROOT=${1:-../shared/data}
@@ -36,6 +39,26 @@ print(f"| {name} | {seed} | {l['threshold']:.4g} | {pct(l['predicted_rate'])} "
       f"{'yes' if inside else 'no'} | {l['caught']} of {l['defects']} ({pct(l['caught'] / l['defects'])}) |")
 PY
   done
+done
+echo
+echo "| data | rejected parts with a hot area | accepted good parts with a hot area |"
+echo "|---|---|---|"
+for set in $SETS; do
+  model="$WORK/m.differnet"
+  "$BIN" train --data "$ROOT/$set" --out "$model" --train-count 16 --seed 0 \
+    --device cpu --json > /dev/null 2>&1
+  rm -rf "$WORK/maps"
+  "$BIN" score --model "$model" --device cpu --heatmaps "$WORK/maps" --csv "$WORK/maps.csv" \
+    "$ROOT/$set/test" > /dev/null 2>&1
+  python3 - "$set" "$WORK/maps.csv" <<'PY'
+import csv, sys
+name, path = sys.argv[1:]
+rows = list(csv.DictReader(open(path)))
+hot = lambda r: r["hot_area_px"] not in ("", "0")
+rej = [r for r in rows if r["decision"] == "reject"]
+good = [r for r in rows if r["decision"] == "accept" and "/good/" in r["path"]]
+print(f"| {name} | {sum(map(hot, rej))} of {len(rej)} | {sum(map(hot, good))} of {len(good)} |")
+PY
 done
 total=$(grep -c '^|' "$WORK/rows")
 inside=$(grep -c '| yes |' "$WORK/rows" || true)

@@ -56,8 +56,12 @@ pub struct PartView {
     /// The opened part's heat on the scale it is drawn on, and what it was made from
     /// (heatmap address, the part's score, the reject line, the model's good-part top):
     /// made once per change, not every frame.
-    scaled: Option<((usize, u64, u64, u32), Arc<ScaledHeat>)>,
+    scaled: Option<(ScaleKey, Arc<ScaledHeat>)>,
 }
+
+/// What a [`ScaledHeat`] was made from: the heatmap's address and the bits of the part's
+/// score, the reject line and the model's good-part top.
+type ScaleKey = (usize, u64, u64, u32);
 
 impl PartView {
     /// The part shown, if any.
