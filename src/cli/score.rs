@@ -50,6 +50,7 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
                         map,
                         s.score,
                         threshold.map(|t| t.reject),
+                        info.typical_good_score(),
                         info.config.heat_vmax(),
                     );
                     hot = scaled.hot_area;

@@ -359,9 +359,8 @@ pub enum Legend {
         /// The top of the colours.
         vmax: f32,
     },
-    /// The decision scale: 1/8 of the reject line at the bottom, the line marked three
-    /// quarters up, twice the line at the top
-    /// ([`crate::core::heat_layer::against_line`]).
+    /// The decision scale: a typical good part at the bottom, the reject line marked
+    /// three quarters up ([`crate::core::heat_layer::DecisionScale`]).
     Line,
 }
 
@@ -401,14 +400,14 @@ pub fn with_caption(
     y += bar_h + 2 * scale;
     let (left, right) = match legend {
         Legend::Good { vmax } => ("1X NORMAL".to_owned(), format!("{}X", trim_number(vmax))),
-        Legend::Line => ("1/8".to_owned(), "2X LINE".to_owned()),
+        Legend::Line => ("GOOD".to_owned(), "MORE".to_owned()),
     };
     draw_text(&mut out, &left, x0, y, scale, INK);
     let rw = text_width(&right, scale);
     draw_text(&mut out, &right, x1.saturating_sub(rw), y, scale, INK);
     if legend == Legend::Line {
         // The reject line: a tick across the bar and its name under it.
-        let at = x0 + ((x1 - x0) as f32 * crate::core::heat_layer::line_level()).round() as u32;
+        let at = x0 + ((x1 - x0) as f32 * crate::core::heat_layer::LINE_LEVEL).round() as u32;
         for dy in 0..bar_h {
             for dx in 0..scale {
                 if at + dx < w && bar_y + dy < out.height() {

@@ -86,57 +86,140 @@ impl HeatLayer {
     }
 }
 
-/// The bottom of the decision scale (see [`against_line`]): heat below this share of the
-/// reject line is left clear.
-pub const LINE_SCALE_LOW: f32 = 0.125;
-/// The top of the decision scale: heat at twice the reject line and above is the hottest
-/// colour.
-pub const LINE_SCALE_HIGH: f32 = 2.0;
+/// Where the reject line sits on the colormap on the decision scale (see
+/// [`DecisionScale`]): three quarters of the way up (orange on the default jet and on
+/// inferno, light green on viridis).
+pub const LINE_LEVEL: f32 = 0.75;
+/// How fast the colour fades out below a typical good part on the decision scale: the
+/// drawn values are `exp(LEVEL_SPAN x level)`, as the good-part scale's are from 1 to 16.
+const LEVEL_SPAN: f32 = 2.772_588_7; // ln 16
 
-/// Where the reject line sits on the colormap on the decision scale: three quarters of
-/// the way up (orange on the default jet and on inferno, light green on viridis).
-pub fn line_level() -> f32 {
-    (1.0 / LINE_SCALE_LOW).ln() / (LINE_SCALE_HIGH / LINE_SCALE_LOW).ln()
-}
-
-/// A part's heatmap in units of the decision: "x the reject line". The map is scaled so
-/// that its hottest point reads the part's score over the reject line, and every other
-/// point in proportion: where the part is hottest is why it scored what it scored. A
-/// rejected part (score at or above the line) therefore always shows a spot at or above
-/// the line's colour, and an accepted one never does. For PatchCore, whose score is its
-/// hottest patch's distance, every point reads its own patch against the line.
+/// The decision scale of heatmaps: heat in units of the decision, shared by the window,
+/// `differnet score` and the line.
 ///
-/// `None` when the score or the line is not a positive number (a flow's log-likelihood
-/// can be negative: there is no ratio to show) or the map has no positive value.
-pub fn against_line(heat: &Heatmap, score: f64, line: f64) -> Option<Heatmap> {
-    if !(score.is_finite() && line.is_finite() && score > 0.0 && line > 0.0) {
-        return None;
-    }
-    let peak = finite_quantile(heat, 1.0).filter(|p| *p > 0.0)?;
-    let factor = (score / line) as f32 / peak;
-    Some(Heatmap {
-        width: heat.width,
-        height: heat.height,
-        values: heat.values.iter().map(|v| v * factor).collect(),
-    })
+/// A part's map says where it is unusual but not how much in the units of its score
+/// (PatchCore's score is its hottest patch; a fusion's is the exponential of a standard
+/// score; a flow's map is a gradient). So each point is given the score of a part as
+/// unusual as it is: the part's typical point (its median heat) the score of a typical
+/// good part (the median held-out good score), its hottest point the part's own score,
+/// and the points between in proportion, on a log scale of scores where they are
+/// positive. Colours run from a typical good part (the bottom, clear below it) to the
+/// reject line ([`LINE_LEVEL`], a fixed colour) and on above it at the same pace. So a
+/// rejected part always shows where it is worst at or above the line's colour, an
+/// accepted one never reaches it, and a part's hot area is the pixels at or above it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DecisionScale {
+    /// Whether scores are compared on a log scale (every one positive).
+    log: bool,
+    /// A typical good part's score, in the scale's coordinate.
+    good: f64,
+    /// The reject line, in the scale's coordinate.
+    line: f64,
 }
 
-/// A map in "x the reject line" ([`against_line`]) as the layer and the overlay take it:
-/// [`LINE_SCALE_LOW`] at 1 (the bottom of the colours) and the returned top.
-pub fn line_scale_input(in_line: &Heatmap) -> (Heatmap, f32) {
+impl DecisionScale {
+    /// The scale from a typical good part's score to the reject line; `None` unless the
+    /// line lies above the typical good score (a line below most good parts has no
+    /// calm end to draw from).
+    pub fn new(typical_good: f64, line: f64) -> Option<Self> {
+        if !(typical_good.is_finite() && line.is_finite() && line > typical_good) {
+            return None;
+        }
+        let log = typical_good > 0.0;
+        let at = |v: f64| if log { v.ln() } else { v };
+        Some(Self {
+            log,
+            good: at(typical_good),
+            line: at(line),
+        })
+    }
+
+    fn coordinate(&self, score: f64) -> f64 {
+        if !self.log {
+            score
+        } else if score > 0.0 {
+            score.ln()
+        } else {
+            f64::NEG_INFINITY
+        }
+    }
+
+    /// The level on the colormap (0 a typical good part, [`LINE_LEVEL`] the line; not
+    /// clamped) of a part scored `score`.
+    pub fn level_of(&self, score: f64) -> f32 {
+        (f64::from(LINE_LEVEL) * (self.coordinate(score) - self.good) / (self.line - self.good))
+            as f32
+    }
+
+    /// The score of a part as unusual as `level` says.
+    pub fn score_at(&self, level: f32) -> f64 {
+        let u = self.good + f64::from(level) / f64::from(LINE_LEVEL) * (self.line - self.good);
+        if self.log { u.exp() } else { u }
+    }
+
+    /// What a level says in words: "1.3 × the reject line" on a log scale, else "as
+    /// unusual as a part scoring 5.2 (reject line 4.0)".
+    pub fn words(&self, level: f32) -> String {
+        let score = self.score_at(level);
+        if self.log {
+            let line = self.line.exp();
+            format!(
+                "{} × the reject line",
+                crate::core::message::format_score(score / line)
+            )
+        } else {
+            format!(
+                "as unusual as a part scoring {} (reject line {})",
+                crate::core::message::format_score(score),
+                crate::core::message::format_score(self.line)
+            )
+        }
+    }
+
+    /// Every point of `heat` (a part scored `score`) as its level on this scale; `None`
+    /// without a finite value.
+    pub fn levels(&self, heat: &Heatmap, score: f64) -> Option<Heatmap> {
+        let median = finite_quantile(heat, 0.5)?;
+        let peak = finite_quantile(heat, 1.0)?;
+        let top = self.level_of(score);
+        // From the part's typical point (level 0) to its hottest (the part's own level).
+        let span = peak - median;
+        let values = heat
+            .values
+            .iter()
+            .map(|v| {
+                let t = if span > 0.0 { (v - median) / span } else { 1.0 };
+                t * top
+            })
+            .collect();
+        Some(Heatmap {
+            width: heat.width,
+            height: heat.height,
+            values,
+        })
+    }
+}
+
+/// Levels on the decision scale as the layer and the overlay take heat: 1 at a typical
+/// good part (the bottom of the colours, fading out below), the returned top at level 1.
+pub fn levels_as_heat(levels: &Heatmap) -> (Heatmap, f32) {
     (
         Heatmap {
-            width: in_line.width,
-            height: in_line.height,
-            values: in_line.values.iter().map(|v| v / LINE_SCALE_LOW).collect(),
+            width: levels.width,
+            height: levels.height,
+            values: levels
+                .values
+                .iter()
+                .map(|l| (LEVEL_SPAN * l).exp())
+                .collect(),
         },
-        LINE_SCALE_HIGH / LINE_SCALE_LOW,
+        LEVEL_SPAN.exp(),
     )
 }
 
-/// The part's hot area: pixels of a map in "x the reject line" at or above the line.
-pub fn hot_area(in_line: &Heatmap) -> usize {
-    in_line.values.iter().filter(|v| **v >= 1.0).count()
+/// The part's hot area: pixels at or above the reject line's level.
+pub fn hot_area(levels: &Heatmap) -> usize {
+    levels.values.iter().filter(|l| **l >= LINE_LEVEL).count()
 }
 
 /// A heatmap re-expressed against its own part instead of against good parts: 1.0 is the
@@ -235,21 +318,33 @@ mod tests {
     }
     #[test]
     fn on_the_decision_scale_a_rejected_part_is_hot_where_it_is_worst_and_an_accepted_one_is_not() {
-        // A smooth part with one hot spot, as a map in good-part units.
-        let mut values = vec![0.0f32; 100];
-        values[44] = 6.0;
-        values[45] = 4.0;
+        // A part with a calm background (heat 1) and a spot (heat 9 and 5).
+        let mut values = vec![1.0f32; 100];
+        values[44] = 9.0;
+        values[45] = 5.0;
+        values[0] = 0.0;
         let heat = Heatmap {
             width: 10,
             height: 10,
             values,
         };
-        // Rejected at 1.5 x the line: the spot reads 1.5, its neighbour 1.0, both hot.
-        let rejected = against_line(&heat, 3.0, 2.0).unwrap();
-        assert!((rejected.values[44] - 1.5).abs() < 1e-6);
-        assert!((rejected.values[45] - 1.0).abs() < 1e-6);
+        // Typical good parts score 1, the line is at 4.
+        let scale = DecisionScale::new(1.0, 4.0).unwrap();
+        assert!((scale.level_of(1.0)).abs() < 1e-6);
+        assert!((scale.level_of(4.0) - LINE_LEVEL).abs() < 1e-6);
+        // Rejected at 16 (the line squared, on a log scale: level 1.5): the spot reads the
+        // part's score, its background a typical good part, the half-way point the line.
+        let rejected = scale.levels(&heat, 16.0).unwrap();
+        assert!((rejected.values[44] - 1.5).abs() < 1e-5);
+        assert!((rejected.values[45] - LINE_LEVEL).abs() < 1e-5);
+        assert!(rejected.values[10].abs() < 1e-6);
         assert_eq!(hot_area(&rejected), 2);
-        let (input, vmax) = line_scale_input(&rejected);
+        assert!(
+            scale
+                .words(rejected.values[44])
+                .starts_with("4.00 × the reject line")
+        );
+        let (input, vmax) = levels_as_heat(&rejected);
         let layer = HeatLayer::new(&input, Colormap::Jet, vmax, 64);
         let at = |i: usize| {
             [
@@ -258,24 +353,28 @@ mod tests {
                 layer.rgba[i * 4 + 2],
             ]
         };
-        // The line sits at its named level; the hottest spot at or above it.
-        assert_eq!(at(45), Colormap::Jet.map(line_level()));
-        assert!((line_level() - 0.75).abs() < 1e-6);
-        // Where the part is cold, it is left clear.
-        assert_eq!(layer.rgba[3], 0);
-        // Accepted at 0.6 x the line: nothing reaches the line's colour.
-        let accepted = against_line(&heat, 1.2, 2.0).unwrap();
+        // The line at its named level, the spot at the top, the background at the bottom,
+        // and colder than a typical good part fades out.
+        let line = at(45);
+        let want = Colormap::Jet.map(LINE_LEVEL);
+        assert!(
+            line.iter().zip(want).all(|(a, b)| a.abs_diff(b) <= 2),
+            "{line:?} {want:?}"
+        );
+        assert_eq!(at(44), Colormap::Jet.map(1.0));
+        assert_eq!(at(10), Colormap::Jet.map(0.0));
+        assert!(layer.rgba[3] < 255);
+        // Accepted at 2: nothing reaches the line.
+        let accepted = scale.levels(&heat, 2.0).unwrap();
         assert_eq!(hot_area(&accepted), 0);
-        assert!((accepted.values[44] - 0.6).abs() < 1e-6);
-        // No ratio without a positive score and line.
-        assert!(against_line(&heat, -1.0, 2.0).is_none());
-        assert!(against_line(&heat, 1.0, 0.0).is_none());
-        let cold = Heatmap {
-            width: 1,
-            height: 1,
-            values: vec![0.0],
-        };
-        assert!(against_line(&cold, 1.0, 1.0).is_none());
+        assert!(accepted.values[44] < LINE_LEVEL);
+        // Scores that can be negative: the same on a linear scale.
+        let flow = DecisionScale::new(-2.0, 2.0).unwrap();
+        let l = flow.levels(&heat, 6.0).unwrap();
+        assert!((l.values[45] - LINE_LEVEL).abs() < 1e-5);
+        assert!(flow.words(l.values[45]).contains("reject line 2"));
+        // A line below the typical good part has no calm end.
+        assert!(DecisionScale::new(4.0, 1.0).is_none());
     }
 
     use crate::core::overlay::overlay;

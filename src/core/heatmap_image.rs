@@ -1,11 +1,12 @@
 //! A part's heatmap as the user sees it, in one place for the window's part view and export,
 //! `differnet score --heatmaps` and the line's heatmaps: on the decision scale when there
-//! is a reject line (heat in "x the reject line", the line at a fixed colour, see
-//! [`against_line`]), else on the good-part scale (1 = as hot as a good part gets).
+//! is a reject line above a typical good part ([`DecisionScale`]: from a typical good part
+//! to the line, the line at a fixed colour), else on the good-part scale (1 = as hot as a
+//! good part gets).
 
 use crate::core::caption::{Legend, with_caption};
 use crate::core::colormap::Colormap;
-use crate::core::heat_layer::{LINE_SCALE_HIGH, against_line, hot_area, line_scale_input};
+use crate::core::heat_layer::{DecisionScale, hot_area, levels_as_heat};
 use crate::core::overlay::overlay;
 use crate::core::protocol::Heatmap;
 use image::RgbImage;
@@ -13,9 +14,9 @@ use image::RgbImage;
 /// What a drawn map is measured against.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum HeatScale {
-    /// "x the reject line": the line three quarters up the colours, twice the line at the
-    /// top.
-    Line,
+    /// The decision scale: a typical good part at the bottom, the reject line three
+    /// quarters up.
+    Line(DecisionScale),
     /// The good-part scale: 1 (as hot as a good part gets) at the bottom, `vmax` at the
     /// top (the model's).
     Good {
@@ -39,17 +40,27 @@ pub struct ScaledHeat {
 }
 
 impl ScaledHeat {
-    /// `heat` of a part scored `score`: on the decision scale when `reject` is a line the
-    /// ratio is defined for, else on the good-part scale with the model's `good_vmax`.
-    pub fn new(heat: &Heatmap, score: f64, reject: Option<f64>, good_vmax: f32) -> Self {
-        match reject.and_then(|line| against_line(heat, score, line)) {
-            Some(in_line) => {
-                let (values, vmax) = line_scale_input(&in_line);
+    /// `heat` of a part scored `score`: on the decision scale when there is a `reject`
+    /// line above the `typical_good` score (the median held-out good score), else on the
+    /// good-part scale with the model's `good_vmax`.
+    pub fn new(
+        heat: &Heatmap,
+        score: f64,
+        reject: Option<f64>,
+        typical_good: Option<f64>,
+        good_vmax: f32,
+    ) -> Self {
+        let scale = reject
+            .zip(typical_good)
+            .and_then(|(line, good)| DecisionScale::new(good, line));
+        match scale.and_then(|scale| Some((scale, scale.levels(heat, score)?))) {
+            Some((scale, levels)) => {
+                let (values, vmax) = levels_as_heat(&levels);
                 Self {
-                    hot_area: Some(hot_area(&in_line)),
+                    hot_area: Some(hot_area(&levels)),
                     values,
                     vmax,
-                    scale: HeatScale::Line,
+                    scale: HeatScale::Line(scale),
                 }
             }
             None => Self {
@@ -61,19 +72,24 @@ impl ScaledHeat {
         }
     }
 
-    /// A value of [`Self::values`] back in the scale's own unit ("x the reject line", or
-    /// "x a good part's hottest 1 %").
-    pub fn in_scale_units(&self, value: f32) -> f32 {
+    /// What a value of [`Self::values`] says, in words: "1.3 × the reject line", or
+    /// "2.1 × the most unusual 1 % of a good part".
+    pub fn words(&self, value: f32) -> String {
         match self.scale {
-            HeatScale::Line => value * (LINE_SCALE_HIGH / self.vmax),
-            HeatScale::Good { .. } => value,
+            HeatScale::Line(scale) => {
+                scale.words(value.max(f32::MIN_POSITIVE).ln() / self.vmax.ln())
+            }
+            HeatScale::Good { .. } => format!(
+                "{} × the most unusual 1 % of a good part",
+                crate::core::message::format_score(f64::from(value))
+            ),
         }
     }
 
     /// The legend of the scale under an exported image.
     pub fn legend(&self) -> Legend {
         match self.scale {
-            HeatScale::Line => Legend::Line,
+            HeatScale::Line(_) => Legend::Line,
             HeatScale::Good { vmax } => Legend::Good { vmax },
         }
     }
@@ -103,23 +119,29 @@ mod tests {
     #[test]
     fn a_line_puts_the_map_on_the_decision_scale_and_none_keeps_the_good_part_scale() {
         let heat = Heatmap {
-            width: 2,
+            width: 3,
             height: 1,
-            values: vec![1.0, 4.0],
+            values: vec![1.0, 1.0, 4.0],
         };
-        let on_line = ScaledHeat::new(&heat, 6.0, Some(3.0), 4.0);
-        assert_eq!(on_line.scale, HeatScale::Line);
+        // Typical good 1, line 3, the part at 9: its hot spot reads 3 x the line.
+        let on_line = ScaledHeat::new(&heat, 9.0, Some(3.0), Some(1.0), 4.0);
+        assert!(matches!(on_line.scale, HeatScale::Line(_)));
         assert_eq!(on_line.hot_area, Some(1));
-        // The hottest pixel reads 2 x the line: the top of the colours.
-        assert!((on_line.in_scale_units(on_line.values.values[1]) - 2.0).abs() < 1e-6);
-        assert!((on_line.values.values[1] - on_line.vmax).abs() < 1e-4);
-        let without = ScaledHeat::new(&heat, 6.0, None, 4.0);
+        assert!(
+            on_line
+                .words(on_line.values.values[2])
+                .starts_with("3.00 × the reject line")
+        );
+        let without = ScaledHeat::new(&heat, 9.0, None, Some(1.0), 4.0);
         assert_eq!(without.scale, HeatScale::Good { vmax: 4.0 });
         assert_eq!(without.values, heat);
         assert_eq!(without.hot_area, None);
-        let img = RgbImage::from_pixel(2, 1, image::Rgb([10, 10, 10]));
-        let out = heatmap_image(&img, &on_line, Colormap::Jet, 1.0, &["SCORE 6".into()]);
+        // A line below the typical good part: the good-part scale.
+        let low = ScaledHeat::new(&heat, 9.0, Some(0.5), Some(1.0), 4.0);
+        assert_eq!(low.scale, HeatScale::Good { vmax: 4.0 });
+        let img = RgbImage::from_pixel(3, 1, image::Rgb([10, 10, 10]));
+        let out = heatmap_image(&img, &on_line, Colormap::Jet, 1.0, &["SCORE 9".into()]);
         assert!(out.height() > 1);
-        assert_eq!(out.get_pixel(1, 0).0, Colormap::Jet.map(1.0));
+        assert_eq!(out.get_pixel(2, 0).0, Colormap::Jet.map(1.0));
     }
 }

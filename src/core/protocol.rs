@@ -192,6 +192,14 @@ pub struct ModelInfo {
     pub trained_on: Option<crate::core::provenance::TrainingRecord>,
 }
 
+impl ModelInfo {
+    /// A typical good part's score: the median of the held-out good scores, the bottom of
+    /// the heatmaps' decision scale ([`crate::core::heat_layer::DecisionScale`]).
+    pub fn typical_good_score(&self) -> Option<f64> {
+        self.validation.as_ref().and_then(ScoreStats::median)
+    }
+}
+
 /// Statistics of the held-out good images' scores.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScoreStats {
@@ -225,6 +233,11 @@ impl ScoreStats {
             max: sorted[sorted.len() - 1],
             scores: sorted,
         })
+    }
+
+    /// The median score: a typical good part's.
+    pub fn median(&self) -> Option<f64> {
+        (!self.scores.is_empty()).then(|| crate::core::calibration::median(&self.scores))
     }
 
     /// The fit of these scores that predicts false-reject rates (at least

@@ -17,7 +17,7 @@ pub struct PartRow<'a> {
     /// The call made at the current thresholds.
     pub decision: Decision,
     /// Pixels of its heatmap at or above the reject line's level (the decision scale of
-    /// [`crate::core::heat_layer::against_line`]), when it has a map.
+    /// [`crate::core::heat_layer::DecisionScale`]), when it has a map.
     pub hot_area: Option<usize>,
 }
 

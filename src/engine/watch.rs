@@ -197,6 +197,8 @@ pub struct Watch {
     model_name: String,
     model_id: String,
     vmax: f32,
+    /// A typical good part's score (the heatmaps' decision scale starts there).
+    typical_good: Option<f64>,
     candidates: HashMap<String, Candidate>,
     drift: DriftMonitor,
     /// The held-out good scores' lowest and highest, and their median (computed once).
@@ -329,6 +331,7 @@ impl Watch {
                 .as_ref()
                 .map_or_else(String::new, |r| r.id.clone()),
             vmax: info.config.heat_vmax(),
+            typical_good: info.typical_good_score(),
             options,
             journal,
             log,
@@ -563,10 +566,15 @@ impl Watch {
         });
         let mut heatmap_file = None;
         // On the decision scale, as the window and `score` draw it.
-        let scaled = heatmap
-            .as_ref()
-            .zip(score)
-            .map(|(h, s)| ScaledHeat::new(h, s, Some(self.thresholds.reject), self.vmax));
+        let scaled = heatmap.as_ref().zip(score).map(|(h, s)| {
+            ScaledHeat::new(
+                h,
+                s,
+                Some(self.thresholds.reject),
+                self.typical_good,
+                self.vmax,
+            )
+        });
         if let (true, Some(h), Some(s), "ng" | "review") =
             (self.options.heatmaps, &scaled, score, decision)
         {

@@ -4,7 +4,7 @@
 use crate::core::colormap::Colormap;
 use crate::core::dataset::Label;
 use crate::core::heat_layer::{
-    DEFAULT_HEAT_VMAX, HeatLayer, hot_all_over, legend_ticks, line_level, relative_to_part,
+    DEFAULT_HEAT_VMAX, HeatLayer, LINE_LEVEL, hot_all_over, legend_ticks, relative_to_part,
 };
 use crate::core::heatmap_image::{HeatScale, ScaledHeat};
 use crate::core::image_io::load_mask;
@@ -60,8 +60,8 @@ pub struct PartView {
 }
 
 /// What a [`ScaledHeat`] was made from: the heatmap's address and the bits of the part's
-/// score, the reject line and the model's good-part top.
-type ScaleKey = (usize, u64, u64, u32);
+/// score, the reject line, the typical good score and the model's good-part top.
+type ScaleKey = (usize, u64, u64, u64, u32);
 
 impl PartView {
     /// The part shown, if any.
@@ -137,18 +137,26 @@ impl PartView {
         heat: &Arc<Heatmap>,
         score: f64,
         reject: Option<f64>,
+        typical_good: Option<f64>,
         good_vmax: f32,
     ) -> Arc<ScaledHeat> {
         let key = (
             Arc::as_ptr(heat) as usize,
             score.to_bits(),
             reject.unwrap_or(f64::NAN).to_bits(),
+            typical_good.unwrap_or(f64::NAN).to_bits(),
             good_vmax.to_bits(),
         );
         match &self.scaled {
             Some((k, s)) if *k == key => s.clone(),
             _ => {
-                let s = Arc::new(ScaledHeat::new(heat, score, reject, good_vmax));
+                let s = Arc::new(ScaledHeat::new(
+                    heat,
+                    score,
+                    reject,
+                    typical_good,
+                    good_vmax,
+                ));
                 self.scaled = Some((key, s.clone()));
                 s
             }
@@ -312,7 +320,14 @@ impl PartView {
             .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
         let scaled = heat.as_ref().map(|h| {
             let score = part.map_or(f64::NAN, |p| p.score);
-            self.scaled_heat(h, score, session.thresholds.map(|t| t.reject), vmax)
+            let typical = session.model.as_ref().and_then(|m| m.typical_good_score());
+            self.scaled_heat(
+                h,
+                score,
+                session.thresholds.map(|t| t.reject),
+                typical,
+                vmax,
+            )
         });
         if scaled.is_none() {
             self.scaled = None;
@@ -491,16 +506,7 @@ impl PartView {
                 let x = (rel.x * heat.width as f32) as usize;
                 let y = (rel.y * heat.height as f32) as usize;
                 if let Some(v) = heat.values.get(y * heat.width as usize + x) {
-                    let v = f64::from(scaled.in_scale_units(*v));
-                    response.on_hover_text_at_pointer(match scaled.scale {
-                        HeatScale::Line => {
-                            format!("heat {} × the reject line", style::format_score(v))
-                        }
-                        HeatScale::Good { .. } => format!(
-                            "heat {} × the most unusual 1 % of a good part",
-                            style::format_score(v)
-                        ),
-                    });
+                    response.on_hover_text_at_pointer(format!("heat {}", scaled.words(*v)));
                 }
             }
         }
@@ -636,17 +642,17 @@ fn legend_ui(ui: &mut egui::Ui, colormap: Colormap, within_part: bool, scale: He
                 "hottest in this part".into(),
             ),
         ],
-        HeatScale::Line => {
+        HeatScale::Line(_) => {
             // The reject line: a mark across the bar, named under it.
-            let at = bar.left() + bar.width() * line_level();
+            let at = bar.left() + bar.width() * LINE_LEVEL;
             painter.line_segment(
                 [pos2(at, bar.top()), pos2(at, bar.bottom())],
                 egui::Stroke::new(2.0, ui.visuals().text_color()),
             );
             vec![
-                (bar.left(), egui::Align2::LEFT_TOP, "⅛ × line".into()),
+                (bar.left(), egui::Align2::LEFT_TOP, "typical good".into()),
                 (at, egui::Align2::CENTER_TOP, "reject line".into()),
-                (bar.right(), egui::Align2::RIGHT_TOP, "2×".into()),
+                (bar.right(), egui::Align2::RIGHT_TOP, "more".into()),
             ]
         }
         HeatScale::Good { vmax } => {

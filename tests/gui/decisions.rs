@@ -285,7 +285,6 @@ fn a_part_with_a_ground_truth_mask_shows_its_outline() {
 /// or above the line's colour; an accepted good part has no pixel that hot.
 #[test]
 fn a_rejected_part_shows_where_at_the_lines_colour_and_an_accepted_one_stays_calm() {
-    use differnet::core::heat_layer::LINE_SCALE_LOW;
     use differnet::core::heatmap_image::HeatScale;
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(dir.path());
@@ -299,13 +298,19 @@ fn a_rejected_part_shows_where_at_the_lines_colour_and_an_accepted_one_stays_cal
     let reject = a.session().thresholds.unwrap().reject;
     assert!(a.session().part(&rejected).unwrap().score >= reject);
     let shown = a.part_view().shown_heat().expect("the part's heat");
-    assert_eq!(shown.scale, HeatScale::Line);
-    // Pixels at or above the reject line's level: 1 / LINE_SCALE_LOW in the drawn values.
+    assert!(
+        matches!(shown.scale, HeatScale::Line(_)),
+        "{:?}",
+        shown.scale
+    );
+    // Pixels at or above the reject line's colour (LINE_LEVEL of the colours, on the log
+    // scale from 1 to vmax that the layer draws).
+    let line = shown.vmax.powf(differnet::core::heat_layer::LINE_LEVEL);
     let hot = shown
         .values
         .values
         .iter()
-        .filter(|v| **v >= 1.0 / LINE_SCALE_LOW - 1e-3)
+        .filter(|v| **v >= line * 0.999)
         .count();
     assert!(hot > 0, "a rejected part with nothing at the line's colour");
     assert!(shown.hot_area.is_some_and(|a| a > 0));

@@ -76,6 +76,11 @@ impl WorkstationApp {
             .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
                 m.config.heat_vmax()
             });
+        let typical = self
+            .session
+            .model
+            .as_ref()
+            .and_then(|m| m.typical_good_score());
         let rows: Vec<PartRow<'_>> = self
             .session
             .parts
@@ -86,8 +91,14 @@ impl WorkstationApp {
                 score: p.score,
                 decision: t.decide(p.score),
                 hot_area: p.heatmap.as_ref().and_then(|h| {
-                    crate::core::heatmap_image::ScaledHeat::new(h, p.score, Some(t.reject), vmax)
-                        .hot_area
+                    crate::core::heatmap_image::ScaledHeat::new(
+                        h,
+                        p.score,
+                        Some(t.reject),
+                        typical,
+                        vmax,
+                    )
+                    .hot_area
                 }),
             })
             .collect();
@@ -206,6 +217,7 @@ impl WorkstationApp {
             &heatmap,
             score,
             s.thresholds.map(|t| t.reject),
+            s.model.as_ref().and_then(|m| m.typical_good_score()),
             vmax,
         );
         self.exporter.write(
