@@ -17,8 +17,8 @@ SEEDS=${SEEDS:-"0 1 2 3 4"}
 SETS=${SETS:-"magnetic_tile elpv/mono elpv/poly bottle"}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
-echo "| data | seed | line | predicted (90 % range) | by | held out at or above | good rejected on test/good | in range | defects caught |"
-echo "|---|---|---|---|---|---|---|---|---|"
+echo "| data | seed | line | predicted (90 % range) | by | held out at or above | good rejected on test/good | in range | consistent | defects caught |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
 for set in $SETS; do
   for seed in $SEEDS; do
     model="$WORK/m.differnet"
@@ -28,15 +28,33 @@ for set in $SETS; do
       > "$WORK/eval.json" 2>/dev/null
     python3 - "$set" "$seed" "$WORK/eval.json" <<'PY' | tee -a "$WORK/rows"
 import json, sys
+from math import lgamma, exp, log
 name, seed, ev = sys.argv[1:]
 l = json.load(open(ev))["line"]
 pct = lambda v: f"{100 * v:.1f} %"
 rate = l["false_rejects"] / l["good"]
 inside = l["predicted_low"] <= rate <= l["predicted_high"]
+# Whether the test count itself allows the range: its exact 90 % range (Clopper-Pearson,
+# by bisection on the binomial tail) meets the predicted one.
+def at_least(k, n, p):
+    if k <= 0: return 1.0
+    if p <= 0: return 0.0
+    if p >= 1: return 1.0
+    return sum(exp(lgamma(n + 1) - lgamma(i + 1) - lgamma(n - i + 1) + i * log(p) + (n - i) * log(1 - p)) for i in range(k, n + 1))
+def bound(f):
+    lo, hi = 0.0, 1.0
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if f(mid) else (lo, mid)
+    return (lo + hi) / 2
+k, n = l["false_rejects"], l["good"]
+c_low = 0.0 if k == 0 else bound(lambda p: at_least(k, n, p) < 0.05)
+c_high = 1.0 if k == n else bound(lambda p: 1 - at_least(k + 1, n, p) > 0.05)
+consistent = c_low <= l["predicted_high"] and c_high >= l["predicted_low"]
 print(f"| {name} | {seed} | {l['threshold']:.4g} | {pct(l['predicted_rate'])} "
       f"({100 * l['predicted_low']:.1f}-{pct(l['predicted_high'])}) | {l.get('predicted_basis')} | "
       f"{l['held_out_rejected']} of {l['held_out']} | {l['false_rejects']} of {l['good']} ({pct(rate)}) | "
-      f"{'yes' if inside else 'no'} | {l['caught']} of {l['defects']} ({pct(l['caught'] / l['defects'])}) |")
+      f"{'yes' if inside else 'no'} | {'yes' if consistent else 'no'} | {l['caught']} of {l['defects']} ({pct(l['caught'] / l['defects'])}) |")
 PY
   done
 done
@@ -61,6 +79,7 @@ print(f"| {name} | {sum(map(hot, rej))} of {len(rej)} | {sum(map(hot, good))} of
 PY
 done
 total=$(grep -c '^|' "$WORK/rows")
-inside=$(grep -c '| yes |' "$WORK/rows" || true)
+inside=$(grep -c '| yes | [a-z]* | [0-9]* of' "$WORK/rows" || true)
+consistent=$(grep -c '| yes | [0-9]* of' "$WORK/rows" || true)
 echo
-echo "test rate inside the stated range: $inside of $total runs"
+echo "test rate inside the stated range: $inside of $total runs; test count consistent with it: $consistent of $total"

@@ -90,8 +90,12 @@ pub struct RatePrediction {
 
 impl RatePrediction {
     /// The prediction from the fit's `rate` and range, checked against `rejected` of
-    /// `held_out` images at or above the line: where the count's exact [`INTERVAL`] range
-    /// and the fit's do not meet, the count's share and range replace the fit's.
+    /// `held_out` images at or above the line. Where the count's exact [`INTERVAL`] range
+    /// and the fit's do not meet, the count's share and range replace the fit's. Where
+    /// they meet, the rate is the fit's and the range spans both: the fit's range holds
+    /// only as far as the log-normal curve holds in the tail, which the count can check
+    /// no closer than its own range (measured: with the fit's range alone, the rate on
+    /// unseen good parts fell inside it in 8 of 20 runs; BENCHMARKS.md).
     pub fn reconciled(rate: f64, low: f64, high: f64, rejected: usize, held_out: usize) -> Self {
         let (count_low, count_high) = clopper_pearson(rejected, held_out, INTERVAL);
         let contradicted = held_out > 0 && (high < count_low || low > count_high);
@@ -99,7 +103,10 @@ impl RatePrediction {
             let share = rejected as f64 / held_out as f64;
             (RateBasis::Count, (share, count_low, count_high))
         } else {
-            (RateBasis::Fit, (rate, low, high))
+            (
+                RateBasis::Fit,
+                (rate, low.min(count_low), high.max(count_high)),
+            )
         };
         Self {
             rate: shown.0,
@@ -737,7 +744,14 @@ mod tests {
         let calm = GoodScoreFit::new(&heavy_tail()[..60]).unwrap();
         let p = calm.predict(calm.default_line());
         assert_eq!(p.basis, RateBasis::Fit);
-        assert_eq!((p.rate, p.low, p.high), (p.fit_rate, p.fit_low, p.fit_high));
+        // The fit's rate, in a range that spans the fit's and the count's.
+        let (low, high) = clopper_pearson(p.held_out_rejected, p.held_out, INTERVAL);
+        assert_eq!(p.rate, p.fit_rate);
+        assert_eq!((p.low, p.high), (p.fit_low.min(low), p.fit_high.max(high)));
+        assert!(
+            p.high > p.fit_high,
+            "60 images cannot confirm the fit's 1 %: {p:?}"
+        );
         let check = LineCheck::new(line, Some(&fit), [(0.5, false)]);
         assert_eq!(check.held_out_rejected, fit.predict(line).held_out_rejected);
         assert!(
@@ -828,9 +842,11 @@ mod tests {
             rates.push(truth);
             let p = fit.predict(line);
             predicted.push(p.rate);
-            if p.low <= truth && truth <= p.high {
+            if p.fit_low <= truth && truth <= p.fit_high {
                 inside += 1;
             }
+            // The range shown spans the fit's and the count's: never narrower.
+            assert!(p.low <= p.fit_low && p.high >= p.fit_high, "{p:?}");
         }
         let at_most_target = rates.iter().filter(|r| **r <= 0.01).count() as f64 / trials as f64;
         // At most 1 % with 75 % confidence.
@@ -839,7 +855,8 @@ mod tests {
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         let (truth, guess) = (mean(&rates), mean(&predicted));
         assert!((guess / truth - 1.0).abs() < 0.25, "{guess} vs {truth}");
-        // The 90 % interval holds the truth about 90 % of the time.
+        // Where the scores are log-normal, the fit's own 90 % interval holds the truth
+        // about 90 % of the time (the range shown, wider, at least as often).
         let coverage = inside as f64 / trials as f64;
         assert!((0.84..=0.96).contains(&coverage), "{coverage}");
     }

@@ -200,9 +200,21 @@ impl DecisionScale {
     }
 }
 
-/// Levels on the decision scale as the layer and the overlay take heat: 1 at a typical
-/// good part (the bottom of the colours, fading out below), the returned top at level 1.
-pub fn levels_as_heat(levels: &Heatmap) -> (Heatmap, f32) {
+/// Levels on the decision scale of a part whose hottest point is at level `top`, as the
+/// layer and the overlay take heat: 1 at a typical good part (the bottom of the colours,
+/// fading out below), the returned top at colour 1. Below the line the scale is fixed;
+/// above it, for a part beyond the top of the colours, the colours from the line up
+/// stretch to the part's own hottest point, so a part far over the line still shows
+/// where it is worst instead of one flat colour.
+pub fn levels_as_heat(levels: &Heatmap, top: f32) -> (Heatmap, f32) {
+    let stretch = top > 1.0;
+    let colour = |l: f32| {
+        if stretch && l > LINE_LEVEL {
+            LINE_LEVEL + (1.0 - LINE_LEVEL) * (l - LINE_LEVEL) / (top - LINE_LEVEL)
+        } else {
+            l
+        }
+    };
     (
         Heatmap {
             width: levels.width,
@@ -210,7 +222,7 @@ pub fn levels_as_heat(levels: &Heatmap) -> (Heatmap, f32) {
             values: levels
                 .values
                 .iter()
-                .map(|l| (LEVEL_SPAN * l).exp())
+                .map(|l| (LEVEL_SPAN * colour(*l)).exp())
                 .collect(),
         },
         LEVEL_SPAN.exp(),
@@ -344,7 +356,7 @@ mod tests {
                 .words(rejected.values[44])
                 .starts_with("4.00 × the reject line")
         );
-        let (input, vmax) = levels_as_heat(&rejected);
+        let (input, vmax) = levels_as_heat(&rejected, scale.level_of(16.0));
         let layer = HeatLayer::new(&input, Colormap::Jet, vmax, 64);
         let at = |i: usize| {
             [
@@ -362,6 +374,17 @@ mod tests {
             "{line:?} {want:?}"
         );
         assert_eq!(at(44), Colormap::Jet.map(1.0));
+        // A part far over the line: from the line up, the colours reach its own worst
+        // point, so the half-way point above the line is half-way up the hot colours.
+        let far = scale.levels(&heat, 4096.0).unwrap();
+        let top = scale.level_of(4096.0);
+        assert!((top - 4.5).abs() < 1e-4, "{top}");
+        let mut probe = far.clone();
+        probe.values[46] = (LINE_LEVEL + top) / 2.0;
+        let (input, _) = levels_as_heat(&probe, top);
+        let colour = input.values[46].ln() / LEVEL_SPAN;
+        assert!((colour - (LINE_LEVEL + 1.0) / 2.0).abs() < 1e-4, "{colour}");
+        assert!((input.values[44].ln() / LEVEL_SPAN - 1.0).abs() < 1e-4);
         assert_eq!(at(10), Colormap::Jet.map(0.0));
         assert!(layer.rgba[3] < 255);
         // Accepted at 2: nothing reaches the line.

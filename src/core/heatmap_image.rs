@@ -31,6 +31,8 @@ pub enum HeatScale {
 pub struct ScaledHeat {
     /// Values for [`overlay`] and [`crate::core::heat_layer::HeatLayer`].
     pub values: Heatmap,
+    /// On the decision scale, each point's level (what [`Self::words`] says of it).
+    pub levels: Option<Heatmap>,
     /// The top of the colours in those values.
     pub vmax: f32,
     /// The scale.
@@ -55,15 +57,17 @@ impl ScaledHeat {
             .and_then(|(line, good)| DecisionScale::new(good, line));
         match scale.and_then(|scale| Some((scale, scale.levels(heat, score)?))) {
             Some((scale, levels)) => {
-                let (values, vmax) = levels_as_heat(&levels);
+                let (values, vmax) = levels_as_heat(&levels, scale.level_of(score));
                 Self {
                     hot_area: Some(hot_area(&levels)),
                     values,
+                    levels: Some(levels),
                     vmax,
                     scale: HeatScale::Line(scale),
                 }
             }
             None => Self {
+                levels: None,
                 values: heat.clone(),
                 vmax: good_vmax,
                 scale: HeatScale::Good { vmax: good_vmax },
@@ -72,17 +76,19 @@ impl ScaledHeat {
         }
     }
 
-    /// What a value of [`Self::values`] says, in words: "1.3 × the reject line", or
-    /// "2.1 × the most unusual 1 % of a good part".
-    pub fn words(&self, value: f32) -> String {
-        match self.scale {
-            HeatScale::Line(scale) => {
-                scale.words(value.max(f32::MIN_POSITIVE).ln() / self.vmax.ln())
+    /// What the point at `index` says, in words: "1.3 × the reject line", or "2.1 × the
+    /// most unusual 1 % of a good part".
+    pub fn words(&self, index: usize) -> Option<String> {
+        match (self.scale, &self.levels) {
+            (HeatScale::Line(scale), Some(levels)) => {
+                levels.values.get(index).map(|l| scale.words(*l))
             }
-            HeatScale::Good { .. } => format!(
-                "{} × the most unusual 1 % of a good part",
-                crate::core::message::format_score(f64::from(value))
-            ),
+            _ => self.values.values.get(index).map(|v| {
+                format!(
+                    "{} × the most unusual 1 % of a good part",
+                    crate::core::message::format_score(f64::from(*v))
+                )
+            }),
         }
     }
 
@@ -129,7 +135,8 @@ mod tests {
         assert_eq!(on_line.hot_area, Some(1));
         assert!(
             on_line
-                .words(on_line.values.values[2])
+                .words(2)
+                .unwrap()
                 .starts_with("3.00 × the reject line")
         );
         let without = ScaledHeat::new(&heat, 9.0, None, Some(1.0), 4.0);

@@ -505,8 +505,8 @@ impl PartView {
             if (0.0..1.0).contains(&rel.x) && (0.0..1.0).contains(&rel.y) {
                 let x = (rel.x * heat.width as f32) as usize;
                 let y = (rel.y * heat.height as f32) as usize;
-                if let Some(v) = heat.values.get(y * heat.width as usize + x) {
-                    response.on_hover_text_at_pointer(format!("heat {}", scaled.words(*v)));
+                if let Some(words) = scaled.words(y * heat.width as usize + x) {
+                    response.on_hover_text_at_pointer(format!("heat {words}"));
                 }
             }
         }

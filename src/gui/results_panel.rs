@@ -727,12 +727,14 @@ fn typed_score(
 fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
     let mut text = match p.basis {
         RateBasis::Fit => format!(
-            "Good parts rejected at this line: about {} (90 % sure: {} to {}), by a fit to {} held-out good images, {} of them at or above the line.",
+            "Good parts rejected at this line: about {} (90 % sure: {} to {}), by a fit to {} held-out good images, {} of them at or above the line. The range is what both the fitted curve ({} to {}) and that count allow.",
             style::format_rate(p.rate),
             style::format_rate(p.low),
             style::format_rate(p.high),
             p.held_out,
-            p.held_out_rejected
+            p.held_out_rejected,
+            style::format_rate(p.fit_low),
+            style::format_rate(p.fit_high)
         ),
         RateBasis::Count => format!(
             "Good parts rejected at this line: about {} (90 % sure: {} to {}), counted: {} of {} held-out good images are at or above the line, more than the fitted curve allows (it said {}), so the count is used.",
@@ -795,7 +797,7 @@ fn prediction_ui(
     };
     ui.add(egui::Label::new(rate_statement(&p, seen)).wrap())
         .on_hover_text(
-            "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside), checked against how many of them are at or above the line: where that count is outside what the curve allows, the count and its exact range are shown instead. The fewer the images, the wider the range.",
+            "Predicted by a fit to the scores of the good images held out from training (a log-normal curve, unusual ones set aside), checked against how many of them are at or above the line: the range spans what the curve and that count (its exact 90 % range) allow, and where the count is outside what the curve allows, the count and its range are shown instead. The fewer the images, the wider the range.",
         );
 }
 
@@ -811,9 +813,10 @@ fn escapes_ui(ui: &mut egui::Ui, e: &Escapes, state: &mut State, commands: &mut 
     ui.add(egui::Label::new(RichText::new(text).color(colour)).wrap());
     if let Some((line, sent)) = e.band.filter(|_| weak || e.through > 0) {
         let label = format!(
-            "Review from {}: catches {:.0} % of the defects",
+            "Review from {}: catches {:.0} % of the defects, sends {} of the parts to a person",
             style::format_score(line),
-            REVIEW_RECALL * 100.0
+            REVIEW_RECALL * 100.0,
+            style::format_rate(sent as f64 / e.parts.max(1) as f64)
         );
         if ui
             .button(label)
