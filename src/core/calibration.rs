@@ -196,10 +196,37 @@ impl GoodScoreFit {
     }
 
     /// The default reject line: at most [`DEFAULT_TARGET_RATE`] of good parts rejected
-    /// with [`LINE_CONFIDENCE`].
+    /// with [`LINE_CONFIDENCE`] ([`Self::line_for_target`]).
     pub fn default_line(&self) -> f64 {
-        self.line_for_rate(DEFAULT_TARGET_RATE, LINE_CONFIDENCE)
-            .expect("the default rate and confidence are in range")
+        self.line_for_target(DEFAULT_TARGET_RATE)
+            .expect("the default rate is in range")
+    }
+
+    /// The line that rejects at most `rate` of good parts with [`LINE_CONFIDENCE`] by the
+    /// fitted curve, moved up past held-out scores where the held-out count at or above it
+    /// contradicts the curve (a heavy tail of unusual good parts that the fit set aside):
+    /// the lowest line at or above the curve's whose prediction the count allows. `None`
+    /// for a rate outside (0, 1).
+    pub fn line_for_target(&self, rate: f64) -> Option<f64> {
+        let line = self.line_for_rate(rate, LINE_CONFIDENCE)?;
+        if self.predict(line).basis == RateBasis::Fit {
+            return Some(line);
+        }
+        // Just above each held-out score at or above the line, lowest first: the count
+        // falls by one each time, and with none left it contradicts nothing.
+        let above = self.scores.iter().copied().filter(|s| *s >= line);
+        Some(
+            above
+                .map(|s| {
+                    if s > 0.0 {
+                        s * (1.0 + 1e-9)
+                    } else {
+                        s + 1e-9 * s.abs().max(1e-12)
+                    }
+                })
+                .find(|l| self.predict(*l).basis == RateBasis::Fit)
+                .unwrap_or(line),
+        )
     }
 
     /// What the line at `threshold` is predicted to do to good parts.
@@ -740,6 +767,17 @@ mod tests {
             let (low, high) = clopper_pearson(p.held_out_rejected, p.held_out, INTERVAL);
             assert!(p.high >= low && p.low <= high, "line {line}: {p:?}");
         }
+        // The default line moves up until its own count no longer contradicts the curve.
+        let default = fit.default_line();
+        assert!(
+            default
+                > fit
+                    .line_for_rate(DEFAULT_TARGET_RATE, LINE_CONFIDENCE)
+                    .unwrap()
+        );
+        let p = fit.predict(default);
+        assert_eq!(p.basis, RateBasis::Fit, "{p:?}");
+        assert!(p.held_out_rejected < 4, "{p:?}");
         // Where the count allows the fit, the fit stands.
         let calm = GoodScoreFit::new(&heavy_tail()[..60]).unwrap();
         let p = calm.predict(calm.default_line());

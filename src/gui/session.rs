@@ -1,7 +1,7 @@
 //! What the workstation knows right now: the images, the training run, the model and the
 //! scored parts. Updated from worker events by the app; panels only read it.
 
-use crate::core::calibration::{GoodScoreFit, LINE_CONFIDENCE, RatePrediction};
+use crate::core::calibration::{GoodScoreFit, RatePrediction};
 use crate::core::dataset::Label;
 use crate::core::decision::{Decision, DecisionCounts, Thresholds};
 use crate::core::metrics;
@@ -591,7 +591,7 @@ impl Session {
     pub fn threshold_for_false_reject_pct(&self, pct: f64) -> Option<f64> {
         let v = self.model.as_ref()?.validation.as_ref()?;
         match v.fit() {
-            Some(fit) => fit.line_for_rate(pct / 100.0, LINE_CONFIDENCE),
+            Some(fit) => fit.line_for_target(pct / 100.0),
             None => metrics::threshold_for_false_reject_rate(&v.scores, pct / 100.0),
         }
     }
