@@ -595,6 +595,12 @@ mod tests {
         let brightness = (0.4 + 0.03 * gauss(rng)) * bright;
         // A brighter picture of a good part scores higher (the model sees what it never saw).
         score += (bright - 1.0) * 3.0;
+        let contrast = 0.1 + 0.01 * gauss(rng);
+        decided(n, score, brightness, contrast)
+    }
+
+    /// Part `n` of 64 x 64 pixels, scored `score`, decided at a reject line of 1.6.
+    fn decided(n: u64, score: f64, brightness: f64, contrast: f64) -> Observation {
         Observation {
             part: n,
             score: Some(score),
@@ -603,7 +609,7 @@ mod tests {
             size: Some((64, 64)),
             levels: Some(ImageLevels {
                 brightness: brightness as f32,
-                contrast: 0.1 + 0.01 * gauss(rng) as f32,
+                contrast: contrast as f32,
             }),
         }
     }
@@ -716,17 +722,8 @@ mod tests {
     fn tile(rng: &mut SplitMix64, n: u64, series: u64, bright: f64) -> Observation {
         let centre = 0.26 + 0.068 * series as f64;
         let score = 1.0 + 0.2 * gauss(rng) + (bright - 1.0) * 3.0;
-        Observation {
-            part: n,
-            score: Some(score),
-            accepted: score < 1.6,
-            accept_line: 1.6,
-            size: Some((64, 64)),
-            levels: Some(ImageLevels {
-                brightness: ((centre + 0.02 * gauss(rng)) * bright) as f32,
-                contrast: (0.3 * centre + 0.005 * gauss(rng)) as f32,
-            }),
-        }
+        let brightness = (centre + 0.02 * gauss(rng)) * bright;
+        decided(n, score, brightness, 0.3 * centre + 0.005 * gauss(rng))
     }
 
     #[test]

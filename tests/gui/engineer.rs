@@ -530,6 +530,18 @@ fn the_review_band_starts_among_the_parts_and_each_line_can_be_dragged() {
     );
 }
 
+/// Asks the window to close, as the title bar's close button does, and lets it answer.
+fn request_close(h: &mut Harness<'_, App>) {
+    h.input_mut()
+        .viewports
+        .entry(egui::ViewportId::ROOT)
+        .or_default()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+    h.run_steps(2);
+}
+
 #[test]
 fn closing_the_window_while_a_model_trains_asks_first() {
     let dir = tempfile::tempdir().unwrap();
@@ -543,17 +555,7 @@ fn closing_the_window_while_a_model_trains_asks_first() {
     h.run_ok();
     h.get_by_role_and_label(egui::Role::Button, "Train").click();
     step_until(&mut h, "training", |a| a.is_busy());
-    let close = |h: &mut Harness<'_, App>| {
-        h.input_mut()
-            .viewports
-            .entry(egui::ViewportId::ROOT)
-            .or_default()
-            .events
-            .push(egui::ViewportEvent::Close);
-        h.step();
-        h.run_steps(2);
-    };
-    close(&mut h);
+    request_close(&mut h);
     h.get_by_label_contains("Closing the window stops the training");
     h.get_by_label("Keep working").click();
     h.run_steps(2);
@@ -562,7 +564,7 @@ fn closing_the_window_while_a_model_trains_asks_first() {
         h.query_by_label_contains("Closing the window stops")
             .is_none()
     );
-    close(&mut h);
+    request_close(&mut h);
     h.get_by_label("Stop training and close").click();
     h.run_steps(2);
     step_until(&mut h, "the training to stop", |a| !a.is_busy());
@@ -583,18 +585,8 @@ fn closing_the_window_with_a_model_not_saved_asks_first() {
         a.session().model.is_some() && !a.is_busy()
     });
     assert!(app(&h).has_unsaved_model());
-    let close = |h: &mut Harness<'_, App>| {
-        h.input_mut()
-            .viewports
-            .entry(egui::ViewportId::ROOT)
-            .or_default()
-            .events
-            .push(egui::ViewportEvent::Close);
-        h.step();
-        h.run_steps(2);
-    };
     // Asked, with the three ways out; keep working keeps everything.
-    close(&mut h);
+    request_close(&mut h);
     h.get_by_label_contains("The model trained here is not saved");
     h.get_by_label("Save model and close…");
     h.get_by_label("Keep working").click();
@@ -606,7 +598,7 @@ fn closing_the_window_with_a_model_not_saved_asks_first() {
             .is_none()
     );
     // Closing without saving is a choice the user makes.
-    close(&mut h);
+    request_close(&mut h);
     h.get_by_label("Close without saving").click();
     h.run_steps(2);
     assert!(app(&h).close_confirmed());
@@ -629,13 +621,6 @@ fn a_saved_model_closes_without_a_question() {
         .apply(AppCommand::SaveModel(file.clone()));
     step_until(&mut h, "the model file", |a| !a.has_unsaved_model());
     assert!(file.is_file());
-    h.input_mut()
-        .viewports
-        .entry(egui::ViewportId::ROOT)
-        .or_default()
-        .events
-        .push(egui::ViewportEvent::Close);
-    h.step();
-    h.run_steps(2);
+    request_close(&mut h);
     assert!(h.query_by_label_contains("is not saved").is_none());
 }
