@@ -29,6 +29,9 @@ fn the_workstation_opens_a_window_and_draws_the_demo_data() {
             "DIFFERNET_WORKSTATION",
             env!("CARGO_BIN_EXE_differnet-workstation"),
         )
+        // Wait for the thumbnails (the drawn demo shows about 750 colours, the 500 checked
+        // below with a margin), not only for the 8 s: on a busy machine they come later.
+        .env("WINDOW_SHOT_MIN_COLOURS", "600")
         // Keep the user's remembered settings out of it, and ours out of theirs.
         .env("XDG_DATA_HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path())
