@@ -41,6 +41,19 @@ pub struct ScaledHeat {
     pub hot_area: Option<usize>,
 }
 
+/// The hot area of `heat` (a part scored `score`) on the decision scale, without the
+/// colours: what a CSV row needs. `None` where [`ScaledHeat::new`] would use the good-part
+/// scale.
+pub fn hot_area_of(
+    heat: &Heatmap,
+    score: f64,
+    reject: Option<f64>,
+    typical_good: Option<f64>,
+) -> Option<usize> {
+    let scale = DecisionScale::new(typical_good?, reject?)?;
+    Some(hot_area(&scale.levels(heat, score)?))
+}
+
 impl ScaledHeat {
     /// `heat` of a part scored `score`: on the decision scale when there is a `reject`
     /// line above the `typical_good` score (the median held-out good score), else on the
@@ -139,6 +152,11 @@ mod tests {
                 .unwrap()
                 .starts_with("3.00 × the reject line")
         );
+        assert_eq!(
+            hot_area_of(&heat, 9.0, Some(3.0), Some(1.0)),
+            on_line.hot_area
+        );
+        assert_eq!(hot_area_of(&heat, 9.0, None, Some(1.0)), None);
         let without = ScaledHeat::new(&heat, 9.0, None, Some(1.0), 4.0);
         assert_eq!(without.scale, HeatScale::Good { vmax: 4.0 });
         assert_eq!(without.values, heat);

@@ -10,7 +10,7 @@ use crate::core::calibration::median;
 use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
 use crate::core::drift::{DriftBaseline, DriftMonitor, ImageLevels, Observation};
-use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
+use crate::core::heatmap_image::{ScaledHeat, heatmap_image, hot_area_of};
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
 use crate::core::message::format_score;
@@ -565,20 +565,18 @@ impl Watch {
             taken.contains(p) || output.join(p).exists()
         });
         let mut heatmap_file = None;
-        // On the decision scale, as the window and `score` draw it.
-        let scaled = heatmap.as_ref().zip(score).map(|(h, s)| {
-            ScaledHeat::new(
-                h,
-                s,
-                Some(self.thresholds.reject),
-                self.typical_good,
-                self.vmax,
-            )
-        });
+        // On the decision scale, as the window and `score` draw it: the colours only for a
+        // heatmap that is written, the hot area for every part with a map.
+        let reject = Some(self.thresholds.reject);
+        let hot = heatmap
+            .as_ref()
+            .zip(score)
+            .and_then(|(h, s)| hot_area_of(h, s, reject, self.typical_good));
         if let (true, Some(h), Some(s), "ng" | "review") =
-            (self.options.heatmaps, &scaled, score, decision)
+            (self.options.heatmaps, &heatmap, score, decision)
         {
-            heatmap_file = self.write_heatmap(&path, h, s, decision, &dest, say);
+            let scaled = ScaledHeat::new(h, s, reject, self.typical_good, self.vmax);
+            heatmap_file = self.write_heatmap(&path, &scaled, s, decision, &dest, say);
         }
         let t = self.thresholds;
         let row = csv_record([
@@ -590,9 +588,7 @@ impl Watch {
             &t.review.map_or_else(String::new, |r| r.to_string()),
             &self.model_name,
             &self.model_id,
-            &scaled
-                .and_then(|h| h.hot_area)
-                .map_or_else(String::new, |a| a.to_string()),
+            &hot.map_or_else(String::new, |a| a.to_string()),
             &self.drift.codes(),
             &self.state.next_part.to_string(),
         ]);

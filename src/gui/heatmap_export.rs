@@ -12,7 +12,8 @@ use std::path::PathBuf;
 /// One overlay to write.
 struct Item {
     image: PathBuf,
-    heat: ScaledHeat,
+    /// Makes the map on its scale, on the writer thread (a pass over every pixel).
+    heat: Box<dyn FnOnce() -> ScaledHeat + Send>,
     dest: PathBuf,
     colormap: Colormap,
     opacity: f32,
@@ -48,13 +49,13 @@ impl HeatmapExporter {
         self.errors.clear();
     }
 
-    /// Queues the overlay of `heat` (on the scale it is drawn on) over `image`, to be
-    /// written to `dest`, with `caption` (the score and the decision) and the colour
-    /// legend under it.
+    /// Queues the overlay of `heat` (which makes the map on the scale it is drawn on, run
+    /// on the writer thread) over `image`, to be written to `dest`, with `caption` (the
+    /// score and the decision) and the colour legend under it.
     pub fn write(
         &mut self,
         image: PathBuf,
-        heat: ScaledHeat,
+        heat: impl FnOnce() -> ScaledHeat + Send + 'static,
         dest: PathBuf,
         colormap: Colormap,
         opacity: f32,
@@ -69,7 +70,7 @@ impl HeatmapExporter {
                 .spawn(move || {
                     for item in rx {
                         let dest = item.dest.clone();
-                        let result = write_overlay(&item).map(|()| dest);
+                        let result = write_overlay(item).map(|()| dest);
                         if res_tx.send(result).is_err() {
                             return;
                         }
@@ -87,7 +88,7 @@ impl HeatmapExporter {
         if let Some(tx) = &self.tx {
             let _ = tx.send(Item {
                 image,
-                heat,
+                heat: Box::new(heat),
                 dest,
                 colormap,
                 opacity,
@@ -108,9 +109,10 @@ impl HeatmapExporter {
     }
 }
 
-fn write_overlay(item: &Item) -> Result<(), String> {
+fn write_overlay(item: Item) -> Result<(), String> {
     let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
-    let out = heatmap_image(&img, &item.heat, item.colormap, item.opacity, &item.caption);
+    let heat = (item.heat)();
+    let out = heatmap_image(&img, &heat, item.colormap, item.opacity, &item.caption);
     let mut bytes = Vec::new();
     out.write_to(
         &mut std::io::Cursor::new(&mut bytes),

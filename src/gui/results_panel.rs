@@ -719,7 +719,6 @@ fn typed_score(
     typed
 }
 
-/// What the reject line is predicted to do to good parts, and how sure that is.
 /// One statement of what the line does to good parts: the prediction from the held-out
 /// good images with its range and what it rests on, and, where good parts were
 /// inspected with labels, how many of them the line rejects, said to disagree when the
@@ -736,6 +735,13 @@ fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
             style::format_rate(p.fit_low),
             style::format_rate(p.fit_high)
         ),
+        // The fit was too pessimistic: said the other way round.
+        RateBasis::Count if p.held_out_rejected == 0 => format!(
+            "Good parts rejected at this line: at most {} (90 % sure), counted: none of {} held-out good images is at or above the line, fewer than the fitted curve expects (it said {}), so the count is used.",
+            style::format_rate(p.high),
+            p.held_out,
+            style::format_rate(p.fit_rate)
+        ),
         RateBasis::Count => format!(
             "Good parts rejected at this line: about {} (90 % sure: {} to {}), counted: {} of {} held-out good images are at or above the line, more than the fitted curve allows (it said {}), so the count is used.",
             style::format_rate(p.rate),
@@ -746,15 +752,6 @@ fn rate_statement(p: &RatePrediction, seen: Option<(usize, usize)>) -> String {
             style::format_rate(p.fit_rate)
         ),
     };
-    if p.basis == RateBasis::Count && p.held_out_rejected == 0 {
-        // The fit was too pessimistic: say it the other way round.
-        text = format!(
-            "Good parts rejected at this line: at most {} (90 % sure), counted: none of {} held-out good images is at or above the line, fewer than the fitted curve expects (it said {}), so the count is used.",
-            style::format_rate(p.high),
-            p.held_out,
-            style::format_rate(p.fit_rate)
-        );
-    }
     if let Some((good, rejected)) = seen.filter(|(good, _)| *good > 0) {
         let share = rejected as f64 / good as f64;
         text += &format!(

@@ -69,13 +69,6 @@ impl WorkstationApp {
                 .error("Inspect some parts before exporting their scores.");
             return;
         };
-        let vmax = self
-            .session
-            .model
-            .as_ref()
-            .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
-                m.config.heat_vmax()
-            });
         let typical = self
             .session
             .model
@@ -91,14 +84,7 @@ impl WorkstationApp {
                 score: p.score,
                 decision: t.decide(p.score),
                 hot_area: p.heatmap.as_ref().and_then(|h| {
-                    crate::core::heatmap_image::ScaledHeat::new(
-                        h,
-                        p.score,
-                        Some(t.reject),
-                        typical,
-                        vmax,
-                    )
-                    .hot_area
+                    crate::core::heatmap_image::hot_area_of(h, p.score, Some(t.reject), typical)
                 }),
             })
             .collect();
@@ -212,17 +198,15 @@ impl WorkstationApp {
                 m.config.heat_vmax()
             });
         let caption = heatmap_caption(&path, score, s.thresholds, s.model_source.as_deref());
-        // The scale the part view draws by default: against the reject line.
-        let scaled = crate::core::heatmap_image::ScaledHeat::new(
-            &heatmap,
-            score,
-            s.thresholds.map(|t| t.reject),
-            s.model.as_ref().and_then(|m| m.typical_good_score()),
-            vmax,
-        );
+        // The scale the part view draws by default (against the reject line), made on the
+        // writer thread.
+        let reject = s.thresholds.map(|t| t.reject);
+        let typical = s.model.as_ref().and_then(|m| m.typical_good_score());
         self.exporter.write(
             path,
-            scaled,
+            move || {
+                crate::core::heatmap_image::ScaledHeat::new(&heatmap, score, reject, typical, vmax)
+            },
             dir.join(name),
             self.state.colormap,
             self.state.heat_opacity,
