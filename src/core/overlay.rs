@@ -72,14 +72,47 @@ pub fn mask_outline(mask: &GrayImage, thickness: u32) -> Vec<bool> {
     out
 }
 
-/// Paints `outline` (from [`mask_outline`], same size as `img`) in `colour`.
-pub fn draw_outline(img: &mut RgbImage, outline: &[bool], colour: [u8; 3]) {
+/// The line of a known defect's outline: white, the lightest colour, with a dark edge on
+/// both sides, so that it stands out on every colour of every colormap (cyan vanished in
+/// the cyan of jet).
+pub const OUTLINE_LINE: [u8; 3] = [255, 255, 255];
+/// The dark edge either side of [`OUTLINE_LINE`].
+pub const OUTLINE_EDGE: [u8; 3] = [16, 16, 16];
+
+/// The colour of each pixel of a two-tone outline of `mask`: the band of
+/// [`mask_outline`] in [`OUTLINE_LINE`], and the pixels within about half its thickness
+/// of that band (inside and outside the mask) in [`OUTLINE_EDGE`]; `None` elsewhere.
+pub fn two_tone_outline(mask: &GrayImage, thickness: u32) -> Vec<Option<[u8; 3]>> {
+    let (w, h) = (mask.width() as i64, mask.height() as i64);
+    let line = mask_outline(mask, thickness);
+    let on_line = |x: i64, y: i64| x >= 0 && y >= 0 && x < w && y < h && line[(y * w + x) as usize];
+    let d = i64::from(thickness.max(1)).div_euclid(2).max(1);
+    let mut out = vec![None; line.len()];
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) as usize;
+            out[i] = if line[i] {
+                Some(OUTLINE_LINE)
+            } else if (1..=d).any(|k| {
+                on_line(x - k, y) || on_line(x + k, y) || on_line(x, y - k) || on_line(x, y + k)
+            }) {
+                Some(OUTLINE_EDGE)
+            } else {
+                None
+            };
+        }
+    }
+    out
+}
+
+/// Paints `outline` (from [`two_tone_outline`], same size as `img`) over it.
+pub fn draw_outline(img: &mut RgbImage, outline: &[Option<[u8; 3]>]) {
     if outline.len() != img.as_raw().len() / 3 {
         return;
     }
-    for (px, on) in img.pixels_mut().zip(outline) {
-        if *on {
-            px.0 = colour;
+    for (px, colour) in img.pixels_mut().zip(outline) {
+        if let Some(c) = colour {
+            px.0 = *c;
         }
     }
 }
@@ -131,10 +164,43 @@ mod tests {
         assert_eq!(o.iter().filter(|v| **v).count(), 16);
         let thick = mask_outline(&mask, 2);
         assert_eq!(thick.iter().filter(|v| **v).count(), 24);
-        let mut img = RgbImage::new(7, 7);
-        draw_outline(&mut img, &o, [0, 255, 255]);
-        assert_eq!(img.get_pixel(1, 1).0, [0, 255, 255]);
-        assert_eq!(img.get_pixel(3, 3).0, [0, 0, 0]);
+        let two = two_tone_outline(&mask, 1);
+        let mut img = RgbImage::from_pixel(7, 7, image::Rgb([90, 90, 90]));
+        draw_outline(&mut img, &two);
+        assert_eq!(img.get_pixel(1, 1).0, OUTLINE_LINE);
+        assert_eq!(img.get_pixel(0, 1).0, OUTLINE_EDGE, "dark outside the line");
+        assert_eq!(img.get_pixel(2, 2).0, OUTLINE_EDGE, "and inside it");
+        assert_eq!(img.get_pixel(3, 3).0, [90, 90, 90], "the middle stays clear");
+        assert_eq!(img.get_pixel(6, 6).0, [90, 90, 90], "a corner away from the line");
         assert!(mask_outline(&GrayImage::new(3, 3), 1).iter().all(|v| !v));
+    }
+
+    /// WCAG's contrast ratio of two sRGB colours (1 to 21).
+    fn contrast(a: [u8; 3], b: [u8; 3]) -> f64 {
+        let lum = |c: [u8; 3]| {
+            let lin = |v: u8| {
+                let v = f64::from(v) / 255.0;
+                if v <= 0.039_28 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+            };
+            0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
+        };
+        let (x, y) = (lum(a), lum(b));
+        (x.max(y) + 0.05) / (x.min(y) + 0.05)
+    }
+
+    #[test]
+    fn the_outline_stands_out_on_every_colour_of_every_map() {
+        use crate::core::colormap::Colormap;
+        for map in Colormap::ALL {
+            for i in 0..=255 {
+                let c = map.map(f32::from(i as u8) / 255.0);
+                let best = contrast(OUTLINE_LINE, c).max(contrast(OUTLINE_EDGE, c));
+                // WCAG asks 3:1 for graphics that must be seen.
+                assert!(best >= 3.0, "{map:?} at {i}: {c:?} gives {best:.2}");
+            }
+        }
+        // The old cyan did not: jet's cyan band hid it.
+        let jet_cyan = Colormap::Jet.map(0.375);
+        assert!(contrast([0, 255, 255], jet_cyan) < 1.5);
     }
 }

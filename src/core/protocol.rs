@@ -120,6 +120,44 @@ pub enum Phase {
     Validating,
     /// Scoring images.
     Scoring,
+    /// Training the members of a fusion one after the other: `done` of `total` in
+    /// [`MEMBER_UNITS`] per member.
+    Members,
+}
+
+/// Progress units of one fusion member in [`Phase::Members`]: member `k` is done at
+/// `(k + 1) * MEMBER_UNITS`.
+pub const MEMBER_UNITS: usize = 1000;
+
+/// The phases of a training run in order, with the rough share of its time each takes on
+/// a CPU (`flow`: a flow is optimised, which then takes most of the time; a PatchCore
+/// spends it extracting features). Only has to keep one bar moving at a fair pace.
+pub fn training_phases(flow: bool) -> &'static [(Phase, f32)] {
+    const FLOW: [(Phase, f32); 4] = [
+        (Phase::Loading, 0.03),
+        (Phase::CachingFeatures, 0.12),
+        (Phase::Training, 0.70),
+        (Phase::Validating, 0.15),
+    ];
+    const BANK: [(Phase, f32); 3] = [
+        (Phase::Loading, 0.10),
+        (Phase::CachingFeatures, 0.55),
+        (Phase::Validating, 0.35),
+    ];
+    if flow { &FLOW } else { &BANK }
+}
+
+/// The share of a job done when `fraction` of `phase` is done, by the phases' shares;
+/// `None` for a phase the list does not hold.
+pub fn share_done(phases: &[(Phase, f32)], phase: Phase, fraction: f32) -> Option<f32> {
+    let mut before = 0.0;
+    for (p, weight) in phases {
+        if *p == phase {
+            return Some((before + weight * fraction.clamp(0.0, 1.0)).clamp(0.0, 1.0));
+        }
+        before += weight;
+    }
+    None
 }
 
 impl Phase {
@@ -131,6 +169,7 @@ impl Phase {
             Phase::Training => "training",
             Phase::Validating => "validating",
             Phase::Scoring => "scoring",
+            Phase::Members => "training detectors",
         }
     }
 }

@@ -127,9 +127,9 @@ pub struct WorkstationApp {
     close_now: bool,
 }
 
-/// The changes banner's key (session version, training count, held-out count), its text
-/// about the good images and its text about the parts that moved.
-type ChangesCache = ((u64, usize, Option<usize>), Option<String>, Option<String>);
+/// The changes banner's key (session version, training count, held-out count, a job
+/// running), its text about the good images and its text about the parts that moved.
+type ChangesCache = ((u64, usize, Option<usize>, bool), Option<String>, Option<String>);
 
 /// A heatmap export the user is asked about: how many, how many are ready, how long.
 #[derive(Debug, Clone)]
@@ -507,18 +507,21 @@ impl WorkstationApp {
     }
 
     /// Keys that work anywhere but in a text field: arrows step through the parts, Esc
-    /// closes the opened one, Ctrl+Z undoes the last edit of the images.
+    /// closes the opened one, Ctrl+Z undoes the last edit of the images, Ctrl+Shift+Z and
+    /// Ctrl+Y do it again.
     fn keys_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<AppCommand>) {
         // Typing, or choosing in an open list, keeps its keys.
         if ctx.text_edit_focused() || ctx.any_popup_open() {
             return;
         }
-        let (next, previous, escape, undo) = ctx.input(|i| {
+        let (next, previous, escape, undo, redo) = ctx.input(|i| {
+            let z = i.modifiers.command && i.key_pressed(egui::Key::Z);
             (
                 i.key_pressed(egui::Key::ArrowRight) || i.key_pressed(egui::Key::ArrowDown),
                 i.key_pressed(egui::Key::ArrowLeft) || i.key_pressed(egui::Key::ArrowUp),
                 i.key_pressed(egui::Key::Escape),
-                i.modifiers.command && i.key_pressed(egui::Key::Z),
+                z && !i.modifiers.shift,
+                (z && i.modifiers.shift) || (i.modifiers.command && i.key_pressed(egui::Key::Y)),
             )
         });
         if next || previous {
@@ -536,6 +539,9 @@ impl WorkstationApp {
         }
         if undo && !self.session.undo.is_empty() {
             commands.push(AppCommand::Undo);
+        }
+        if redo && !self.session.redo.is_empty() {
+            commands.push(AppCommand::Redo);
         }
     }
 

@@ -70,6 +70,8 @@ pub enum AppCommand {
     },
     /// Undo the last edit of the images.
     Undo,
+    /// Do the last undone edit again.
+    Redo,
     /// Show the parts or the good images in the gallery.
     ShowGallery(View),
     /// Stop comparing the parts' calls with the previous model's.

@@ -57,14 +57,24 @@ impl DataPanel {
             }
         });
         ui.small("…or drop image files or folders on the window.");
-        if let Some((what, _)) = session.undo.last()
-            && ui
-                .add_enabled(!busy, egui::Button::new(format!("Undo {what}")))
-                .on_hover_text("Ctrl+Z")
-                .clicked()
-        {
-            commands.push(AppCommand::Undo);
-        }
+        ui.horizontal_wrapped(|ui| {
+            if let Some((what, _)) = session.undo.last()
+                && ui
+                    .add_enabled(!busy, egui::Button::new(format!("Undo {what}")))
+                    .on_hover_text("Ctrl+Z")
+                    .clicked()
+            {
+                commands.push(AppCommand::Undo);
+            }
+            if let Some((what, _)) = session.redo.last()
+                && ui
+                    .add_enabled(!busy, egui::Button::new(format!("Redo {what}")))
+                    .on_hover_text("Ctrl+Shift+Z or Ctrl+Y")
+                    .clicked()
+            {
+                commands.push(AppCommand::Redo);
+            }
+        });
         self.drop_ui(ui, commands);
         let Some(data) = &session.data else {
             return;
@@ -239,6 +249,14 @@ fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State, commands: &mut
     }
     if chosen > 0 {
         text += &format!("; {chosen} chosen by hand");
+    }
+    let called = data.called_good_to_train();
+    if called > 0 {
+        text += &format!(
+            ", of them {called} part{} called good, on top of the {} above",
+            if called == 1 { "" } else { "s" },
+            state.train_count
+        );
     }
     ui.label(text + ".");
     if ui

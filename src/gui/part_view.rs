@@ -9,7 +9,7 @@ use crate::core::heat_layer::{
 use crate::core::heatmap_image::{HeatScale, ScaledHeat};
 use crate::core::image_io::load_mask;
 use crate::core::message::path_text;
-use crate::core::overlay::{mask_outline, outline_thickness};
+use crate::core::overlay::{outline_thickness, two_tone_outline};
 use crate::core::protocol::Heatmap;
 use crate::core::training_set::{GoodRole, RoleChoice};
 use crate::gui::command::AppCommand;
@@ -20,9 +20,6 @@ use crate::gui::style;
 use egui::{Color32, Rect, RichText, Sense, TextureHandle, TextureOptions, Vec2, pos2};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The colour of a known defect's outline: cyan, apart from every colormap's hot end.
-const MASK_COLOUR: [u8; 4] = [0, 255, 255, 255];
 
 /// Largest zoom factor over the fitted image.
 const MAX_ZOOM: f32 = 32.0;
@@ -105,10 +102,10 @@ impl PartView {
             .ok()
             .filter(|m| m.dimensions() == (size[0], size[1]))
             .map(|m| {
-                let outline = mask_outline(&m, outline_thickness(size[0], size[1]));
+                let outline = two_tone_outline(&m, outline_thickness(size[0], size[1]));
                 let rgba: Vec<u8> = outline
                     .iter()
-                    .flat_map(|on| if *on { MASK_COLOUR } else { [0, 0, 0, 0] })
+                    .flat_map(|c| c.map_or([0; 4], |[r, g, b]| [r, g, b, 255]))
                     .collect();
                 let image = egui::ColorImage::from_rgba_unmultiplied(
                     [size[0] as usize, size[1] as usize],
@@ -263,7 +260,7 @@ impl PartView {
             if session.mask_of(&path).is_some() {
                 ui.checkbox(&mut state.show_mask, "Outline the known defect")
                     .on_hover_text(
-                        "The defect as marked in the data set's ground-truth mask, in cyan.",
+                        "The defect as marked in the data set's ground-truth mask: a white line with a dark edge.",
                     );
             }
             ui.checkbox(&mut state.heat_within_part, "Contrast within this part")

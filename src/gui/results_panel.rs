@@ -18,9 +18,6 @@ const BINS: usize = 40;
 /// Pixels within which a press on the plot grabs a threshold line.
 const GRAB_PX: f32 = 24.0;
 
-/// What a bar of the histogram says when hovered.
-type BarText = Box<dyn Fn(&Bar, &BarChart) -> String>;
-
 /// The line a press grabs, from its distances (in pixels) to the reject line and the
 /// review line: the nearer within reach; both when they lie on top of each other.
 fn pick_line(d_reject: f32, d_review: Option<f32>) -> Option<Grab> {
@@ -318,28 +315,12 @@ impl ResultsPanel {
                 .map(|(i, b)| Bar::new(hist.center(i), pick(b) as f64).width(hist.log_width * 0.9))
                 .collect()
         };
-        // Hovering a bar names its count and its range of scores.
-        let half = hist.log_width / 2.0;
-        let describe = move |what: &'static str| -> BarText {
-            Box::new(move |bar: &Bar, _: &BarChart| {
-                bar_text(
-                    bar.value.round() as usize,
-                    what,
-                    10f64.powf(bar.argument - half),
-                    10f64.powf(bar.argument + half),
-                )
-            })
-        };
-        let good = BarChart::new("good", bars(|b| b.good))
-            .color(style::GOOD)
-            .element_formatter(describe("good"));
+        let good = BarChart::new("good", bars(|b| b.good)).color(style::GOOD);
         let defect = BarChart::new("defective", bars(|b| b.defect))
             .color(style::DEFECT)
-            .element_formatter(describe("defective"))
             .stack_on(&[&good]);
         let unknown = BarChart::new("unlabelled", bars(|b| b.unknown))
             .color(style::UNKNOWN)
-            .element_formatter(describe("unlabelled"))
             .stack_on(&[&good, &defect]);
         let tallest = hist
             .bins
@@ -369,6 +350,7 @@ impl ResultsPanel {
             .y_grid_spacer(count_marks)
             .y_axis_formatter(|mark, _| format!("{:.0}", mark.value))
             .y_axis_min_width(28.0)
+            .grid_spacing(egui::Rangef::new(GRID_MIN_PX as f32, 300.0))
             .x_grid_spacer(log_marks)
             .x_axis_formatter(|mark, _| style::format_score(10f64.powf(mark.value)))
             .x_axis_label("score (log scale)")
@@ -453,6 +435,25 @@ impl ResultsPanel {
         }
         if r.hovered() {
             ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
+        }
+        // Hovering a bar says how many parts of each kind it holds (not while a line is
+        // dragged: the line's own numbers are what matter then).
+        if self.grab.is_none()
+            && r.hovered()
+            && let Some(x) = pointer.map(|p| p.x)
+            && let Some(text) = bin_at(hist, x).map(|i| {
+                let half = hist.log_width / 2.0;
+                bin_text(
+                    &hist.bins[i],
+                    kinds_present(hist),
+                    10f64.powf(hist.center(i) - half),
+                    10f64.powf(hist.center(i) + half),
+                )
+            })
+        {
+            r.clone().on_hover_ui_at_pointer(|ui| {
+                ui.label(text);
+            });
         }
         ui.horizontal_wrapped(|ui| {
             ui.small("Drag the red line (reject) or the orange line (review) to move them.");
@@ -1022,13 +1023,36 @@ fn log_score(s: f64) -> f64 {
     s.max(crate::core::histogram::MIN_LOG_SCORE).log10()
 }
 
-/// What a hovered histogram bar says: its count and its range of scores.
-fn bar_text(n: usize, what: &str, lo: f64, hi: f64) -> String {
+/// The bin of the histogram under `x` (a `log10` score), if any.
+fn bin_at(hist: &crate::core::histogram::LogHistogram, x: f64) -> Option<usize> {
+    let i = ((x - hist.log_min) / hist.log_width).floor();
+    (i >= 0.0 && (i as usize) < hist.bins.len()).then_some(i as usize)
+}
+
+/// Which kinds of part the histogram holds: good, defective, unlabelled.
+fn kinds_present(hist: &crate::core::histogram::LogHistogram) -> [bool; 3] {
+    let any = |pick: fn(&crate::core::histogram::BinCounts) -> usize| hist.bins.iter().any(|b| pick(b) > 0);
+    [any(|b| b.good), any(|b| b.defect), any(|b| b.unknown)]
+}
+
+/// What a hovered histogram bar says: its range of scores and how many parts of each kind
+/// the histogram holds fall in it (`kinds`: good, defective, unlabelled present at all).
+fn bin_text(bin: &crate::core::histogram::BinCounts, kinds: [bool; 3], lo: f64, hi: f64) -> String {
+    let counts: Vec<String> = [
+        (bin.good, "good"),
+        (bin.defect, "defective"),
+        (bin.unknown, "unlabelled"),
+    ]
+    .into_iter()
+    .zip(kinds)
+    .filter(|(_, present)| *present)
+    .map(|((n, what), _)| format!("{n} {what}"))
+    .collect();
     format!(
-        "{n} {what} part{}\nscores {} to {}",
-        if n == 1 { "" } else { "s" },
+        "scores {} to {}\n{}",
         style::format_score(lo),
-        style::format_score(hi)
+        style::format_score(hi),
+        counts.join(", ")
     )
 }
 
@@ -1054,76 +1078,133 @@ fn count_marks(input: GridInput) -> Vec<GridMark> {
         .collect()
 }
 
-/// Grid marks for a `log10` score axis: 1, 2 and 5 times the powers of ten when the
-/// range spans enough of them, else evenly spaced round scores.
+/// The plot's smallest grid spacing in points: a grid spacer's `base_step_size` is this
+/// many points in the axis's units.
+const GRID_MIN_PX: f64 = 8.0;
+
+/// The least room between two score labels, in points: egui_plot draws no label closer
+/// than 60 points to the next, and "0.500" is about 40 points wide.
+const LABEL_GAP_PX: f64 = 66.0;
+
+/// Grid marks for a `log10` score axis, as many as leave room for their labels at the
+/// plot's width: 1, 2 and 5 times the powers of ten when there is room; round scores in
+/// even steps on a range too narrow for those; 1 and 3, 1, or every few powers of ten on
+/// a narrow plot.
 fn log_marks(input: GridInput) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
         return Vec::new();
     }
-    let mut values = Vec::new();
-    for k in (lo.floor() as i32 - 1)..=(hi.ceil() as i32) {
-        for m in [1.0, 2.0, 5.0] {
-            let v = (m * 10f64.powi(k)).log10();
-            if (lo..=hi).contains(&v) {
-                values.push(v);
+    let px = if input.base_step_size > 0.0 {
+        GRID_MIN_PX / input.base_step_size
+    } else {
+        f64::INFINITY
+    };
+    let gap = |values: &[f64]| values.windows(2).map(|w| w[1] - w[0]).fold(hi - lo, f64::min);
+    let fits = |values: &[f64]| !values.is_empty() && gap(values) * px >= LABEL_GAP_PX;
+    let per_decade = |mantissas: &[f64], every: i32| -> Vec<f64> {
+        let mut values = Vec::new();
+        for k in (lo.floor() as i32 - 1)..=(hi.ceil() as i32) {
+            if k.rem_euclid(every) != 0 {
+                continue;
+            }
+            for m in mantissas {
+                let v = (m * 10f64.powi(k)).log10();
+                if (lo..=hi).contains(&v) {
+                    values.push(v);
+                }
             }
         }
-    }
-    if values.len() < 3 {
-        // A narrow range: round steps of the score itself.
-        let (s_lo, s_hi) = (10f64.powf(lo), 10f64.powf(hi));
-        let raw = (s_hi - s_lo) / 5.0;
-        let magnitude = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 5.0, 10.0]
+        values
+    };
+    let dense = per_decade(&[1.0, 2.0, 5.0], 1);
+    let values = if dense.len() >= 3 && fits(&dense) {
+        dense
+    } else if let Some(even) = (dense.len() < 3).then(|| even_steps(lo, hi, &fits)).flatten() {
+        even
+    } else {
+        let mut sparser = [(&[1.0, 3.0][..], 1), (&[1.0][..], 1)]
             .into_iter()
-            .map(|m| m * magnitude)
-            .find(|s| *s >= raw)
-            .unwrap_or(10.0 * magnitude);
-        values = (((s_lo / step).ceil() as i64)..=((s_hi / step).floor() as i64))
-            .map(|i| i as f64 * step)
-            .filter(|s| *s > 0.0)
-            .map(f64::log10)
-            .collect();
-    }
-    // Label spacing is judged from the step size: use the narrowest gap.
-    let gap = values
-        .windows(2)
-        .map(|w| w[1] - w[0])
-        .fold(hi - lo, f64::min);
+            .chain([2, 5, 10, 20, 50].map(|every| (&[1.0][..], every)))
+            .map(|(m, every)| per_decade(m, every));
+        sparser.find(|v| fits(v)).unwrap_or_default()
+    };
+    let step_size = gap(&values);
     values
         .into_iter()
-        .map(|value| GridMark {
-            value,
-            step_size: gap,
-        })
+        .map(|value| GridMark { value, step_size })
         .collect()
+}
+
+/// Round scores in even steps (1, 2 or 5 times a power of ten) between `10^lo` and
+/// `10^hi`, as `log10`: the finest step of at least two marks that `fits`.
+fn even_steps(lo: f64, hi: f64, fits: &dyn Fn(&[f64]) -> bool) -> Option<Vec<f64>> {
+    let (s_lo, s_hi) = (10f64.powf(lo), 10f64.powf(hi));
+    let magnitude = 10f64.powf(((s_hi - s_lo) / 10.0).log10().floor());
+    (0..8)
+        .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * magnitude * 10f64.powi(k)))
+        .map(|step| {
+            (((s_lo / step).ceil() as i64)..=((s_hi / step).floor() as i64))
+                .map(|i| i as f64 * step)
+                .filter(|s| *s > 0.0)
+                .map(f64::log10)
+                .collect::<Vec<f64>>()
+        })
+        .take_while(|v| v.len() >= 2)
+        .find(|v| fits(v))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The score labels on a plot `width` points wide from score `lo` to `hi`.
+    fn marks_at(lo: f64, hi: f64, width: f64) -> Vec<String> {
+        let (a, b) = (lo.log10(), hi.log10());
+        let marks = log_marks(GridInput {
+            bounds: (a, b),
+            base_step_size: GRID_MIN_PX * (b - a) / width,
+        });
+        // Each label has its room: egui_plot would hide it otherwise.
+        for m in &marks {
+            assert!(m.step_size * width / (b - a) >= LABEL_GAP_PX, "{marks:?}");
+        }
+        marks
+            .into_iter()
+            .map(|m| style::format_score(10f64.powf(m.value)))
+            .collect()
+    }
+
     fn marks(lo: f64, hi: f64) -> Vec<String> {
-        log_marks(GridInput {
-            bounds: (lo.log10(), hi.log10()),
-            base_step_size: 0.01,
-        })
-        .into_iter()
-        .map(|m| style::format_score(10f64.powf(m.value)))
-        .collect()
+        marks_at(lo, hi, 800.0 * (hi / lo).log10())
     }
 
     #[test]
-    fn a_hovered_bar_names_its_count_and_scores() {
+    fn a_hovered_bar_names_the_count_of_each_kind() {
+        let bin = crate::core::histogram::BinCounts {
+            good: 12,
+            defect: 1,
+            unknown: 0,
+        };
         assert_eq!(
-            bar_text(12, "good", 50.0, 52.5),
-            "12 good parts\nscores 50.0 to 52.5"
+            bin_text(&bin, [true, true, true], 50.0, 52.5),
+            "scores 50.0 to 52.5\n12 good, 1 defective, 0 unlabelled"
         );
         assert_eq!(
-            bar_text(1, "defective", 100.0, 110.0),
-            "1 defective part\nscores 100 to 110"
+            bin_text(&bin, [true, true, false], 100.0, 110.0),
+            "scores 100 to 110\n12 good, 1 defective"
         );
+    }
+
+    #[test]
+    fn the_score_axis_keeps_numbers_on_a_narrow_plot() {
+        // The full range of a magnetic tile inspection on the 1024 px window's plot
+        // (about 330 points) and on a wide one.
+        let narrow = marks_at(0.3, 120.0, 330.0);
+        assert!(narrow.len() >= 3, "{narrow:?}");
+        assert_eq!(marks_at(0.3, 120.0, 1200.0).len(), 8, "1-2-5 when there is room");
+        assert!(marks_at(0.01, 1e6, 330.0).len() >= 2);
+        assert!(marks_at(9.0, 11.0, 200.0).len() >= 2);
     }
 
     #[test]
@@ -1148,7 +1229,9 @@ mod tests {
             marks(3.0, 300.0),
             ["5.00", "10.0", "20.0", "50.0", "100", "200"]
         );
-        assert_eq!(marks(2.35, 4.4), ["2.50", "3.00", "3.50", "4.00"]);
+        // A narrow range gets even steps, as many as have room for their labels.
+        assert_eq!(marks(2.35, 4.4), ["3.00", "4.00"]);
+        assert_eq!(marks(2.35, 9.4), ["4.00", "6.00", "8.00"]);
     }
 
     /// A prediction from 16 held-out images, as many of them above the line as the rate

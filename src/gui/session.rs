@@ -5,7 +5,9 @@ use crate::core::calibration::{GoodScoreFit, RatePrediction};
 use crate::core::dataset::Label;
 use crate::core::decision::{Decision, DecisionCounts, Thresholds};
 use crate::core::metrics;
-use crate::core::protocol::{EvalReport, Heatmap, ModelInfo, Phase};
+use crate::core::protocol::{
+    EvalReport, Heatmap, MEMBER_UNITS, ModelInfo, Phase, share_done, training_phases,
+};
 use crate::core::training_set::{Move, moves};
 use crate::gui::training_log::TrainingLog;
 use crate::gui::workset::Workset;
@@ -50,28 +52,23 @@ pub struct JobPlan {
     /// Whether a flow is optimised (DifferNet, CS-Flow): then the training phase takes
     /// most of the time; a PatchCore spends it extracting features.
     pub flow: bool,
+    /// Detectors trained one after the other (a fusion's members; 0 or 1 for one).
+    pub members: usize,
 }
 
 impl JobPlan {
-    /// The phases of a job in order with the share of its time each takes (rough CPU
-    /// figures: they only have to keep one bar moving forward at a fair pace).
+    /// The phases of a job in order with the share of its time each takes: a fusion
+    /// trains its members one after the other, then scores the held-out images with all of
+    /// them.
     fn phases(&self, first: Phase) -> &'static [(Phase, f32)] {
-        const FLOW: [(Phase, f32); 4] = [
-            (Phase::Loading, 0.03),
-            (Phase::CachingFeatures, 0.12),
-            (Phase::Training, 0.70),
-            (Phase::Validating, 0.15),
-        ];
-        const BANK: [(Phase, f32); 3] = [
-            (Phase::Loading, 0.10),
-            (Phase::CachingFeatures, 0.55),
-            (Phase::Validating, 0.35),
-        ];
         const ONE: [(Phase, f32); 1] = [(Phase::Scoring, 1.0)];
+        const FUSION: [(Phase, f32); 2] = [(Phase::Members, 0.65), (Phase::Validating, 0.35)];
+        const FUSION_ALONE: [(Phase, f32); 2] = [(Phase::Members, 1.0), (Phase::Validating, 0.0)];
         match first {
             Phase::Scoring => &ONE,
-            _ if self.flow => &FLOW,
-            _ => &BANK,
+            _ if self.members > 1 && self.held_out > 0 => &FUSION,
+            _ if self.members > 1 => &FUSION_ALONE,
+            _ => training_phases(self.flow),
         }
     }
 }
@@ -133,16 +130,9 @@ impl JobProgress {
     }
 
     fn whole_job_fraction(&self) -> f32 {
-        let phases = self.plan.phases(self.phase);
-        let mut before = 0.0;
-        for (phase, weight) in phases {
-            if *phase == self.phase {
-                return (before + weight * self.fraction()).clamp(0.0, 1.0);
-            }
-            before += weight;
-        }
         // A phase the plan does not know: hold the bar where it is.
-        self.job_fraction
+        share_done(self.plan.phases(self.phase), self.phase, self.fraction())
+            .unwrap_or(self.job_fraction)
     }
 
     /// Seconds left in the whole job at the pace so far.
@@ -163,6 +153,11 @@ impl JobProgress {
                 "calibrating heatmaps {}/{}",
                 self.done.saturating_sub(held),
                 self.total - held
+            ),
+            Phase::Members => format!(
+                "training detector {} of {}",
+                self.done.saturating_sub(1) / MEMBER_UNITS + 1,
+                (self.total / MEMBER_UNITS).max(1)
             ),
             phase => format!("{} {}/{}", phase.label(), self.done, self.total),
         }
@@ -214,6 +209,9 @@ pub struct Session {
     /// Edits of the images that can be undone, latest last: what was done, and the
     /// images as they were before it.
     pub undo: Vec<(String, Workset)>,
+    /// Edits undone, to do again, latest last: what was done, and the images as they
+    /// were after it. A new edit forgets them.
+    pub redo: Vec<(String, Workset)>,
     /// The calls of the parts under the previous model, at its line: kept when a new
     /// model arrives, to show which parts moved across the line.
     pub previous_calls: Option<HashMap<PathBuf, Decision>>,
@@ -507,6 +505,7 @@ impl Session {
     pub fn push_undo(&mut self, what: impl Into<String>) {
         if let Some(data) = &self.data {
             self.undo.push((what.into(), data.clone()));
+            self.redo.clear();
             // A long session keeps the last edits, not every one.
             if self.undo.len() > 50 {
                 self.undo.remove(0);
@@ -518,7 +517,20 @@ impl Session {
     /// their labels back.
     pub fn undo_edit(&mut self) -> Option<String> {
         let (what, data) = self.undo.pop()?;
-        self.data = Some(data);
+        if let Some(now) = self.data.replace(data) {
+            self.redo.push((what.clone(), now));
+        }
+        self.sync_labels();
+        self.version += 1;
+        Some(what)
+    }
+
+    /// Does the last undone edit again; returns what it was.
+    pub fn redo_edit(&mut self) -> Option<String> {
+        let (what, data) = self.redo.pop()?;
+        if let Some(before) = self.data.replace(data) {
+            self.undo.push((what.clone(), before));
+        }
         self.sync_labels();
         self.version += 1;
         Some(what)
@@ -681,6 +693,7 @@ mod tests {
         let plan = JobPlan {
             held_out: 16,
             flow: true,
+            members: 1,
         };
         let mut p = JobProgress::start(plan, Phase::Loading, 0, 16);
         let mut shown = vec![p.job_fraction];
@@ -708,6 +721,7 @@ mod tests {
         let bank = JobPlan {
             held_out: 0,
             flow: false,
+            members: 1,
         };
         let mut p = JobProgress::start(bank, Phase::Validating, 1, 4);
         assert_eq!(p.step_text(), "calibrating heatmaps 1/4");

@@ -46,15 +46,15 @@ impl TrainingPanel {
         ui.horizontal(|ui| {
             ui.label("Settings:");
             let differnet = state.detector == DetectorKind::DifferNet;
-            ui.add_enabled_ui(differnet, |ui| {
+            let response = ui.add_enabled_ui(differnet, |ui| {
                 // A fixed width: the panel does not move when the choice changes.
                 egui::ComboBox::from_id_salt("preset")
                     .width(200.0)
                     .truncate()
                     .selected_text(if differnet {
-                        preset_label(state.preset).to_owned()
+                        preset_label(state.preset)
                     } else {
-                        format!("Default ({})", state.detector.default_config().describe())
+                        detector_name(state.detector)
                     })
                     .show_ui(ui, |ui| {
                         for p in [Preset::Fast, Preset::Paper] {
@@ -62,10 +62,17 @@ impl TrainingPanel {
                         }
                     })
                     .response
-                    .widget_info(|| {
-                        egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
-                    })
             });
+            let response = response.inner;
+            response.widget_info(|| {
+                egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
+            });
+            // The whole settings on hover, once.
+            response.on_disabled_hover_text(format!(
+                "{}'s settings: {}. Only DifferNet has presets to choose.",
+                detector_name(state.detector),
+                state.detector.default_config().describe()
+            ));
         });
         defects_ui(ui, session, state);
         let good = session.data.as_ref().map_or(0, |d| d.good.len());
@@ -223,7 +230,17 @@ fn defects_ui(ui: &mut egui::Ui, session: &Session, state: &mut State) {
     }
 }
 
-/// The detector as a user sees it.
+/// The detector's short name.
+pub fn detector_name(k: DetectorKind) -> &'static str {
+    match k {
+        DetectorKind::PatchCore => "PatchCore",
+        DetectorKind::CsFlow => "CS-Flow",
+        DetectorKind::DifferNet => "DifferNet",
+        DetectorKind::Fusion => "Fusion of two PatchCores",
+    }
+}
+
+/// The detector as a user sees it in the list.
 fn detector_label(k: DetectorKind) -> &'static str {
     match k {
         DetectorKind::PatchCore => "PatchCore (fast)",

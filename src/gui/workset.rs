@@ -201,9 +201,22 @@ impl Workset {
 
     /// Every good image's role for `train_count` and `val_count` (or the default
     /// held-out count), seeded so the same settings give the same split, with the user's
-    /// choices kept.
+    /// choices kept. Parts called good to train on come on top of `train_count`: calling
+    /// a part good adds it and takes no other image out.
     pub fn roles(&self, train_count: usize, val_count: Option<usize>) -> Roles {
-        assign_roles(&self.good, &self.choices, train_count, val_count, 0)
+        let extra = self.called_good_to_train();
+        assign_roles(&self.good, &self.choices, train_count + extra, val_count, 0)
+    }
+
+    /// Inspected parts the user called good and chose to train on.
+    pub fn called_good_to_train(&self) -> usize {
+        self.inspect
+            .iter()
+            .filter(|s| {
+                self.choices.get(&s.path) == Some(&RoleChoice::Train)
+                    && self.good.binary_search_by(|p| p.as_path().cmp(&s.path)).is_ok()
+            })
+            .count()
     }
 
     /// The training and held-out images for `train_count` and `val_count`.

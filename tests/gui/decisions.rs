@@ -195,9 +195,32 @@ fn a_model_used_on_parts_unlike_its_training_images_says_so() {
 
 #[test]
 fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
+    one_bar_for_the_whole_training(None);
+}
+
+/// The default detector, a fusion, trains its members one after the other and then
+/// scores the held-out images with both: the bar was full while that last phase ran.
+#[test]
+fn one_progress_bar_for_a_fusion_reaches_its_end_with_the_job() {
+    let steps = one_bar_for_the_whole_training(Some(common::tiny_fusion().into()));
+    assert!(
+        steps.iter().any(|s| s == "training detector 2 of 2"),
+        "{steps:?}"
+    );
+}
+
+/// Trains with `config` (the tiny DifferNet by default) and 6 held-out images, and checks
+/// the bar: it never goes back, is short of its end while a phase still has units to do,
+/// and counts the held-out images as 6. Returns the step texts seen.
+fn one_bar_for_the_whole_training(
+    config: Option<differnet::core::config::DetectorConfig>,
+) -> Vec<String> {
     let dir = tempfile::tempdir().unwrap();
     mvtec_set(dir.path());
     let mut opts = options(Some(dir.path()));
+    if config.is_some() {
+        opts.config = config;
+    }
     opts.state = Some(differnet::gui::state::State {
         val_count: Some(6),
         ..Default::default()
@@ -215,6 +238,14 @@ fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
         {
             shown.push(p.job_fraction);
             steps.push(p.step_text());
+            // Units left in this phase: the job is not done, and the time left says so.
+            if p.done < p.total {
+                assert!(
+                    p.job_fraction < 0.99,
+                    "a full bar at {}: {shown:?}",
+                    p.step_text()
+                );
+            }
         }
         assert!(started.elapsed() < TIMEOUT, "timed out");
     }
@@ -223,6 +254,10 @@ fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
         shown.windows(2).all(|w| w[1] >= w[0]),
         "the bar went back: {shown:?} {steps:?}"
     );
+    assert!(
+        steps.iter().any(|s| s.contains("held-out")),
+        "the held-out images are counted: {steps:?}"
+    );
     for step in steps.iter().filter(|s| s.contains("held-out")) {
         assert!(step.ends_with("/6"), "{step}");
     }
@@ -230,6 +265,7 @@ fn one_progress_bar_for_the_whole_training_with_counts_that_agree() {
         !steps.iter().any(|s| s.starts_with("validating")),
         "{steps:?}"
     );
+    steps
 }
 
 #[test]
@@ -257,27 +293,29 @@ fn a_part_with_a_ground_truth_mask_shows_its_outline() {
     train_and_inspect(&mut h);
     open_rejected_scratch(&mut h);
     step_until(&mut h, "the outline", |a| a.part_view().has_mask_outline());
-    // Drawn in cyan over the part, and gone when unticked.
-    let cyan = |h: &mut Harness<'_, App>| {
+    // Drawn in white with a dark edge over the part (the textures are mid grey, the
+    // heat is jet's colours, neither is near white or near black), gone when unticked.
+    let two_tone = |h: &mut Harness<'_, App>| {
         let area = h.get_by_label_contains("Part image").rect();
         let image = h.render().expect("render");
         let scale = image.width() as f32 / 1500.0;
-        let mut n = 0;
+        let (mut white, mut dark) = (0, 0);
         for y in (area.top() * scale) as u32..(area.bottom() * scale) as u32 {
             for x in (area.left() * scale) as u32..(area.right() * scale) as u32 {
                 let [r, g, b, _] = image.get_pixel(x, y).0;
-                n += usize::from(r < 60 && g > 200 && b > 200);
+                white += usize::from(r > 235 && g > 235 && b > 235);
+                dark += usize::from(r < 30 && g < 30 && b < 30);
             }
         }
-        n
+        (white, dark)
     };
-    let with = cyan(&mut h);
+    let with = two_tone(&mut h);
     h.get_by_label("Outline the known defect").click();
     h.run_steps(2);
-    let without = cyan(&mut h);
+    let without = two_tone(&mut h);
     assert!(
-        with > 50 && without * 10 < with,
-        "cyan pixels: {with} with the outline, {without} without"
+        with.0 > 50 && with.1 > 50 && without.0 * 10 < with.0 && without.1 * 10 < with.1,
+        "white and dark pixels: {with:?} with the outline, {without:?} without"
     );
 }
 

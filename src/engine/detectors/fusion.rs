@@ -7,7 +7,7 @@
 //! default threshold and heat scale, like any detector's: the front ends see one model.
 
 use crate::core::config::{DetectorConfig, FusionConfig, FusionRule};
-use crate::core::protocol::{Heatmap, Phase};
+use crate::core::protocol::{Heatmap, MEMBER_UNITS, Phase, share_done, training_phases};
 use crate::engine::detectors::common::{Member, ModelState, RawScore, TrainJob, TrainProgress};
 use crate::engine::error::{EngineError, Result};
 use image::RgbImage;
@@ -178,16 +178,22 @@ fn fuse_maps(raw: &[&RawScore], rule: FusionRule, heat_scale: Option<f64>) -> Op
     })
 }
 
-/// A training report of member `index` of `count`, as a share of the whole job: each
-/// phase's units are counted over all the members, so one bar covers the job. A member's
-/// own validation is the fusion's, so members train without held-out images.
-fn member_progress(p: TrainProgress, index: usize, count: usize) -> Option<TrainProgress> {
+/// A training report of member `index` of `count` (`flow`: the member optimises a flow),
+/// as the fusion's: the member's phases, by their shares of its time, move one
+/// [`Phase::Members`] count from `index` to `index + 1` members' worth, so one bar covers
+/// the members one after the other and then the fusion's own validation. A member's own
+/// validation is the fusion's, so members train without held-out images.
+fn member_progress(p: TrainProgress, index: usize, count: usize, flow: bool) -> Option<TrainProgress> {
     match p {
-        TrainProgress::Phase { phase, done, total } => Some(TrainProgress::Phase {
-            phase,
-            done: index * total + done,
-            total: count * total,
-        }),
+        TrainProgress::Phase { phase, done, total } => {
+            let fraction = if total == 0 { 0.0 } else { done as f32 / total as f32 };
+            let within = share_done(training_phases(flow), phase, fraction)?;
+            Some(TrainProgress::Phase {
+                phase: Phase::Members,
+                done: index * MEMBER_UNITS + (within * MEMBER_UNITS as f32).round() as usize,
+                total: count * MEMBER_UNITS,
+            })
+        }
         // Every member reads the same files: say once which could not be read.
         TrainProgress::Skipped { .. } if index == 0 => Some(p),
         // A member's loss would restart the plot: a fusion shows none.
@@ -218,8 +224,9 @@ pub fn train<M: Member>(
             cancel: job.cancel,
             defects: job.defects,
         };
+        let flow = member.loss_schedule(1).is_some();
         let mut forward = |p: TrainProgress| {
-            if let Some(p) = member_progress(p, index, count) {
+            if let Some(p) = member_progress(p, index, count, flow) {
                 report(p);
             }
         };
@@ -403,19 +410,23 @@ mod tests {
 
     #[test]
     fn progress_of_members_adds_up_to_one_bar() {
-        let p = |done, total| TrainProgress::Phase {
-            phase: Phase::CachingFeatures,
-            done,
-            total,
-        };
-        assert_eq!(member_progress(p(3, 16), 0, 2), Some(p(3, 32)));
-        assert_eq!(member_progress(p(3, 16), 1, 2), Some(p(19, 32)));
+        let p = |phase, done, total| TrainProgress::Phase { phase, done, total };
+        let members = |done| Some(p(Phase::Members, done, 2 * MEMBER_UNITS));
+        // A bank member: loading is its first tenth, its features the next 55 %.
+        assert_eq!(member_progress(p(Phase::Loading, 0, 16), 0, 2, false), members(0));
+        assert_eq!(member_progress(p(Phase::Loading, 16, 16), 0, 2, false), members(100));
+        assert_eq!(member_progress(p(Phase::CachingFeatures, 8, 16), 1, 2, false), members(1375));
+        // Its heat calibration ends the member: the second one ends the members.
+        assert_eq!(member_progress(p(Phase::Validating, 4, 4), 0, 2, false), members(1000));
+        assert_eq!(member_progress(p(Phase::Validating, 4, 4), 1, 2, false), members(2000));
+        // A flow member spends most of its time training.
+        assert_eq!(member_progress(p(Phase::Training, 50, 100), 0, 2, true), members(500));
         let step = TrainProgress::Step {
             epoch: 0,
             step: 0,
             loss: 1.0,
         };
-        assert_eq!(member_progress(step, 0, 2), None);
+        assert_eq!(member_progress(step, 0, 2, false), None);
     }
 
     #[test]

@@ -16,10 +16,13 @@ impl WorkstationApp {
             self.session.version,
             self.state.train_count,
             self.state.val_count,
+            busy,
         );
         if self.changes.as_ref().is_none_or(|c| c.0 != key) {
             let text = self.training_changes();
-            let moves = self.session.moves().map(|m| {
+            // Which parts moved is said once every part has its new score, not while
+            // the count still grows.
+            let moves = (!busy).then(|| self.session.moves()).flatten().map(|m| {
                 let mut text = moves_summary(&m);
                 if let (Some(was), Some(t)) = (self.session.previous_reject, self.session.thresholds)
                     && was != t.reject
@@ -206,14 +209,12 @@ impl WorkstationApp {
                     }
                     ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
                         style::busy_indicator(ui);
-                        let describe = job.describe();
-                        ui.add(egui::Label::new(describe).truncate())
-                            .on_hover_text(describe);
+                        // Shortened to fit; a shortened label shows all of it on hover.
+                        ui.add(egui::Label::new(job.describe()).truncate());
                     });
                 });
             } else if let Some(status) = &self.notices.status {
-                ui.add(egui::Label::new(RichText::new(status).weak()).truncate())
-                    .on_hover_text(status);
+                ui.add(egui::Label::new(RichText::new(status).weak()).truncate());
             }
         });
     }

@@ -56,11 +56,13 @@ impl WorkstationApp {
             }
             AppCommand::OfferImages(paths) => self.data_panel.offer_drop(paths),
             AppCommand::PlainImagesAreGood => {
-                self.session.push_undo("\"These are good parts\"");
+                let edit = "\"These are good parts\"";
+                self.session.push_undo(edit);
                 if let Some(d) = &mut self.session.data {
                     d.unlabelled_are_good();
                 }
                 self.session.clear_parts();
+                self.notices.status(done_edit(edit));
             }
             AppCommand::ChooseRole { path, choice } => {
                 let what = match choice {
@@ -69,12 +71,13 @@ impl WorkstationApp {
                     Some(RoleChoice::Exclude) => "exclude",
                     None => "let the split decide on",
                 };
-                self.session
-                    .push_undo(format!("{what} {}", file_name(&path)));
+                let edit = format!("{what} {}", file_name(&path));
+                self.session.push_undo(edit.clone());
                 if let Some(d) = &mut self.session.data {
                     d.choose(&path, choice);
                 }
                 self.session.version += 1;
+                self.notices.status(done_edit(&edit));
             }
             AppCommand::MarkGood(path) => {
                 self.session
@@ -95,16 +98,21 @@ impl WorkstationApp {
                 }
             }
             AppCommand::Relabel { path, label } => {
-                self.session
-                    .push_undo(format!("label {} {}", file_name(&path), label.type_name()));
+                let edit = format!("label {} {}", file_name(&path), label.type_name());
+                self.session.push_undo(edit.clone());
                 if let Some(d) = &mut self.session.data {
                     d.relabel(&path, label);
                 }
                 self.session.sync_labels();
+                self.notices.status(done_edit(&edit));
             }
             AppCommand::Undo => match self.session.undo_edit() {
-                Some(what) => self.notices.status(format!("Undid: {what}")),
+                Some(what) => self.notices.status(format!("Undid: {what} (Ctrl+Shift+Z or Ctrl+Y redoes it)")),
                 None => self.notices.status("Nothing to undo."),
+            },
+            AppCommand::Redo => match self.session.redo_edit() {
+                Some(what) => self.notices.status(format!("Redid: {what}")),
+                None => self.notices.status("Nothing to redo."),
             },
             AppCommand::ShowGallery(view) => self.gallery.set_view(view),
             AppCommand::ForgetPreviousCalls => {
@@ -115,6 +123,7 @@ impl WorkstationApp {
                 self.session.data = None;
                 self.session.skipped.clear();
                 self.session.undo.clear();
+                self.session.redo.clear();
                 self.session.previous_calls = None;
                 self.session.clear_parts();
                 self.part_view.close();
@@ -407,6 +416,10 @@ impl WorkstationApp {
         self.session.plan = JobPlan {
             held_out: validation.len(),
             flow: self.session.training.is_some(),
+            members: match &config {
+                DetectorConfig::Fusion(f) => f.members.len(),
+                _ => 1,
+            },
         };
         self.send(
             Job::Train,
@@ -469,4 +482,9 @@ impl WorkstationApp {
             );
         }
     }
+}
+
+/// The status line after an edit of the images: what was done, and how to undo it.
+fn done_edit(what: &str) -> String {
+    format!("Done: {what} (Ctrl+Z undoes it)")
 }
