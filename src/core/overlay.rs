@@ -170,8 +170,16 @@ mod tests {
         assert_eq!(img.get_pixel(1, 1).0, OUTLINE_LINE);
         assert_eq!(img.get_pixel(0, 1).0, OUTLINE_EDGE, "dark outside the line");
         assert_eq!(img.get_pixel(2, 2).0, OUTLINE_EDGE, "and inside it");
-        assert_eq!(img.get_pixel(3, 3).0, [90, 90, 90], "the middle stays clear");
-        assert_eq!(img.get_pixel(6, 6).0, [90, 90, 90], "a corner away from the line");
+        assert_eq!(
+            img.get_pixel(3, 3).0,
+            [90, 90, 90],
+            "the middle stays clear"
+        );
+        assert_eq!(
+            img.get_pixel(6, 6).0,
+            [90, 90, 90],
+            "a corner away from the line"
+        );
         assert!(mask_outline(&GrayImage::new(3, 3), 1).iter().all(|v| !v));
     }
 
@@ -180,7 +188,11 @@ mod tests {
         let lum = |c: [u8; 3]| {
             let lin = |v: u8| {
                 let v = f64::from(v) / 255.0;
-                if v <= 0.039_28 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) }
+                if v <= 0.039_28 {
+                    v / 12.92
+                } else {
+                    ((v + 0.055) / 1.055).powf(2.4)
+                }
             };
             0.2126 * lin(c[0]) + 0.7152 * lin(c[1]) + 0.0722 * lin(c[2])
         };

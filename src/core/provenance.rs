@@ -6,6 +6,25 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
+/// What a model did with a good image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelRole {
+    /// It learnt from it: its score says little about the part.
+    TrainedOn,
+    /// It scored it to set its line.
+    HeldOut,
+}
+
+impl ModelRole {
+    /// Its word in exports: `trained_on` or `held_out`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelRole::TrainedOn => "trained_on",
+            ModelRole::HeldOut => "held_out",
+        }
+    }
+}
+
 /// Where a model came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingRecord {
@@ -98,6 +117,18 @@ impl TrainingRecord {
                 };
                 range(|s| s.0).contains(&width) && range(|s| s.1).contains(&height)
             }
+        }
+    }
+
+    /// What the model did with `path`: trained on it, held it out to set its line, or
+    /// neither (`None`).
+    pub fn role_of(&self, path: &Path) -> Option<ModelRole> {
+        if self.train_files.iter().any(|p| p == path) {
+            Some(ModelRole::TrainedOn)
+        } else if self.validation_files.iter().any(|p| p == path) {
+            Some(ModelRole::HeldOut)
+        } else {
+            None
         }
     }
 

@@ -19,6 +19,9 @@ pub struct PartRow<'a> {
     /// Pixels of its heatmap at or above the reject line's level (the decision scale of
     /// [`crate::core::heat_layer::DecisionScale`]), when it has a map.
     pub hot_area: Option<usize>,
+    /// What the current model did with the image (trained on it, held it out), when it
+    /// was one of its good images.
+    pub model_role: Option<crate::core::provenance::ModelRole>,
 }
 
 /// What every row of a parts CSV shares: the lines, the model and the time.
@@ -35,8 +38,7 @@ pub struct CsvContext {
 }
 
 /// The header line of [`parts_csv`].
-pub const PARTS_CSV_HEADER: &str =
-    "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time,hot_area_px";
+pub const PARTS_CSV_HEADER: &str = "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time,hot_area_px,model_role";
 
 /// The parts CSV with a header line, one row per part, in the order given. Each row
 /// carries the lines, the model and the time, so a row means the same on its own. An
@@ -62,6 +64,7 @@ pub fn parts_csv(rows: &[PartRow<'_>], context: &CsvContext) -> String {
             model_id,
             &context.time,
             &row.hot_area.map_or_else(String::new, |a| a.to_string()),
+            row.model_role.map_or("", |r| r.name()),
         ]);
     }
     table.into_text()
@@ -191,6 +194,7 @@ mod tests {
                 score: 2.5,
                 decision: Decision::Reject,
                 hot_area: Some(12),
+                model_role: None,
             },
             PartRow {
                 path: b,
@@ -198,6 +202,7 @@ mod tests {
                 score: 0.75,
                 decision: Decision::Review,
                 hot_area: None,
+                model_role: Some(crate::core::provenance::ModelRole::TrainedOn),
             },
         ];
         let text = parts_csv(&rows, &context);
@@ -205,9 +210,10 @@ mod tests {
         assert_eq!(lines[0], PARTS_CSV_HEADER);
         assert_eq!(
             lines[1],
-            "\"/data/a,b.png\",crack,2.5,reject,2,0.5,\"tiles.differnet, PatchCore\",0123456789ab,2026-11-27T05:00:00Z,12"
+            "\"/data/a,b.png\",crack,2.5,reject,2,0.5,\"tiles.differnet, PatchCore\",0123456789ab,2026-11-27T05:00:00Z,12,"
         );
         assert!(lines[2].starts_with("/data/c.png,unknown,0.75,review,2,0.5,"));
+        assert!(lines[2].ends_with(",,trained_on"), "{}", lines[2]);
         let no_band = CsvContext {
             thresholds: Thresholds::reject_at(2.0),
             model_id: None,

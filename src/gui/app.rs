@@ -59,6 +59,12 @@ const MAX_VIEW_SIDE: usize = 4096;
 const SIDE_BY_SIDE_WIDTH: f32 = 1000.0;
 /// The most of the central column's height the Decide panel takes before it scrolls.
 const DECIDE_SHARE: f32 = 0.55;
+/// The Decide panel's frame and heading around its scrolling part, in points.
+const DECIDE_CHROME: f32 = 50.0;
+/// The least the Decide panel's scrolling part shows, in points.
+const MIN_DECIDE_HEIGHT: f32 = 100.0;
+/// Below this height of its scrolling part, the Decide panel draws a shorter histogram.
+const COMPACT_DECIDE_BELOW: f32 = 300.0;
 
 /// How to start the workstation; tests inject a data folder, a CPU worker and a tiny
 /// training configuration.
@@ -129,7 +135,11 @@ pub struct WorkstationApp {
 
 /// The changes banner's key (session version, training count, held-out count, a job
 /// running), its text about the good images and its text about the parts that moved.
-type ChangesCache = ((u64, usize, Option<usize>, bool), Option<String>, Option<String>);
+type ChangesCache = (
+    (u64, usize, Option<usize>, bool),
+    Option<String>,
+    Option<String>,
+);
 
 /// A heatmap export the user is asked about: how many, how many are ready, how long.
 #[derive(Debug, Clone)]
@@ -442,7 +452,13 @@ impl WorkstationApp {
             if self.session.thresholds.is_some() {
                 // The Decide panel never takes the whole column: past a share of it, it
                 // scrolls, and the gallery keeps the rest.
-                let max_height = (ui.available_height() * DECIDE_SHARE).max(160.0);
+                // Nor more than leaves two whole rows of the gallery in view: on a short
+                // window it scrolls, and its histogram is shorter.
+                let avail = ui.available_height();
+                let max_height = (avail * DECIDE_SHARE)
+                    .min(avail - Gallery::height_for_rows(ui, 2) - DECIDE_CHROME)
+                    .max(MIN_DECIDE_HEIGHT);
+                self.results_panel.compact = max_height < COMPACT_DECIDE_BELOW;
                 egui::Frame::group(ui.style()).show(ui, |ui| {
                     ui.set_width(ui.available_width());
                     section(ui, "3. Decide", "decide", true, |ui| {

@@ -31,6 +31,17 @@ pub enum DialogKind {
     ExportCsv,
     /// Pick a folder for heatmap images.
     ExportHeatmaps,
+    /// Pick one of the Line view's folders.
+    LineFolder(LineFolder),
+}
+
+/// The Line view's folders.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineFolder {
+    /// Where the camera writes new images.
+    Camera,
+    /// Where the parts are sorted into.
+    Sorted,
 }
 
 /// A request recorded by UI code and applied after the frame.
@@ -113,6 +124,13 @@ pub enum AppCommand {
     /// Write heatmap overlays of the parts shown in the gallery to this folder: the ones
     /// already computed at once, the others as the worker computes them.
     ExportHeatmaps(PathBuf),
+    /// Fill in one of the Line view's folders.
+    SetLineFolder {
+        /// Which folder.
+        which: LineFolder,
+        /// The folder chosen.
+        path: PathBuf,
+    },
     /// Start the line: sort parts from `input` into `output` with the model file `model`.
     StartLine {
         /// The model file.

@@ -3,7 +3,7 @@
 //! path commands directly.
 
 use crate::core::protocol::Waker;
-use crate::gui::command::{AppCommand, DialogKind};
+use crate::gui::command::{AppCommand, DialogKind, LineFolder};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;
 
@@ -124,6 +124,13 @@ fn ask(kind: DialogKind, folder: Option<PathBuf>) -> Option<AppCommand> {
             .set_title("Folder for heatmap images")
             .pick_folder()
             .map(AppCommand::PlanHeatmapExport),
+        DialogKind::LineFolder(which) => dialog
+            .set_title(match which {
+                LineFolder::Camera => "The folder the camera writes into",
+                LineFolder::Sorted => "The folder to sort parts into",
+            })
+            .pick_folder()
+            .map(|path| AppCommand::SetLineFolder { which, path }),
     }
 }
 

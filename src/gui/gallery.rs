@@ -165,6 +165,9 @@ impl Default for Gallery {
 /// Size of a tile: the thumbnail and two lines of caption.
 const TILE: Vec2 = Vec2::new(THUMB_SIDE as f32 + 12.0, THUMB_SIDE as f32 + 40.0);
 
+/// The gallery's controls above the tiles (views, filters, order, count), in points.
+const GALLERY_HEADER: f32 = 84.0;
+
 impl Gallery {
     /// Sets the decision filter (for tests and shortcuts).
     pub fn set_filter(&mut self, filter: Filter) {
@@ -341,6 +344,12 @@ impl Gallery {
         };
         self.reveal = true;
         Some(self.tiles[next].path.clone())
+    }
+
+    /// The height the gallery needs to show `rows` whole rows of tiles under its
+    /// controls.
+    pub fn height_for_rows(ui: &egui::Ui, rows: usize) -> f32 {
+        GALLERY_HEADER + rows as f32 * (TILE.y + ui.spacing().item_spacing.y)
     }
 
     /// Shows the view choice, filters, order and the grid. `train_count` and `val_count`

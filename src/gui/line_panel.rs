@@ -11,9 +11,9 @@ use crate::engine::watch::{
     LineControl, PartDecided, RECENT_GOOD, Tally, Watch, WatchOptions, recent_good_parts,
 };
 use crate::engine::worker::WorkerOptions;
-use crate::gui::command::AppCommand;
+use crate::gui::command::{AppCommand, DialogKind, LineFolder};
 use crate::gui::image_loader::{ImageLoader, Slot};
-use crate::gui::style;
+use crate::gui::{score_axis, style};
 use crossbeam_channel::{Receiver, unbounded};
 use egui::{Color32, RichText};
 use std::collections::VecDeque;
@@ -305,18 +305,30 @@ impl LinePanel {
         };
         ui.add(egui::Label::new(about).wrap());
         let running = self.run.is_some();
-        for (name, text, hint) in [
-            ("Camera folder", &mut self.input, "/path/to/camera"),
-            ("Sorted into", &mut self.output, "/path/to/sorted"),
+        for (which, name, hint) in [
+            (LineFolder::Camera, "Camera folder", "/path/to/camera"),
+            (LineFolder::Sorted, "Sorted into", "/path/to/sorted"),
         ] {
             let label = ui.label(name).id;
-            ui.add_enabled(
-                !running,
-                egui::TextEdit::singleline(text)
-                    .hint_text(hint)
-                    .desired_width(ui.available_width()),
-            )
-            .labelled_by(label);
+            ui.horizontal(|ui| {
+                // The button first, right-aligned: the field takes what is left.
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui
+                        .add_enabled(!running, egui::Button::new("Browse…"))
+                        .on_hover_text(format!("Choose the {} with a dialog.", name.to_lowercase()))
+                        .clicked()
+                    {
+                        commands.push(AppCommand::Dialog(DialogKind::LineFolder(which)));
+                    }
+                    ui.add_enabled(
+                        !running,
+                        egui::TextEdit::singleline(self.folder_mut(which))
+                            .hint_text(hint)
+                            .desired_width(ui.available_width()),
+                    )
+                    .labelled_by(label);
+                });
+            });
         }
         ui.add_enabled(
             !running,
@@ -443,6 +455,22 @@ impl LinePanel {
 }
 
 impl LinePanel {
+    /// The text of one of the folders.
+    pub fn folder(&self, which: LineFolder) -> &str {
+        match which {
+            LineFolder::Camera => &self.input,
+            LineFolder::Sorted => &self.output,
+        }
+    }
+
+    /// The text of one of the folders, to edit.
+    pub fn folder_mut(&mut self, which: LineFolder) -> &mut String {
+        match which {
+            LineFolder::Camera => &mut self.input,
+            LineFolder::Sorted => &mut self.output,
+        }
+    }
+
     /// The recent scores (log scale when all are positive) against the model's held-out
     /// good range (a band) and the reject line.
     fn health_plot(&self, ui: &mut egui::Ui) {
@@ -451,7 +479,7 @@ impl LinePanel {
             && self
                 .lines
                 .is_none_or(|(r, g)| r > 0.0 && g.is_none_or(|(lo, _)| lo > 0.0));
-        let y = |v: f64| if log { v.log10() } else { v };
+        let y = |v: f64| if log { score_axis::log_score(v) } else { v };
         let mut plot = Plot::new("line_health")
             .height(110.0)
             .allow_drag(false)
@@ -459,7 +487,14 @@ impl LinePanel {
             .allow_scroll(false)
             .show_x(false)
             .x_axis_label("part")
-            .y_axis_label(if log { "score (log10)" } else { "score" });
+            .y_axis_label(if log { "score (log scale)" } else { "score" });
+        // The histogram's axis: real scores at round values, as many as have room.
+        if log {
+            plot = plot
+                .grid_spacing(score_axis::GRID_SPACING)
+                .y_grid_spacer(score_axis::y_marks)
+                .y_axis_formatter(|mark, _| style::format_score(10f64.powf(mark.value)));
+        }
         // The reject line is always in view, however far below it the parts score.
         if let Some((reject, _)) = self.lines {
             plot = plot.include_y(y(reject));

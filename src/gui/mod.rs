@@ -21,6 +21,7 @@ pub mod line_panel;
 pub mod notices;
 pub mod part_view;
 pub mod results_panel;
+pub mod score_axis;
 pub mod session;
 pub mod state;
 pub mod style;

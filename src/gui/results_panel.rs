@@ -9,7 +9,7 @@ use crate::core::metrics::{self, Confusion, CurvePoint};
 use crate::gui::command::AppCommand;
 use crate::gui::session::Session;
 use crate::gui::state::State;
-use crate::gui::style;
+use crate::gui::{score_axis, style};
 use egui::{Color32, RichText};
 use egui_plot::{Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoints, Points, Span, VLine};
 
@@ -152,6 +152,8 @@ pub struct ResultsPanel {
     /// What is typed into the reject and review fields while they have the focus.
     reject_text: Option<String>,
     review_text: Option<String>,
+    /// A short window: the histogram is drawn shorter.
+    pub compact: bool,
 }
 
 impl ResultsPanel {
@@ -328,14 +330,17 @@ impl ResultsPanel {
             .map(|b| b.good + b.defect + b.unknown)
             .max()
             .unwrap_or(1);
-        let reject_x = log_score(t.reject);
-        let review_x = t.review.filter(|_| state.review_band).map(log_score);
+        let reject_x = score_axis::log_score(t.reject);
+        let review_x = t
+            .review
+            .filter(|_| state.review_band)
+            .map(score_axis::log_score);
         let lines_lo = review_x.map_or(reject_x, |r| r.min(reject_x));
         let (lo, hi) = (hist.log_min.min(lines_lo), hist.log_max().max(reject_x));
         let span_hi = hi + (hi - lo) * 0.1 + 1.0;
         let frozen = self.drag_axis.filter(|_| self.grab.is_some());
         let response = Plot::new("score_histogram")
-            .height(200.0)
+            .height(if self.compact { 130.0 } else { 200.0 })
             .allow_drag(false)
             .allow_zoom(false)
             .allow_scroll(false)
@@ -350,8 +355,8 @@ impl ResultsPanel {
             .y_grid_spacer(count_marks)
             .y_axis_formatter(|mark, _| format!("{:.0}", mark.value))
             .y_axis_min_width(28.0)
-            .grid_spacing(egui::Rangef::new(GRID_MIN_PX as f32, 300.0))
-            .x_grid_spacer(log_marks)
+            .grid_spacing(score_axis::GRID_SPACING)
+            .x_grid_spacer(score_axis::x_marks)
             .x_axis_formatter(|mark, _| style::format_score(10f64.powf(mark.value)))
             .x_axis_label("score (log scale)")
             .y_axis_label("parts")
@@ -1018,11 +1023,6 @@ fn curves_ui(
     }
 }
 
-/// `log10` of a score for the histogram axis.
-fn log_score(s: f64) -> f64 {
-    s.max(crate::core::histogram::MIN_LOG_SCORE).log10()
-}
-
 /// The bin of the histogram under `x` (a `log10` score), if any.
 fn bin_at(hist: &crate::core::histogram::LogHistogram, x: f64) -> Option<usize> {
     let i = ((x - hist.log_min) / hist.log_width).floor();
@@ -1031,7 +1031,9 @@ fn bin_at(hist: &crate::core::histogram::LogHistogram, x: f64) -> Option<usize> 
 
 /// Which kinds of part the histogram holds: good, defective, unlabelled.
 fn kinds_present(hist: &crate::core::histogram::LogHistogram) -> [bool; 3] {
-    let any = |pick: fn(&crate::core::histogram::BinCounts) -> usize| hist.bins.iter().any(|b| pick(b) > 0);
+    let any = |pick: fn(&crate::core::histogram::BinCounts) -> usize| {
+        hist.bins.iter().any(|b| pick(b) > 0)
+    };
     [any(|b| b.good), any(|b| b.defect), any(|b| b.unknown)]
 }
 
@@ -1078,106 +1080,9 @@ fn count_marks(input: GridInput) -> Vec<GridMark> {
         .collect()
 }
 
-/// The plot's smallest grid spacing in points: a grid spacer's `base_step_size` is this
-/// many points in the axis's units.
-const GRID_MIN_PX: f64 = 8.0;
-
-/// The least room between two score labels, in points: egui_plot draws no label closer
-/// than 60 points to the next, and "0.500" is about 40 points wide.
-const LABEL_GAP_PX: f64 = 66.0;
-
-/// Grid marks for a `log10` score axis, as many as leave room for their labels at the
-/// plot's width: 1, 2 and 5 times the powers of ten when there is room; round scores in
-/// even steps on a range too narrow for those; 1 and 3, 1, or every few powers of ten on
-/// a narrow plot.
-fn log_marks(input: GridInput) -> Vec<GridMark> {
-    let (lo, hi) = input.bounds;
-    if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
-        return Vec::new();
-    }
-    let px = if input.base_step_size > 0.0 {
-        GRID_MIN_PX / input.base_step_size
-    } else {
-        f64::INFINITY
-    };
-    let gap = |values: &[f64]| values.windows(2).map(|w| w[1] - w[0]).fold(hi - lo, f64::min);
-    let fits = |values: &[f64]| !values.is_empty() && gap(values) * px >= LABEL_GAP_PX;
-    let per_decade = |mantissas: &[f64], every: i32| -> Vec<f64> {
-        let mut values = Vec::new();
-        for k in (lo.floor() as i32 - 1)..=(hi.ceil() as i32) {
-            if k.rem_euclid(every) != 0 {
-                continue;
-            }
-            for m in mantissas {
-                let v = (m * 10f64.powi(k)).log10();
-                if (lo..=hi).contains(&v) {
-                    values.push(v);
-                }
-            }
-        }
-        values
-    };
-    let dense = per_decade(&[1.0, 2.0, 5.0], 1);
-    let values = if dense.len() >= 3 && fits(&dense) {
-        dense
-    } else if let Some(even) = (dense.len() < 3).then(|| even_steps(lo, hi, &fits)).flatten() {
-        even
-    } else {
-        let mut sparser = [(&[1.0, 3.0][..], 1), (&[1.0][..], 1)]
-            .into_iter()
-            .chain([2, 5, 10, 20, 50].map(|every| (&[1.0][..], every)))
-            .map(|(m, every)| per_decade(m, every));
-        sparser.find(|v| fits(v)).unwrap_or_default()
-    };
-    let step_size = gap(&values);
-    values
-        .into_iter()
-        .map(|value| GridMark { value, step_size })
-        .collect()
-}
-
-/// Round scores in even steps (1, 2 or 5 times a power of ten) between `10^lo` and
-/// `10^hi`, as `log10`: the finest step of at least two marks that `fits`.
-fn even_steps(lo: f64, hi: f64, fits: &dyn Fn(&[f64]) -> bool) -> Option<Vec<f64>> {
-    let (s_lo, s_hi) = (10f64.powf(lo), 10f64.powf(hi));
-    let magnitude = 10f64.powf(((s_hi - s_lo) / 10.0).log10().floor());
-    (0..8)
-        .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * magnitude * 10f64.powi(k)))
-        .map(|step| {
-            (((s_lo / step).ceil() as i64)..=((s_hi / step).floor() as i64))
-                .map(|i| i as f64 * step)
-                .filter(|s| *s > 0.0)
-                .map(f64::log10)
-                .collect::<Vec<f64>>()
-        })
-        .take_while(|v| v.len() >= 2)
-        .find(|v| fits(v))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The score labels on a plot `width` points wide from score `lo` to `hi`.
-    fn marks_at(lo: f64, hi: f64, width: f64) -> Vec<String> {
-        let (a, b) = (lo.log10(), hi.log10());
-        let marks = log_marks(GridInput {
-            bounds: (a, b),
-            base_step_size: GRID_MIN_PX * (b - a) / width,
-        });
-        // Each label has its room: egui_plot would hide it otherwise.
-        for m in &marks {
-            assert!(m.step_size * width / (b - a) >= LABEL_GAP_PX, "{marks:?}");
-        }
-        marks
-            .into_iter()
-            .map(|m| style::format_score(10f64.powf(m.value)))
-            .collect()
-    }
-
-    fn marks(lo: f64, hi: f64) -> Vec<String> {
-        marks_at(lo, hi, 800.0 * (hi / lo).log10())
-    }
 
     #[test]
     fn a_hovered_bar_names_the_count_of_each_kind() {
@@ -1197,17 +1102,6 @@ mod tests {
     }
 
     #[test]
-    fn the_score_axis_keeps_numbers_on_a_narrow_plot() {
-        // The full range of a magnetic tile inspection on the 1024 px window's plot
-        // (about 330 points) and on a wide one.
-        let narrow = marks_at(0.3, 120.0, 330.0);
-        assert!(narrow.len() >= 3, "{narrow:?}");
-        assert_eq!(marks_at(0.3, 120.0, 1200.0).len(), 8, "1-2-5 when there is room");
-        assert!(marks_at(0.01, 1e6, 330.0).len() >= 2);
-        assert!(marks_at(9.0, 11.0, 200.0).len() >= 2);
-    }
-
-    #[test]
     fn the_count_axis_gets_a_few_whole_numbers() {
         let marks = |lo: f64, hi: f64| -> Vec<f64> {
             count_marks(GridInput {
@@ -1221,17 +1115,6 @@ mod tests {
         assert_eq!(marks(-1.0, 110.0), [0.0, 50.0, 100.0]);
         assert_eq!(marks(0.0, 3.3), [0.0, 1.0, 2.0, 3.0]);
         assert_eq!(marks(0.0, 12.0), [0.0, 5.0, 10.0]);
-    }
-
-    #[test]
-    fn the_score_axis_gets_round_labels() {
-        assert_eq!(
-            marks(3.0, 300.0),
-            ["5.00", "10.0", "20.0", "50.0", "100", "200"]
-        );
-        // A narrow range gets even steps, as many as have room for their labels.
-        assert_eq!(marks(2.35, 4.4), ["3.00", "4.00"]);
-        assert_eq!(marks(2.35, 9.4), ["4.00", "6.00", "8.00"]);
     }
 
     /// A prediction from 16 held-out images, as many of them above the line as the rate

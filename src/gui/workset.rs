@@ -214,7 +214,10 @@ impl Workset {
             .iter()
             .filter(|s| {
                 self.choices.get(&s.path) == Some(&RoleChoice::Train)
-                    && self.good.binary_search_by(|p| p.as_path().cmp(&s.path)).is_ok()
+                    && self
+                        .good
+                        .binary_search_by(|p| p.as_path().cmp(&s.path))
+                        .is_ok()
             })
             .count()
     }

@@ -313,8 +313,9 @@ fn a_part_with_a_ground_truth_mask_shows_its_outline() {
     h.get_by_label("Outline the known defect").click();
     h.run_steps(2);
     let without = two_tone(&mut h);
+    // The window around the image is dark too: the outline's edge adds to it.
     assert!(
-        with.0 > 50 && with.1 > 50 && without.0 * 10 < with.0 && without.1 * 10 < with.1,
+        with.0 > 50 && without.0 * 10 < with.0 && with.1 > without.1 + 50,
         "white and dark pixels: {with:?} with the outline, {without:?} without"
     );
 }

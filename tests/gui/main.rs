@@ -10,6 +10,7 @@ mod engineer;
 mod hardening;
 mod layout;
 mod line;
+mod new_user;
 
 use common::{tiny_config, tiny_cs_flow, tiny_patchcore, write_set};
 
@@ -512,7 +513,7 @@ fn the_model_and_the_scores_are_kept() {
     for line in &lines[1..] {
         let fields = csv_fields(line);
         let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-        assert_eq!(fields.len(), 10, "{line}");
+        assert_eq!(fields.len(), 11, "{line}");
         assert!(
             ["good", "scratch"].contains(&fields[1]),
             "the label: {line}"
@@ -530,6 +531,8 @@ fn the_model_and_the_scores_are_kept() {
             fields[9].is_empty() || fields[9].parse::<usize>().is_ok(),
             "{line}"
         );
+        // No part to inspect is a training image of this model.
+        assert_eq!(fields[10], "", "{line}");
     }
 
     // The model with thresholds chosen by the user: a reject line and a review band.

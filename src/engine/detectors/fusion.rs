@@ -183,10 +183,19 @@ fn fuse_maps(raw: &[&RawScore], rule: FusionRule, heat_scale: Option<f64>) -> Op
 /// [`Phase::Members`] count from `index` to `index + 1` members' worth, so one bar covers
 /// the members one after the other and then the fusion's own validation. A member's own
 /// validation is the fusion's, so members train without held-out images.
-fn member_progress(p: TrainProgress, index: usize, count: usize, flow: bool) -> Option<TrainProgress> {
+fn member_progress(
+    p: TrainProgress,
+    index: usize,
+    count: usize,
+    flow: bool,
+) -> Option<TrainProgress> {
     match p {
         TrainProgress::Phase { phase, done, total } => {
-            let fraction = if total == 0 { 0.0 } else { done as f32 / total as f32 };
+            let fraction = if total == 0 {
+                0.0
+            } else {
+                done as f32 / total as f32
+            };
             let within = share_done(training_phases(flow), phase, fraction)?;
             Some(TrainProgress::Phase {
                 phase: Phase::Members,
@@ -413,14 +422,32 @@ mod tests {
         let p = |phase, done, total| TrainProgress::Phase { phase, done, total };
         let members = |done| Some(p(Phase::Members, done, 2 * MEMBER_UNITS));
         // A bank member: loading is its first tenth, its features the next 55 %.
-        assert_eq!(member_progress(p(Phase::Loading, 0, 16), 0, 2, false), members(0));
-        assert_eq!(member_progress(p(Phase::Loading, 16, 16), 0, 2, false), members(100));
-        assert_eq!(member_progress(p(Phase::CachingFeatures, 8, 16), 1, 2, false), members(1375));
+        assert_eq!(
+            member_progress(p(Phase::Loading, 0, 16), 0, 2, false),
+            members(0)
+        );
+        assert_eq!(
+            member_progress(p(Phase::Loading, 16, 16), 0, 2, false),
+            members(100)
+        );
+        assert_eq!(
+            member_progress(p(Phase::CachingFeatures, 8, 16), 1, 2, false),
+            members(1375)
+        );
         // Its heat calibration ends the member: the second one ends the members.
-        assert_eq!(member_progress(p(Phase::Validating, 4, 4), 0, 2, false), members(1000));
-        assert_eq!(member_progress(p(Phase::Validating, 4, 4), 1, 2, false), members(2000));
+        assert_eq!(
+            member_progress(p(Phase::Validating, 4, 4), 0, 2, false),
+            members(1000)
+        );
+        assert_eq!(
+            member_progress(p(Phase::Validating, 4, 4), 1, 2, false),
+            members(2000)
+        );
         // A flow member spends most of its time training.
-        assert_eq!(member_progress(p(Phase::Training, 50, 100), 0, 2, true), members(500));
+        assert_eq!(
+            member_progress(p(Phase::Training, 50, 100), 0, 2, true),
+            members(500)
+        );
         let step = TrainProgress::Step {
             epoch: 0,
             step: 0,

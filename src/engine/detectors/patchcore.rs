@@ -823,13 +823,10 @@ fn validate(
     report: &mut dyn FnMut(TrainProgress),
 ) -> Result<()> {
     let device = model.device();
-    let (_, val) = load_images(
-        job.validation,
-        Phase::Validating,
-        report,
-        job.cancel,
-        &|img| model.prepare(img),
-    )?;
+    // Loading is reported as loading, before the images are scored.
+    let (_, val) = load_images(job.validation, Phase::Loading, report, job.cancel, &|img| {
+        model.prepare(img)
+    })?;
     let total = val.len();
     // A map at the input's own size, for the heat scale.
     let input_size = |x: &Tensor| {

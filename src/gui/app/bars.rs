@@ -49,50 +49,46 @@ impl WorkstationApp {
         let Some((_, training, moves)) = &self.changes else {
             return;
         };
-        let frame = egui::Frame::new()
-            .fill(style::GOOD.gamma_multiply(0.12))
-            .inner_margin(6.0)
-            .corner_radius(4.0);
+        // On a short window each banner folds to one line (all of it on hover), so the
+        // gallery keeps its rows.
+        let fold = ui.available_height() < FOLD_BANNERS_BELOW;
         if let Some(text) = training {
-            frame.show(ui, |ui| {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(text);
-                    if ui
-                        .add_enabled(!busy && worker_ok, egui::Button::new(RichText::new("Retrain").strong()))
-                        .on_hover_text("Train a new model on the good images as they are now, then inspect the parts again and show which ones changed their call.")
-                        .on_disabled_hover_text("Wait for the current job to finish.")
-                        .clicked()
-                    {
-                        commands.push(AppCommand::Train);
-                    }
-                });
+            banner(ui, text, fold, |ui| {
+                if ui
+                    .add_enabled(!busy && worker_ok, egui::Button::new(RichText::new("Retrain").strong()))
+                    .on_hover_text("Train a new model on the good images as they are now, then inspect the parts again and show which ones changed their call.")
+                    .on_disabled_hover_text("Wait for the current job to finish.")
+                    .clicked()
+                {
+                    commands.push(AppCommand::Train);
+                }
             });
-            ui.add_space(4.0);
         }
         if let Some(text) = moves {
-            frame.show(ui, |ui| {
-                ui.horizontal_wrapped(|ui| {
-                    ui.label(format!("Compared with the previous model: {text}"));
-                    if text.starts_with(|c: char| c.is_ascii_digit())
-                        && ui.button("Show them").clicked()
-                    {
-                        self.gallery.set_view(crate::gui::gallery::View::Parts);
-                        self.gallery.set_filter(crate::gui::gallery::Filter::Moved);
-                    }
-                    if self.session.model_line.is_some()
-                        && ui
-                            .button("Use the new model's line")
-                            .on_hover_text("Put the reject line (and the review band) where the new model puts them.")
-                            .clicked()
-                    {
-                        commands.push(AppCommand::UseModelLine);
-                    }
-                    if ui.small_button("Dismiss").clicked() {
-                        commands.push(AppCommand::ForgetPreviousCalls);
-                    }
-                });
+            let some_moved = text.starts_with(|c: char| c.is_ascii_digit());
+            let text = format!("Compared with the previous model: {text}");
+            let model_line = self.session.model_line.is_some();
+            let mut show = false;
+            banner(ui, &text, fold, |ui| {
+                if some_moved && ui.button("Show them").clicked() {
+                    show = true;
+                }
+                if model_line
+                    && ui
+                        .button("Use the new model's line")
+                        .on_hover_text("Put the reject line (and the review band) where the new model puts them.")
+                        .clicked()
+                {
+                    commands.push(AppCommand::UseModelLine);
+                }
+                if ui.small_button("Dismiss").clicked() {
+                    commands.push(AppCommand::ForgetPreviousCalls);
+                }
             });
-            ui.add_space(4.0);
+            if show {
+                self.gallery.set_view(crate::gui::gallery::View::Parts);
+                self.gallery.set_filter(crate::gui::gallery::Filter::Moved);
+            }
         }
     }
 
@@ -218,4 +214,32 @@ impl WorkstationApp {
             }
         });
     }
+}
+
+/// Below this height of the central panel the banners fold to one line each.
+const FOLD_BANNERS_BELOW: f32 = 800.0;
+
+/// A banner of what changed: `text` with its buttons after it, wrapped; or, `fold`ed, on
+/// one line with the buttons at the right and the text shortened (all of it on hover).
+fn banner(ui: &mut egui::Ui, text: &str, fold: bool, buttons: impl FnOnce(&mut egui::Ui)) {
+    egui::Frame::new()
+        .fill(style::GOOD.gamma_multiply(0.12))
+        .inner_margin(6.0)
+        .corner_radius(4.0)
+        .show(ui, |ui| {
+            if fold {
+                ui.horizontal(|ui| {
+                    ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                        buttons(ui);
+                        ui.add(egui::Label::new(text).truncate());
+                    });
+                });
+            } else {
+                ui.horizontal_wrapped(|ui| {
+                    ui.label(text);
+                    buttons(ui);
+                });
+            }
+        });
+    ui.add_space(4.0);
 }

@@ -107,7 +107,9 @@ impl WorkstationApp {
                 self.notices.status(done_edit(&edit));
             }
             AppCommand::Undo => match self.session.undo_edit() {
-                Some(what) => self.notices.status(format!("Undid: {what} (Ctrl+Shift+Z or Ctrl+Y redoes it)")),
+                Some(what) => self
+                    .notices
+                    .status(format!("Undid: {what} (Ctrl+Shift+Z or Ctrl+Y redoes it)")),
                 None => self.notices.status("Nothing to undo."),
             },
             AppCommand::Redo => match self.session.redo_edit() {
@@ -152,12 +154,25 @@ impl WorkstationApp {
                     DialogKind::ExportCsv | DialogKind::ExportHeatmaps => {
                         self.state.export_folder.clone().or(data)
                     }
+                    // The folder typed so far, else the one above the data.
+                    DialogKind::LineFolder(which) => {
+                        Some(PathBuf::from(self.line.folder(which).trim()))
+                            .filter(|f| f.is_dir())
+                            .or_else(|| {
+                                data.as_deref()
+                                    .and_then(Path::parent)
+                                    .map(Path::to_path_buf)
+                            })
+                    }
                 }
                 .filter(|f| f.is_dir())
                 .or_else(home_folder);
                 if let Err(e) = self.dialogs.show(kind, folder, self.waker.clone()) {
                     self.notices.error(e);
                 }
+            }
+            AppCommand::SetLineFolder { which, path } => {
+                *self.line.folder_mut(which) = path.display().to_string();
             }
             AppCommand::Train => self.train(),
             AppCommand::Cancel => self.worker.cancel(),

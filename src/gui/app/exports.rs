@@ -74,11 +74,17 @@ impl WorkstationApp {
             .model
             .as_ref()
             .and_then(|m| m.typical_good_score());
+        let record = self
+            .session
+            .model
+            .as_ref()
+            .and_then(|m| m.trained_on.as_ref());
         let rows: Vec<PartRow<'_>> = self
             .session
             .parts
             .iter()
             .map(|p| PartRow {
+                model_role: record.and_then(|r| r.role_of(&p.path)),
                 path: &p.path,
                 label: p.label.type_name(),
                 score: p.score,

@@ -132,7 +132,8 @@ fn validate(
     } else {
         &job.train[..job.train.len().min(HEAT_SCALE_IMAGES)]
     };
-    let (_, images) = load_images(sources, Phase::Validating, report, job.cancel, &|img| {
+    // Loading is reported as loading, before the images are scored.
+    let (_, images) = load_images(sources, Phase::Loading, report, job.cancel, &|img| {
         model.prepare(img)
     })?;
     let size = model.config.image_size;

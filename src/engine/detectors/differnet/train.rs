@@ -184,7 +184,9 @@ fn validate(
     cancel: &AtomicBool,
 ) -> Result<()> {
     let angles = model.config.score.angles_deg();
-    let (_, val) = load_prepared(model, validation, Phase::Validating, report, cancel)?;
+    // Loading is reported as loading: a phase that reached its end on the files would
+    // show a full bar before they are scored.
+    let (_, val) = load_prepared(model, validation, Phase::Loading, report, cancel)?;
     // One unit per validation image scored, then one per heat-scale image (those cost a
     // backward pass per rotation, so the bar must keep moving through them too).
     let heat_count = if val.is_empty() {
