@@ -15,6 +15,9 @@ use egui_plot::{Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoints, Poin
 
 /// Bins of the histogram.
 const BINS: usize = 40;
+/// The room between two count labels up the histogram, in points: egui_plot draws them
+/// in full from 30 points apart.
+const COUNT_LABEL_GAP_PX: f64 = 30.0;
 /// Pixels within which a press on the plot grabs a threshold line.
 const GRAB_PX: f32 = 24.0;
 
@@ -1059,13 +1062,15 @@ fn bin_text(bin: &crate::core::histogram::BinCounts, kinds: [bool; 3], lo: f64, 
 }
 
 /// Grid marks for a count axis: whole numbers in steps of 1, 2 or 5 times a power of ten,
-/// at most about five of them.
+/// at most about five of them, and far enough apart for their labels to be drawn in full
+/// on a short plot.
 fn count_marks(input: GridInput) -> Vec<GridMark> {
     let (lo, hi) = input.bounds;
     if !(lo.is_finite() && hi.is_finite()) || hi <= lo {
         return Vec::new();
     }
-    let raw = ((hi - lo) / 5.0).max(1.0);
+    let room = score_axis::value_for_points(&input, COUNT_LABEL_GAP_PX);
+    let raw = ((hi - lo) / 5.0).max(1.0).max(room);
     let magnitude = 10f64.powf(raw.log10().floor());
     let step = [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -1115,6 +1120,14 @@ mod tests {
         assert_eq!(marks(-1.0, 110.0), [0.0, 50.0, 100.0]);
         assert_eq!(marks(0.0, 3.3), [0.0, 1.0, 2.0, 3.0]);
         assert_eq!(marks(0.0, 12.0), [0.0, 5.0, 10.0]);
+        // A short plot: 4.4 parts over 95 points leave room for every other count.
+        let short = count_marks(GridInput {
+            bounds: (0.0, 4.4),
+            // The value of the plot's smallest grid spacing, 8 points.
+            base_step_size: 8.0 * 4.4 / 95.0,
+        });
+        let values: Vec<f64> = short.iter().map(|m| m.value).collect();
+        assert_eq!(values, [0.0, 2.0, 4.0]);
     }
 
     /// A prediction from 16 held-out images, as many of them above the line as the rate

@@ -28,6 +28,12 @@ const LABEL_GAP_PX: f64 = 66.0;
 /// closer than 20 points.
 const LABEL_GAP_Y_PX: f64 = 24.0;
 
+/// How much of an axis's value `points` points on screen take, from a grid spacer's
+/// input (its `base_step_size` is the value of the plot's smallest grid spacing).
+pub fn value_for_points(input: &GridInput, points: f64) -> f64 {
+    input.base_step_size / GRID_MIN_PX * points
+}
+
 /// Grid marks for a score axis across a plot (the histogram's).
 pub fn x_marks(input: GridInput) -> Vec<GridMark> {
     log_marks(input, LABEL_GAP_PX)

@@ -231,7 +231,10 @@ fn banner(ui: &mut egui::Ui, text: &str, fold: bool, buttons: impl FnOnce(&mut e
                 ui.horizontal(|ui| {
                     ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                         buttons(ui);
-                        ui.add(egui::Label::new(text).truncate());
+                        // The text from the left, in what the buttons leave.
+                        ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                            ui.add(egui::Label::new(text).truncate());
+                        });
                     });
                 });
             } else {
