@@ -138,6 +138,11 @@ struct TrainArgs {
     /// Seed of the split, the weights, the rotations and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which good images to train on: seeded (a draw with the seed) or diverse (the held-out
+    /// ones drawn with the seed, the training ones chosen from the rest to cover how the
+    /// good parts look).
+    #[arg(long, default_value = "seeded")]
+    pick: Pick,
     /// Detector: fusion (two PatchCores on two views of each part, combined; the most
     /// accurate), patchcore (nearest good patch; the fastest), cs-flow (a fully
     /// convolutional flow on three scales) or differnet (the paper's normalizing flow).
@@ -235,6 +240,18 @@ struct SplitArgs {
     /// Seed of the draw.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Which good images to train on (as in `train`).
+    #[arg(long, default_value = "seeded")]
+    pick: Pick,
+}
+
+/// How the good images to train on are chosen.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Pick {
+    /// Drawn with the seed.
+    Seeded,
+    /// Chosen to cover how the good parts look (k-centre on small thumbnails).
+    Diverse,
 }
 
 #[derive(Args, Debug)]
@@ -339,7 +356,7 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::FetchWeights(a) => fetch(a),
         Cmd::Split(a) => {
             let data = dataset::discover(&a.data)?;
-            let (train, val) = train_val(&data, a.train_count, a.val_count, a.seed);
+            let (train, val) = train_val(&data, a.train_count, a.val_count, a.seed, a.pick);
             let test: Vec<_> = data
                 .test
                 .iter()
@@ -497,6 +514,7 @@ fn train_val(
     train_count: Option<usize>,
     val_count: Option<usize>,
     seed: u64,
+    pick: Pick,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let good = if data.train_good.is_empty() {
         data.test.iter().map(|s| s.path.clone()).collect::<Vec<_>>()
@@ -505,7 +523,10 @@ fn train_val(
     };
     let val_count =
         val_count.unwrap_or_else(|| dataset::default_val_count(good.len(), train_count));
-    dataset::split_train_val(&good, train_count, val_count, seed)
+    match pick {
+        Pick::Seeded => dataset::split_train_val(&good, train_count, val_count, seed),
+        Pick::Diverse => crate::core::diverse::split_diverse(&good, train_count, val_count, seed),
+    }
 }
 
 /// Finds the data set and says on stderr what its listing left out.

@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) fn train(a: TrainArgs) -> Result<()> {
     let data = discover(&a.data)?;
-    let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed);
+    let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed, a.pick);
     if train_set.is_empty() {
         bail!("no good images to train on in {}", a.data.display());
     }

@@ -8,6 +8,7 @@ pub mod colormap;
 pub mod config;
 pub mod dataset;
 pub mod decision;
+pub mod diverse;
 pub mod download;
 pub mod drift;
 pub mod folder_edits;
