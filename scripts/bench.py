@@ -922,10 +922,25 @@ ROUND3_SETS = dict(DATASETS, bottle=DATA_ROOT / "bottle")
 ROUND3_RUNS = {
     "seeded": ("default detector, 16 good images drawn with the seed (today)", ["--detector", "fusion"]),
     "diverse": (
-        "default detector, 16 good images chosen for coverage (k-centre on 16 x 16 grey thumbnails and the aspect ratio; the same held-out images)",
+        "default detector, 16 good images chosen for coverage (greedy k-centre on 16 x 16 grey thumbnails and the aspect ratio; the same held-out images)",
         ["--detector", "fusion", "--pick", "diverse"],
     ),
+    "representative": (
+        "default detector, 16 good images chosen as representatives (greedy k-medoids on the same descriptions; the same held-out images)",
+        ["--detector", "fusion", "--pick", "representative"],
+    ),
+    "turned8": (
+        "default detector, seeded draw, copies turned every 45 degrees in the banks (square inputs)",
+        ["--detector", "fusion", "--bank-rotations", "8"],
+    ),
+    "turned16": (
+        "default detector, seeded draw, copies turned every 22.5 degrees in the banks (square inputs)",
+        ["--detector", "fusion", "--bank-rotations", "16"],
+    ),
 }
+
+# Rotation copies are measured where parts turn (bottles seen from above) and on tiles.
+ROUND3_ONLY = {"turned8": {"bottle", "magnetic_tile"}, "turned16": {"bottle", "magnetic_tile"}}
 
 
 def round3(quick):
@@ -943,7 +958,7 @@ def round3(quick):
         for ds, path in ROUND3_SETS.items():
             for name in wanted:
                 key = f"{name}|{ds}|{seed}"
-                if key in runs or not path.exists():
+                if key in runs or not path.exists() or ds not in ROUND3_ONLY.get(name, {ds}):
                     continue
                 has_masks = (path / "ground_truth").exists()
                 tag = f"{name}-{ds.replace('/', '-')}-s{seed}"

@@ -202,6 +202,10 @@ struct TrainArgs {
     /// PatchCore: side of the neighbourhood each stage's map is averaged over (odd).
     #[arg(long)]
     neighbourhood: Option<usize>,
+    /// PatchCore and fusion: also put copies of each good image turned by every 360/N
+    /// degrees in the bank (8 or 16; square inputs only; 0: none).
+    #[arg(long)]
+    bank_rotations: Option<u32>,
     /// PatchCore: also learn from N defects drawn on copies of each good training image
     /// (scratches, spots, moved patches; 0: none).
     #[arg(long)]
@@ -252,6 +256,8 @@ enum Pick {
     Seeded,
     /// Chosen to cover how the good parts look (k-centre on small thumbnails).
     Diverse,
+    /// Chosen as representatives of how most good parts look (k-medoids on the same).
+    Representative,
 }
 
 #[derive(Args, Debug)]
@@ -523,9 +529,17 @@ fn train_val(
     };
     let val_count =
         val_count.unwrap_or_else(|| dataset::default_val_count(good.len(), train_count));
+    use crate::core::diverse;
     match pick {
         Pick::Seeded => dataset::split_train_val(&good, train_count, val_count, seed),
-        Pick::Diverse => crate::core::diverse::split_diverse(&good, train_count, val_count, seed),
+        Pick::Diverse => diverse::split_diverse(&good, train_count, val_count, seed, diverse::Choice::Coverage),
+        Pick::Representative => diverse::split_diverse(
+            &good,
+            train_count,
+            val_count,
+            seed,
+            diverse::Choice::Representatives,
+        ),
     }
 }
 

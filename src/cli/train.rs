@@ -263,6 +263,12 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
         }
     };
     config.set_seed(a.seed);
+    if let Some(n) = a.bank_rotations {
+        if !matches!(a.detector, DetectorKind::PatchCore | DetectorKind::Fusion) {
+            bail!("--bank-rotations is a PatchCore or fusion setting, not {}'s", a.detector);
+        }
+        config.set_bank_rotations(n);
+    }
     if let Some(s) = &a.stages {
         config
             .set_stages(s.clone())

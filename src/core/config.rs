@@ -570,7 +570,18 @@ pub struct PatchCoreConfig {
     /// existed.
     #[serde(default)]
     pub synthetic_defects: u32,
+    /// Put copies of each good image turned by every `360 / bank_rotations` degrees in the
+    /// bank too (8: every 45 degrees, 16: every 22.5), beyond the quarter turns of
+    /// `dihedral_bank`, for parts that come in any rotation (a bottle seen from above);
+    /// 0 adds none. Square inputs only: a turned long part would not fit its frame. The
+    /// corners a turn uncovers are filled by reflection, not black. Off in models written
+    /// before this setting existed.
+    #[serde(default)]
+    pub bank_rotations: u32,
 }
+
+/// The most turned copies of each good image ([`PatchCoreConfig::bank_rotations`]).
+pub const MAX_BANK_ROTATIONS: u32 = 32;
 
 /// The most synthetic defects drawn on each good image
 /// ([`PatchCoreConfig::synthetic_defects`]).
@@ -616,6 +627,7 @@ impl Default for PatchCoreConfig {
             scale_to_training: false,
             input_scale: None,
             synthetic_defects: 0,
+            bank_rotations: 0,
         }
     }
 }
@@ -741,6 +753,12 @@ impl PatchCoreConfig {
             return Err(format!(
                 "tiles need an image_size that is a multiple of {INPUT_MULTIPLE}, not {}",
                 self.image_size
+            ));
+        }
+        if self.bank_rotations > MAX_BANK_ROTATIONS {
+            return Err(format!(
+                "bank_rotations {} must be at most {MAX_BANK_ROTATIONS}",
+                self.bank_rotations
             ));
         }
         if self.synthetic_defects > MAX_SYNTHETIC_DEFECTS {
@@ -1047,6 +1065,16 @@ impl DetectorConfig {
                     m.set_image_size(((scaled / multiple).round() * multiple).max(multiple) as u32);
                 }
             }
+        }
+    }
+
+    /// Sets the turned copies of each good image in a PatchCore's bank (every PatchCore
+    /// member of a fusion); other detectors have none.
+    pub fn set_bank_rotations(&mut self, n: u32) {
+        match self {
+            DetectorConfig::PatchCore(c) => c.bank_rotations = n,
+            DetectorConfig::Fusion(c) => c.members.iter_mut().for_each(|m| m.set_bank_rotations(n)),
+            DetectorConfig::CsFlow(_) | DetectorConfig::DifferNet(_) => {}
         }
     }
 

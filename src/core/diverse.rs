@@ -1,8 +1,9 @@
-//! Choosing which good images to train on for coverage: each image described by a small
-//! grey thumbnail (its layout and grey levels) and its aspect ratio, and the training
-//! images picked by greedy k-centre, so that every good image has a training image close
-//! to it. The held-out images are drawn as before (seeded, first): they stay a fair
-//! sample of the parts, which their scores must be to set the line.
+//! Choosing which good images to train on rather than drawing them: each image described
+//! by a small grey thumbnail (its layout and grey levels) and its aspect ratio, and the
+//! training images picked greedily, for coverage (k-centre: every good image near a
+//! chosen one) or as representatives (k-medoids: where the images are many). The
+//! held-out images are drawn as before (seeded, first): they stay a fair sample of the
+//! parts, which their scores must be to set the line.
 
 use crate::core::dataset::seeded_order;
 use image::RgbImage;
@@ -62,35 +63,67 @@ pub fn k_centre(items: &[Vec<f32>], k: usize) -> Vec<usize> {
     chosen
 }
 
-/// Splits `good` as [`crate::core::dataset::split_train_val`] does, the same held-out
-/// images (the first `val_count` of the seeded order), but the training images chosen
-/// from the rest by [`k_centre`] on their [`describe`]ptions rather than taken in the
-/// seeded order. Images that cannot be read are left out of the choice. Both lists sorted.
+/// How the training images are chosen from their descriptions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Choice {
+    /// [`k_centre`]: every image near a chosen one.
+    Coverage,
+    /// [`k_medoids`]: the chosen ones where the images are many.
+    Representatives,
+}
+
+/// The most good images put in a preferred order: a training set rarely has more, and
+/// past it the seeded order takes over.
+pub const MAX_PREFERRED: usize = 128;
+
+/// The most good images described and chosen among (the first of the seeded order): it
+/// bounds the time (decoding each one) and the memory (their distances, pairwise).
+pub const MAX_CANDIDATES: usize = 1024;
+
+/// The good images in the order to train on them (at most [`MAX_PREFERRED`]), by `choice`
+/// on their [`describe`]ptions: the first `k` of it are the greedy choice of `k`, so a
+/// larger training count only adds to a smaller one's. Among at most [`MAX_CANDIDATES`]
+/// of them (the first in the order of `seed`); images that cannot be read are left out.
+pub fn preferred_order(good: &[PathBuf], choice: Choice, seed: u64) -> Vec<PathBuf> {
+    let mut candidates = seeded_order(good, seed);
+    candidates.truncate(MAX_CANDIDATES);
+    let described = describe_all(&candidates);
+    let (paths, items): (Vec<&PathBuf>, Vec<Vec<f32>>) = described.into_iter().unzip();
+    let k = items.len().min(MAX_PREFERRED);
+    let picked = match choice {
+        Choice::Coverage => k_centre(&items, k),
+        Choice::Representatives => k_medoids(&items, k),
+    };
+    picked.into_iter().map(|i| paths[i].clone()).collect()
+}
+
+/// Splits `good` as [`crate::core::dataset::split_train_val`] does, with the same
+/// held-out images (the first `val_count` of the seeded order), but the training images
+/// taken in the [`preferred_order`] of `choice` rather than the seeded order. Both lists
+/// sorted.
 pub fn split_diverse(
     good: &[PathBuf],
     train_count: Option<usize>,
     val_count: usize,
     seed: u64,
+    choice: Choice,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let mut shuffled = seeded_order(good, seed);
-    let val_len = val_count.min(shuffled.len() / 2);
-    let rest = shuffled.split_off(val_len);
-    let mut val = shuffled;
-    val.sort();
-    let wanted = train_count.map_or(rest.len(), |c| c.min(rest.len()));
-    if wanted >= rest.len() {
-        let mut train = rest;
-        train.sort();
-        return (train, val);
-    }
-    let described = describe_all(&rest);
-    let (paths, items): (Vec<&PathBuf>, Vec<Vec<f32>>) = described.into_iter().unzip();
-    let mut train: Vec<PathBuf> = k_centre(&items, wanted)
-        .into_iter()
-        .map(|i| paths[i].clone())
-        .collect();
-    train.sort();
-    (train, val)
+    let val_len = val_count.min(good.len() / 2);
+    let wanted = train_count.map_or(good.len(), |c| c.min(good.len() - val_len));
+    let order = if wanted < good.len() - val_len {
+        preferred_order(good, choice, seed)
+    } else {
+        Vec::new()
+    };
+    let roles = crate::core::training_set::assign_roles_preferring(
+        good,
+        &std::collections::BTreeMap::new(),
+        wanted,
+        Some(val_len),
+        seed,
+        &order,
+    );
+    (roles.train, roles.held_out)
 }
 
 /// The descriptions of the readable images among `paths`, decoded on two threads.
@@ -106,6 +139,38 @@ fn describe_all(paths: &[PathBuf]) -> Vec<(&PathBuf, Vec<f32>)> {
         out.extend(second.join().unwrap_or_default());
         out
     })
+}
+
+/// Greedy k-medoids (the BUILD step of PAM): `k` indices into `items`, each next the item
+/// that most lowers the summed distance of every item to its nearest chosen one. Where
+/// [`k_centre`] reaches for the odd images at the edges, this picks representatives of
+/// where the images are many. Ties go to the lower index.
+pub fn k_medoids(items: &[Vec<f32>], k: usize) -> Vec<usize> {
+    let n = items.len();
+    let mut chosen = Vec::new();
+    let mut nearest = vec![f32::INFINITY; n];
+    let pairwise: Vec<Vec<f32>> = items
+        .iter()
+        .map(|a| items.iter().map(|b| distance(a, b)).collect())
+        .collect();
+    while chosen.len() < k.min(n) {
+        let gain = |c: usize| -> f32 {
+            pairwise[c]
+                .iter()
+                .zip(&nearest)
+                .map(|(d, best)| if best.is_infinite() { -d } else { (best - d).max(0.0) })
+                .sum()
+        };
+        let next = (0..n)
+            .filter(|c| !chosen.contains(c))
+            .max_by(|&a, &b| gain(a).total_cmp(&gain(b)).then(b.cmp(&a)))
+            .expect("fewer chosen than items");
+        chosen.push(next);
+        for (best, d) in nearest.iter_mut().zip(&pairwise[next]) {
+            *best = best.min(*d);
+        }
+    }
+    chosen
 }
 
 #[cfg(test)]
@@ -125,6 +190,21 @@ mod tests {
         assert_eq!(chosen, [2, 5, 4]);
         assert_eq!(k_centre(&items, 0), Vec::<usize>::new());
         assert_eq!(k_centre(&items, 20).len(), 7, "never more than there are");
+    }
+
+    #[test]
+    fn k_medoids_picks_where_the_items_are_many() {
+        // A crowd near 0, a smaller one near 5, one odd item at 10.
+        let items: Vec<Vec<f32>> = [0.0, 0.1, 0.2, 0.15, 0.05, 5.0, 5.1, 10.0]
+            .iter()
+            .map(|v| vec![*v])
+            .collect();
+        let chosen = k_medoids(&items, 2);
+        // The crowd's middle (0.15 or 0.2, as near as each other to the rest), then the
+        // second crowd's member that also stands nearer the odd item: never the odd item.
+        assert!([2, 3].contains(&chosen[0]), "{chosen:?}");
+        assert_eq!(chosen[1], 6, "{chosen:?}");
+        assert_eq!(k_medoids(&items, 20).len(), 8);
     }
 
     #[test]

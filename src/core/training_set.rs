@@ -86,6 +86,21 @@ pub fn assign_roles(
     val_count: Option<usize>,
     seed: u64,
 ) -> Roles {
+    assign_roles_preferring(good, choices, train_count, val_count, seed, &[])
+}
+
+/// [`assign_roles`], with the training images taken first from `preferred` (in its
+/// order; see [`crate::core::diverse::preferred_order`]) and then in the seeded order.
+/// The held-out images are the same as without it: the first free ones in the seeded
+/// order, a fair sample of the parts, as the line's calibration needs.
+pub fn assign_roles_preferring(
+    good: &[PathBuf],
+    choices: &BTreeMap<PathBuf, RoleChoice>,
+    train_count: usize,
+    val_count: Option<usize>,
+    seed: u64,
+    preferred: &[PathBuf],
+) -> Roles {
     let mut roles = Roles::default();
     let shuffled = seeded_order(good, seed);
     let known: std::collections::HashSet<&PathBuf> = good.iter().collect();
@@ -105,8 +120,9 @@ pub fn assign_roles(
     let val_target = val_count.unwrap_or_else(|| default_val_count(included, Some(train_count)));
     let mut val_left = val_target.saturating_sub(forced_val).min(free / 2);
     let mut train_left = train_count.saturating_sub(forced_train);
-    for path in shuffled {
-        let list = match choices.get(&path) {
+    let mut placed: std::collections::HashSet<&PathBuf> = std::collections::HashSet::new();
+    for path in &shuffled {
+        let list = match choices.get(path) {
             Some(RoleChoice::Train) => &mut roles.train,
             Some(RoleChoice::HeldOut) => &mut roles.held_out,
             Some(RoleChoice::Exclude) => &mut roles.unused,
@@ -114,14 +130,23 @@ pub fn assign_roles(
                 val_left -= 1;
                 &mut roles.held_out
             }
-            None if train_left > 0 => {
-                train_left -= 1;
-                &mut roles.train
-            }
-            None => &mut roles.unused,
+            None => continue,
         };
-        list.push(path);
+        list.push(path.clone());
+        placed.insert(path);
     }
+    for path in preferred.iter().filter(|p| known.contains(p)).chain(&shuffled) {
+        if train_left == 0 {
+            break;
+        }
+        if placed.insert(path) {
+            train_left -= 1;
+            roles.train.push(path.clone());
+        }
+    }
+    roles
+        .unused
+        .extend(shuffled.iter().filter(|p| !placed.contains(p)).cloned());
     roles.train.sort();
     roles.held_out.sort();
     roles.unused.sort();

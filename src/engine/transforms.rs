@@ -93,6 +93,43 @@ pub fn rotate(x: &Tensor, angles_deg: &[f64]) -> Tensor {
     x.grid_sampler(&grid, 1, 0, false)
 }
 
+/// Copies of each square image of `[N, C, S, S]` turned by every `360 / n` degrees that
+/// is not a quarter turn (those are [`dihedral`]'s), bilinear, with the corners a turn
+/// uncovers filled by reflection rather than black: `[k N, C, S, S]`, image-major, or
+/// `None` when there are none (`n` of 4 or less, or images that are not square).
+pub fn turned_copies(x: &Tensor, n: u32) -> Option<Tensor> {
+    let (count, c, h, w) = x.size4().expect("image tensors are 4-D");
+    if h != w || n <= 4 {
+        return None;
+    }
+    let angles: Vec<f64> = (1..n)
+        .map(|k| f64::from(k) * 360.0 / f64::from(n))
+        .filter(|a| a.rem_euclid(90.0).abs() > 1e-9)
+        .collect();
+    if angles.is_empty() {
+        return None;
+    }
+    let k = angles.len() as i64;
+    let theta: Vec<f32> = (0..count)
+        .flat_map(|_| angles.iter())
+        .flat_map(|a| {
+            let r = a.to_radians();
+            let (s, co) = (r.sin() as f32, r.cos() as f32);
+            [co, -s, 0.0, s, co, 0.0]
+        })
+        .collect();
+    let theta = Tensor::from_slice(&theta)
+        .view([count * k, 2, 3])
+        .to_device(x.device());
+    let repeated = x
+        .unsqueeze(1)
+        .expand([count, k, c, h, w], false)
+        .reshape([count * k, c, h, w]);
+    let grid = Tensor::affine_grid_generator(&theta, [count * k, c, h, w], false);
+    // interpolation 0 = bilinear, padding 2 = reflection.
+    Some(repeated.grid_sampler(&grid, 0, 2, false))
+}
+
 /// ImageNet normalisation of `[N, 3, H, W]` images in [0, 1].
 pub fn normalize(x: &Tensor) -> Tensor {
     let dev = x.device();

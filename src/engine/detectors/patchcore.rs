@@ -22,6 +22,7 @@ use crate::engine::lanes::{Lanes, SharedFn};
 use crate::engine::synthetic::{self, SyntheticKind};
 use crate::engine::transforms::{
     dihedral_groups, image_to_tensor, normalize, photometric_copies, resize_to, standardise,
+    turned_copies,
 };
 use image::RgbImage;
 use std::rc::Rc;
@@ -572,6 +573,7 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
                     &PHOTOMETRIC_CONTRASTS,
                 ));
             }
+            copies.extend(turned_copies(&x, cfg.bank_rotations));
             let f = Tensor::cat(
                 &copies
                     .iter()
