@@ -929,6 +929,14 @@ ROUND3_RUNS = {
         "default detector, 16 good images chosen as representatives (greedy k-medoids on the same descriptions; the same held-out images)",
         ["--detector", "fusion", "--pick", "representative"],
     ),
+    "features-kcentre": (
+        "default detector, 16 good images chosen for coverage by their backbone features (greedy k-centre on EfficientNet-Lite1's pooled last stage, scripts/pick_features.py; the same held-out images)",
+        ["--detector", "fusion"],
+    ),
+    "features-kmedoids": (
+        "default detector, 16 good images chosen as representatives by their backbone features (greedy k-medoids on the same; the same held-out images)",
+        ["--detector", "fusion"],
+    ),
     "turned8": (
         "default detector, seeded draw, copies turned every 45 degrees in the banks (square inputs)",
         ["--detector", "fusion", "--bank-rotations", "8"],
@@ -963,10 +971,18 @@ def round3(quick):
                 has_masks = (path / "ground_truth").exists()
                 tag = f"{name}-{ds.replace('/', '-')}-s{seed}"
                 csv_path = out / f"{tag}.csv"
+                lists = []
+                if name.startswith("features-"):
+                    # The lists of scripts/pick_features.py (the seeded draw's held-out images).
+                    picks = out / "picks" / f"{ds.replace('/', '-')}-s{seed}"
+                    if not (picks / "val.txt").exists():
+                        subprocess.run([PY, ROOT / "scripts" / "pick_features.py", BIN, path, str(seed), picks], check=True)
+                    method = name.split("-", 1)[1]
+                    lists = ["--train-list", picks / f"{method}-train.txt", "--val-list", picks / "val.txt"]
                 r = ours(
                     out,
                     tag,
-                    ["--train-count", "16", "--val-count", "16", "--seed", str(seed)] + ROUND3_RUNS[name][1],
+                    ["--train-count", "16", "--val-count", "16", "--seed", str(seed)] + lists + ROUND3_RUNS[name][1],
                     ["--csv", csv_path] + ([] if has_masks else ["--no-pixel"]),
                     data=path,
                     keep_size=True,

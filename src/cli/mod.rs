@@ -143,6 +143,13 @@ struct TrainArgs {
     /// good parts look).
     #[arg(long, default_value = "seeded")]
     pick: Pick,
+    /// The good images to train on, one path per line, instead of a draw (with
+    /// --val-list: the held-out ones).
+    #[arg(long, requires = "val_list")]
+    train_list: Option<PathBuf>,
+    /// The good images to hold out, one path per line (with --train-list).
+    #[arg(long, requires = "train_list")]
+    val_list: Option<PathBuf>,
     /// Detector: fusion (two PatchCores on two views of each part, combined; the most
     /// accurate), patchcore (nearest good patch; the fastest), cs-flow (a fully
     /// convolutional flow on three scales) or differnet (the paper's normalizing flow).
@@ -532,7 +539,13 @@ fn train_val(
     use crate::core::diverse;
     match pick {
         Pick::Seeded => dataset::split_train_val(&good, train_count, val_count, seed),
-        Pick::Diverse => diverse::split_diverse(&good, train_count, val_count, seed, diverse::Choice::Coverage),
+        Pick::Diverse => diverse::split_diverse(
+            &good,
+            train_count,
+            val_count,
+            seed,
+            diverse::Choice::Coverage,
+        ),
         Pick::Representative => diverse::split_diverse(
             &good,
             train_count,
@@ -541,6 +554,18 @@ fn train_val(
             diverse::Choice::Representatives,
         ),
     }
+}
+
+/// The paths of a list file, one per line (blank lines skipped).
+fn path_list(file: &Path) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow!("cannot read the list {}: {e}", file.display()))?;
+    Ok(text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(PathBuf::from)
+        .collect())
 }
 
 /// Finds the data set and says on stderr what its listing left out.

@@ -5,7 +5,10 @@ use super::*;
 
 pub(super) fn train(a: TrainArgs) -> Result<()> {
     let data = discover(&a.data)?;
-    let (train_set, val_set) = train_val(&data, a.train_count, a.val_count, a.seed, a.pick);
+    let (train_set, val_set) = match (&a.train_list, &a.val_list) {
+        (Some(t), Some(v)) => (path_list(t)?, path_list(v)?),
+        _ => train_val(&data, a.train_count, a.val_count, a.seed, a.pick),
+    };
     if train_set.is_empty() {
         bail!("no good images to train on in {}", a.data.display());
     }
@@ -265,7 +268,10 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
     config.set_seed(a.seed);
     if let Some(n) = a.bank_rotations {
         if !matches!(a.detector, DetectorKind::PatchCore | DetectorKind::Fusion) {
-            bail!("--bank-rotations is a PatchCore or fusion setting, not {}'s", a.detector);
+            bail!(
+                "--bank-rotations is a PatchCore or fusion setting, not {}'s",
+                a.detector
+            );
         }
         config.set_bank_rotations(n);
     }

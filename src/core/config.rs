@@ -1413,6 +1413,15 @@ mod tests {
             .is_ok()
         };
         assert!(ok(0) && ok(3) && ok(MAX_SYNTHETIC_DEFECTS));
+        let turned = |bank_rotations| {
+            PatchCoreConfig {
+                bank_rotations,
+                ..PatchCoreConfig::default()
+            }
+            .validate()
+            .is_ok()
+        };
+        assert!(turned(0) && turned(16) && !turned(MAX_BANK_ROTATIONS + 1));
         assert!(!ok(MAX_SYNTHETIC_DEFECTS + 1));
     }
 

@@ -25,7 +25,11 @@ pub fn describe(img: &RgbImage) -> Vec<f32> {
 }
 
 fn distance(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum::<f32>().sqrt()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f32>()
+        .sqrt()
 }
 
 /// Greedy k-centre: `k` indices into `items`, the first the item closest to their mean
@@ -129,7 +133,9 @@ pub fn split_diverse(
 /// The descriptions of the readable images among `paths`, decoded on two threads.
 fn describe_all(paths: &[PathBuf]) -> Vec<(&PathBuf, Vec<f32>)> {
     fn one(p: &PathBuf) -> Option<(&PathBuf, Vec<f32>)> {
-        crate::core::image_io::load_rgb(p).ok().map(|img| (p, describe(&img)))
+        crate::core::image_io::load_rgb(p)
+            .ok()
+            .map(|img| (p, describe(&img)))
     }
     let half = paths.len().div_ceil(2);
     let (a, b) = paths.split_at(half);
@@ -158,7 +164,13 @@ pub fn k_medoids(items: &[Vec<f32>], k: usize) -> Vec<usize> {
             pairwise[c]
                 .iter()
                 .zip(&nearest)
-                .map(|(d, best)| if best.is_infinite() { -d } else { (best - d).max(0.0) })
+                .map(|(d, best)| {
+                    if best.is_infinite() {
+                        -d
+                    } else {
+                        (best - d).max(0.0)
+                    }
+                })
                 .sum()
         };
         let next = (0..n)

@@ -135,7 +135,11 @@ pub fn assign_roles_preferring(
         list.push(path.clone());
         placed.insert(path);
     }
-    for path in preferred.iter().filter(|p| known.contains(p)).chain(&shuffled) {
+    for path in preferred
+        .iter()
+        .filter(|p| known.contains(p))
+        .chain(&shuffled)
+    {
         if train_left == 0 {
             break;
         }
@@ -209,6 +213,42 @@ pub fn moves_summary(moves: &[Move]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_preferred_order_chooses_the_training_images_and_keeps_the_held_out_draw() {
+        let good = paths(40);
+        let plain = assign_roles(&good, &BTreeMap::new(), 8, Some(6), 3);
+        // No preference: the seeded split.
+        assert_eq!(
+            assign_roles_preferring(&good, &BTreeMap::new(), 8, Some(6), 3, &[]),
+            plain
+        );
+        // A preference: the same held-out images; the training images the first eight
+        // preferred that are not held out.
+        let preferred: Vec<PathBuf> = good.iter().rev().cloned().collect();
+        let r = assign_roles_preferring(&good, &BTreeMap::new(), 8, Some(6), 3, &preferred);
+        assert_eq!(r.held_out, plain.held_out);
+        let mut expected: Vec<PathBuf> = preferred
+            .iter()
+            .filter(|p| !plain.held_out.contains(p))
+            .take(8)
+            .cloned()
+            .collect();
+        expected.sort();
+        assert_eq!(r.train, expected);
+        assert_eq!(r.train.len() + r.held_out.len() + r.unused.len(), 40);
+        // A short preference is topped up in the seeded order; the user's choices stay.
+        let mut choices = BTreeMap::new();
+        choices.insert(good[0].clone(), RoleChoice::Exclude);
+        let r = assign_roles_preferring(&good, &choices, 8, Some(6), 3, &preferred[..2]);
+        assert_eq!(r.train.len(), 8);
+        assert!(r.unused.contains(&good[0]));
+        assert!(
+            preferred[..2]
+                .iter()
+                .all(|p| r.train.contains(p) || r.held_out.contains(p))
+        );
+    }
 
     fn paths(n: usize) -> Vec<PathBuf> {
         (0..n)

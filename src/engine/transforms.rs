@@ -230,6 +230,37 @@ mod tests {
     use super::*;
 
     #[test]
+    fn turned_copies_fill_their_corners_and_skip_quarter_turns() {
+        let x = Tensor::full([2, 3, 32, 32], 0.5, (tch::Kind::Float, Device::Cpu));
+        // 8: every 45 degrees but the quarter turns the dihedral copies have.
+        let t = turned_copies(&x, 8).expect("copies");
+        assert_eq!(t.size(), [8, 3, 32, 32]);
+        // 16 turns: 12 are not quarter turns.
+        assert_eq!(turned_copies(&x, 16).unwrap().size()[0], 24);
+        // A grey image stays grey all over: the corners are reflected, not black.
+        let min = t.min().double_value(&[]);
+        assert!((min - 0.5).abs() < 1e-5, "{min}");
+        assert!(turned_copies(&x, 4).is_none() && turned_copies(&x, 0).is_none());
+        let long = Tensor::zeros([1, 3, 32, 64], (tch::Kind::Float, Device::Cpu));
+        assert!(
+            turned_copies(&long, 8).is_none(),
+            "a long part keeps its frame"
+        );
+        // A bright corner turned by 45 degrees is no longer where it was.
+        let img = Tensor::zeros([1, 1, 32, 32], (tch::Kind::Float, Device::Cpu));
+        let _ = img.narrow(2, 0, 8).narrow(3, 0, 8).fill_(1.0);
+        let turned = turned_copies(&img, 8).unwrap();
+        let corner = |t: &Tensor| {
+            t.narrow(2, 0, 8)
+                .narrow(3, 0, 8)
+                .mean(tch::Kind::Float)
+                .double_value(&[])
+        };
+        assert_eq!(corner(&img), 1.0);
+        assert!(corner(&turned.narrow(0, 0, 1)) < 0.5);
+    }
+
+    #[test]
     fn image_to_tensor_keeps_layout() {
         let mut img = RgbImage::new(3, 2);
         img.put_pixel(2, 1, image::Rgb([255, 0, 51]));
