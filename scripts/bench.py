@@ -937,6 +937,10 @@ ROUND3_RUNS = {
         "default detector, 16 good images chosen as representatives by their backbone features (greedy k-medoids on the same; the same held-out images)",
         ["--detector", "fusion"],
     ),
+    "chosen": (
+        "default detector, 16 good images chosen by the product (`--pick features`, the window's default: greedy k-medoids on EfficientNet-Lite1's pooled head features in Rust; the same held-out images)",
+        ["--detector", "fusion", "--pick", "features"],
+    ),
     "turned8": (
         "default detector, seeded draw, copies turned every 45 degrees in the banks (square inputs)",
         ["--detector", "fusion", "--bank-rotations", "8"],

@@ -265,6 +265,9 @@ enum Pick {
     Diverse,
     /// Chosen as representatives of how most good parts look (k-medoids on the same).
     Representative,
+    /// Chosen by how they look to the backbone (k-medoids on its pooled head features):
+    /// what the window does by default.
+    Features,
 }
 
 #[derive(Args, Debug)]
@@ -522,6 +525,60 @@ fn send(worker: &WorkerHandle, command: Command) -> Result<()> {
 }
 
 /// The training and validation images of `data` (a plain folder's images are all good).
+/// The good images of a data set: `train/good`, or every image of a plain folder.
+fn good_images(data: &dataset::Dataset) -> Vec<PathBuf> {
+    if data.train_good.is_empty() {
+        data.test.iter().map(|s| s.path.clone()).collect()
+    } else {
+        data.train_good.clone()
+    }
+}
+
+/// The training and held-out images with the training ones chosen by the worker's
+/// backbone ([`Pick::Features`]): the held-out ones drawn with the seed as ever.
+fn chosen_split(
+    worker: &WorkerHandle,
+    data: &dataset::Dataset,
+    train_count: Option<usize>,
+    val_count: Option<usize>,
+    seed: u64,
+    backbone: BackboneKind,
+    progress: &mut Progress,
+) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let good = good_images(data);
+    let val_count =
+        val_count.unwrap_or_else(|| dataset::default_val_count(good.len(), train_count));
+    let val_len = val_count.min(good.len() / 2);
+    let wanted = train_count.map_or(good.len() - val_len, |c| c.min(good.len() - val_len));
+    let order = if wanted < good.len() - val_len {
+        send(
+            worker,
+            Command::ChooseTraining {
+                good: good.clone(),
+                backbone,
+                seed,
+            },
+        )?;
+        loop {
+            if let Some(Event::TrainingOrder(order)) = common_event(next_event(worker)?, progress)?
+            {
+                break order;
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let roles = crate::core::training_set::assign_roles_preferring(
+        &good,
+        &std::collections::BTreeMap::new(),
+        wanted,
+        Some(val_len),
+        seed,
+        &order,
+    );
+    Ok((roles.train, roles.held_out))
+}
+
 fn train_val(
     data: &dataset::Dataset,
     train_count: Option<usize>,
@@ -529,16 +586,15 @@ fn train_val(
     seed: u64,
     pick: Pick,
 ) -> (Vec<PathBuf>, Vec<PathBuf>) {
-    let good = if data.train_good.is_empty() {
-        data.test.iter().map(|s| s.path.clone()).collect::<Vec<_>>()
-    } else {
-        data.train_good.clone()
-    };
+    let good = good_images(data);
     let val_count =
         val_count.unwrap_or_else(|| dataset::default_val_count(good.len(), train_count));
     use crate::core::diverse;
     match pick {
-        Pick::Seeded => dataset::split_train_val(&good, train_count, val_count, seed),
+        // The backbone's choice needs the worker: `train` asks it (see `chosen_split`).
+        Pick::Seeded | Pick::Features => {
+            dataset::split_train_val(&good, train_count, val_count, seed)
+        }
         Pick::Diverse => diverse::split_diverse(
             &good,
             train_count,

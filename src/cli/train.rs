@@ -5,13 +5,6 @@ use super::*;
 
 pub(super) fn train(a: TrainArgs) -> Result<()> {
     let data = discover(&a.data)?;
-    let (train_set, val_set) = match (&a.train_list, &a.val_list) {
-        (Some(t), Some(v)) => (path_list(t)?, path_list(v)?),
-        _ => train_val(&data, a.train_count, a.val_count, a.seed, a.pick),
-    };
-    if train_set.is_empty() {
-        bail!("no good images to train on in {}", a.data.display());
-    }
     let config = train_config(&a)?;
     if a.defects > 0
         && !matches!(
@@ -39,6 +32,22 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
     }
     let worker = start_worker(&a.engine, Some(config.backbone()))?;
     let mut progress = Progress::new(a.engine.json);
+    let (train_set, val_set) = match (&a.train_list, &a.val_list, a.pick) {
+        (Some(t), Some(v), _) => (path_list(t)?, path_list(v)?),
+        (_, _, Pick::Features) => chosen_split(
+            &worker,
+            &data,
+            a.train_count,
+            a.val_count,
+            a.seed,
+            config.backbone(),
+            &mut progress,
+        )?,
+        _ => train_val(&data, a.train_count, a.val_count, a.seed, a.pick),
+    };
+    if train_set.is_empty() {
+        bail!("no good images to train on in {}", a.data.display());
+    }
     let settings = match &config {
         DetectorConfig::DifferNet(_) => format!("{} preset, {}", a.preset, config.describe()),
         _ => config.describe(),

@@ -5,7 +5,7 @@
 //! worker owns every tensor; the front ends only ever see these values.
 
 use crate::core::calibration::GoodScoreFit;
-use crate::core::config::DetectorConfig;
+use crate::core::config::{BackboneKind, DetectorConfig};
 use crate::core::dataset::Label;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -43,6 +43,17 @@ pub enum Command {
     LoadModel {
         /// A model file written by [`Command::SaveModel`].
         path: PathBuf,
+    },
+    /// Put the good images in the order to train on them, by how they look to
+    /// `backbone` ([`Event::TrainingOrder`]); the held-out ones are still drawn with the
+    /// seed.
+    ChooseTraining {
+        /// The good images.
+        good: Vec<PathBuf>,
+        /// The backbone that sums each one up.
+        backbone: BackboneKind,
+        /// Seed of the candidates' draw, when there are more than the chooser takes.
+        seed: u64,
     },
     /// Finish the current job and stop the thread.
     Shutdown,
@@ -105,6 +116,8 @@ pub enum JobKind {
     Score,
     /// [`Command::Evaluate`].
     Evaluate,
+    /// [`Command::ChooseTraining`].
+    Choose,
 }
 
 /// Phases of a job, for progress display.
@@ -371,6 +384,9 @@ pub enum Event {
     },
     /// A [`Command::Evaluate`] job finished.
     Evaluated(EvalReport),
+    /// A [`Command::ChooseTraining`] job finished: the good images in the order to train
+    /// on them (at most 128; the rest follow in the seeded order).
+    TrainingOrder(Vec<PathBuf>),
     /// The model was written to this path.
     Saved {
         /// The file written.

@@ -157,6 +157,25 @@ impl Backbone {
         self.bf16
     }
 
+    /// One vector per normalised image `[N, 3, H, W]` that sums up how it looks, unit
+    /// length, `[N, D]`: an EfficientNet-Lite's head features averaged over the image
+    /// (AlexNet's last map averaged). Without gradients, in bfloat16 where that is fast.
+    pub fn image_summary(&self, x: &Tensor) -> Tensor {
+        let pooled = tch::no_grad(|| match &self.net {
+            Net::EfficientNet(net) if self.bf16 => net
+                .pooled_head(&x.to_kind(Kind::BFloat16))
+                .to_kind(Kind::Float),
+            Net::EfficientNet(net) => net.pooled_head(x),
+            Net::AlexNet(net) => net
+                .forward(x)
+                .mean_dim([2i64, 3].as_slice(), false, Kind::Float),
+        });
+        let norm = pooled
+            .norm_scalaropt_dim(2.0, [1i64].as_slice(), true)
+            .clamp_min(1e-12);
+        pooled / norm
+    }
+
     /// ImageNet logits, where the network has a classifier (the EfficientNet-Lites).
     pub fn classify(&self, x: &Tensor) -> Option<Tensor> {
         match &self.net {

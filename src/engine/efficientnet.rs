@@ -418,6 +418,17 @@ impl EfficientNetLite {
         out
     }
 
+    /// The head's features averaged over the image, `[N, 1280]`: what the classifier
+    /// sees, a summary of how the whole image looks.
+    pub fn pooled_head(&self, x: &Tensor) -> Tensor {
+        self.stage_outputs(x, &[7])
+            .remove(0)
+            .apply(&self.head)
+            .relu6()
+            .adaptive_avg_pool2d([1, 1])
+            .flatten(1, -1)
+    }
+
     /// ImageNet logits `[N, 1000]`.
     pub fn classify(&self, x: &Tensor) -> Tensor {
         let features = self.stage_outputs(x, &[7]).remove(0);

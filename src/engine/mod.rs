@@ -6,6 +6,7 @@
 
 pub mod alexnet;
 pub mod backbone;
+pub mod choose;
 pub mod detector;
 pub mod detectors;
 pub mod device;

@@ -309,6 +309,7 @@ impl Worker {
                 Command::Train(_) => Some(JobKind::Train),
                 Command::Score(_) => Some(JobKind::Score),
                 Command::Evaluate(_) => Some(JobKind::Evaluate),
+                Command::ChooseTraining { .. } => Some(JobKind::Choose),
                 _ => None,
             };
             // An injected worker panic strikes after the first command that starts once it
@@ -390,6 +391,30 @@ impl Worker {
                 let info = model.info();
                 self.model = Some(model);
                 self.out.send(Event::Loaded { path, info });
+                Ok(())
+            }
+            Command::ChooseTraining {
+                good,
+                backbone,
+                seed,
+            } => {
+                let backbone = self.backbone(backbone)?;
+                let out = self.out.clone();
+                let order = crate::engine::choose::preferred_order(
+                    &backbone,
+                    &good,
+                    seed,
+                    &self.cancel,
+                    &mut |done, total| {
+                        out.send(Event::Progress {
+                            job: JobKind::Choose,
+                            phase: Phase::CachingFeatures,
+                            done,
+                            total,
+                        });
+                    },
+                )?;
+                self.out.send(Event::TrainingOrder(order));
                 Ok(())
             }
             Command::Shutdown => Ok(()),

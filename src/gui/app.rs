@@ -110,6 +110,11 @@ pub struct WorkstationApp {
     export_plan: Option<ExportPlan>,
     /// What changed since the model was trained, cached per session version and split.
     changes: Option<ChangesCache>,
+    /// The good images a [`Job::Choose`] was sent for (its answer is chosen among them).
+    choose_sent: Option<Vec<PathBuf>>,
+    /// The last answer: the good images it was chosen among, and the order to train on
+    /// them (kept to give back to images an undo restored).
+    chosen: Option<(Vec<PathBuf>, Vec<PathBuf>)>,
     /// When the last heatmap job was sent to an idle worker (to time heatmaps).
     heat_sent: Option<(PathBuf, Instant)>,
     /// When the last inspection was sent to an idle worker (to time parts).
@@ -198,6 +203,8 @@ impl WorkstationApp {
             frame_log: FrameLog::from_env(),
             export_plan: None,
             changes: None,
+            choose_sent: None,
+            chosen: None,
             heat_sent: None,
             inspect_sent: None,
             edits_dir: options.edits_dir,
@@ -299,6 +306,7 @@ impl WorkstationApp {
         if self.loader.upload(ctx) {
             ctx.request_repaint();
         }
+        self.choose_training_images();
         let written = self.exporter.written;
         self.exporter.poll();
         for e in self.exporter.errors.drain(..) {

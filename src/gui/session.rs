@@ -54,6 +54,8 @@ pub struct JobPlan {
     pub flow: bool,
     /// Detectors trained one after the other (a fusion's members; 0 or 1 for one).
     pub members: usize,
+    /// The job chooses the good images to train on: one pass over them.
+    pub choosing: bool,
 }
 
 impl JobPlan {
@@ -64,8 +66,10 @@ impl JobPlan {
         const ONE: [(Phase, f32); 1] = [(Phase::Scoring, 1.0)];
         const FUSION: [(Phase, f32); 2] = [(Phase::Members, 0.65), (Phase::Validating, 0.35)];
         const FUSION_ALONE: [(Phase, f32); 2] = [(Phase::Members, 1.0), (Phase::Validating, 0.0)];
+        const CHOOSING: [(Phase, f32); 1] = [(Phase::CachingFeatures, 1.0)];
         match first {
             Phase::Scoring => &ONE,
+            _ if self.choosing => &CHOOSING,
             _ if self.members > 1 && self.held_out > 0 => &FUSION,
             _ if self.members > 1 => &FUSION_ALONE,
             _ => training_phases(self.flow),
@@ -694,6 +698,7 @@ mod tests {
             held_out: 16,
             flow: true,
             members: 1,
+            choosing: false,
         };
         let mut p = JobProgress::start(plan, Phase::Loading, 0, 16);
         let mut shown = vec![p.job_fraction];
@@ -722,6 +727,7 @@ mod tests {
             held_out: 0,
             flow: false,
             members: 1,
+            choosing: false,
         };
         let mut p = JobProgress::start(bank, Phase::Validating, 1, 4);
         assert_eq!(p.step_text(), "calibrating heatmaps 1/4");

@@ -60,6 +60,9 @@ pub struct State {
     pub line_input: Option<PathBuf>,
     /// The Line view's sorted folder, as last started.
     pub line_output: Option<PathBuf>,
+    /// Choose the good images to train on by how they look to the backbone (so they cover
+    /// the good parts); off: a seeded draw.
+    pub choose_training: bool,
 }
 
 impl Default for State {
@@ -86,6 +89,7 @@ impl Default for State {
             defects_per_type: 5,
             line_input: None,
             line_output: None,
+            choose_training: true,
         }
     }
 }

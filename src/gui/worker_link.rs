@@ -24,6 +24,8 @@ pub enum Job {
     Save(PathBuf),
     /// [`Command::LoadModel`].
     Load(PathBuf),
+    /// [`Command::ChooseTraining`].
+    Choose,
 }
 
 impl Job {
@@ -36,6 +38,7 @@ impl Job {
             Job::ExportHeatmaps(_) => "exporting heatmaps",
             Job::Save(_) => "saving the model",
             Job::Load(_) => "loading a model",
+            Job::Choose => "choosing the good images to train on",
         }
     }
 }
@@ -155,6 +158,7 @@ impl WorkerLink {
                 | Event::Evaluated(_)
                 | Event::Saved { .. }
                 | Event::Loaded { .. }
+                | Event::TrainingOrder(_)
                 | Event::Cancelled { .. }
                 | Event::Failed { .. } => self.jobs.pop_front(),
                 Event::Crashed { message } => {

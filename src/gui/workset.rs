@@ -4,7 +4,7 @@
 use crate::core::dataset::{Dataset, Label, Sample};
 use crate::core::folder_edits::{FolderBaseline, FolderEdits, Images};
 use crate::core::protocol::LabelledDefect;
-use crate::core::training_set::{RoleChoice, Roles, assign_roles};
+use crate::core::training_set::{RoleChoice, Roles, assign_roles_preferring};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -47,6 +47,10 @@ pub struct Workset {
     pub choices: BTreeMap<PathBuf, RoleChoice>,
     /// The folder's images as listed, before the user's edits (`None` for dropped files).
     baseline: Option<Arc<FolderBaseline>>,
+    /// The good images in the order to train on them, chosen by how they look to the
+    /// backbone ([`crate::engine::choose`]), and the good images it was chosen among;
+    /// `None`: the seeded order.
+    preferred: Option<(Arc<Vec<PathBuf>>, Arc<Vec<PathBuf>>)>,
 }
 
 impl Workset {
@@ -60,6 +64,7 @@ impl Workset {
         Self {
             is_demo: is_demo_folder(&data.root),
             baseline: Some(Arc::new(FolderBaseline::of(&data.train_good, &data.test))),
+            preferred: None,
             root: Some(data.root),
             layout,
             good: data.train_good,
@@ -78,6 +83,7 @@ impl Workset {
             inspect: Vec::new(),
             choices: BTreeMap::new(),
             baseline: None,
+            preferred: None,
         }
     }
 
@@ -205,7 +211,48 @@ impl Workset {
     /// a part good adds it and takes no other image out.
     pub fn roles(&self, train_count: usize, val_count: Option<usize>) -> Roles {
         let extra = self.called_good_to_train();
-        assign_roles(&self.good, &self.choices, train_count + extra, val_count, 0)
+        let preferred = self
+            .preferred
+            .as_ref()
+            .map_or(&[][..], |(order, _)| order.as_slice());
+        assign_roles_preferring(
+            &self.good,
+            &self.choices,
+            train_count + extra,
+            val_count,
+            0,
+            preferred,
+        )
+    }
+
+    /// Sets the order to train on the good images in, chosen among `among` (`None`: the
+    /// seeded order).
+    pub fn set_preferred(&mut self, order: Option<(Vec<PathBuf>, Vec<PathBuf>)>) {
+        self.preferred = order.map(|(o, a)| (Arc::new(o), Arc::new(a)));
+    }
+
+    /// Whether the training images are in an order chosen for these good images (parts
+    /// called good aside: they are trained on whatever the order).
+    pub fn has_preferred_order(&self) -> bool {
+        self.preferred
+            .as_ref()
+            .is_some_and(|(_, among)| **among == self.own_good())
+    }
+
+    /// The good images that are not parts called good: what an order is chosen among.
+    pub fn own_good(&self) -> Vec<PathBuf> {
+        let parts: HashSet<&Path> = self.inspect.iter().map(|s| s.path.as_path()).collect();
+        self.good
+            .iter()
+            .filter(|p| !parts.contains(p.as_path()))
+            .cloned()
+            .collect()
+    }
+
+    /// Whether there are more good images than `train_count` and the held-out ones take,
+    /// so which ones to train on is a choice.
+    pub fn training_is_a_choice(&self, train_count: usize, val_count: Option<usize>) -> bool {
+        self.roles(train_count, val_count).unused.len() > self.excluded_count()
     }
 
     /// Inspected parts the user called good and chose to train on.

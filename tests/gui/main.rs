@@ -103,6 +103,8 @@ fn train_and_inspect(h: &mut Harness<'_, App>) {
 /// [`train_and_inspect`]; `loss`: whether the detector reports a training loss (a flow
 /// does, a PatchCore bank does not).
 fn train_and_inspect_expecting(h: &mut Harness<'_, App>, loss: bool) {
+    // A window that opened more good images than it trains on chooses which first.
+    step_until(h, "the window to be idle", |a| !a.is_busy());
     h.get_by_label("Train").click();
     step_until(h, "training to start", |a| a.is_busy());
     let mut saw_loss = false;

@@ -358,3 +358,44 @@ fn the_line_view_browses_for_its_folders() {
         "/data/sorted"
     );
 }
+
+#[test]
+fn the_images_to_train_on_are_chosen_by_how_they_look_and_the_draw_is_a_setting() {
+    let (_dir, mut h) = opened(SMALL);
+    // 16 good images, 8 to train on and 4 held out: the window asks which 8.
+    step_until(&mut h, "the training images to be chosen", |a| {
+        a.session()
+            .data
+            .as_ref()
+            .is_some_and(differnet::gui::workset::Workset::has_preferred_order)
+    });
+    h.run_steps(2);
+    h.get_by_label_contains("The ones to train on are chosen by how they look.");
+    let data = app(&h).session().data.as_ref().unwrap().clone();
+    let chosen = data.roles(8, Some(4));
+    let drawn =
+        differnet::core::training_set::assign_roles(&data.good, &data.choices, 8, Some(4), 0);
+    // The held-out images are the seeded draw's; the training ones come from the order.
+    assert_eq!(chosen.held_out, drawn.held_out);
+    assert_eq!(chosen.train.len(), 8);
+    // The user can still choose by hand, as before.
+    let unused = chosen.unused[0].clone();
+    apply(
+        &mut h,
+        AppCommand::ChooseRole {
+            path: unused.clone(),
+            choice: Some(RoleChoice::Train),
+        },
+    );
+    let roles = app(&h).session().data.as_ref().unwrap().roles(8, Some(4));
+    assert!(roles.train.contains(&unused));
+    apply(&mut h, AppCommand::Undo);
+    // Off: the seeded draw.
+    h.get_by_label("Choose the ones to train on by how they look")
+        .click();
+    h.run_steps(3);
+    let data = app(&h).session().data.as_ref().unwrap();
+    assert!(!data.has_preferred_order());
+    assert_eq!(data.roles(8, Some(4)), drawn);
+    assert!(!app(&h).is_busy(), "no choosing job when it is off");
+}

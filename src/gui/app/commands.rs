@@ -397,6 +397,51 @@ impl WorkstationApp {
         }
     }
 
+    /// Asks the worker which good images to train on when there is a choice and none was
+    /// asked for these images yet (off: the seeded draw).
+    pub(super) fn choose_training_images(&mut self) {
+        let Some(data) = &mut self.session.data else {
+            return;
+        };
+        if !self.state.choose_training {
+            data.set_preferred(None);
+            return;
+        }
+        if self.worker.is_busy()
+            || self.worker.dead_reason().is_some()
+            || data.has_preferred_order()
+            || !data.training_is_a_choice(self.state.train_count, self.state.val_count)
+        {
+            return;
+        }
+        let good = data.own_good();
+        // An undo may bring back images from before the answer: give it back to them.
+        if let Some((among, order)) = &self.chosen
+            && *among == good
+        {
+            data.set_preferred(Some((order.clone(), among.clone())));
+            return;
+        }
+        if self.choose_sent.as_ref() == Some(&good) {
+            return;
+        }
+        self.choose_sent = Some(good.clone());
+        self.session.progress = None;
+        self.session.plan = JobPlan {
+            choosing: true,
+            ..JobPlan::default()
+        };
+        let backbone = self.state.detector.default_config().backbone();
+        self.send(
+            Job::Choose,
+            Command::ChooseTraining {
+                good,
+                backbone,
+                seed: 0,
+            },
+        );
+    }
+
     pub(super) fn train(&mut self) {
         let Some(data) = &self.session.data else {
             self.notices.error("Open a folder of images first.");
@@ -435,6 +480,7 @@ impl WorkstationApp {
                 DetectorConfig::Fusion(f) => f.members.len(),
                 _ => 1,
             },
+            choosing: false,
         };
         self.send(
             Job::Train,

@@ -98,6 +98,16 @@ impl WorkstationApp {
                     s.skipped.push((path, reason));
                 }
             }
+            Event::TrainingOrder(order) => {
+                s.progress = None;
+                if let Some(among) = self.choose_sent.clone() {
+                    if let Some(d) = &mut s.data {
+                        d.set_preferred(Some((order.clone(), among.clone())));
+                    }
+                    self.chosen = Some((among, order));
+                }
+                s.version += 1;
+            }
             Event::ScoringDone { .. } | Event::Evaluated(_) => {
                 s.progress = None;
                 if let Event::Evaluated(report) = event {
