@@ -930,7 +930,7 @@ ROUND3_RUNS = {
         ["--detector", "fusion", "--pick", "representative"],
     ),
     "features-kcentre": (
-        "default detector, 16 good images chosen for coverage by their backbone features (greedy k-centre on EfficientNet-Lite1's pooled last stage, scripts/pick_features.py; the same held-out images)",
+        "default detector, 16 good images chosen for coverage by their backbone features (greedy k-centre on EfficientNet-Lite1's pooled head features, in Python: scripts/pick_features.py; the same held-out images)",
         ["--detector", "fusion"],
     ),
     "features-kmedoids": (
@@ -1026,11 +1026,13 @@ def round3_tables(runs):
     header += ["mean of 4", "spread of the mean", "training (s)", "train command, wall (s)", "MTD images/s with a map"]
     text = table(header, rows)
     text += (
-        "\n\nImage AUROC at 16 good training images (16 more held out, the same for both rows), mean ± sd over "
+        "\n\nImage AUROC at 16 good training images (16 more held out, the same in every row), mean ± sd over "
         "seeds 0-4; spread: best seed minus worst. Training (s) is the engine's training time; the train "
-        "command's wall time includes reading the data set and, for the diverse row, decoding every "
-        "candidate good image to describe it. Timings on a machine shared with other work: compare "
-        f"within a column. Measured {time.strftime('%Y-%m-%d')} on {machine()}."
+        "command's wall time includes reading the data set and, for the rows that choose, reading and "
+        "summing up every candidate good image (the Python rows choose outside it). Timings on a machine "
+        "shared with other work (the rows ran at different times, some beside the test suite): scoring "
+        "is the same code in every row, so its images/s differ by the load alone. "
+        f"Measured {time.strftime('%Y-%m-%d')} on {machine()}."
     )
     write_section("round3", text)
 
