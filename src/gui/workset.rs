@@ -50,8 +50,11 @@ pub struct Workset {
     /// The good images in the order to train on them, chosen by how they look to the
     /// backbone ([`crate::engine::choose`]), and the good images it was chosen among;
     /// `None`: the seeded order.
-    preferred: Option<(Arc<Vec<PathBuf>>, Arc<Vec<PathBuf>>)>,
+    preferred: Option<Preferred>,
 }
+
+/// An order to train on good images in, and the good images it was chosen among.
+type Preferred = (Arc<Vec<PathBuf>>, Arc<Vec<PathBuf>>);
 
 impl Workset {
     /// The images of a discovered data set.
