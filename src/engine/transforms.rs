@@ -75,8 +75,20 @@ pub fn rotate(x: &Tensor, angles_deg: &[f64]) -> Tensor {
     if angles_deg.iter().all(|a| a.rem_euclid(360.0) == 0.0) {
         return x.shallow_clone();
     }
-    // affine_grid maps output coordinates to input coordinates in [-1, 1]: a rotation of
-    // the image by +a is sampling the input at the output position rotated by -a.
+    // interpolation 1 = nearest, padding 0 = zeros.
+    x.grid_sampler(
+        &rotation_grid(angles_deg, [n, c, h, w], x.device()),
+        1,
+        0,
+        false,
+    )
+}
+
+/// The sampling grid that turns each of `size[0]` images by its angle of `angles_deg`
+/// (counter-clockwise): affine_grid maps output coordinates to input coordinates in
+/// [-1, 1], so a rotation of the image by +a samples the input at the output position
+/// rotated by -a.
+fn rotation_grid(angles_deg: &[f64], size: [i64; 4], device: tch::Device) -> Tensor {
     let theta: Vec<f32> = angles_deg
         .iter()
         .flat_map(|a| {
@@ -86,11 +98,9 @@ pub fn rotate(x: &Tensor, angles_deg: &[f64]) -> Tensor {
         })
         .collect();
     let theta = Tensor::from_slice(&theta)
-        .view([n, 2, 3])
-        .to_device(x.device());
-    let grid = Tensor::affine_grid_generator(&theta, [n, c, h, w], false);
-    // interpolation 1 = nearest, padding 0 = zeros.
-    x.grid_sampler(&grid, 1, 0, false)
+        .view([size[0], 2, 3])
+        .to_device(device);
+    Tensor::affine_grid_generator(&theta, size, false)
 }
 
 /// Copies of each square image of `[N, C, S, S]` turned by every `360 / n` degrees that
@@ -110,22 +120,12 @@ pub fn turned_copies(x: &Tensor, n: u32) -> Option<Tensor> {
         return None;
     }
     let k = angles.len() as i64;
-    let theta: Vec<f32> = (0..count)
-        .flat_map(|_| angles.iter())
-        .flat_map(|a| {
-            let r = a.to_radians();
-            let (s, co) = (r.sin() as f32, r.cos() as f32);
-            [co, -s, 0.0, s, co, 0.0]
-        })
-        .collect();
-    let theta = Tensor::from_slice(&theta)
-        .view([count * k, 2, 3])
-        .to_device(x.device());
+    let per_copy: Vec<f64> = (0..count).flat_map(|_| angles.iter().copied()).collect();
     let repeated = x
         .unsqueeze(1)
         .expand([count, k, c, h, w], false)
         .reshape([count * k, c, h, w]);
-    let grid = Tensor::affine_grid_generator(&theta, [count * k, c, h, w], false);
+    let grid = rotation_grid(&per_copy, [count * k, c, h, w], x.device());
     // interpolation 0 = bilinear, padding 2 = reflection.
     Some(repeated.grid_sampler(&grid, 0, 2, false))
 }
