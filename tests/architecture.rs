@@ -1,7 +1,9 @@
 //! The house rules a newcomer could break without noticing (ARCHITECTURE.md): no two files
-//! of `src/` import each other in a circle, the floors only reach down (bin -> gui -> engine
-//! -> core; only the engine touches tch), and the binaries stay thin. Run by `make lint`
-//! and `make test`; it reads the sources as text.
+//! of `src/` import each other in a circle, the floors only reach down (bin -> gui, cli ->
+//! line -> engine -> core; only the engine touches tch), the detector kinds share code only
+//! through `engine/detectors/common.rs`, no function of `src/` is longer than 150 lines,
+//! and the binaries stay thin. Run by `make lint` and `make test`; it reads the sources as
+//! text.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -287,14 +289,15 @@ fn the_floors_only_reach_down_and_only_the_engine_touches_tch() {
     let floor = |m: &[String]| match m.first().map(String::as_str) {
         Some("core") => 0,
         Some("engine") => 1,
-        Some("cli") => 2,
-        Some("gui") => 2,
-        _ => 3,
+        Some("line") => 2,
+        Some("cli") => 3,
+        Some("gui") => 3,
+        _ => 4,
     };
     let mut wrong = Vec::new();
     for (m, to) in graph() {
         for t in to {
-            if floor(&t) > floor(&m) || (floor(&t) == 2 && floor(&m) == 2 && t[0] != m[0]) {
+            if floor(&t) > floor(&m) || (floor(&t) == 3 && floor(&m) == 3 && t[0] != m[0]) {
                 wrong.push(format!("{} -> {}", m.join("/"), t.join("/")));
             }
         }
@@ -325,4 +328,189 @@ fn the_binaries_are_thin() {
             entry.path().display()
         );
     }
+}
+
+/// The kinds of `engine/detectors/` (a file or a folder each), but the shared ones.
+fn kinds(modules: &BTreeMap<Vec<String>, PathBuf>) -> BTreeSet<String> {
+    modules
+        .keys()
+        .filter(|m| m.len() >= 3 && m[0] == "engine" && m[1] == "detectors")
+        .map(|m| m[2].clone())
+        .filter(|k| k != "common")
+        .collect()
+}
+
+#[test]
+fn the_detector_kinds_share_only_through_common() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let kinds = kinds(&modules(&src));
+    assert!(kinds.contains("differnet") && kinds.contains("cs_flow"), "{kinds:?}");
+    let mut wrong = Vec::new();
+    for (m, to) in graph() {
+        let Some(kind) = (m.len() >= 3 && m[0] == "engine" && m[1] == "detectors")
+            .then(|| &m[2])
+            .filter(|k| kinds.contains(*k))
+        else {
+            continue;
+        };
+        for t in to {
+            let other_kind = t.len() >= 3
+                && t[0] == "engine"
+                && t[1] == "detectors"
+                && kinds.contains(&t[2])
+                && &t[2] != kind;
+            let interface = t.len() == 2 && t[0] == "engine" && t[1] == "detector";
+            // The fusion is generic over its members and names none of them.
+            if other_kind || interface {
+                wrong.push(format!("{} -> {}", m.join("/"), t.join("/")));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "a kind imports another kind or the interface (share through common.rs):\n{}",
+        wrong.join("\n")
+    );
+}
+
+/// The longest function a file of `src/` may hold, from its `fn` line to its closing
+/// brace: a longer one does several jobs and hides which.
+const MAX_FUNCTION_LINES: usize = 150;
+
+/// `(name, first line, lines)` of every function with a body in `text`. A light lexer:
+/// braces in comments, strings (raw ones too) and character literals do not count.
+fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
+    let b = text.as_bytes();
+    let find = |from: usize, what: &[u8]| {
+        b[from.min(b.len())..]
+            .windows(what.len())
+            .position(|w| w == what)
+            .map(|p| from + p)
+    };
+    // Whether each byte is code: not in a comment or a literal.
+    let mut code = vec![false; b.len()];
+    let mut i = 0;
+    while i < b.len() {
+        let rest = &b[i..];
+        if rest.starts_with(b"//") {
+            i = find(i, b"\n").unwrap_or(b.len());
+        } else if rest.starts_with(b"/*") {
+            i = find(i + 2, b"*/").map_or(b.len(), |e| e + 2);
+        } else if rest.starts_with(b"r\"") || rest.starts_with(b"r#") {
+            let hashes = rest[1..].iter().take_while(|&&c| c == b'#').count();
+            let mut close = vec![b'"'];
+            close.extend(std::iter::repeat_n(b'#', hashes));
+            i = find(i + 2 + hashes, &close).map_or(b.len(), |e| e + close.len());
+        } else if b[i] == b'"' {
+            let mut j = i + 1;
+            while j < b.len() && b[j] != b'"' {
+                j += if b[j] == b'\\' { 2 } else { 1 };
+            }
+            i = j + 1;
+        } else if b[i] == b'\''
+            && (rest.get(1) == Some(&b'\\') || rest.get(2) == Some(&b'\''))
+        {
+            // A character literal ('{', '\'', '\u{7b}'), not a lifetime.
+            i = find(i + 2, b"'").map_or(b.len(), |e| e + 1);
+        } else {
+            code[i] = true;
+            i += 1;
+        }
+    }
+    let line_of = |at: usize| b[..at].iter().filter(|&&c| c == b'\n').count() + 1;
+    let mut out = Vec::new();
+    let mut search = 0;
+    while let Some(at) = find(search, b"fn ") {
+        search = at + 3;
+        let word_start = at == 0 || !(b[at - 1].is_ascii_alphanumeric() || b[at - 1] == b'_');
+        if !code[at] || !word_start {
+            continue;
+        }
+        let name: String = b[at + 3..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+            .map(|&c| char::from(c))
+            .collect();
+        if name.is_empty() {
+            continue;
+        }
+        // The body: the first `{` at depth 0 of parentheses before any `;`.
+        let mut j = at;
+        let mut parens = 0i32;
+        let open = loop {
+            if j >= b.len() {
+                break None;
+            }
+            if code[j] {
+                match b[j] {
+                    b'(' | b'[' | b'<' => parens += 1,
+                    b')' | b']' => parens -= 1,
+                    b'>' if j > 0 && b[j - 1] != b'-' && b[j - 1] != b'=' => parens -= 1,
+                    b';' if parens <= 0 => break None,
+                    b'{' if parens <= 0 => break Some(j),
+                    _ => {}
+                }
+            }
+            j += 1;
+        };
+        let Some(open) = open else { continue };
+        let mut depth = 0i32;
+        let mut k = open;
+        while k < b.len() {
+            if code[k] {
+                match b[k] {
+                    b'{' => depth += 1,
+                    b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            k += 1;
+        }
+        out.push((name, line_of(at), line_of(k.min(b.len() - 1)) - line_of(at) + 1));
+    }
+    out
+}
+
+#[test]
+fn the_function_measure_counts_from_fn_to_its_brace_and_skips_literals() {
+    let text = "fn a() {\n    let s = \"}}}\";\n    let c = '}';\n    // }\n}\n\
+                trait T { fn b(&self); }\n\
+                pub(crate) fn c<T: Into<u8>>(x: [u8; 2]) -> Vec<u8> where T: Copy {\n    vec![]\n}\n\
+                fn d<'a>(s: &'a str) -> &'a str { r#\"{\"# ; s }\n";
+    let found = function_lengths(text);
+    let names: Vec<(&str, usize, usize)> =
+        found.iter().map(|(n, l, c)| (n.as_str(), *l, *c)).collect();
+    assert_eq!(names, vec![("a", 1, 5), ("c", 7, 3), ("d", 10, 1)]);
+}
+
+#[test]
+fn no_function_of_src_is_longer_than_150_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files: Vec<PathBuf> = modules(&src).into_values().collect();
+    files.extend(
+        std::fs::read_dir(src.join("bin"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path()),
+    );
+    let mut long = Vec::new();
+    for path in files {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for (name, line, lines) in function_lengths(&text) {
+            if lines > MAX_FUNCTION_LINES {
+                let file = path.strip_prefix(&src).unwrap().display();
+                long.push(format!("src/{file}:{line} `{name}`: {lines} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "functions over {MAX_FUNCTION_LINES} lines (split them where they do two jobs):\n{}",
+        long.join("\n")
+    );
 }

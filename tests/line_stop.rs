@@ -23,7 +23,7 @@ const STOP_LIMIT: Duration = Duration::from_secs(2);
 /// How long a test waits for the line to get somewhere before failing.
 const TIMEOUT: Duration = Duration::from_secs(300);
 /// The folders parts are sorted into.
-const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
+const FOLDERS: [&str; 4] = ["accept", "review", "reject", "unreadable"];
 
 /// A PatchCore with a reject line, trained once for every test of this file.
 fn model() -> &'static Path {
@@ -191,8 +191,10 @@ fn log_rows(output: &Path) -> Vec<(String, String)> {
     text.lines()
         .skip(1)
         .map(|row| {
+            // The path where the part is now, then label, score and decision.
             let f: Vec<&str> = row.split(',').collect();
-            (f[1].to_owned(), f[3].to_owned())
+            let name = Path::new(f[0]).file_name().unwrap().to_string_lossy();
+            (name.into_owned(), f[3].to_owned())
         })
         .collect()
 }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
+const FOLDERS: [&str; 4] = ["accept", "review", "reject", "unreadable"];
 
 fn differnet() -> Command {
     Command::new(env!("CARGO_BIN_EXE_differnet"))
@@ -103,10 +103,8 @@ fn reference_decisions(model: &Path, dir: &Path) -> HashMap<String, String> {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let decision = match *fields.last().unwrap() {
-            "accept" => "ok",
-            "review" => "review",
-            "reject" => "ng",
+        let decision = match fields[3] {
+            d @ ("accept" | "review" | "reject") => d,
             other => panic!("decision {other}"),
         };
         out.insert(name, decision.to_owned());
@@ -114,14 +112,16 @@ fn reference_decisions(model: &Path, dir: &Path) -> HashMap<String, String> {
     out
 }
 
-/// Log rows by file name (the second field).
+/// Log rows: (file name, decision).
 fn log_rows(output: &Path) -> Vec<(String, String)> {
     let text = std::fs::read_to_string(output.join("log.csv")).unwrap_or_default();
     text.lines()
         .skip(1)
         .map(|row| {
+            // The path where the part is now, then label, score and decision.
             let f: Vec<&str> = row.split(',').collect();
-            (f[1].to_owned(), f[3].to_owned())
+            let name = Path::new(f[0]).file_name().unwrap().to_string_lossy();
+            (name.into_owned(), f[3].to_owned())
         })
         .collect()
 }
@@ -154,7 +154,7 @@ fn parts_are_sorted_exactly_once_through_twenty_kills() {
         }
     }
     let expected = reference_decisions(&model, &originals);
-    assert!(expected.values().any(|d| d == "ng") && expected.values().any(|d| d == "ok"));
+    assert!(expected.values().any(|d| d == "reject") && expected.values().any(|d| d == "accept"));
 
     let input = dir.path().join("in");
     let output = dir.path().join("out");
@@ -269,7 +269,7 @@ fn a_file_written_slowly_is_scored_whole_and_ctrl_c_stops_cleanly() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    if expected != "ok" {
+    if expected != "accept" {
         assert!(output.join(&expected).join("slow_heatmap.png").is_file());
     }
     // Ctrl-C: a clean stop with a summary.
@@ -431,7 +431,7 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
     let model = tiny_model(dir.path());
     let input = dir.path().join("in");
     let output = dir.path().join("out");
-    let recent_dir = output.join(differnet::engine::watch::RECENT_GOOD);
+    let recent_dir = output.join(differnet::line::RECENT_GOOD);
     let run = |range: std::ops::Range<u64>, bad: std::ops::Range<u64>, parts: usize| {
         common::write_set(&input, "good", range, false);
         common::write_set(&input, "bad", bad, true);
@@ -444,14 +444,14 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
         stop_after_rows(child, &output, parts, "parts not decided");
     };
     let check = || {
-        let kept = differnet::engine::watch::recent_good_parts(&recent_dir);
+        let kept = differnet::line::recent_good_parts(&recent_dir);
         assert!(kept.len() <= 3, "{kept:?}");
         let rows: HashMap<String, String> = log_rows(&output).into_iter().collect();
         for p in &kept {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             let original = name.split_once('-').unwrap().1;
-            assert_eq!(rows.get(original).map(String::as_str), Some("ok"), "{name}");
-            assert!(output.join("ok").join(original).is_file());
+            assert_eq!(rows.get(original).map(String::as_str), Some("accept"), "{name}");
+            assert!(output.join("accept").join(original).is_file());
         }
         kept
     };

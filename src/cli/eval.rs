@@ -61,16 +61,19 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
             reject,
             review: info.review_threshold,
         });
-        let mut table = CsvTable::new(["path", "label", "score", "decision"]);
-        for (path, label, score) in &rows {
-            table.row([
-                path.display().to_string().as_str(),
+        let context = csv_context(&a.model, &info, threshold);
+        let parts: Vec<PartRow<'_>> = rows
+            .iter()
+            .map(|(path, label, score)| PartRow {
+                path,
                 label,
-                &score.to_string(),
-                decision(*score, threshold),
-            ]);
-        }
-        let text = table.into_text();
+                score: Some(*score),
+                decision: decision(*score, threshold),
+                hot_area: None,
+                model_role: info.trained_on.as_ref().and_then(|r| r.role_of(path)),
+            })
+            .collect();
+        let text = parts_csv(&parts, &context);
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }

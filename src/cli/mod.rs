@@ -14,12 +14,14 @@ use crate::core::config::{
 };
 use crate::core::dataset::{self, Label};
 use crate::core::decision::{Thresholds, decision_name as decision};
-use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
-use crate::core::message::{format_score, skipped_line};
+use crate::core::heatmap_image::{
+    HEATMAP_OPACITY, ScaledHeat, heatmap_caption, write_heatmap_file,
+};
+use crate::core::message::skipped_line;
 use crate::core::protocol::{
     Command, EvaluateRequest, Event, LabelledDefect, ScoreRequest, TrainRequest,
 };
-use crate::core::report::CsvTable;
+use crate::core::report::{CsvContext, PartRow, parts_csv};
 use crate::engine::worker::{WorkerHandle, WorkerOptions};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Parser, Subcommand};
@@ -51,7 +53,7 @@ enum Cmd {
     /// for these arguments (for comparing with other implementations on the same images).
     Split(SplitArgs),
     /// Sort parts as a camera writes them: each new image in --in is scored and moved into
-    /// --out/ok, --out/review or --out/ng (unreadable files into --out/unreadable), exactly
+    /// --out/accept, --out/review or --out/reject (unreadable files into --out/unreadable), exactly
     /// once, with a row in --out/log.csv. Ctrl-C stops after the part in flight.
     Watch(WatchArgs),
     /// Print what a model file holds.
@@ -93,7 +95,7 @@ struct WatchArgs {
     /// The folder parts are sorted into.
     #[arg(long = "out")]
     output: PathBuf,
-    /// Write a heatmap image beside each ng and review part.
+    /// Write a heatmap image beside each reject and review part.
     #[arg(long)]
     heatmaps: bool,
     /// Copy parts instead of moving them (the input folder keeps them).
@@ -113,7 +115,7 @@ struct WatchArgs {
     summary_secs: u64,
     /// Accepted parts that scored well below the line kept in --out/recent-good for a
     /// retrain (the latest ones; 0 keeps none).
-    #[arg(long, default_value_t = crate::engine::watch::RECENT_GOOD_MAX)]
+    #[arg(long, default_value_t = crate::line::RECENT_GOOD_MAX)]
     recent_good: usize,
     #[command(flatten)]
     engine: EngineArgs,
@@ -138,9 +140,8 @@ struct TrainArgs {
     /// Seed of the split, the weights, the rotations and the batch order.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Which good images to train on: seeded (a draw with the seed) or diverse (the held-out
-    /// ones drawn with the seed, the training ones chosen from the rest to cover how the
-    /// good parts look).
+    /// Which good images to train on: a draw with the seed, or (for the others) the held-out
+    /// ones drawn with the seed and the training ones chosen from the rest by how they look.
     #[arg(long, default_value = "seeded")]
     pick: Pick,
     /// The good images to train on, one path per line, instead of a draw (with
@@ -296,7 +297,8 @@ struct ScoreArgs {
     /// The model file.
     #[arg(long)]
     model: PathBuf,
-    /// Write path, score and decision of every image to this CSV file.
+    /// Write every image's row (path, label, score, decision, the lines, the model, the
+    /// time, its hot area) to this CSV file: the window's export's columns.
     #[arg(long)]
     csv: Option<PathBuf>,
     /// Write a heatmap overlay PNG per image into this folder.
@@ -660,6 +662,21 @@ fn absolute(path: &Path) -> PathBuf {
 /// A path as JSON text. `serde_json::json!` unwraps the serialisation of a `Path`, which
 /// fails (a panic) for a name that is not valid UTF-8; such a name shows its other bytes
 /// as `\xNN`, as in every message.
+/// What every row of a CSV written with `model` shares: its lines, the model (its file
+/// name and settings, as the window writes them), its id and the time.
+fn csv_context(
+    model: &Path,
+    info: &crate::core::protocol::ModelInfo,
+    thresholds: Option<Thresholds>) -> CsvContext {
+    let name = model.file_name().map_or(model.as_os_str(), |n| n).to_string_lossy();
+    CsvContext {
+        thresholds,
+        model: format!("{name}: {}", info.config.describe()),
+        model_id: info.trained_on.as_ref().map(|r| r.id.clone()),
+        time: crate::core::provenance::utc_text(crate::core::provenance::now_unix_secs()),
+    }
+}
+
 fn text_path(path: &Path) -> String {
     crate::core::message::path_text(path)
 }

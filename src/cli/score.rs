@@ -37,6 +37,7 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
             rotations: a.rotations,
         }),
     )?;
+    let model_name = text_path(a.model.file_name().map_or(a.model.as_path(), Path::new));
     let mut rows = Vec::new();
     let mut export_names = crate::core::report::ExportNames::default();
     let skipped = loop {
@@ -45,7 +46,6 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
             Some(Event::Scored(s)) => {
                 let mut hot = None;
                 if let (Some(dir), Some(map)) = (&a.heatmaps, &s.heatmap) {
-                    let img = crate::core::image_io::load_rgb(&s.path)?;
                     let scaled = ScaledHeat::new(
                         map,
                         s.score,
@@ -54,30 +54,17 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
                         info.config.heat_vmax(),
                     );
                     hot = scaled.hot_area;
-                    let mut caption = format!(
-                        "{}  score {}",
-                        s.path
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default(),
-                        format_score(s.score)
-                    );
-                    if let Some(t) = threshold {
-                        caption += &format!(
-                            "  {} (reject at {})",
-                            t.decide(s.score).name(),
-                            format_score(t.reject)
-                        );
-                    }
-                    let out = heatmap_image(&img, &scaled, Colormap::default(), 0.6, &[caption]);
+                    let caption = heatmap_caption(&s.path, s.score, threshold, Some(&model_name));
                     let dest = dir.join(export_names.heatmap_name(&s.path));
-                    let mut bytes = Vec::new();
-                    out.write_to(
-                        &mut std::io::Cursor::new(&mut bytes),
-                        image::ImageFormat::Png,
-                    )?;
-                    crate::core::atomic_file::write_atomic(&dest, &bytes)
-                        .with_context(|| format!("cannot write {}", dest.display()))?;
+                    write_heatmap_file(
+                        &s.path,
+                        &scaled,
+                        Colormap::default(),
+                        HEATMAP_OPACITY,
+                        &caption,
+                        &dest,
+                    )
+                    .map_err(|e| anyhow!(e))?;
                 }
                 rows.push((s.path, s.score, hot));
             }
@@ -85,25 +72,21 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
         }
     };
     progress.finish();
-    // With maps, each part's hot area: pixels at or above the reject line's level.
-    let maps = a.heatmaps.is_some();
-    let mut header = vec!["path", "score", "decision"];
-    if maps {
-        header.push("hot_area_px");
-    }
-    let mut table = CsvTable::new(header);
-    for (path, score, hot) in &rows {
-        let mut row = vec![
-            path.display().to_string(),
-            score.to_string(),
-            decision(*score, threshold).to_owned(),
-        ];
-        if maps {
-            row.push(hot.map_or_else(String::new, |h| h.to_string()));
-        }
-        table.row(row);
-    }
-    let text = table.into_text();
+    // The parts CSV of every front end; with maps, each part's hot area (pixels at or
+    // above the reject line's level).
+    let context = csv_context(&a.model, &info, threshold);
+    let parts: Vec<PartRow<'_>> = rows
+        .iter()
+        .map(|(path, score, hot)| PartRow {
+            path,
+            label: Label::Unknown.type_name(),
+            score: Some(*score),
+            decision: decision(*score, threshold),
+            hot_area: *hot,
+            model_role: info.trained_on.as_ref().and_then(|r| r.role_of(path)),
+        })
+        .collect();
+    let text = parts_csv(&parts, &context);
     if let Some(csv) = &a.csv {
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;

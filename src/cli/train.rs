@@ -125,154 +125,11 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
 
 /// The detector settings the training arguments ask for.
 pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    let only = |kinds: &str, flags: &[(&str, bool)]| -> Result<()> {
-        match flags.iter().find(|(_, set)| *set) {
-            Some((flag, _)) => bail!("{flag} is a {kinds} setting, not {}'s", a.detector),
-            None => Ok(()),
-        }
-    };
     let mut config = match a.detector {
-        DetectorKind::DifferNet => {
-            only(
-                "PatchCore or CS-Flow",
-                &[
-                    ("--coreset", a.coreset.is_some()),
-                    ("--dihedral", a.dihedral.is_some()),
-                    ("--hidden", a.hidden.is_some()),
-                    ("--top-fraction", a.top_fraction.is_some()),
-                    ("--keep-aspect", a.keep_aspect.is_some()),
-                    ("--same-area", a.same_area.is_some()),
-                    ("--standardise", a.standardise.is_some()),
-                    ("--photometric-bank", a.photometric_bank.is_some()),
-                    ("--tile", a.tile.is_some()),
-                    ("--scale-to-training", a.scale_to_training.is_some()),
-                    ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--synthetic-defects", a.synthetic_defects.is_some()),
-                    ("--defect-weight", a.defect_weight.is_some()),
-                ],
-            )?;
-            let mut c = a
-                .preset
-                .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
-            if let Some(e) = a.epochs {
-                c.train.epochs = e;
-            }
-            if let Some(r) = a.rotations {
-                c.score.rotations = r;
-            }
-            DetectorConfig::DifferNet(c)
-        }
-        DetectorKind::PatchCore => {
-            only(
-                "DifferNet or CS-Flow",
-                &[
-                    ("--epochs", a.epochs.is_some()),
-                    ("--rotations", a.rotations.is_some()),
-                    ("--hidden", a.hidden.is_some()),
-                    ("--top-fraction", a.top_fraction.is_some()),
-                ],
-            )?;
-            let mut c = PatchCoreConfig::default();
-            if let Some(b) = a.backbone {
-                c.backbone = b;
-            }
-            if let Some(f) = a.coreset {
-                c.coreset_fraction = f;
-            }
-            if let Some(d) = a.dihedral {
-                c.dihedral_bank = d;
-            }
-            if let Some(k) = a.keep_aspect {
-                c.keep_aspect = k;
-            }
-            if let Some(k) = a.same_area {
-                c.same_area = k;
-            }
-            if let Some(k) = a.standardise {
-                c.standardise = k;
-            }
-            if let Some(k) = a.photometric_bank {
-                c.photometric_bank = k;
-            }
-            if let Some(t) = a.tile {
-                c.tile = t;
-            }
-            if let Some(k) = a.scale_to_training {
-                c.scale_to_training = k;
-            }
-            if let Some(k) = a.neighbourhood {
-                c.neighbourhood = k;
-            }
-            if let Some(k) = a.synthetic_defects {
-                c.synthetic_defects = k;
-            }
-            if let Some(w) = a.defect_weight {
-                c.defect_weight = w;
-            }
-            DetectorConfig::PatchCore(c)
-        }
-        DetectorKind::Fusion => {
-            only(
-                "member",
-                &[
-                    ("--epochs", a.epochs.is_some()),
-                    ("--rotations", a.rotations.is_some()),
-                    ("--hidden", a.hidden.is_some()),
-                    ("--top-fraction", a.top_fraction.is_some()),
-                    ("--coreset", a.coreset.is_some()),
-                    ("--dihedral", a.dihedral.is_some()),
-                    ("--keep-aspect", a.keep_aspect.is_some()),
-                    ("--same-area", a.same_area.is_some()),
-                    ("--standardise", a.standardise.is_some()),
-                    ("--photometric-bank", a.photometric_bank.is_some()),
-                    ("--tile", a.tile.is_some()),
-                    ("--scale-to-training", a.scale_to_training.is_some()),
-                    ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--synthetic-defects", a.synthetic_defects.is_some()),
-                    ("--defect-weight", a.defect_weight.is_some()),
-                ],
-            )?;
-            let mut c = DetectorConfig::Fusion(FusionConfig::default());
-            if let Some(b) = a.backbone {
-                c.set_backbone(b);
-            }
-            c
-        }
-        DetectorKind::CsFlow => {
-            only(
-                "DifferNet or PatchCore",
-                &[
-                    ("--rotations", a.rotations.is_some()),
-                    ("--coreset", a.coreset.is_some()),
-                    ("--keep-aspect", a.keep_aspect.is_some()),
-                    ("--same-area", a.same_area.is_some()),
-                    ("--standardise", a.standardise.is_some()),
-                    ("--photometric-bank", a.photometric_bank.is_some()),
-                    ("--tile", a.tile.is_some()),
-                    ("--scale-to-training", a.scale_to_training.is_some()),
-                    ("--neighbourhood", a.neighbourhood.is_some()),
-                    ("--synthetic-defects", a.synthetic_defects.is_some()),
-                    ("--defect-weight", a.defect_weight.is_some()),
-                ],
-            )?;
-            let mut c = CsFlowConfig::default();
-            if let Some(b) = a.backbone {
-                c.backbone = b;
-            }
-            if let Some(e) = a.epochs {
-                c.epochs = e;
-            }
-            if let Some(d) = a.dihedral {
-                c.dihedral = d;
-            }
-            if let Some(h) = a.hidden {
-                c.hidden = h;
-            }
-            if let Some(f) = a.top_fraction {
-                c.score = FlowScore::TopMean { fraction: f };
-            }
-            DetectorConfig::CsFlow(c)
-        }
+        DetectorKind::DifferNet => differnet_config(a)?,
+        DetectorKind::PatchCore => patchcore_config(a)?,
+        DetectorKind::Fusion => fusion_config(a)?,
+        DetectorKind::CsFlow => cs_flow_config(a)?,
     };
     config.set_seed(a.seed);
     if let Some(n) = a.bank_rotations {
@@ -296,4 +153,165 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
         .validate()
         .map_err(|e| anyhow!("invalid settings: {e}"))?;
     Ok(config)
+}
+
+/// Refuses the first of `flags` that is set: a setting of `kinds`, not of `a`'s detector.
+fn only(a: &TrainArgs, kinds: &str, flags: &[(&str, bool)]) -> Result<()> {
+    match flags.iter().find(|(_, set)| *set) {
+        Some((flag, _)) => bail!("{flag} is a {kinds} setting, not {}'s", a.detector),
+        None => Ok(()),
+    }
+}
+
+/// DifferNet's settings: the preset on the chosen backbone, with its epochs and rotations.
+fn differnet_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    only(
+        a,
+        "PatchCore or CS-Flow",
+        &[
+            ("--coreset", a.coreset.is_some()),
+            ("--dihedral", a.dihedral.is_some()),
+            ("--hidden", a.hidden.is_some()),
+            ("--top-fraction", a.top_fraction.is_some()),
+            ("--keep-aspect", a.keep_aspect.is_some()),
+            ("--same-area", a.same_area.is_some()),
+            ("--standardise", a.standardise.is_some()),
+            ("--photometric-bank", a.photometric_bank.is_some()),
+            ("--tile", a.tile.is_some()),
+            ("--scale-to-training", a.scale_to_training.is_some()),
+            ("--neighbourhood", a.neighbourhood.is_some()),
+            ("--synthetic-defects", a.synthetic_defects.is_some()),
+            ("--defect-weight", a.defect_weight.is_some()),
+        ],
+    )?;
+    let mut c = a
+        .preset
+        .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
+    if let Some(e) = a.epochs {
+        c.train.epochs = e;
+    }
+    if let Some(r) = a.rotations {
+        c.score.rotations = r;
+    }
+    Ok(DetectorConfig::DifferNet(c))
+}
+
+/// PatchCore's settings: the defaults with every PatchCore flag given applied.
+fn patchcore_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    only(
+        a,
+        "DifferNet or CS-Flow",
+        &[
+            ("--epochs", a.epochs.is_some()),
+            ("--rotations", a.rotations.is_some()),
+            ("--hidden", a.hidden.is_some()),
+            ("--top-fraction", a.top_fraction.is_some()),
+        ],
+    )?;
+    let mut c = PatchCoreConfig::default();
+    if let Some(b) = a.backbone {
+        c.backbone = b;
+    }
+    if let Some(f) = a.coreset {
+        c.coreset_fraction = f;
+    }
+    if let Some(d) = a.dihedral {
+        c.dihedral_bank = d;
+    }
+    if let Some(k) = a.keep_aspect {
+        c.keep_aspect = k;
+    }
+    if let Some(k) = a.same_area {
+        c.same_area = k;
+    }
+    if let Some(k) = a.standardise {
+        c.standardise = k;
+    }
+    if let Some(k) = a.photometric_bank {
+        c.photometric_bank = k;
+    }
+    if let Some(t) = a.tile {
+        c.tile = t;
+    }
+    if let Some(k) = a.scale_to_training {
+        c.scale_to_training = k;
+    }
+    if let Some(k) = a.neighbourhood {
+        c.neighbourhood = k;
+    }
+    if let Some(k) = a.synthetic_defects {
+        c.synthetic_defects = k;
+    }
+    if let Some(w) = a.defect_weight {
+        c.defect_weight = w;
+    }
+    Ok(DetectorConfig::PatchCore(c))
+}
+
+/// A fusion's settings: the default members, on the chosen backbone; no member flags.
+fn fusion_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    only(
+        a,
+        "member",
+        &[
+            ("--epochs", a.epochs.is_some()),
+            ("--rotations", a.rotations.is_some()),
+            ("--hidden", a.hidden.is_some()),
+            ("--top-fraction", a.top_fraction.is_some()),
+            ("--coreset", a.coreset.is_some()),
+            ("--dihedral", a.dihedral.is_some()),
+            ("--keep-aspect", a.keep_aspect.is_some()),
+            ("--same-area", a.same_area.is_some()),
+            ("--standardise", a.standardise.is_some()),
+            ("--photometric-bank", a.photometric_bank.is_some()),
+            ("--tile", a.tile.is_some()),
+            ("--scale-to-training", a.scale_to_training.is_some()),
+            ("--neighbourhood", a.neighbourhood.is_some()),
+            ("--synthetic-defects", a.synthetic_defects.is_some()),
+            ("--defect-weight", a.defect_weight.is_some()),
+        ],
+    )?;
+    let mut c = DetectorConfig::Fusion(FusionConfig::default());
+    if let Some(b) = a.backbone {
+        c.set_backbone(b);
+    }
+    Ok(c)
+}
+
+/// CS-Flow's settings: the defaults with every CS-Flow flag given applied.
+fn cs_flow_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    only(
+        a,
+        "DifferNet or PatchCore",
+        &[
+            ("--rotations", a.rotations.is_some()),
+            ("--coreset", a.coreset.is_some()),
+            ("--keep-aspect", a.keep_aspect.is_some()),
+            ("--same-area", a.same_area.is_some()),
+            ("--standardise", a.standardise.is_some()),
+            ("--photometric-bank", a.photometric_bank.is_some()),
+            ("--tile", a.tile.is_some()),
+            ("--scale-to-training", a.scale_to_training.is_some()),
+            ("--neighbourhood", a.neighbourhood.is_some()),
+            ("--synthetic-defects", a.synthetic_defects.is_some()),
+            ("--defect-weight", a.defect_weight.is_some()),
+        ],
+    )?;
+    let mut c = CsFlowConfig::default();
+    if let Some(b) = a.backbone {
+        c.backbone = b;
+    }
+    if let Some(e) = a.epochs {
+        c.epochs = e;
+    }
+    if let Some(d) = a.dihedral {
+        c.dihedral = d;
+    }
+    if let Some(h) = a.hidden {
+        c.hidden = h;
+    }
+    if let Some(f) = a.top_fraction {
+        c.score = FlowScore::TopMean { fraction: f };
+    }
+    Ok(DetectorConfig::CsFlow(c))
 }

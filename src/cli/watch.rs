@@ -1,11 +1,11 @@
 //! `differnet watch`: the line, until Ctrl-C, SIGTERM or SIGHUP (see
-//! [`crate::engine::watch`]).
+//! [`crate::line`]).
 
 use super::*;
 
 /// `differnet watch`: sorts parts until Ctrl-C, SIGTERM or SIGHUP.
 pub(super) fn watch(a: WatchArgs) -> Result<()> {
-    use crate::engine::watch::{Watch, WatchOptions};
+    use crate::line::{Watch, WatchOptions};
     use std::sync::atomic::{AtomicBool, Ordering};
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();

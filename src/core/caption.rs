@@ -4,6 +4,7 @@
 //! a few signs), scaled with the image.
 
 use crate::core::colormap::Colormap;
+use crate::core::message::format_score_trimmed;
 use image::{Rgb, RgbImage};
 
 /// The glyphs: seven rows of five pixels each, top to bottom, the high bit on the left.
@@ -399,7 +400,10 @@ pub fn with_caption(
     let bar_y = y;
     y += bar_h + 2 * scale;
     let (left, right) = match legend {
-        Legend::Good { vmax } => ("1X NORMAL".to_owned(), format!("{}X", trim_number(vmax))),
+        Legend::Good { vmax } => (
+            "1X NORMAL".to_owned(),
+            format!("{}X", format_score_trimmed(f64::from(vmax))),
+        ),
         Legend::Line => ("GOOD".to_owned(), "MORE".to_owned()),
     };
     draw_text(&mut out, &left, x0, y, scale, INK);
@@ -422,22 +426,6 @@ pub fn with_caption(
     out
 }
 
-/// A number with at most three significant digits and no trailing zeros.
-fn trim_number(v: f32) -> String {
-    let text = if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_owned()
-    } else {
-        text
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,8 +445,8 @@ mod tests {
         assert_eq!(*img.get_pixel(8, 3), INK);
         assert_eq!(*img.get_pixel(5, 3), Rgb([0, 0, 0]));
         assert_eq!(text_width("AB", 2), 22);
-        assert_eq!(trim_number(20.0), "20");
-        assert_eq!(trim_number(2.5), "2.5");
+        assert_eq!(format_score_trimmed(f64::from(20.0f32)), "20");
+        assert_eq!(format_score_trimmed(f64::from(2.5f32)), "2.5");
     }
 
     #[test]

@@ -1,14 +1,15 @@
 //! Colour maps that turn an anomaly value in `[0, 1]` into an RGB colour.
 //!
 //! Inferno and viridis are matplotlib's perceptually uniform maps (van der Walt and Smith,
-//! 2015), stored as nine control points (every eighth of the range, sampled from
-//! matplotlib's 256-entry tables) with straight lines between them; the error against the
-//! full table is a few levels out of 255, invisible in a heatmap. Jet is MATLAB's classic
+//! 2015), from the `colorous` crate: its B-spline through matplotlib's 256-entry tables,
+//! sampled once at t = i / 255 into tables of 256 colours that every lookup indexes. Each
+//! colour is within one level (of 255) of matplotlib's own table. Jet is MATLAB's classic
 //! rainbow, computed from its piecewise-linear formula.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 /// A colour map for heatmaps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -26,31 +27,20 @@ pub enum Colormap {
     Grey,
 }
 
-/// Nine colours at t = 0, 1/8, ..., 1 of matplotlib's inferno.
-const INFERNO: [[u8; 3]; 9] = [
-    [0, 0, 4],
-    [33, 12, 74],
-    [87, 16, 110],
-    [138, 34, 106],
-    [188, 55, 84],
-    [227, 89, 51],
-    [249, 140, 10],
-    [249, 201, 50],
-    [252, 255, 164],
-];
+/// Matplotlib's inferno at t = 0, 1/255, ..., 1.
+static INFERNO: LazyLock<[[u8; 3]; 256]> = LazyLock::new(|| table(colorous::INFERNO));
 
-/// Nine colours at t = 0, 1/8, ..., 1 of matplotlib's viridis.
-const VIRIDIS: [[u8; 3]; 9] = [
-    [68, 1, 84],
-    [71, 45, 123],
-    [59, 82, 139],
-    [44, 114, 142],
-    [33, 145, 140],
-    [39, 173, 129],
-    [92, 200, 99],
-    [170, 220, 50],
-    [253, 231, 37],
-];
+/// Matplotlib's viridis at t = 0, 1/255, ..., 1.
+static VIRIDIS: LazyLock<[[u8; 3]; 256]> = LazyLock::new(|| table(colorous::VIRIDIS));
+
+/// The 256 colours of `gradient` at t = 0, 1/255, ..., 1, so that a heatmap's pixels each
+/// cost one table lookup rather than a spline evaluation.
+fn table(gradient: colorous::Gradient) -> [[u8; 3]; 256] {
+    std::array::from_fn(|i| {
+        let colour = gradient.eval_rational(i, 256);
+        [colour.r, colour.g, colour.b]
+    })
+}
 
 impl Colormap {
     /// All colour maps, for menus.
@@ -83,8 +73,9 @@ impl Colormap {
                 let channel = |centre: f32| to_u8(1.5 - (4.0 * t - 4.0 * centre).abs());
                 [channel(0.75), channel(0.5), channel(0.25)]
             }
-            Colormap::Inferno => interpolate(&INFERNO, t),
-            Colormap::Viridis => interpolate(&VIRIDIS, t),
+            // The nearest of the 256 colours: t rounded to an 8-bit level, as grey's.
+            Colormap::Inferno => INFERNO[usize::from(to_u8(t))],
+            Colormap::Viridis => VIRIDIS[usize::from(to_u8(t))],
             Colormap::Grey => {
                 let level = to_u8(t);
                 [level, level, level]
@@ -96,20 +87,6 @@ impl Colormap {
 /// A fraction in `[0, 1]` (clamped) as an 8-bit level, rounded.
 fn to_u8(fraction: f32) -> u8 {
     (fraction.clamp(0.0, 1.0) * 255.0).round() as u8
-}
-
-/// Straight-line interpolation between equally spaced control points, `t` in `[0, 1]`.
-fn interpolate(points: &[[u8; 3]], t: f32) -> [u8; 3] {
-    let segments = points.len() - 1;
-    let position = t * segments as f32;
-    // `t` = 1 lands on the last segment's far end rather than past it.
-    let index = (position.floor() as usize).min(segments - 1);
-    let frac = position - index as f32;
-    let (from, to) = (points[index], points[index + 1]);
-    std::array::from_fn(|k| {
-        let value = f32::from(from[k]) + (f32::from(to[k]) - f32::from(from[k])) * frac;
-        value.round().clamp(0.0, 255.0) as u8
-    })
 }
 
 impl fmt::Display for Colormap {
@@ -168,12 +145,17 @@ mod tests {
         assert_eq!(Colormap::Jet.map(0.5), [128, 255, 128]);
         assert_eq!(Colormap::Jet.map(0.25), [0, 128, 255]);
         assert_eq!(Colormap::Jet.map(0.75), [255, 128, 0]);
-        // matplotlib: inferno(0.5) = #bc3754, viridis(0.5) = #21918c.
-        assert_eq!(Colormap::Inferno.map(0.5), [188, 55, 84]);
-        assert_eq!(Colormap::Viridis.map(0.5), [33, 145, 140]);
+        // matplotlib: inferno(0.5) = #bc3754, viridis(0.5) = #21918c; colorous's spline
+        // through matplotlib's table is one level below in red.
+        assert_eq!(Colormap::Inferno.map(0.5), [187, 55, 84]);
+        assert_eq!(Colormap::Viridis.map(0.5), [32, 145, 140]);
         assert_eq!(Colormap::Grey.map(0.5), [128, 128, 128]);
-        // Halfway between two control points.
-        assert_eq!(Colormap::Viridis.map(1.0 / 16.0), [70, 23, 104]);
+        // Where the nine control points used before were furthest out, 16 and 19 levels
+        // (matplotlib has #fca309 and #dae319 there).
+        assert_eq!(Colormap::Inferno.map(203.0 / 255.0), [252, 163, 9]);
+        assert_eq!(Colormap::Viridis.map(241.0 / 255.0), [218, 226, 24]);
+        // Between two table entries: the nearer one (matplotlib's #48186a).
+        assert_eq!(Colormap::Viridis.map(16.4 / 255.0), [72, 24, 106]);
     }
 
     #[test]

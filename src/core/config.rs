@@ -94,7 +94,8 @@ impl FromStr for BackboneKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
-    /// Every hyper-parameter of the paper (REFERENCE.md): 448 px, 8 coupling blocks of
+    /// Every hyper-parameter of the DifferNet paper (Rudolph, Wandt, Rosenhahn, WACV 2021,
+    /// its implementation details, and the authors' code): 448 px, 8 coupling blocks of
     /// width 2048, 192 epochs, fresh random rotations every epoch, 64 test rotations.
     Paper,
     /// Backbone features computed once per image and rotation and cached across epochs,
@@ -482,7 +483,8 @@ impl PatchScore {
     }
 }
 
-/// Settings of a PatchCore detector (REFERENCE.md, "PatchCore"). The defaults were chosen
+/// Settings of a PatchCore detector (Roth et al., "Towards Total Recall in Industrial
+/// Anomaly Detection", CVPR 2022). The defaults were chosen
 /// by measurement on the three data sets of `../shared/data` at 16 good images
 /// (BENCHMARKS.md): EfficientNet-Lite1 (the best mean of Lite0, Lite1 and Lite2, and
 /// faster than Lite2), stages 5 and 6 (stride 16 and 32: the deeper the
@@ -792,7 +794,8 @@ pub enum FlowScore {
     },
 }
 
-/// Settings of a CS-Flow detector (REFERENCE.md, "CS-Flow"). The paper's flow (4 blocks,
+/// Settings of a CS-Flow detector (Rudolph, Wandt, Rosenhahn, "Fully Convolutional
+/// Cross-Scale-Flows for Image-based Defect Detection", WACV 2022). The paper's flow (4 blocks,
 /// kernels 3, 3, 3, 5, soft clamp 3, Adam 2e-4) on a smaller input and hidden width, so
 /// that it trains in minutes on a laptop CPU; its map comes from the latents of the
 /// largest scale and the others, without a backward pass.

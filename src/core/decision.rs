@@ -22,7 +22,8 @@ impl Decision {
     /// All decisions, from the best to the worst outcome.
     pub const ALL: [Decision; 3] = [Decision::Accept, Decision::Review, Decision::Reject];
 
-    /// The lower-case word used in reports and CSV files.
+    /// The product's one word for the decision, wherever it is said: the window, every
+    /// CSV, the heatmap captions, the line's folders and its log (README, "Decisions").
     pub fn name(self) -> &'static str {
         match self {
             Decision::Accept => "accept",
@@ -41,8 +42,8 @@ pub struct Thresholds {
     pub review: Option<f64>,
 }
 
-/// The call's name for `score` at `thresholds` (`ok`, `review`, `ng`), or `unknown`
-/// without a line: what the command line and the window's exports write.
+/// The call's name for `score` at `thresholds` ([`Decision::name`]: `accept`, `review`,
+/// `reject`), or `unknown` without a line: what the command line writes.
 pub fn decision_name(score: f64, thresholds: Option<Thresholds>) -> &'static str {
     thresholds.map_or("unknown", |t| t.decide(score).name())
 }

@@ -1,6 +1,6 @@
 //! The line's health: whether the parts it sees have drifted from what the model was
 //! trained on. Pure statistics over the decided parts, used by `differnet watch` and the
-//! window's Line view (through [`crate::engine::watch`]) and by the window's check of
+//! window's Line view (through [`crate::line`]) and by the window's check of
 //! inspected parts ([`size_reason`]).
 //!
 //! Four things are watched, each with a test that does not cry wolf on a stream of
@@ -34,6 +34,9 @@
 
 use crate::core::calibration::median;
 pub use crate::core::image_io::ImageLevels;
+/// The tests' statistic. Its NaN policy ranks a NaN lowest, as an ordinary score: every
+/// sample given it here is free of NaN (scores pass a `<` filter, levels are never NaN).
+pub use crate::core::metrics::mann_whitney;
 use crate::core::provenance::TrainingRecord;
 use std::collections::VecDeque;
 
@@ -268,6 +271,8 @@ impl DriftMonitor {
                     .map(|o| o.accept_line)
                     .fold(f64::INFINITY, f64::min)
             };
+            // A NaN score fails `<` and is dropped: given to `mann_whitney`, which ranks NaN
+            // lowest, it would count as a good part's score.
             let scores_below = |parts: &[&Observation], cut: f64| -> Vec<f64> {
                 parts
                     .iter()
@@ -503,43 +508,6 @@ pub fn size_reason(record: &TrainingRecord, sizes: &[(u32, u32)]) -> Option<Stri
 /// The finding with the largest standard score.
 fn strongest(findings: impl Iterator<Item = Finding>) -> Option<Finding> {
     findings.max_by(|a, b| a.z.total_cmp(&b.z))
-}
-
-/// The Mann-Whitney statistic of `b` against `a`: the probability that a value of `b`
-/// exceeds one of `a` (ties count half), and its standard score under the hypothesis that
-/// both come from one distribution (normal approximation, tie-corrected variance).
-pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
-    let (n0, n1) = (a.len() as f64, b.len() as f64);
-    if a.is_empty() || b.is_empty() {
-        return (0.5, 0.0);
-    }
-    let mut all: Vec<(f64, bool)> = a
-        .iter()
-        .map(|&v| (v, false))
-        .chain(b.iter().map(|&v| (v, true)))
-        .collect();
-    all.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let (mut rank_b, mut ties, mut i) = (0.0, 0.0, 0);
-    while i < all.len() {
-        let mut j = i;
-        while j < all.len() && all[j].0 == all[i].0 {
-            j += 1;
-        }
-        let t = (j - i) as f64;
-        ties += t * t * t - t;
-        let mid = (i + j + 1) as f64 / 2.0;
-        rank_b += mid * all[i..j].iter().filter(|x| x.1).count() as f64;
-        i = j;
-    }
-    let u = rank_b - n1 * (n1 + 1.0) / 2.0;
-    let n = n0 + n1;
-    let var = n0 * n1 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
-    let z = if var > 0.0 {
-        (u - n0 * n1 / 2.0) / var.sqrt()
-    } else {
-        0.0
-    };
-    (u / (n0 * n1), z)
 }
 
 /// Where the change began in `window` (the latest parts, oldest first), by `value` of each

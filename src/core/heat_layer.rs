@@ -6,6 +6,7 @@
 //! front end draws the layer with its own opacity, without recomputing it.
 
 use crate::core::colormap::Colormap;
+use crate::core::overlay::heat_level;
 use crate::core::protocol::Heatmap;
 
 /// The default heat scale (see [`crate::core::config::DEFAULT_HEAT_VMAX`]).
@@ -73,7 +74,7 @@ impl HeatLayer {
                         v = v.max(heat.values[row + x as usize]);
                     }
                 }
-                let [r, g, b] = colormap.map(level(v, log_max));
+                let [r, g, b] = colormap.map(heat_level(v, log_max));
                 let alpha = if v.is_nan() { 0.0 } else { v.clamp(0.0, 1.0) };
                 rgba.extend_from_slice(&[r, g, b, (alpha * 255.0).round() as u8]);
             }
@@ -277,14 +278,6 @@ fn finite_quantile(heat: &Heatmap, q: f64) -> Option<f32> {
 
 /// See [`hot_all_over`].
 pub const HOT_ALL_OVER: f32 = 4.0;
-
-/// Position of heat `v` on the colormap: 0 at or below 1, 1 at `exp(log_max)` and above.
-fn level(v: f32, log_max: f32) -> f32 {
-    if v.is_nan() || v <= 1.0 {
-        return 0.0;
-    }
-    (v.ln() / log_max).clamp(0.0, 1.0)
-}
 
 #[cfg(test)]
 mod tests {

@@ -4,12 +4,17 @@
 //! to the line, the line at a fixed colour), else on the good-part scale (1 = as hot as a
 //! good part gets).
 
+use crate::core::atomic_file::write_atomic;
 use crate::core::caption::{Legend, with_caption};
 use crate::core::colormap::Colormap;
+use crate::core::decision::Thresholds;
 use crate::core::heat_layer::{DecisionScale, hot_area, levels_as_heat};
+use crate::core::image_io::load_rgb;
+use crate::core::message::{format_score, path_text};
 use crate::core::overlay::overlay;
 use crate::core::protocol::Heatmap;
 use image::RgbImage;
+use std::path::Path;
 
 /// What a drawn map is measured against.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -129,6 +134,57 @@ pub fn heatmap_image(
         colormap,
         heat.legend(),
     )
+}
+
+/// How much of the heat colours cover the part in a heatmap file (the window's default;
+/// `differnet score` and the line always use it).
+pub const HEATMAP_OPACITY: f32 = 0.6;
+
+/// The caption of a heatmap file: the part's file name (of `part`), its score and, with a line, the
+/// decision and where the line is; then the model that scored it. The one caption of the
+/// window's export, `differnet score --heatmaps` and the line.
+pub fn heatmap_caption(
+    part: &Path,
+    score: f64,
+    thresholds: Option<Thresholds>,
+    model: Option<&str>,
+) -> Vec<String> {
+    let name = part.file_name().unwrap_or_default().to_string_lossy();
+    let mut first = format!("{name}  score {}", format_score(score));
+    if let Some(t) = thresholds {
+        first += &format!(
+            "  {} (reject at {})",
+            t.decide(score).name(),
+            format_score(t.reject)
+        );
+    }
+    let mut lines = vec![first];
+    if let Some(m) = model.filter(|m| !m.is_empty()) {
+        lines.push(format!("model: {m}"));
+    }
+    lines
+}
+
+/// The one writer of heatmap files: the image at `source` with `heat` over it at
+/// `opacity`, the caption `lines` and the colour scale under it, as a PNG written
+/// atomically to `dest`. The error names the file it is about.
+pub fn write_heatmap_file(
+    source: &Path,
+    heat: &ScaledHeat,
+    colormap: Colormap,
+    opacity: f32,
+    lines: &[String],
+    dest: &Path,
+) -> Result<(), String> {
+    let img = load_rgb(source).map_err(|e| e.to_string())?;
+    let out = heatmap_image(&img, heat, colormap, opacity, lines);
+    let mut bytes = Vec::new();
+    out.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .map_err(|e| format!("cannot encode PNG ({e}): {}", path_text(dest)))?;
+    write_atomic(dest, &bytes).map_err(|e| format!("cannot write ({e}): {}", path_text(dest)))
 }
 
 #[cfg(test)]

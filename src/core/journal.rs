@@ -41,9 +41,10 @@ pub struct Decided {
     pub file: FileKey,
     /// Its score (`None` when the file could not be read).
     pub score: Option<f64>,
-    /// `ok`, `review`, `ng` or `unreadable`.
+    /// `accept`, `review`, `reject` or `unreadable` (a journal of an older version may
+    /// say `ok` or `ng`: its parts are finished as written).
     pub decision: String,
-    /// Where the file goes, relative to the output folder (e.g. `ng/a.png`).
+    /// Where the file goes, relative to the output folder (e.g. `reject/a.png`).
     pub dest: PathBuf,
     /// The log row, without its line break.
     pub row: String,
@@ -146,8 +147,9 @@ pub fn free_dest(folder: &str, name: &str, taken: &dyn Fn(&Path) -> bool) -> Pat
         .expect("some number is free")
 }
 
-/// The header of `log.csv`.
-pub const LOG_HEADER: &str = "time,file,score,decision,reject_threshold,review_threshold,model,model_id,hot_area_px,drift,part";
+/// The header of `log.csv`: the columns of every parts CSV
+/// ([`crate::core::report::PARTS_CSV_HEADER`]), then the line's `drift` and `part`.
+pub const LOG_HEADER: &str = "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time,hot_area_px,model_role,drift,part";
 
 /// Whether a log row belongs to `part` (its last field).
 pub fn row_is_part(row: &str, part: u64) -> bool {
@@ -167,8 +169,8 @@ mod tests {
                 mtime_ns: 1_795_759_688_949_021_560,
             },
             score: Some(1.5),
-            decision: "ok".into(),
-            dest: PathBuf::from("ok").join(name),
+            decision: "accept".into(),
+            dest: PathBuf::from("accept").join(name),
             row: format!("t,{name},1.5,ok,2,,m,id,{part}"),
         }
     }
@@ -187,7 +189,7 @@ mod tests {
         assert!(state.done_files.contains(&decided(1, "a.png").file));
         assert_eq!(state.next_part, 3);
         assert_eq!(state.valid_len, whole);
-        assert!(state.taken.contains(Path::new("ok/b.png")));
+        assert!(state.taken.contains(Path::new("accept/b.png")));
         assert_eq!(state.bad_lines, 0);
         assert_eq!(read("").next_part, 1);
         assert_eq!(read("garbage\n").bad_lines, 1);
@@ -195,25 +197,31 @@ mod tests {
 
     #[test]
     fn destinations_never_clash() {
-        let taken: HashSet<PathBuf> = ["ng/a.png", "ng/a~2.png"]
+        let taken: HashSet<PathBuf> = ["reject/a.png", "reject/a~2.png"]
             .iter()
             .map(PathBuf::from)
             .collect();
         let is_taken = |p: &Path| taken.contains(p);
         assert_eq!(
-            free_dest("ng", "a.png", &is_taken),
-            PathBuf::from("ng/a~3.png")
+            free_dest("reject", "a.png", &is_taken),
+            PathBuf::from("reject/a~3.png")
         );
         assert_eq!(
-            free_dest("ok", "a.png", &is_taken),
-            PathBuf::from("ok/a.png")
+            free_dest("accept", "a.png", &is_taken),
+            PathBuf::from("accept/a.png")
         );
-        assert_eq!(free_dest("ng", "b", &is_taken), PathBuf::from("ng/b"));
+        assert_eq!(free_dest("reject", "b", &is_taken), PathBuf::from("reject/b"));
     }
 
     #[test]
     fn log_rows_are_found_by_part() {
         assert!(row_is_part("t,a.png,1,ok,2,,m,id,12", 12));
         assert!(!row_is_part("t,a.png,1,ok,2,,m,id,12", 1));
+    }
+
+    #[test]
+    fn the_log_has_the_columns_of_every_parts_csv_then_its_own() {
+        let parts = crate::core::report::PARTS_CSV_HEADER;
+        assert_eq!(LOG_HEADER, format!("{parts},drift,part"));
     }
 }

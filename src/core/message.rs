@@ -86,9 +86,34 @@ pub fn format_score(s: f64) -> String {
     }
 }
 
+/// [`format_score`] without trailing zeros ("20", "2.5", "0.125"): a round number on a
+/// scale, such as the top of a heatmap's legend.
+pub fn format_score_trimmed(s: f64) -> String {
+    let text = format_score(s);
+    if text.contains('.') && !text.contains('e') {
+        text.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trimmed_scores_drop_trailing_zeros_only() {
+        assert_eq!(format_score_trimmed(20.0), "20");
+        assert_eq!(format_score_trimmed(2.5), "2.5");
+        assert_eq!(format_score_trimmed(1000.0), "1000");
+        assert_eq!(format_score_trimmed(12.34), "12.3");
+        assert_eq!(format_score_trimmed(1.0), "1");
+        assert_eq!(format_score_trimmed(0.125), "0.125");
+        assert_eq!(format_score_trimmed(0.0), "0");
+        // Scientific notation keeps its exponent's zeros.
+        assert_eq!(format_score_trimmed(1.5e-10), format_score(1.5e-10));
+        assert_eq!(format_score_trimmed(f64::INFINITY), "inf");
+    }
 
     #[test]
     fn keeps_plain_text() {

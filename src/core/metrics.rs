@@ -21,9 +21,10 @@ fn cmp_nan_low(a: f64, b: f64) -> Ordering {
 /// The area under the ROC curve of `scores` (higher = more likely defective) against the
 /// labels `is_defect`.
 ///
-/// Exact, by the Mann-Whitney U statistic: the fraction of (defect, good) pairs in which
-/// the defect scores higher, with a tie counting one half. O(n log n). `None` when either
-/// class is empty.
+/// Exact, by the Mann-Whitney U statistic ([`mann_whitney`] of the defects against the
+/// good images): the fraction of (defect, good) pairs in which the defect scores higher,
+/// with a tie counting one half. O(n log n). `None` when either class is empty. A defect
+/// scored NaN ranks lowest, so it counts as missed: the product accepts it.
 ///
 /// # Panics
 ///
@@ -34,29 +35,65 @@ pub fn auroc(scores: &[f64], is_defect: &[bool]) -> Option<f64> {
         is_defect.len(),
         "one label per score is needed"
     );
-    let mut pairs: Vec<(f64, bool)> = scores
-        .iter()
-        .copied()
-        .zip(is_defect.iter().copied())
-        .collect();
-    pairs.sort_by(|a, b| cmp_nan_low(a.0, b.0));
-
-    // Twice the U statistic, in integers so no ties are lost to rounding.
-    let mut twice_u: u128 = 0;
-    let mut good_below: u128 = 0;
-    let (mut defects, mut goods) = (0u128, 0u128);
-    for group in pairs.chunk_by(|a, b| cmp_nan_low(a.0, b.0) == Ordering::Equal) {
-        let group_defects = group.iter().filter(|(_, defect)| *defect).count() as u128;
-        let group_goods = group.len() as u128 - group_defects;
-        twice_u += group_defects * (2 * good_below + group_goods);
-        good_below += group_goods;
-        defects += group_defects;
-        goods += group_goods;
+    let (mut good, mut defects) = (Vec::new(), Vec::new());
+    for (&score, &defect) in scores.iter().zip(is_defect) {
+        if defect {
+            defects.push(score);
+        } else {
+            good.push(score);
+        }
     }
-    if defects == 0 || goods == 0 {
+    if good.is_empty() || defects.is_empty() {
         return None;
     }
-    Some(twice_u as f64 / (2 * defects * goods) as f64)
+    Some(mann_whitney(&good, &defects).0)
+}
+
+/// The Mann-Whitney statistic of `b` against `a`: the probability that a value of `b`
+/// exceeds one of `a` (ties count half; the AUROC when `a` holds the good scores and `b`
+/// the defects'), and its standard score under the hypothesis that both come from one
+/// distribution (normal approximation, tie-corrected variance). `(0.5, 0.0)` when either
+/// sample is empty.
+///
+/// NaN policy, the module's: a NaN ranks below every number, whatever its sign bit, and
+/// ties with every other NaN. It is how [`crate::core::decision`] and the thresholds here
+/// read a NaN score (never at or above a line, so accepted), so the AUROC is that of the
+/// decisions the product makes. Where low means fine, a NaN in `b` thus counts as the most
+/// ordinary value there is: a caller that must not let a NaN pass as good drops its NaNs
+/// first (the line's drift tests do).
+///
+/// U is counted in integers (twice U, as ties count half), so no tie is lost to rounding
+/// and the fraction is the exact ratio rounded once.
+pub fn mann_whitney(a: &[f64], b: &[f64]) -> (f64, f64) {
+    if a.is_empty() || b.is_empty() {
+        return (0.5, 0.0);
+    }
+    let mut all: Vec<(f64, bool)> = a
+        .iter()
+        .map(|&v| (v, false))
+        .chain(b.iter().map(|&v| (v, true)))
+        .collect();
+    all.sort_by(|x, y| cmp_nan_low(x.0, y.0));
+    // Twice U, and the variance's tie term: the sum of t^3 - t over groups of t equal values.
+    let (mut twice_u, mut a_below, mut ties) = (0u128, 0u128, 0.0);
+    for group in all.chunk_by(|x, y| cmp_nan_low(x.0, y.0) == Ordering::Equal) {
+        let in_b = group.iter().filter(|(_, from_b)| *from_b).count() as u128;
+        let in_a = group.len() as u128 - in_b;
+        twice_u += in_b * (2 * a_below + in_a);
+        a_below += in_a;
+        let t = group.len() as f64;
+        ties += t * t * t - t;
+    }
+    let (n0, n1) = (a.len() as f64, b.len() as f64);
+    let u = twice_u as f64 / 2.0;
+    let n = n0 + n1;
+    let var = n0 * n1 / 12.0 * ((n + 1.0) - ties / (n * (n - 1.0)));
+    let z = if var > 0.0 {
+        (u - n0 * n1 / 2.0) / var.sqrt()
+    } else {
+        0.0
+    };
+    (twice_u as f64 / (2.0 * n0 * n1), z)
 }
 
 /// A decision threshold and how it performs on the scores it was chosen from.
@@ -586,6 +623,30 @@ mod tests {
         assert_eq!(auroc(&[f64::NAN, 0.2], &[T, F]), Some(0.0));
         assert_eq!(auroc(&[f64::NAN, 0.2], &[F, T]), Some(1.0));
         assert_eq!(auroc(&[f64::NAN, f64::NAN], &[F, T]), Some(0.5));
+    }
+
+    #[test]
+    fn mann_whitney_ranks_every_nan_lowest_and_ties_them() {
+        // Whatever its sign bit (x86 arithmetic makes negative NaNs), a NaN is below every
+        // number: a NaN among the high sample never counts as high.
+        for nan in [f64::NAN, -f64::NAN] {
+            assert_eq!(mann_whitney(&[-1e300], &[nan]).0, 0.0);
+            assert_eq!(mann_whitney(&[nan], &[f64::NEG_INFINITY]).0, 1.0);
+        }
+        // NaNs tie with each other in the statistic and in the variance, as one low value.
+        let with_nans = mann_whitney(&[f64::NAN, 0.2, 0.5], &[-f64::NAN, 0.3, 0.9]);
+        let with_lows = mann_whitney(&[-7.0, 0.2, 0.5], &[-7.0, 0.3, 0.9]);
+        assert_eq!(with_nans, with_lows);
+        assert!((with_nans.0 - 5.5 / 9.0).abs() < 1e-12);
+        // The AUROC is the same statistic, NaN and all.
+        assert_eq!(
+            auroc(
+                &[f64::NAN, 0.2, 0.5, -f64::NAN, 0.3, 0.9],
+                &[F, F, F, T, T, T]
+            ),
+            Some(with_nans.0)
+        );
+        assert_eq!(mann_whitney(&[], &[1.0]), (0.5, 0.0));
     }
 
     #[test]

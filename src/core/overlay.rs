@@ -35,8 +35,10 @@ pub fn overlay(
     out
 }
 
-/// Position of heat `v` on the colormap: 0 at or below 1, 1 at `exp(log_max)` and above.
-fn heat_level(v: f32, log_max: f32) -> f32 {
+/// Position of heat `v` on the colormap: 0 at or below 1 (and for NaN), 1 at `exp(log_max)`
+/// and above. The one mapping of heat to colour, shared with
+/// [`crate::core::heat_layer::HeatLayer`].
+pub fn heat_level(v: f32, log_max: f32) -> f32 {
     if v.is_nan() || v <= 1.0 {
         return 0.0;
     }

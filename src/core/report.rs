@@ -1,7 +1,7 @@
 //! Reports written for other tools: the CSV of every part's score and decision, and the
 //! file names of exported heatmap images.
 
-use crate::core::decision::{Decision, Thresholds};
+use crate::core::decision::Thresholds;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -12,10 +12,11 @@ pub struct PartRow<'a> {
     pub path: &'a Path,
     /// What is known about it: "good", a defect type, or "unknown".
     pub label: &'a str,
-    /// Its anomaly score.
-    pub score: f64,
-    /// The call made at the current thresholds.
-    pub decision: Decision,
+    /// Its anomaly score (`None`: it could not be read).
+    pub score: Option<f64>,
+    /// The call made at the lines: [`Decision::name`], `unknown` without a line
+    /// ([`crate::core::decision::decision_name`]), or the line's `unreadable`.
+    pub decision: &'a str,
     /// Pixels of its heatmap at or above the reject line's level (the decision scale of
     /// [`crate::core::heat_layer::DecisionScale`]), when it has a map.
     pub hot_area: Option<usize>,
@@ -27,8 +28,8 @@ pub struct PartRow<'a> {
 /// What every row of a parts CSV shares: the lines, the model and the time.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CsvContext {
-    /// The lines the decisions were made at.
-    pub thresholds: Thresholds,
+    /// The lines the decisions were made at (`None`: the model has none).
+    pub thresholds: Option<Thresholds>,
     /// The model: its file name or "trained here", and its settings.
     pub model: String,
     /// The model's id, when it records one.
@@ -40,32 +41,33 @@ pub struct CsvContext {
 /// The header line of [`parts_csv`].
 pub const PARTS_CSV_HEADER: &str = "path,label,score,decision,reject_threshold,review_threshold,model,model_id,time,hot_area_px,model_role";
 
+/// The fields of one row of a parts CSV ([`PARTS_CSV_HEADER`]): the one row builder of
+/// the window's export, `differnet score --csv`, `differnet eval --csv` and the line's
+/// `log.csv` (which adds its own columns after these). An absent value is an empty field.
+pub fn part_fields(row: &PartRow<'_>, context: &CsvContext) -> Vec<String> {
+    let t = context.thresholds;
+    vec![
+        row.path.display().to_string(),
+        row.label.to_owned(),
+        row.score.map_or_else(String::new, |s| s.to_string()),
+        row.decision.to_owned(),
+        t.map_or_else(String::new, |t| t.reject.to_string()),
+        t.and_then(|t| t.review)
+            .map_or_else(String::new, |r| r.to_string()),
+        context.model.clone(),
+        context.model_id.clone().unwrap_or_default(),
+        context.time.clone(),
+        row.hot_area.map_or_else(String::new, |a| a.to_string()),
+        row.model_role.map_or("", |r| r.name()).to_owned(),
+    ]
+}
+
 /// The parts CSV with a header line, one row per part, in the order given. Each row
-/// carries the lines, the model and the time, so a row means the same on its own. An
-/// absent review line is an empty field.
+/// carries the lines, the model and the time, so a row means the same on its own.
 pub fn parts_csv(rows: &[PartRow<'_>], context: &CsvContext) -> String {
-    let reject = context.thresholds.reject.to_string();
-    let review = context
-        .thresholds
-        .review
-        .map(|r| r.to_string())
-        .unwrap_or_default();
-    let model_id = context.model_id.as_deref().unwrap_or("");
     let mut table = CsvTable::new(PARTS_CSV_HEADER.split(','));
     for row in rows {
-        table.row([
-            row.path.display().to_string().as_str(),
-            row.label,
-            &row.score.to_string(),
-            row.decision.name(),
-            &reject,
-            &review,
-            &context.model,
-            model_id,
-            &context.time,
-            &row.hot_area.map_or_else(String::new, |a| a.to_string()),
-            row.model_role.map_or("", |r| r.name()),
-        ]);
+        table.row(part_fields(row, context));
     }
     table.into_text()
 }
@@ -179,10 +181,10 @@ mod tests {
         let a = Path::new("/data/a,b.png");
         let b = Path::new("/data/c.png");
         let context = CsvContext {
-            thresholds: Thresholds {
+            thresholds: Some(Thresholds {
                 reject: 2.0,
                 review: Some(0.5),
-            },
+            }),
             model: "tiles.differnet, PatchCore".into(),
             model_id: Some("0123456789ab".into()),
             time: "2026-11-27T05:00:00Z".into(),
@@ -191,16 +193,16 @@ mod tests {
             PartRow {
                 path: a,
                 label: "crack",
-                score: 2.5,
-                decision: Decision::Reject,
+                score: Some(2.5),
+                decision: "reject",
                 hot_area: Some(12),
                 model_role: None,
             },
             PartRow {
                 path: b,
                 label: "unknown",
-                score: 0.75,
-                decision: Decision::Review,
+                score: Some(0.75),
+                decision: "review",
                 hot_area: None,
                 model_role: Some(crate::core::provenance::ModelRole::TrainedOn),
             },
@@ -215,7 +217,7 @@ mod tests {
         assert!(lines[2].starts_with("/data/c.png,unknown,0.75,review,2,0.5,"));
         assert!(lines[2].ends_with(",,trained_on"), "{}", lines[2]);
         let no_band = CsvContext {
-            thresholds: Thresholds::reject_at(2.0),
+            thresholds: Some(Thresholds::reject_at(2.0)),
             model_id: None,
             ..context
         };
@@ -224,6 +226,19 @@ mod tests {
             text.lines().nth(1).unwrap().contains(",review,2,,\"tiles"),
             "{text}"
         );
+        // Without a line, and for a file that cannot be read: empty fields.
+        let none = CsvContext {
+            thresholds: None,
+            ..no_band
+        };
+        let unread = PartRow {
+            score: None,
+            decision: "unreadable",
+            ..rows[0]
+        };
+        let fields = part_fields(&unread, &none);
+        assert_eq!(fields.len(), PARTS_CSV_HEADER.split(',').count());
+        assert_eq!(fields[2..6], ["", "unreadable", "", ""]);
     }
 
     /// A label and a path that hold a comma, a quote and a line break come back whole

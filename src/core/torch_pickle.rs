@@ -859,6 +859,26 @@ fn unpickle<R: Read>(input: &mut Input<R>) -> Result<(Arena, Id), Fault> {
     };
     loop {
         let opcode = input.byte()?;
+        if opcode == op::STOP {
+            let result = m.pop()?;
+            return Ok((m.arena, result));
+        }
+        // Each family reads nothing and answers false for an opcode not its own.
+        let known = m.stack_op(opcode, input)?
+            || m.number_op(opcode, input)?
+            || m.text_op(opcode, input)?
+            || m.container_op(opcode)?
+            || m.memo_op(opcode, input)?
+            || m.object_op(opcode, input)?;
+        if !known {
+            return Err(Fault::Unsupported(format!("pickle opcode 0x{opcode:02x}")));
+        }
+    }
+}
+
+impl Machine {
+    /// `PROTO`, `FRAME`, `MARK`, `POP`, `POP_MARK` and `DUP`: framing and the stack itself.
+    fn stack_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
         match opcode {
             op::PROTO => {
                 input.byte()?;
@@ -867,152 +887,189 @@ fn unpickle<R: Read>(input: &mut Input<R>) -> Result<(Arena, Id), Fault> {
                 // Frames only help buffering; the opcodes inside follow as usual.
                 input.array::<8>()?;
             }
-            op::STOP => {
-                let result = m.pop()?;
-                return Ok((m.arena, result));
-            }
-            op::MARK => m.marks.push(m.stack.len()),
+            op::MARK => self.marks.push(self.stack.len()),
             op::POP => {
-                m.pop()?;
+                self.pop()?;
             }
             op::POP_MARK => {
-                m.pop_mark()?;
+                self.pop_mark()?;
             }
             op::DUP => {
-                let top = m.top()?;
-                m.stack.push(top);
+                let top = self.top()?;
+                self.stack.push(top);
             }
-            op::NONE => m.stack.push(NONE),
-            op::NEWTRUE => m.stack.push(TRUE),
-            op::NEWFALSE => m.stack.push(FALSE),
-            op::BININT => m.int(i64::from(i32::from_le_bytes(input.array()?)))?,
-            op::BININT1 => m.int(i64::from(input.byte()?))?,
-            op::BININT2 => m.int(i64::from(u16::from_le_bytes(input.array()?)))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `None`, the booleans, the integers of every width and floats (which weights never
+    /// need, so only their place is kept).
+    fn number_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
+        match opcode {
+            op::NONE => self.stack.push(NONE),
+            op::NEWTRUE => self.stack.push(TRUE),
+            op::NEWFALSE => self.stack.push(FALSE),
+            op::BININT => self.int(i64::from(i32::from_le_bytes(input.array()?)))?,
+            op::BININT1 => self.int(i64::from(input.byte()?))?,
+            op::BININT2 => self.int(i64::from(u16::from_le_bytes(input.array()?)))?,
             op::LONG1 => {
                 let len = input.byte()?;
-                m.long(input.bytes(u64::from(len))?)?;
+                self.long(input.bytes(u64::from(len))?)?;
             }
             op::LONG4 => {
                 let len = i32::from_le_bytes(input.array()?);
                 let len = u64::try_from(len).map_err(|_| malformed("negative LONG4 length"))?;
-                m.long(input.bytes(len)?)?;
+                self.long(input.bytes(len)?)?;
             }
             op::BINFLOAT => {
                 input.array::<8>()?;
-                m.push(Obj::Float)?;
+                self.push(Obj::Float)?;
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Unicode strings and byte strings, each with its length in front.
+    fn text_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
+        match opcode {
             op::BINUNICODE => {
                 let len = u32::from_le_bytes(input.array()?);
-                m.string(input.bytes(u64::from(len))?)?;
+                self.string(input.bytes(u64::from(len))?)?;
             }
             op::SHORT_BINUNICODE => {
                 let len = input.byte()?;
-                m.string(input.bytes(u64::from(len))?)?;
+                self.string(input.bytes(u64::from(len))?)?;
             }
             op::BINUNICODE8 => {
                 let len = u64::from_le_bytes(input.array()?);
-                m.string(input.bytes(len)?)?;
+                self.string(input.bytes(len)?)?;
             }
             op::BINSTRING => {
                 let len = i32::from_le_bytes(input.array()?);
                 let len = u64::try_from(len).map_err(|_| malformed("negative BINSTRING length"))?;
-                m.push(Obj::Bytes(input.bytes(len)?))?;
+                self.push(Obj::Bytes(input.bytes(len)?))?;
             }
             op::SHORT_BINSTRING | op::SHORT_BINBYTES => {
                 let len = input.byte()?;
-                m.push(Obj::Bytes(input.bytes(u64::from(len))?))?;
+                self.push(Obj::Bytes(input.bytes(u64::from(len))?))?;
             }
             op::BINBYTES => {
                 let len = u32::from_le_bytes(input.array()?);
-                m.push(Obj::Bytes(input.bytes(u64::from(len))?))?;
+                self.push(Obj::Bytes(input.bytes(u64::from(len))?))?;
             }
             op::BINBYTES8 => {
                 let len = u64::from_le_bytes(input.array()?);
-                m.push(Obj::Bytes(input.bytes(len)?))?;
+                self.push(Obj::Bytes(input.bytes(len)?))?;
             }
-            op::EMPTY_TUPLE => m.push(Obj::Tuple(Vec::new()))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Tuples, lists and dicts: made empty or from the stack, and filled from the stack.
+    fn container_op(&mut self, opcode: u8) -> Result<bool, Fault> {
+        match opcode {
+            op::EMPTY_TUPLE => self.push(Obj::Tuple(Vec::new()))?,
             op::TUPLE => {
-                let items = m.pop_mark()?;
-                m.push(Obj::Tuple(items))?;
+                let items = self.pop_mark()?;
+                self.push(Obj::Tuple(items))?;
             }
             op::TUPLE1 | op::TUPLE2 | op::TUPLE3 => {
-                let items = m.pop_n(usize::from(opcode - op::TUPLE1) + 1)?;
-                m.push(Obj::Tuple(items))?;
+                let items = self.pop_n(usize::from(opcode - op::TUPLE1) + 1)?;
+                self.push(Obj::Tuple(items))?;
             }
-            op::EMPTY_LIST => m.push(Obj::List(Vec::new()))?,
+            op::EMPTY_LIST => self.push(Obj::List(Vec::new()))?,
             op::LIST => {
-                let items = m.pop_mark()?;
-                m.push(Obj::List(items))?;
+                let items = self.pop_mark()?;
+                self.push(Obj::List(items))?;
             }
             op::APPEND => {
-                let item = m.pop()?;
-                m.append(vec![item])?;
+                let item = self.pop()?;
+                self.append(vec![item])?;
             }
             op::APPENDS => {
-                let items = m.pop_mark()?;
-                m.append(items)?;
+                let items = self.pop_mark()?;
+                self.append(items)?;
             }
-            op::EMPTY_DICT => m.push(Obj::Dict(Vec::new()))?,
+            op::EMPTY_DICT => self.push(Obj::Dict(Vec::new()))?,
             op::DICT => {
-                let items = m.pop_mark()?;
+                let items = self.pop_mark()?;
                 if !items.len().is_multiple_of(2) {
                     return Err(malformed("DICT with an odd number of values"));
                 }
                 let pairs = items.chunks_exact(2).map(|p| (p[0], p[1])).collect();
-                m.push(Obj::Dict(pairs))?;
+                self.push(Obj::Dict(pairs))?;
             }
             op::SETITEM => {
-                let items = m.pop_n(2)?;
-                m.set_items(items)?;
+                let items = self.pop_n(2)?;
+                self.set_items(items)?;
             }
             op::SETITEMS => {
-                let items = m.pop_mark()?;
-                m.set_items(items)?;
+                let items = self.pop_mark()?;
+                self.set_items(items)?;
             }
-            op::BINPUT => m.memo_put(u32::from(input.byte()?))?,
-            op::LONG_BINPUT => m.memo_put(u32::from_le_bytes(input.array()?))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// `BINPUT`, `LONG_BINPUT`, `MEMOIZE`, `BINGET` and `LONG_BINGET`: the memo.
+    fn memo_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
+        match opcode {
+            op::BINPUT => self.memo_put(u32::from(input.byte()?))?,
+            op::LONG_BINPUT => self.memo_put(u32::from_le_bytes(input.array()?))?,
             op::MEMOIZE => {
-                let index = u32::try_from(m.memo.len()).map_err(|_| malformed("memo full"))?;
-                m.memo_put(index)?;
+                let index = u32::try_from(self.memo.len()).map_err(|_| malformed("memo full"))?;
+                self.memo_put(index)?;
             }
-            op::BINGET => m.memo_get(u32::from(input.byte()?))?,
-            op::LONG_BINGET => m.memo_get(u32::from_le_bytes(input.array()?))?,
+            op::BINGET => self.memo_get(u32::from(input.byte()?))?,
+            op::LONG_BINGET => self.memo_get(u32::from_le_bytes(input.array()?))?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Globals (checked against the allowed ones), calls of them, `BUILD` and persistent
+    /// ids (storages).
+    fn object_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
+        match opcode {
             op::GLOBAL => {
                 let module = input.line()?;
                 let name = input.line()?;
-                m.push(Obj::Global(Global::resolve(&module, &name)?))?;
+                self.push(Obj::Global(Global::resolve(&module, &name)?))?;
             }
             op::STACK_GLOBAL => {
-                let name = m.pop_str()?;
-                let module = m.pop_str()?;
-                m.push(Obj::Global(Global::resolve(&module, &name)?))?;
+                let name = self.pop_str()?;
+                let module = self.pop_str()?;
+                self.push(Obj::Global(Global::resolve(&module, &name)?))?;
             }
             op::REDUCE | op::NEWOBJ => {
-                let args = m.pop()?;
-                let callable = m.pop()?;
-                let result = m.reduce(callable, args)?;
-                m.stack.push(result);
+                let args = self.pop()?;
+                let callable = self.pop()?;
+                let result = self.reduce(callable, args)?;
+                self.stack.push(result);
             }
             op::BUILD => {
                 // Only an OrderedDict is ever built in a state_dict: its state is the
                 // `_metadata` attribute (module versions), which weights do not need.
-                m.pop()?;
-                let target = m.top()?;
-                if !matches!(m.arena.get(target), Obj::Dict(_)) {
+                self.pop()?;
+                let target = self.top()?;
+                if !matches!(self.arena.get(target), Obj::Dict(_)) {
                     return Err(Fault::Unsupported(
                         "BUILD on a value that is not a dict".into(),
                     ));
                 }
             }
             op::BINPERSID => {
-                let pid = m.pop()?;
-                let storage = m.persistent_load(pid)?;
-                m.stack.push(storage);
+                let pid = self.pop()?;
+                let storage = self.persistent_load(pid)?;
+                self.stack.push(storage);
             }
-            other => {
-                return Err(Fault::Unsupported(format!("pickle opcode 0x{other:02x}")));
-            }
+            _ => return Ok(false),
         }
+        Ok(true)
     }
 }
 

@@ -190,15 +190,10 @@ pub fn moves_summary(moves: &[Move]) -> String {
         return "No part changed its call.".to_owned();
     }
     let mut parts = Vec::new();
-    for d in [Decision::Accept, Decision::Review, Decision::Reject] {
+    for d in Decision::ALL {
         let n = moves.iter().filter(|m| m.after == d).count();
         if n > 0 {
-            let word = match d {
-                Decision::Accept => "accepted",
-                Decision::Review => "in review",
-                Decision::Reject => "rejected",
-            };
-            parts.push(format!("{n} now {word}"));
+            parts.push(format!("{n} now called {}", d.name()));
         }
     }
     format!(

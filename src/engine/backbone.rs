@@ -1,5 +1,6 @@
 //! The frozen feature extractor: a pretrained CNN run at several scales, each output map
-//! global-average-pooled and concatenated (REFERENCE.md, step 3).
+//! global-average-pooled and concatenated (the multi-scale feature extractor of the
+//! DifferNet paper, Rudolph, Wandt, Rosenhahn, WACV 2021).
 
 use crate::core::config::{BackboneKind, ModelConfig};
 use crate::engine::alexnet::AlexNetFeatures;

@@ -11,6 +11,7 @@ use crate::engine::detectors::differnet::DifferNet;
 use crate::engine::detectors::fusion::Fusion;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
+use crate::engine::lanes::ReadOnly;
 use image::RgbImage;
 use tch::Device;
 
@@ -181,24 +182,22 @@ impl Member for Detector {
     }
 }
 
-/// A detector shared read-only by the scoring lanes.
-pub struct SharedDetector<'a>(&'a Detector);
-
-// SAFETY: `score_image` only reads the weights and the bank and builds new tensors
-// (libtorch supports concurrent forward and backward passes over shared tensors, and grad
-// mode is per thread). It neither mutates the detector nor clones the backbone's `Rc`, the
-// one part of a detector whose shared use would race.
-unsafe impl Sync for SharedDetector<'_> {}
+/// A detector shared read-only by the scoring lanes, for [`Detector::score_image`] only:
+/// safe to make, as it lets nothing else through its [`ReadOnly`].
+pub struct SharedDetector<'a>(ReadOnly<'a, Detector>);
 
 impl<'a> SharedDetector<'a> {
     /// Shares `detector` between lanes.
     pub fn new(detector: &'a Detector) -> Self {
-        Self(detector)
+        // SAFETY: only `score_image` runs through it: forward passes over the weights and
+        // the bank, and gradients with respect to the image's own new leaf (DifferNet's
+        // map), that build new tensors; it mutates nothing and clones no `Rc`.
+        Self(unsafe { ReadOnly::new(detector) })
     }
 
     /// [`Detector::score_image`].
     pub fn score_image(&self, img: &RgbImage, heatmap: bool, rotations: Option<usize>) -> RawScore {
-        self.0.score_image(img, heatmap, rotations)
+        self.0.get().score_image(img, heatmap, rotations)
     }
 }
 

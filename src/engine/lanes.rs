@@ -232,24 +232,37 @@ fn decode_all<I: Send, D: Send>(
     done.into_iter().map(|(_, d)| d).collect()
 }
 
-/// A function the lanes share, for work that only reads tensors: a frozen backbone's
-/// forward pass, a detector's scoring.
-pub struct SharedFn<'a, I, O>(&'a (dyn Fn(I) -> O + 'a));
+/// A value the lanes share read-only that is not `Sync` to the compiler: a model (its
+/// tensors, the backbone's `Rc`), or a function over one (a frozen backbone's forward pass,
+/// a detector's scoring). The one such wrapper of the engine; made by [`ReadOnly::new`],
+/// whose contract each maker keeps and says why at the call.
+pub struct ReadOnly<'a, T: ?Sized>(&'a T);
 
-// SAFETY: callers wrap only closures that run forward passes under `no_grad` (or with
-// per-thread grad mode), read shared weights and build new tensors: libtorch supports
-// concurrent reads of shared tensors. None mutates a tensor or clones an `Rc`.
-unsafe impl<I, O> Sync for SharedFn<'_, I, O> {}
+// SAFETY: a `ReadOnly` exists only through `ReadOnly::new`, whose caller promises that the
+// threads sharing it only read the value (its contract, below): concurrent forward (and
+// backward) passes over shared tensors are what libtorch supports, grad mode is per thread,
+// and nothing whose shared use would race (an `Rc`'s count, a mutation) is touched.
+unsafe impl<T: ?Sized> Sync for ReadOnly<'_, T> {}
 
-impl<'a, I, O> SharedFn<'a, I, O> {
-    /// Shares `f` between lanes; see the safety note on the type.
-    pub fn new(f: &'a (dyn Fn(I) -> O + 'a)) -> Self {
-        Self(f)
+impl<'a, T: ?Sized> ReadOnly<'a, T> {
+    /// Shares `value` between the lanes.
+    ///
+    /// # Safety
+    ///
+    /// Whatever runs on `value` through the `ReadOnly`, from any thread, only reads it and
+    /// builds new tensors: forward passes over its tensors, with gradients off or under a
+    /// grad mode the thread sets itself, and gradients with respect to new tensors only
+    /// (`run_backward` with inputs, which accumulates nothing into the value's). Nothing
+    /// mutates the value or any of its tensors (no in-place operation, no optimiser step,
+    /// no `&mut` through a cell), clones or drops an `Rc` inside it (the backbone's), or
+    /// draws from libtorch's global random generator.
+    pub unsafe fn new(value: &'a T) -> Self {
+        Self(value)
     }
 
-    /// Runs the function.
-    pub fn call(&self, item: I) -> O {
-        (self.0)(item)
+    /// The shared value, for the reads the maker promised.
+    pub fn get(&self) -> &'a T {
+        self.0
     }
 }
 

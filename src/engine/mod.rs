@@ -18,6 +18,6 @@ pub mod lanes;
 pub mod model_file;
 pub mod synthetic;
 pub mod transforms;
-pub mod watch;
+
 pub mod weights;
 pub mod worker;

@@ -5,7 +5,9 @@
 //! atomic: a temporary file in the same folder, flushed to disk, then renamed.
 
 use crate::core::atomic_file::write_atomic;
-use crate::core::config::{DetectorConfig, MAX_BANK_PATCHES};
+use crate::core::config::{
+    CsFlowConfig, DetectorConfig, DifferNetConfig, FusionConfig, MAX_BANK_PATCHES, PatchCoreConfig,
+};
 use crate::core::message::one_line;
 use crate::core::model_header::{self, META_KEY};
 use crate::engine::backbone::{Backbone, copy_named};
@@ -242,170 +244,216 @@ fn build(
     backbone: Rc<Backbone>,
     device: Device,
 ) -> Result<Detector> {
-    let meta_permutations = permutations;
-    Ok(match config {
+    match config {
         DetectorConfig::Fusion(config) => {
-            if members.len() != config.members.len() {
-                return Err(model_err(
-                    path,
-                    format!(
-                        "{} members in the metadata, {} in the fusion's settings",
-                        members.len(),
-                        config.members.len()
-                    ),
-                ));
-            }
-            let mut rest = named;
-            let mut built = Vec::with_capacity(members.len());
-            for (i, (member_config, member)) in config.members.iter().zip(members).enumerate() {
-                let prefix = member_prefix(i);
-                let (mine, others): (Vec<_>, Vec<_>) =
-                    rest.into_iter().partition(|(n, _)| n.starts_with(&prefix));
-                rest = others;
-                let mine = mine
-                    .into_iter()
-                    .map(|(n, t)| (n[prefix.len()..].to_owned(), t))
-                    .collect();
-                let mut m = build(
-                    path,
-                    member_config.clone(),
-                    &member.permutations,
-                    &[],
-                    mine,
-                    backbone.clone(),
-                    device,
-                )?;
-                *m.state_mut() = member.state.clone();
-                built.push(m);
-            }
-            if let Some((name, _)) = rest.first() {
-                return Err(model_err(
-                    path,
-                    format!("tensor {} belongs to no member", one_line(name)),
-                ));
-            }
-            Detector::Fusion(Fusion::new(config, built).map_err(|e| model_err(path, e))?)
+            build_fusion(path, config, members, named, backbone, device)
         }
         DetectorConfig::DifferNet(config) => {
-            let dim = config.model.feature_dim();
-            if meta_permutations.len() != config.model.n_blocks {
-                return Err(model_err(
-                    path,
-                    "number of permutations does not match the blocks",
-                ));
-            }
-            for perm in meta_permutations {
-                check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
-            }
-            let mut model =
-                DifferNet::for_checkpoint(config, backbone, device, meta_permutations.to_vec())
-                    .map_err(|e| model_err(path, e))?;
-            let expected = model.vs.variables();
-            if named.len() != expected.len() {
-                return Err(model_err(
-                    path,
-                    format!(
-                        "{} tensors in the file, {} expected by its metadata",
-                        named.len(),
-                        expected.len()
-                    ),
-                ));
-            }
-            copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
-            model.vs.freeze();
-            Detector::DifferNet(model)
+            build_differnet(path, config, permutations, &named, backbone, device)
         }
         DetectorConfig::CsFlow(config) => {
-            let mut model =
-                CsFlow::for_checkpoint(config, backbone, device, meta_permutations.to_vec())
-                    .map_err(|e| model_err(path, e))?;
-            let expected = model.vs.variables();
-            if named.len() != expected.len() {
-                return Err(model_err(
-                    path,
-                    format!(
-                        "{} tensors in the file, {} expected by its metadata",
-                        named.len(),
-                        expected.len()
-                    ),
-                ));
-            }
-            copy_named(&mut model.vs, &named).map_err(|e| model_err(path, e))?;
-            model.vs.freeze();
-            Detector::CsFlow(model)
+            build_cs_flow(path, config, permutations, &named, backbone, device)
         }
         DetectorConfig::PatchCore(config) => {
-            let find = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, t)| t);
-            let unknown = named.iter().find(|(n, _)| {
-                ![BANK_TENSOR, DEFECT_BANK_TENSOR, DEFECT_SCALE_TENSOR].contains(&n.as_str())
-            });
-            if let Some((name, _)) = unknown {
-                return Err(model_err(
-                    path,
-                    format!(
-                        "tensor {} found, expected {BANK_TENSOR} (and {DEFECT_BANK_TENSOR}, {DEFECT_SCALE_TENSOR})",
-                        one_line(name)
-                    ),
-                ));
-            }
-            let Some(bank) = find(BANK_TENSOR) else {
-                return Err(model_err(
-                    path,
-                    format!(
-                        "{} tensors in the file, none of them {BANK_TENSOR}: a PatchCore model holds its bank",
-                        named.len()
-                    ),
-                ));
-            };
-            let defects = match (find(DEFECT_BANK_TENSOR), find(DEFECT_SCALE_TENSOR)) {
-                (None, None) => None,
-                (Some(rows), Some(scale)) if scale.numel() == 1 => {
-                    Some((rows.shallow_clone(), scale.double_value(&[0])))
-                }
-                _ => {
-                    return Err(model_err(
-                        path,
-                        format!(
-                            "{DEFECT_BANK_TENSOR} and a one-value {DEFECT_SCALE_TENSOR} come together"
-                        ),
-                    ));
-                }
-            };
-            if bank
-                .size()
-                .first()
-                .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
-            {
-                return Err(model_err(
-                    path,
-                    "memory bank larger than any this program makes",
-                ));
-            }
-            let backbone = if backbone.device() == device {
-                backbone
-            } else {
-                return Err(model_err(path, "backbone on another device than the model"));
-            };
-            let mut model = PatchCore::new(config, backbone, bank.shallow_clone())
-                .map_err(|e| model_err(path, e))?;
-            if let Some((rows, scale)) = defects {
-                if rows
-                    .size()
-                    .first()
-                    .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
-                {
-                    return Err(model_err(
-                        path,
-                        "defect bank larger than any this program makes",
-                    ));
-                }
-                model
-                    .set_defects(rows, scale)
-                    .map_err(|e| model_err(path, e))?;
-            }
-            Detector::PatchCore(model)
+            build_patchcore(path, config, &named, backbone, device)
         }
-    })
+    }
+}
+
+/// A fusion from its members' metadata and tensors (each under its member's prefix).
+fn build_fusion(
+    path: &Path,
+    config: FusionConfig,
+    members: &[MemberMeta],
+    named: Vec<(String, Tensor)>,
+    backbone: Rc<Backbone>,
+    device: Device,
+) -> Result<Detector> {
+    if members.len() != config.members.len() {
+        return Err(model_err(
+            path,
+            format!(
+                "{} members in the metadata, {} in the fusion's settings",
+                members.len(),
+                config.members.len()
+            ),
+        ));
+    }
+    let mut rest = named;
+    let mut built = Vec::with_capacity(members.len());
+    for (i, (member_config, member)) in config.members.iter().zip(members).enumerate() {
+        let prefix = member_prefix(i);
+        let (mine, others): (Vec<_>, Vec<_>) =
+            rest.into_iter().partition(|(n, _)| n.starts_with(&prefix));
+        rest = others;
+        let mine = mine
+            .into_iter()
+            .map(|(n, t)| (n[prefix.len()..].to_owned(), t))
+            .collect();
+        let mut m = build(
+            path,
+            member_config.clone(),
+            &member.permutations,
+            &[],
+            mine,
+            backbone.clone(),
+            device,
+        )?;
+        *m.state_mut() = member.state.clone();
+        built.push(m);
+    }
+    if let Some((name, _)) = rest.first() {
+        return Err(model_err(
+            path,
+            format!("tensor {} belongs to no member", one_line(name)),
+        ));
+    }
+    Ok(Detector::Fusion(
+        Fusion::new(config, built).map_err(|e| model_err(path, e))?,
+    ))
+}
+
+/// A DifferNet with the metadata's `permutations` and the file's flow tensors `named`.
+fn build_differnet(
+    path: &Path,
+    config: DifferNetConfig,
+    permutations: &[Vec<i64>],
+    named: &[(String, Tensor)],
+    backbone: Rc<Backbone>,
+    device: Device,
+) -> Result<Detector> {
+    let dim = config.model.feature_dim();
+    if permutations.len() != config.model.n_blocks {
+        return Err(model_err(
+            path,
+            "number of permutations does not match the blocks",
+        ));
+    }
+    for perm in permutations {
+        check_permutation(perm, dim).map_err(|e| model_err(path, e))?;
+    }
+    let mut model = DifferNet::for_checkpoint(config, backbone, device, permutations.to_vec())
+        .map_err(|e| model_err(path, e))?;
+    check_tensor_count(path, named.len(), model.vs.variables().len())?;
+    copy_named(&mut model.vs, named).map_err(|e| model_err(path, e))?;
+    model.vs.freeze();
+    Ok(Detector::DifferNet(model))
+}
+
+/// A CS-Flow with the metadata's `permutations` and the file's flow tensors `named`.
+fn build_cs_flow(
+    path: &Path,
+    config: CsFlowConfig,
+    permutations: &[Vec<i64>],
+    named: &[(String, Tensor)],
+    backbone: Rc<Backbone>,
+    device: Device,
+) -> Result<Detector> {
+    let mut model = CsFlow::for_checkpoint(config, backbone, device, permutations.to_vec())
+        .map_err(|e| model_err(path, e))?;
+    check_tensor_count(path, named.len(), model.vs.variables().len())?;
+    copy_named(&mut model.vs, named).map_err(|e| model_err(path, e))?;
+    model.vs.freeze();
+    Ok(Detector::CsFlow(model))
+}
+
+/// An error unless the file holds as many tensors (`found`) as the metadata's model has
+/// (`expected`).
+fn check_tensor_count(path: &Path, found: usize, expected: usize) -> Result<()> {
+    if found != expected {
+        return Err(model_err(
+            path,
+            format!("{found} tensors in the file, {expected} expected by its metadata"),
+        ));
+    }
+    Ok(())
+}
+
+/// A PatchCore from its memory bank and, when it learnt from defects, its defect bank.
+fn build_patchcore(
+    path: &Path,
+    config: PatchCoreConfig,
+    named: &[(String, Tensor)],
+    backbone: Rc<Backbone>,
+    device: Device,
+) -> Result<Detector> {
+    let (bank, defects) = patchcore_tensors(path, named)?;
+    if bank
+        .size()
+        .first()
+        .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
+    {
+        return Err(model_err(
+            path,
+            "memory bank larger than any this program makes",
+        ));
+    }
+    let backbone = if backbone.device() == device {
+        backbone
+    } else {
+        return Err(model_err(path, "backbone on another device than the model"));
+    };
+    let mut model =
+        PatchCore::new(config, backbone, bank.shallow_clone()).map_err(|e| model_err(path, e))?;
+    if let Some((rows, scale)) = defects {
+        if rows
+            .size()
+            .first()
+            .is_some_and(|&m| m as usize > MAX_BANK_PATCHES)
+        {
+            return Err(model_err(
+                path,
+                "defect bank larger than any this program makes",
+            ));
+        }
+        model
+            .set_defects(rows, scale)
+            .map_err(|e| model_err(path, e))?;
+    }
+    Ok(Detector::PatchCore(model))
+}
+
+/// A PatchCore's bank and, when both are there, its defect bank and scale, from the file's
+/// tensors `named`; an error for any other tensor, a missing bank or half a defect bank.
+fn patchcore_tensors<'a>(
+    path: &Path,
+    named: &'a [(String, Tensor)],
+) -> Result<(&'a Tensor, Option<(Tensor, f64)>)> {
+    let find = |wanted: &str| named.iter().find(|(n, _)| n == wanted).map(|(_, t)| t);
+    let unknown = named.iter().find(|(n, _)| {
+        ![BANK_TENSOR, DEFECT_BANK_TENSOR, DEFECT_SCALE_TENSOR].contains(&n.as_str())
+    });
+    if let Some((name, _)) = unknown {
+        return Err(model_err(
+            path,
+            format!(
+                "tensor {} found, expected {BANK_TENSOR} (and {DEFECT_BANK_TENSOR}, {DEFECT_SCALE_TENSOR})",
+                one_line(name)
+            ),
+        ));
+    }
+    let Some(bank) = find(BANK_TENSOR) else {
+        return Err(model_err(
+            path,
+            format!(
+                "{} tensors in the file, none of them {BANK_TENSOR}: a PatchCore model holds its bank",
+                named.len()
+            ),
+        ));
+    };
+    let defects = match (find(DEFECT_BANK_TENSOR), find(DEFECT_SCALE_TENSOR)) {
+        (None, None) => None,
+        (Some(rows), Some(scale)) if scale.numel() == 1 => {
+            Some((rows.shallow_clone(), scale.double_value(&[0])))
+        }
+        _ => {
+            return Err(model_err(
+                path,
+                format!("{DEFECT_BANK_TENSOR} and a one-value {DEFECT_SCALE_TENSOR} come together"),
+            ));
+        }
+    };
+    Ok((bank, defects))
 }
 
 #[cfg(test)]

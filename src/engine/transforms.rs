@@ -5,7 +5,8 @@
 use image::RgbImage;
 use tch::{Device, Kind, Tensor};
 
-/// ImageNet channel means (REFERENCE.md, step 1).
+/// ImageNet channel means (torchvision's, which the ImageNet backbones were trained with
+/// and the DifferNet authors' code normalises with).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];

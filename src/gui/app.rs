@@ -359,52 +359,17 @@ impl WorkstationApp {
             self.top_bar_ui(ui, busy, &mut commands);
         });
         let window_width = ui.available_width();
-        let left = egui::Panel::left("left_panel")
-            .default_size(if window_width < 1200.0 { 300.0 } else { 340.0 })
-            .min_size(220.0)
-            .resizable(true)
-            .show(ui, |ui| {
-                egui::ScrollArea::vertical()
-                    .id_salt("left_scroll")
-                    .show(ui, |ui| {
-                        section(ui, "1. Images", "images", true, |ui| {
-                            self.data_panel.ui(
-                                ui,
-                                &self.session,
-                                &mut self.state,
-                                busy,
-                                &mut commands,
-                            );
-                        });
-                        ui.separator();
-                        section(ui, "2. Train", "train", true, |ui| {
-                            self.training_panel.ui(
-                                ui,
-                                &self.session,
-                                &mut self.state,
-                                job.as_ref(),
-                                worker_ok,
-                                &mut commands,
-                            );
-                        });
-                        ui.separator();
-                        let running = self.line.is_running();
-                        section(ui, "4. Line", "line", running, |ui| {
-                            let unsaved =
-                                self.session.model.is_some() && self.session.model_path.is_none();
-                            self.line.ui(
-                                ui,
-                                self.session.model_path.as_ref(),
-                                unsaved,
-                                &mut self.loader,
-                                &mut commands,
-                            );
-                        });
-                    });
-            });
+        let left_width = self.left_panel_ui(
+            ui,
+            window_width,
+            busy,
+            job.as_ref(),
+            worker_ok,
+            &mut commands,
+        );
         // An opened part goes beside the gallery when there is room for both, else it
         // takes the gallery's place until it is closed (Esc).
-        let central_width = window_width - left.response.rect.width();
+        let central_width = window_width - left_width;
         let side_by_side = central_width >= SIDE_BY_SIDE_WIDTH;
         let heat_pending = self
             .part_view
@@ -424,16 +389,7 @@ impl WorkstationApp {
                     // Fill the panel: a panel keeps the width of what it holds, and a
                     // part's controls must not make it shrink from one frame to the next.
                     ui.set_min_width(ui.available_width());
-                    self.part_view.ui(
-                        ui,
-                        &self.session,
-                        &mut self.state,
-                        &mut self.loader,
-                        heat_pending,
-                        heat_behind,
-                        max_side,
-                        &mut commands,
-                    );
+                    self.part_ui(ui, heat_pending, heat_behind, max_side, &mut commands);
                 });
         }
         egui::CentralPanel::default_margins().show(ui, |ui| {
@@ -444,89 +400,171 @@ impl WorkstationApp {
                 return;
             }
             if self.part_view.opened().is_some() && !side_by_side {
-                self.part_view.ui(
-                    ui,
-                    &self.session,
-                    &mut self.state,
-                    &mut self.loader,
-                    heat_pending,
-                    heat_behind,
-                    max_side,
-                    &mut commands,
-                );
+                self.part_ui(ui, heat_pending, heat_behind, max_side, &mut commands);
                 return;
             }
-            self.changes_ui(ui, busy, worker_ok, &mut commands);
-            if self.session.thresholds.is_some() {
-                // The Decide panel never takes the whole column: past a share of it, it
-                // scrolls, and the gallery keeps the rest.
-                // Nor more than leaves two whole rows of the gallery in view: on a short
-                // window it scrolls, and its histogram is shorter.
-                let avail = ui.available_height();
-                let max_height = (avail * DECIDE_SHARE)
-                    .min(avail - Gallery::height_for_rows(ui, 2) - DECIDE_CHROME)
-                    .max(MIN_DECIDE_HEIGHT);
-                self.results_panel.compact = max_height < COMPACT_DECIDE_BELOW;
-                egui::Frame::group(ui.style()).show(ui, |ui| {
-                    ui.set_width(ui.available_width());
-                    section(ui, "3. Decide", "decide", true, |ui| {
-                        egui::ScrollArea::vertical()
-                            .id_salt("decide_scroll")
-                            .max_height(max_height)
-                            .show(ui, |ui| {
-                                self.results_panel.ui(
-                                    ui,
-                                    &self.session,
-                                    &mut self.state,
-                                    &mut commands,
-                                );
-                            });
-                    });
-                });
-                ui.add_space(4.0);
-            }
-            self.gallery.ui(
-                ui,
-                &self.session,
-                &mut self.loader,
-                self.part_view.opened(),
-                self.state.train_count,
-                self.state.val_count,
-                &mut commands,
-            );
+            self.work_ui(ui, busy, worker_ok, &mut commands);
         });
-        if let Some(plan) = &self.export_plan {
-            let mut answer = None;
-            egui::Window::new("Export heatmaps")
-                .collapsible(false)
-                .resizable(false)
-                .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
-                .show(ui.ctx(), |ui| {
-                    ui.label(plan.text());
-                    ui.horizontal(|ui| {
-                        if ui.button("Export").clicked() {
-                            answer = Some(true);
-                        }
-                        if ui.button("Cancel").clicked() {
-                            answer = Some(false);
-                        }
-                    });
-                });
-            match answer {
-                Some(true) => {
-                    let dir = plan.dir.clone();
-                    self.export_plan = None;
-                    commands.push(AppCommand::ExportHeatmaps(dir));
-                }
-                Some(false) => self.export_plan = None,
-                None => {}
-            }
-        }
+        self.export_plan_ui(ui.ctx(), &mut commands);
         if ui.ctx().input(|i| !i.raw.hovered_files.is_empty()) {
             drop_hint(ui.ctx());
         }
         for command in commands {
             self.apply(command);
+        }
+    }
+
+    /// Draws the left panel (the Images, Train and Line sections) and returns its width.
+    fn left_panel_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        window_width: f32,
+        busy: bool,
+        job: Option<&Job>,
+        worker_ok: bool,
+        commands: &mut Vec<AppCommand>,
+    ) -> f32 {
+        let left = egui::Panel::left("left_panel")
+            .default_size(if window_width < 1200.0 { 300.0 } else { 340.0 })
+            .min_size(220.0)
+            .resizable(true)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("left_scroll")
+                    .show(ui, |ui| {
+                        section(ui, "1. Images", "images", true, |ui| {
+                            self.data_panel
+                                .ui(ui, &self.session, &mut self.state, busy, commands);
+                        });
+                        ui.separator();
+                        section(ui, "2. Train", "train", true, |ui| {
+                            self.training_panel.ui(
+                                ui,
+                                &self.session,
+                                &mut self.state,
+                                job,
+                                worker_ok,
+                                commands,
+                            );
+                        });
+                        ui.separator();
+                        let running = self.line.is_running();
+                        section(ui, "4. Line", "line", running, |ui| {
+                            let unsaved =
+                                self.session.model.is_some() && self.session.model_path.is_none();
+                            self.line.ui(
+                                ui,
+                                self.session.model_path.as_ref(),
+                                unsaved,
+                                &mut self.loader,
+                                commands,
+                            );
+                        });
+                    });
+            });
+        left.response.rect.width()
+    }
+
+    /// Draws the opened part, beside the gallery or in its place.
+    fn part_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        heat_pending: bool,
+        heat_behind: Option<&str>,
+        max_side: u32,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        self.part_view.ui(
+            ui,
+            &self.session,
+            &mut self.state,
+            &mut self.loader,
+            heat_pending,
+            heat_behind,
+            max_side,
+            commands,
+        );
+    }
+
+    /// Draws the central column's work: the changes banner, the Decide panel once there
+    /// are lines, and the gallery.
+    fn work_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        busy: bool,
+        worker_ok: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
+        self.changes_ui(ui, busy, worker_ok, commands);
+        if self.session.thresholds.is_some() {
+            self.decide_ui(ui, commands);
+        }
+        self.gallery.ui(
+            ui,
+            &self.session,
+            &mut self.loader,
+            self.part_view.opened(),
+            self.state.train_count,
+            self.state.val_count,
+            commands,
+        );
+    }
+
+    /// Draws the Decide panel in a frame, scrolling past its share of the column.
+    fn decide_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<AppCommand>) {
+        // The Decide panel never takes the whole column: past a share of it, it
+        // scrolls, and the gallery keeps the rest.
+        // Nor more than leaves two whole rows of the gallery in view: on a short
+        // window it scrolls, and its histogram is shorter.
+        let avail = ui.available_height();
+        let max_height = (avail * DECIDE_SHARE)
+            .min(avail - Gallery::height_for_rows(ui, 2) - DECIDE_CHROME)
+            .max(MIN_DECIDE_HEIGHT);
+        self.results_panel.compact = max_height < COMPACT_DECIDE_BELOW;
+        egui::Frame::group(ui.style()).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            section(ui, "3. Decide", "decide", true, |ui| {
+                egui::ScrollArea::vertical()
+                    .id_salt("decide_scroll")
+                    .max_height(max_height)
+                    .show(ui, |ui| {
+                        self.results_panel
+                            .ui(ui, &self.session, &mut self.state, commands);
+                    });
+            });
+        });
+        ui.add_space(4.0);
+    }
+
+    /// Asks whether to go on with a planned heatmap export, and goes on when told to.
+    fn export_plan_ui(&mut self, ctx: &egui::Context, commands: &mut Vec<AppCommand>) {
+        let Some(plan) = &self.export_plan else {
+            return;
+        };
+        let mut answer = None;
+        egui::Window::new("Export heatmaps")
+            .collapsible(false)
+            .resizable(false)
+            .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+            .show(ctx, |ui| {
+                ui.label(plan.text());
+                ui.horizontal(|ui| {
+                    if ui.button("Export").clicked() {
+                        answer = Some(true);
+                    }
+                    if ui.button("Cancel").clicked() {
+                        answer = Some(false);
+                    }
+                });
+            });
+        match answer {
+            Some(true) => {
+                let dir = plan.dir.clone();
+                self.export_plan = None;
+                commands.push(AppCommand::ExportHeatmaps(dir));
+            }
+            Some(false) => self.export_plan = None,
+            None => {}
         }
     }
 
@@ -637,6 +675,7 @@ impl WorkstationApp {
         });
     }
 
+    /// Draws the welcome page shown while no images are open.
     fn welcome_ui(&mut self, ui: &mut egui::Ui, commands: &mut Vec<AppCommand>) {
         ui.add_space(40.0);
         ui.vertical_centered(|ui| {
@@ -661,6 +700,7 @@ impl WorkstationApp {
         });
     }
 
+    /// Opens a folder dropped on an empty window; asks what anything else dropped is.
     fn on_drop(&mut self, paths: Vec<PathBuf>) {
         if let [one] = paths.as_slice()
             && one.is_dir()
@@ -673,9 +713,6 @@ impl WorkstationApp {
     }
 }
 
-/// The lines under an exported heatmap: the part, its score and decision, the lines and
-/// the model.
-/// The file name of a path, for messages.
 /// The user's home folder, where file dialogs start when nothing better is known.
 fn home_folder() -> Option<PathBuf> {
     std::env::var_os("HOME")
@@ -683,11 +720,6 @@ fn home_folder() -> Option<PathBuf> {
         .filter(|h| h.is_dir())
 }
 
-/// A reject threshold, with a review band below it when the user wants one.
-/// Starts the review band where the model's held-out good scores put it
-/// ([`Session::default_review`]), when the band is on and the model saved none of its own.
-/// The thresholds a model comes with: its saved review band if it has one, else the
-/// user's usual band below its reject threshold.
 /// A full-window hint while files are dragged over it.
 fn drop_hint(ctx: &egui::Context) {
     let painter = ctx.layer_painter(egui::LayerId::new(
@@ -723,6 +755,7 @@ impl eframe::App for WorkstationApp {
     }
 }
 
+/// The file name of a path, for messages.
 fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| path_text(Path::new(n)))

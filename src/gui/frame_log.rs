@@ -1,5 +1,6 @@
 //! An optional log of every frame the window draws, for measuring the GUI's frame time
-//! (`scripts/bench_gui.sh`) and finding what keeps it repainting.
+//! (the `gui` section of `scripts/bench.py`: `python3 scripts/bench.py --only gui`, or
+//! `make bench BENCH_ARGS='--only gui'`) and finding what keeps it repainting.
 //!
 //! Enabled by the environment variable `DIFFERNET_FRAME_LOG=FILE`: one line per frame,
 //! `SECONDS_SINCE_START CPU_MS BUSY CAUSES`, where `CPU_MS` is eframe's measure of the

@@ -239,7 +239,7 @@ impl Gallery {
                     .is_none_or(|t| p.label.type_name() == t);
                 let trained = data.is_some_and(|d| d.is_training_image(&p.path));
                 let note = match (was, trained) {
-                    (Some(w), _) => Some(format!("was {}", style::decision_word(w))),
+                    (Some(w), _) => Some(format!("before: {}", w.name())),
                     (None, true) => Some("a training image".to_owned()),
                     _ => None,
                 };
@@ -578,7 +578,7 @@ fn tile_ui(
             "Open {} (score {}, {})",
             tile.caption,
             style::format_score(s),
-            style::decision_word(d)
+            d.name()
         ),
         (Some(s), None) => format!("Open {} (score {})", tile.caption, style::format_score(s)),
         _ => format!("Open {}", tile.caption),
@@ -645,7 +645,7 @@ fn tile_ui(
             role_colour(role, choice),
         ),
         (Some(s), Some(d), _) => (
-            format!("{} · {}", style::format_score(s), style::decision_word(d)),
+            format!("{} · {}", style::format_score(s), d.name()),
             style::decision_color(d),
         ),
         (Some(s), None, _) => (style::format_score(s), text_color),

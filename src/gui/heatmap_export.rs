@@ -1,10 +1,7 @@
 //! Writing heatmap overlays as PNG files on a helper thread, as the worker computes them.
 
-use crate::core::atomic_file::write_atomic;
 use crate::core::colormap::Colormap;
-use crate::core::heatmap_image::{ScaledHeat, heatmap_image};
-use crate::core::image_io::load_rgb;
-use crate::core::message::path_text;
+use crate::core::heatmap_image::{ScaledHeat, write_heatmap_file};
 use crate::core::protocol::Waker;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use std::path::PathBuf;
@@ -110,15 +107,13 @@ impl HeatmapExporter {
 }
 
 fn write_overlay(item: Item) -> Result<(), String> {
-    let img = load_rgb(&item.image).map_err(|e| e.to_string())?;
     let heat = (item.heat)();
-    let out = heatmap_image(&img, &heat, item.colormap, item.opacity, &item.caption);
-    let mut bytes = Vec::new();
-    out.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
+    write_heatmap_file(
+        &item.image,
+        &heat,
+        item.colormap,
+        item.opacity,
+        &item.caption,
+        &item.dest,
     )
-    .map_err(|e| format!("cannot encode PNG ({e}): {}", path_text(&item.dest)))?;
-    write_atomic(&item.dest, &bytes)
-        .map_err(|e| format!("cannot write ({e}): {}", path_text(&item.dest)))
 }

@@ -5,9 +5,9 @@
 //! scores against the model's good range and the reject line, and "Retrain with recent
 //! good parts", which proposes the parts the line is sure are good as training images.
 
-use crate::core::decision::Thresholds;
+use crate::core::decision::{Decision, Thresholds};
 use crate::core::message::{one_line, path_text};
-use crate::engine::watch::{
+use crate::line::{
     LineControl, PartDecided, RECENT_GOOD, Tally, Watch, WatchOptions, recent_good_parts,
 };
 use crate::engine::worker::WorkerOptions;
@@ -85,7 +85,7 @@ pub struct LinePanel {
     pub input: String,
     /// The folder parts are sorted into.
     pub output: String,
-    /// Write heatmaps beside ng and review parts.
+    /// Write heatmaps beside reject and review parts.
     pub heatmaps: bool,
     run: Option<LineRun>,
     /// The part the worker is scoring, until it is decided.
@@ -235,7 +235,7 @@ impl LinePanel {
                 LineEvent::Scoring(name) => self.in_flight = Some(name),
                 LineEvent::Part(p) => {
                     self.in_flight = None;
-                    accepted |= p.decision == "ok";
+                    accepted |= p.decision == Decision::Accept.name();
                     if let Some(s) = p.score {
                         self.scores.push_back((p.part, s, p.decision.clone()));
                         if self.scores.len() > PLOT_PARTS {
@@ -291,20 +291,30 @@ impl LinePanel {
         loader: &mut ImageLoader,
         commands: &mut Vec<AppCommand>,
     ) {
-        ui.label(
-            RichText::new(
-                "Sort parts as a camera writes them: each new image in the input folder goes to ok, review or ng in the output folder, exactly once, with a row in log.csv.",
-            )
-            .small(),
-        );
-        // Wrapped, and the fields as wide as the panel: a long path never widens it.
-        let about = match model {
-            Some(m) => format!("Runs the model file {}", path_text(m)),
-            None if unsaved => "Runs the model trained here: it is saved into the sorted folder as model.differnet when the line starts.".to_owned(),
-            None => "Train, load or save a model first: the line runs a model file.".to_owned(),
-        };
-        ui.add(egui::Label::new(about).wrap());
+        about_ui(ui, model, unsaved);
         let running = self.run.is_some();
+        self.folders_ui(ui, running, commands);
+        ui.add_enabled(
+            !running,
+            egui::Checkbox::new(
+                &mut self.heatmaps,
+                "Heatmaps beside reject and review parts",
+            ),
+        );
+        self.start_stop_ui(ui, model, unsaved, running, commands);
+        self.status_ui(ui);
+        self.drift_ui(ui);
+        self.scores_ui(ui);
+        self.recent_good_ui(ui, commands);
+        for m in &self.messages {
+            ui.add(egui::Label::new(RichText::new(m).small().weak()).wrap());
+        }
+        self.strip_ui(ui, loader);
+    }
+
+    /// The camera and sorted folders: a field and a Browse button each, locked while the
+    /// line runs.
+    fn folders_ui(&mut self, ui: &mut egui::Ui, running: bool, commands: &mut Vec<AppCommand>) {
         for (which, name, hint) in [
             (LineFolder::Camera, "Camera folder", "/path/to/camera"),
             (LineFolder::Sorted, "Sorted into", "/path/to/sorted"),
@@ -330,10 +340,17 @@ impl LinePanel {
                 });
             });
         }
-        ui.add_enabled(
-            !running,
-            egui::Checkbox::new(&mut self.heatmaps, "Heatmaps beside ng and review parts"),
-        );
+    }
+
+    /// Start the line (once there is a model and both folders) and Stop the line.
+    fn start_stop_ui(
+        &self,
+        ui: &mut egui::Ui,
+        model: Option<&PathBuf>,
+        unsaved: bool,
+        running: bool,
+        commands: &mut Vec<AppCommand>,
+    ) {
         ui.horizontal(|ui| {
             let ready = (model.is_some() || unsaved)
                 && !self.input.trim().is_empty()
@@ -362,6 +379,10 @@ impl LinePanel {
                 commands.push(AppCommand::StopLine);
             }
         });
+    }
+
+    /// What the running line does and where it logs, and the counts so far.
+    fn status_ui(&self, ui: &mut egui::Ui) {
         if let Some(r) = &self.run {
             ui.horizontal(|ui| {
                 style::busy_indicator(ui);
@@ -388,6 +409,10 @@ impl LinePanel {
                 .map_or(self.ran_for, |r| r.started.elapsed());
             ui.label(self.tally.summary(elapsed));
         }
+    }
+
+    /// A banner when the parts drift from what the model knows.
+    fn drift_ui(&self, ui: &mut egui::Ui) {
         if !self.drift.is_empty() {
             egui::Frame::new()
                 .fill(style::REVIEW.gamma_multiply(0.25))
@@ -413,6 +438,10 @@ impl LinePanel {
                     );
                 });
         }
+    }
+
+    /// The recent scores' plot, with its caption.
+    fn scores_ui(&self, ui: &mut egui::Ui) {
         if !self.scores.is_empty() {
             ui.add(
                 egui::Label::new(
@@ -426,6 +455,10 @@ impl LinePanel {
             );
             self.health_plot(ui);
         }
+    }
+
+    /// "Retrain with recent good parts", once the line has some.
+    fn recent_good_ui(&self, ui: &mut egui::Ui, commands: &mut Vec<AppCommand>) {
         if self.recent_good > 0
             && let Some(sorted) = &self.sorted
         {
@@ -438,9 +471,10 @@ impl LinePanel {
                 commands.push(AppCommand::ProposeRecentGood(sorted.join(RECENT_GOOD)));
             }
         }
-        for m in &self.messages {
-            ui.add(egui::Label::new(RichText::new(m).small().weak()).wrap());
-        }
+    }
+
+    /// The strip of the last parts sorted.
+    fn strip_ui(&self, ui: &mut egui::Ui, loader: &mut ImageLoader) {
         if !self.recent.is_empty() {
             // As many tiles as fit in one row: a wider strip would widen the side panel.
             let gap = ui.spacing().item_spacing.x;
@@ -511,11 +545,8 @@ impl LinePanel {
                 }
                 p.hline(HLine::new("reject line", y(reject)).color(style::REJECT));
             }
-            for (name, decision, colour) in [
-                ("ok", "ok", style::ACCEPT),
-                ("review", "review", style::REVIEW),
-                ("ng", "ng", style::REJECT),
-            ] {
+            for d in Decision::ALL {
+                let (decision, colour) = (d.name(), style::decision_color(d));
                 let pts: Vec<[f64; 2]> = self
                     .scores
                     .iter()
@@ -523,21 +554,36 @@ impl LinePanel {
                     .map(|(n, s, _)| [*n as f64, y(*s)])
                     .collect();
                 if !pts.is_empty() {
-                    p.points(Points::new(name, pts).color(colour).radius(2.0));
+                    p.points(Points::new(decision, pts).color(colour).radius(2.0));
                 }
             }
         });
     }
 }
 
+/// What the line does, and which model file it runs (or why it cannot run yet).
+fn about_ui(ui: &mut egui::Ui, model: Option<&PathBuf>, unsaved: bool) {
+    ui.label(
+        RichText::new(
+            "Sort parts as a camera writes them: each new image in the input folder goes to accept, review or reject in the output folder, exactly once, with a row in log.csv.",
+        )
+        .small(),
+    );
+    // Wrapped, and the fields as wide as the panel: a long path never widens it.
+    let about = match model {
+        Some(m) => format!("Runs the model file {}", path_text(m)),
+        None if unsaved => "Runs the model trained here: it is saved into the sorted folder as model.differnet when the line starts.".to_owned(),
+        None => "Train, load or save a model first: the line runs a model file.".to_owned(),
+    };
+    ui.add(egui::Label::new(about).wrap());
+}
+
 /// One part of the live strip: its heatmap (or image), decision and score.
 fn strip_tile(ui: &mut egui::Ui, p: &PartDecided, loader: &mut ImageLoader) {
-    let colour = match p.decision.as_str() {
-        "ok" => style::ACCEPT,
-        "review" => style::REVIEW,
-        "ng" => style::REJECT,
-        _ => Color32::GRAY,
-    };
+    let colour = Decision::ALL
+        .into_iter()
+        .find(|d| d.name() == p.decision)
+        .map_or(Color32::GRAY, style::decision_color);
     ui.vertical(|ui| {
         ui.set_width(TILE);
         let shown = p.heatmap.as_ref().unwrap_or(&p.dest);

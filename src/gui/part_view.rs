@@ -14,7 +14,7 @@ use crate::core::protocol::Heatmap;
 use crate::core::training_set::{GoodRole, RoleChoice};
 use crate::gui::command::AppCommand;
 use crate::gui::image_loader::{ImageLoader, Slot};
-use crate::gui::session::Session;
+use crate::gui::session::{Part, Session};
 use crate::gui::state::State;
 use crate::gui::style;
 use egui::{Color32, Rect, RichText, Sense, TextureHandle, TextureOptions, Vec2, pos2};
@@ -179,171 +179,22 @@ impl PartView {
             return;
         };
         let part = session.part(&path);
-        ui.horizontal(|ui| {
-            if ui
-                .button("Close")
-                .on_hover_text("Back to the gallery (Esc)")
-                .clicked()
-            {
-                commands.push(AppCommand::ClosePart);
-            }
-            if ui
-                .button("Previous")
-                .on_hover_text("The previous image in the gallery (left or up arrow)")
-                .clicked()
-            {
-                commands.push(AppCommand::StepPart(-1));
-            }
-            if ui
-                .button("Next")
-                .on_hover_text("The next image in the gallery (right or down arrow)")
-                .clicked()
-            {
-                commands.push(AppCommand::StepPart(1));
-            }
-            ui.add(
-                egui::Label::new(
-                    RichText::new(
-                        path.file_name()
-                            .map(|n| path_text(std::path::Path::new(n)))
-                            .unwrap_or_default(),
-                    )
-                    .heading(),
-                )
-                .truncate(),
-            );
-        });
-        ui.add(egui::Label::new(RichText::new(path_text(&path)).small().weak()).truncate());
+        header_ui(ui, &path, commands);
         correct_ui(ui, session, state, &path, commands);
-        if let Some(p) = part {
-            ui.horizontal_wrapped(|ui| {
-                ui.label(RichText::new(format!("Score {}", style::format_score(p.score))).strong());
-                if let (Some(d), Some(t)) = (session.decide(p.score), session.thresholds) {
-                    ui.label(
-                        RichText::new(format!(
-                            "{} (reject at {})",
-                            style::decision_word(d),
-                            style::format_score(t.reject)
-                        ))
-                        .color(style::decision_color(d))
-                        .strong(),
-                    );
-                }
-                if p.label.is_defect().is_some() {
-                    ui.label(format!("known: {}", p.label.type_name()));
-                }
-            });
-        } else {
-            ui.label("Not scored yet.");
-        }
+        score_ui(ui, session, part);
         let heat = part.and_then(|p| p.heatmap.clone());
-        ui.horizontal_wrapped(|ui| {
-            ui.checkbox(&mut state.show_heat, "Show heatmap");
-            ui.add_enabled(
-                state.show_heat,
-                // Two decimals always: the row keeps its width as the value changes.
-                egui::Slider::new(&mut state.heat_opacity, 0.0..=1.0)
-                    .fixed_decimals(2)
-                    .text("Heatmap opacity"),
-            );
-            ui.label("Colours:");
-            egui::ComboBox::from_id_salt("colormap")
-                .width(90.0)
-                .selected_text(state.colormap.name())
-                .show_ui(ui, |ui| {
-                    for c in Colormap::ALL {
-                        ui.selectable_value(&mut state.colormap, c, c.name());
-                    }
-                })
-                .response
-                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Colormap"));
-            if session.mask_of(&path).is_some() {
-                ui.checkbox(&mut state.show_mask, "Outline the known defect")
-                    .on_hover_text(
-                        "The defect as marked in the data set's ground-truth mask: a white line with a dark edge.",
-                    );
-            }
-            ui.checkbox(&mut state.heat_within_part, "Contrast within this part")
-                .on_hover_text(
-                    "Colours from this part's typical heat to its hottest spot, instead of \
-                     against the reject line (where there is one; else against good parts). \
-                     Use it for parts that are far from good all over, to see where they \
-                     are worst.",
-                );
-        });
-        ui.horizontal_wrapped(|ui| {
-            ui.add(
-                egui::Slider::new(&mut self.zoom, 1.0..=MAX_ZOOM)
-                    .logarithmic(true)
-                    .max_decimals(1)
-                    .suffix("×")
-                    .text("Zoom"),
-            );
-            if ui
-                .button("Fit")
-                .on_hover_text("Show the whole part")
-                .clicked()
-            {
-                self.zoom = 1.0;
-                self.pan = Vec2::ZERO;
-            }
-        });
-        match &heat {
-            Some(_) => {}
-            None if heat_pending => {
-                ui.horizontal(|ui| {
-                    style::busy_indicator(ui);
-                    match heat_behind {
-                        Some(job) => ui.label(format!(
-                            "The heatmap is next, once {job} is done (or cancel it)…"
-                        )),
-                        None => ui.label("Computing the heatmap…"),
-                    };
-                });
-            }
-            None if session.model.is_none() => {
-                ui.label("Train or load a model to see where a defect is.");
-            }
-            None => {
-                if ui.button("Show where the defect is").clicked() {
-                    commands.push(AppCommand::OpenPart(path.clone()));
-                }
-            }
-        }
-        // The model's own colour scale: detectors' maps span different ranges.
-        let vmax = session
-            .model
-            .as_ref()
-            .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
-        let scaled = heat.as_ref().map(|h| {
-            let score = part.map_or(f64::NAN, |p| p.score);
-            let typical = session.model.as_ref().and_then(|m| m.typical_good_score());
-            self.scaled_heat(
-                h,
-                score,
-                session.thresholds.map(|t| t.reject),
-                typical,
-                vmax,
-            )
-        });
-        if scaled.is_none() {
-            self.scaled = None;
-        }
-        // A part hot all over would be one colour on the good-part scale: show it against
-        // itself, and say so.
-        let hot = heat.as_ref().is_some_and(|h| {
-            let key = (Arc::as_ptr(h) as usize, vmax.to_bits());
-            match self.hot_judged {
-                Some((p, v, hot)) if (p, v) == key => hot,
-                _ => {
-                    let hot = hot_all_over(h, vmax);
-                    self.hot_judged = Some((key.0, key.1, hot));
-                    hot
-                }
-            }
-        });
-        self.auto_contrast = !state.heat_within_part && hot;
-        let within_part = state.heat_within_part || self.auto_contrast;
+        heat_controls_ui(ui, session, state, &path);
+        self.zoom_ui(ui);
+        heat_status_ui(
+            ui,
+            session,
+            heat.as_ref(),
+            heat_pending,
+            heat_behind,
+            &path,
+            commands,
+        );
+        let (scaled, within_part) = self.scale_heat(session, state, part, heat.as_ref());
         if self.auto_contrast {
             ui.label(
                 RichText::new(
@@ -388,6 +239,73 @@ impl PartView {
         if let Some(scaled) = &scaled {
             legend_ui(ui, state.colormap, within_part, scaled.scale);
         }
+    }
+
+    /// The zoom slider and the button that fits the whole part again.
+    fn zoom_ui(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal_wrapped(|ui| {
+            ui.add(
+                egui::Slider::new(&mut self.zoom, 1.0..=MAX_ZOOM)
+                    .logarithmic(true)
+                    .max_decimals(1)
+                    .suffix("×")
+                    .text("Zoom"),
+            );
+            if ui
+                .button("Fit")
+                .on_hover_text("Show the whole part")
+                .clicked()
+            {
+                self.zoom = 1.0;
+                self.pan = Vec2::ZERO;
+            }
+        });
+    }
+
+    /// The part's heatmap on the scale it is drawn on, and whether it is drawn against the
+    /// part itself (asked for, or chosen because the part is hot all over).
+    fn scale_heat(
+        &mut self,
+        session: &Session,
+        state: &State,
+        part: Option<&Part>,
+        heat: Option<&Arc<Heatmap>>,
+    ) -> (Option<Arc<ScaledHeat>>, bool) {
+        // The model's own colour scale: detectors' maps span different ranges.
+        let vmax = session
+            .model
+            .as_ref()
+            .map_or(DEFAULT_HEAT_VMAX, |m| m.config.heat_vmax());
+        let scaled = heat.map(|h| {
+            let score = part.map_or(f64::NAN, |p| p.score);
+            let typical = session.model.as_ref().and_then(|m| m.typical_good_score());
+            self.scaled_heat(
+                h,
+                score,
+                session.thresholds.map(|t| t.reject),
+                typical,
+                vmax,
+            )
+        });
+        if scaled.is_none() {
+            self.scaled = None;
+        }
+        // A part hot all over would be one colour on the good-part scale: show it against
+        // itself, and say so.
+        let hot = heat.is_some_and(|h| {
+            let key = (Arc::as_ptr(h) as usize, vmax.to_bits());
+            match self.hot_judged {
+                Some((p, v, hot)) if (p, v) == key => hot,
+                _ => {
+                    let hot = hot_all_over(h, vmax);
+                    self.hot_judged = Some((key.0, key.1, hot));
+                    hot
+                }
+            }
+        });
+        self.auto_contrast = !state.heat_within_part && hot;
+        let within_part = state.heat_within_part || self.auto_contrast;
+        (scaled, within_part)
     }
 
     /// Uploads the heat layer when the heatmap or the colormap changed.
@@ -505,6 +423,145 @@ impl PartView {
                 if let Some(words) = scaled.words(y * heat.width as usize + x) {
                     response.on_hover_text_at_pointer(format!("heat {words}"));
                 }
+            }
+        }
+    }
+}
+
+/// The opened part's buttons (Close, Previous, Next), its file name and its path.
+fn header_ui(ui: &mut egui::Ui, path: &Path, commands: &mut Vec<AppCommand>) {
+    ui.horizontal(|ui| {
+        if ui
+            .button("Close")
+            .on_hover_text("Back to the gallery (Esc)")
+            .clicked()
+        {
+            commands.push(AppCommand::ClosePart);
+        }
+        if ui
+            .button("Previous")
+            .on_hover_text("The previous image in the gallery (left or up arrow)")
+            .clicked()
+        {
+            commands.push(AppCommand::StepPart(-1));
+        }
+        if ui
+            .button("Next")
+            .on_hover_text("The next image in the gallery (right or down arrow)")
+            .clicked()
+        {
+            commands.push(AppCommand::StepPart(1));
+        }
+        ui.add(
+            egui::Label::new(
+                RichText::new(
+                    path.file_name()
+                        .map(|n| path_text(std::path::Path::new(n)))
+                        .unwrap_or_default(),
+                )
+                .heading(),
+            )
+            .truncate(),
+        );
+    });
+    ui.add(egui::Label::new(RichText::new(path_text(path)).small().weak()).truncate());
+}
+
+/// The part's score, the decision at the lines and its known label; or that it is not
+/// scored yet.
+fn score_ui(ui: &mut egui::Ui, session: &Session, part: Option<&Part>) {
+    if let Some(p) = part {
+        ui.horizontal_wrapped(|ui| {
+            ui.label(RichText::new(format!("Score {}", style::format_score(p.score))).strong());
+            if let (Some(d), Some(t)) = (session.decide(p.score), session.thresholds) {
+                ui.label(
+                    RichText::new(format!(
+                        "{} (reject at {})",
+                        d.name(),
+                        style::format_score(t.reject)
+                    ))
+                    .color(style::decision_color(d))
+                    .strong(),
+                );
+            }
+            if p.label.is_defect().is_some() {
+                ui.label(format!("known: {}", p.label.type_name()));
+            }
+        });
+    } else {
+        ui.label("Not scored yet.");
+    }
+}
+
+/// How the heatmap is drawn: on or off, opacity, colours, the known defect's outline and
+/// the contrast within the part.
+fn heat_controls_ui(ui: &mut egui::Ui, session: &Session, state: &mut State, path: &Path) {
+    ui.horizontal_wrapped(|ui| {
+        ui.checkbox(&mut state.show_heat, "Show heatmap");
+        ui.add_enabled(
+            state.show_heat,
+            // Two decimals always: the row keeps its width as the value changes.
+            egui::Slider::new(&mut state.heat_opacity, 0.0..=1.0)
+                .fixed_decimals(2)
+                .text("Heatmap opacity"),
+        );
+        ui.label("Colours:");
+        egui::ComboBox::from_id_salt("colormap")
+            .width(90.0)
+            .selected_text(state.colormap.name())
+            .show_ui(ui, |ui| {
+                for c in Colormap::ALL {
+                    ui.selectable_value(&mut state.colormap, c, c.name());
+                }
+            })
+            .response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Colormap"));
+        if session.mask_of(path).is_some() {
+            ui.checkbox(&mut state.show_mask, "Outline the known defect")
+                .on_hover_text(
+                    "The defect as marked in the data set's ground-truth mask: a white line with a dark edge.",
+                );
+        }
+        ui.checkbox(&mut state.heat_within_part, "Contrast within this part")
+            .on_hover_text(
+                "Colours from this part's typical heat to its hottest spot, instead of \
+                 against the reject line (where there is one; else against good parts). \
+                 Use it for parts that are far from good all over, to see where they \
+                 are worst.",
+            );
+    });
+}
+
+/// Without a heatmap: that it is being computed (or waits for another job), that a
+/// model is needed, or a button that asks for it.
+fn heat_status_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    heat: Option<&Arc<Heatmap>>,
+    heat_pending: bool,
+    heat_behind: Option<&str>,
+    path: &Path,
+    commands: &mut Vec<AppCommand>,
+) {
+    match heat {
+        Some(_) => {}
+        None if heat_pending => {
+            ui.horizontal(|ui| {
+                style::busy_indicator(ui);
+                match heat_behind {
+                    Some(job) => ui.label(format!(
+                        "The heatmap is next, once {job} is done (or cancel it)…"
+                    )),
+                    None => ui.label("Computing the heatmap…"),
+                };
+            });
+        }
+        None if session.model.is_none() => {
+            ui.label("Train or load a model to see where a defect is.");
+        }
+        None => {
+            if ui.button("Show where the defect is").clicked() {
+                commands.push(AppCommand::OpenPart(path.to_path_buf()));
             }
         }
     }

@@ -11,7 +11,10 @@ use crate::gui::session::Session;
 use crate::gui::state::State;
 use crate::gui::{score_axis, style};
 use egui::{Color32, RichText};
-use egui_plot::{Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoints, Points, Span, VLine};
+use egui_plot::{
+    Bar, BarChart, GridInput, GridMark, Line, Plot, PlotPoint, PlotPoints, PlotResponse, Points,
+    Span, VLine,
+};
 
 /// Bins of the histogram.
 const BINS: usize = 40;
@@ -286,6 +289,8 @@ impl ResultsPanel {
         }
     }
 
+    /// Draws the score histogram with its key and threshold lines, and moves a line
+    /// dragged on it.
     fn histogram_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -296,53 +301,54 @@ impl ResultsPanel {
         let Some(hist) = self.cache.as_ref().and_then(|c| c.histogram.as_ref()) else {
             return;
         };
-        ui.horizontal_wrapped(|ui| {
-            ui.label(RichText::new("Score histogram").strong())
-                .on_hover_text("How many parts got each score. Higher scores look less like the good parts. Drag a vertical line to move a threshold.");
-            // The key, outside the plot so it never hides a bar.
-            let has = |pick: fn(&crate::core::histogram::BinCounts) -> usize| hist.bins.iter().any(|b| pick(b) > 0);
-            for (present, colour, name, bar) in [
-                (has(|b| b.good), style::GOOD, "good", true),
-                (has(|b| b.defect), style::DEFECT, "defective", true),
-                (has(|b| b.unknown), style::UNKNOWN, "unlabelled", true),
-                (true, style::REJECT, "reject line", false),
-                (state.review_band, style::REVIEW, "review line", false),
-            ] {
-                if present {
-                    key_ui(ui, colour, name, bar);
-                }
-            }
+        histogram_key_ui(ui, hist, state.review_band);
+        let reject_x = score_axis::log_score(t.reject);
+        let review_x = t
+            .review
+            .filter(|_| state.review_band)
+            .map(score_axis::log_score);
+        let response = self.histogram_plot(ui, hist, reject_x, review_x);
+        let r = &response.response;
+        r.widget_info(|| {
+            egui::WidgetInfo::labeled(
+                egui::Role::Slider,
+                true,
+                "Score histogram with threshold lines",
+            )
         });
-        let bars = |pick: fn(&crate::core::histogram::BinCounts) -> usize| -> Vec<Bar> {
-            hist.bins
-                .iter()
-                .enumerate()
-                .map(|(i, b)| Bar::new(hist.center(i), pick(b) as f64).width(hist.log_width * 0.9))
-                .collect()
-        };
-        let good = BarChart::new("good", bars(|b| b.good)).color(style::GOOD);
-        let defect = BarChart::new("defective", bars(|b| b.defect))
-            .color(style::DEFECT)
-            .stack_on(&[&good]);
-        let unknown = BarChart::new("unlabelled", bars(|b| b.unknown))
-            .color(style::UNKNOWN)
-            .stack_on(&[&good, &defect]);
+        let on_screen = |x: f64| response.transform.position_from_point_x(x);
+        self.lines_x = Some((on_screen(reject_x), review_x.map(on_screen)));
+        self.drag_line(&response, t, reject_x, review_x, commands);
+        if r.hovered() {
+            ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
+        }
+        self.bin_hover_ui(r, response.inner);
+        ui.horizontal_wrapped(|ui| {
+            ui.small("Drag the red line (reject) or the orange line (review) to move them.");
+        });
+    }
+
+    /// Draws the histogram's bars, bands and threshold lines; the plot answers with the
+    /// pointer's position on it.
+    fn histogram_plot(
+        &self,
+        ui: &mut egui::Ui,
+        hist: &LogHistogram,
+        reject_x: f64,
+        review_x: Option<f64>,
+    ) -> PlotResponse<Option<PlotPoint>> {
+        let (good, defect, unknown) = histogram_bars(hist);
         let tallest = hist
             .bins
             .iter()
             .map(|b| b.good + b.defect + b.unknown)
             .max()
             .unwrap_or(1);
-        let reject_x = score_axis::log_score(t.reject);
-        let review_x = t
-            .review
-            .filter(|_| state.review_band)
-            .map(score_axis::log_score);
         let lines_lo = review_x.map_or(reject_x, |r| r.min(reject_x));
         let (lo, hi) = (hist.log_min.min(lines_lo), hist.log_max().max(reject_x));
         let span_hi = hi + (hi - lo) * 0.1 + 1.0;
         let frozen = self.drag_axis.filter(|_| self.grab.is_some());
-        let response = Plot::new("score_histogram")
+        Plot::new("score_histogram")
             .height(if self.compact { 130.0 } else { 200.0 })
             .allow_drag(false)
             .allow_zoom(false)
@@ -394,18 +400,21 @@ impl ResultsPanel {
                     );
                 }
                 plot_ui.pointer_coordinate()
-            });
+            })
+    }
+
+    /// Grabs the threshold line a press on the histogram is near, moves it with the
+    /// pointer and lets it go.
+    fn drag_line(
+        &mut self,
+        response: &PlotResponse<Option<PlotPoint>>,
+        t: Thresholds,
+        reject_x: f64,
+        review_x: Option<f64>,
+        commands: &mut Vec<AppCommand>,
+    ) {
         let r = &response.response;
-        r.widget_info(|| {
-            egui::WidgetInfo::labeled(
-                egui::Role::Slider,
-                true,
-                "Score histogram with threshold lines",
-            )
-        });
         let pointer = response.inner;
-        let on_screen = |x: f64| response.transform.position_from_point_x(x);
-        self.lines_x = Some((on_screen(reject_x), review_x.map(on_screen)));
         if r.drag_started() || r.clicked() {
             let press_x = r.interact_pointer_pos().map(|p| p.x);
             let dist = |x: f64| {
@@ -441,11 +450,14 @@ impl ResultsPanel {
             self.grab = None;
             self.drag_axis = None;
         }
-        if r.hovered() {
-            ui.ctx().set_cursor_icon(egui::CursorIcon::ResizeHorizontal);
-        }
-        // Hovering a bar says how many parts of each kind it holds (not while a line is
-        // dragged: the line's own numbers are what matter then).
+    }
+
+    /// Hovering a bar says how many parts of each kind it holds (not while a line is
+    /// dragged: the line's own numbers are what matter then).
+    fn bin_hover_ui(&self, r: &egui::Response, pointer: Option<PlotPoint>) {
+        let Some(hist) = self.cache.as_ref().and_then(|c| c.histogram.as_ref()) else {
+            return;
+        };
         if self.grab.is_none()
             && r.hovered()
             && let Some(x) = pointer.map(|p| p.x)
@@ -463,11 +475,10 @@ impl ResultsPanel {
                 ui.label(text);
             });
         }
-        ui.horizontal_wrapped(|ui| {
-            ui.small("Drag the red line (reject) or the orange line (review) to move them.");
-        });
     }
 
+    /// Draws the threshold controls, the ways to place the reject line, and what the
+    /// lines do to the parts.
     fn controls_ui(
         &mut self,
         ui: &mut egui::Ui,
@@ -476,10 +487,35 @@ impl ResultsPanel {
         state: &mut State,
         commands: &mut Vec<AppCommand>,
     ) {
-        let (lo, hi) = session
-            .score_range()
-            .unwrap_or((t.reject * 0.5, t.reject * 2.0));
-        let (lo, hi) = (lo.min(t.reject).max(1e-6) * 0.8, hi.max(t.reject) * 1.25);
+        let range = slider_range(session, t);
+        self.reject_slider_ui(ui, t, range, commands);
+        self.review_band_ui(ui, session, t, state, range, commands);
+
+        prediction_ui(
+            ui,
+            self.cache.as_ref().and_then(|c| c.prediction),
+            self.cache.as_ref().and_then(|c| c.good_seen),
+        );
+        if let Some(e) = self.cache.as_ref().and_then(|c| c.escapes) {
+            escapes_ui(ui, &e, state, commands);
+        }
+        ui.add_space(4.0);
+        ui.label(RichText::new("Put the reject line where it").strong());
+        self.by_good_parts_ui(ui, session, state, commands);
+        self.by_defects_ui(ui, session, state, commands);
+        self.by_cost_ui(ui, session, state, commands);
+        ui.separator();
+        self.figures_ui(ui, session, state.review_band);
+    }
+
+    /// The reject line's slider and its typed score.
+    fn reject_slider_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        t: Thresholds,
+        (lo, hi): (f64, f64),
+        commands: &mut Vec<AppCommand>,
+    ) {
         let mut reject = t.reject;
         ui.horizontal(|ui| {
             let slider = ui
@@ -497,6 +533,19 @@ impl ResultsPanel {
                 commands.push(AppCommand::SetReject(v));
             }
         });
+    }
+
+    /// The review band's checkbox, the share of parts it sends to a person, and its
+    /// line's slider and typed score.
+    fn review_band_ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        t: Thresholds,
+        state: &mut State,
+        (lo, hi): (f64, f64),
+        commands: &mut Vec<AppCommand>,
+    ) {
         let mut band = state.review_band;
         if ui
             .checkbox(&mut band, "Review band (send borderline parts to a person)")
@@ -554,18 +603,17 @@ impl ResultsPanel {
                 );
             }
         }
+    }
 
-        prediction_ui(
-            ui,
-            self.cache.as_ref().and_then(|c| c.prediction),
-            self.cache.as_ref().and_then(|c| c.good_seen),
-        );
-        if let Some(e) = self.cache.as_ref().and_then(|c| c.escapes) {
-            escapes_ui(ui, &e, state, commands);
-        }
-        ui.add_space(4.0);
-        ui.label(RichText::new("Put the reject line where it").strong());
-        // By the good parts held out from training.
+    /// Puts the reject line by the good parts held out from training: the target share
+    /// of good parts rejected, its button, and a note when the target cannot be counted.
+    fn by_good_parts_ui(
+        &self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        state: &mut State,
+        commands: &mut Vec<AppCommand>,
+    ) {
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("rejects at most").id;
             ui.add(
@@ -604,7 +652,17 @@ impl ResultsPanel {
                 );
             }
         }
-        // By the labelled defects.
+    }
+
+    /// Puts the reject line by the labelled defects: the target share caught and its
+    /// button.
+    fn by_defects_ui(
+        &self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        state: &mut State,
+        commands: &mut Vec<AppCommand>,
+    ) {
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("catches").id;
             ui.add(
@@ -627,7 +685,17 @@ impl ResultsPanel {
                 commands.push(AppCommand::SetReject(v));
             }
         });
-        // By weighing a false reject against an escape.
+    }
+
+    /// Puts the reject line by weighing a false reject against an escape: the cost of an
+    /// escape, the share of defective parts, and its button.
+    fn by_cost_ui(
+        &self,
+        ui: &mut egui::Ui,
+        session: &Session,
+        state: &mut State,
+        commands: &mut Vec<AppCommand>,
+    ) {
         ui.horizontal_wrapped(|ui| {
             let label = ui.label("costs least, when an escape costs").id;
             ui.add(
@@ -659,10 +727,14 @@ impl ResultsPanel {
                 commands.push(AppCommand::SetReject(c.threshold));
             }
         });
-        ui.separator();
+    }
+
+    /// What the lines do to the parts: the decision counts, the confusion matrix, a
+    /// warning about parts trained on, and the separation (AUROC).
+    fn figures_ui(&self, ui: &mut egui::Ui, session: &Session, review_band: bool) {
         let Some(cache) = &self.cache else { return };
         if let Some(c) = cache.counts {
-            counts_ui(ui, &c, state.review_band);
+            counts_ui(ui, &c, review_band);
         }
         if let Some(conf) = cache.confusion {
             ui.add_space(4.0);
@@ -696,6 +768,14 @@ impl ResultsPanel {
             );
         }
     }
+}
+
+/// The sliders' range: the parts' scores and the reject line, with a margin.
+fn slider_range(session: &Session, t: Thresholds) -> (f64, f64) {
+    let (lo, hi) = session
+        .score_range()
+        .unwrap_or((t.reject * 0.5, t.reject * 2.0));
+    (lo.min(t.reject).max(1e-6) * 0.8, hi.max(t.reject) * 1.25)
 }
 
 /// A score typed into a field next to a slider, applied only on Enter: typing "10" never
@@ -839,6 +919,46 @@ fn escapes_ui(ui: &mut egui::Ui, e: &Escapes, state: &mut State, commands: &mut 
             commands.push(AppCommand::SetReview(Some(line)));
         }
     }
+}
+
+/// The histogram's title and its key, outside the plot so that it never hides a bar.
+fn histogram_key_ui(ui: &mut egui::Ui, hist: &LogHistogram, review_band: bool) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label(RichText::new("Score histogram").strong())
+            .on_hover_text("How many parts got each score. Higher scores look less like the good parts. Drag a vertical line to move a threshold.");
+        // The key, outside the plot so it never hides a bar.
+        let has = |pick: fn(&crate::core::histogram::BinCounts) -> usize| hist.bins.iter().any(|b| pick(b) > 0);
+        for (present, colour, name, bar) in [
+            (has(|b| b.good), style::GOOD, "good", true),
+            (has(|b| b.defect), style::DEFECT, "defective", true),
+            (has(|b| b.unknown), style::UNKNOWN, "unlabelled", true),
+            (true, style::REJECT, "reject line", false),
+            (review_band, style::REVIEW, "review line", false),
+        ] {
+            if present {
+                key_ui(ui, colour, name, bar);
+            }
+        }
+    });
+}
+
+/// The histogram's good, defective and unlabelled bars, stacked in that order.
+fn histogram_bars(hist: &LogHistogram) -> (BarChart, BarChart, BarChart) {
+    let bars = |pick: fn(&crate::core::histogram::BinCounts) -> usize| -> Vec<Bar> {
+        hist.bins
+            .iter()
+            .enumerate()
+            .map(|(i, b)| Bar::new(hist.center(i), pick(b) as f64).width(hist.log_width * 0.9))
+            .collect()
+    };
+    let good = BarChart::new("good", bars(|b| b.good)).color(style::GOOD);
+    let defect = BarChart::new("defective", bars(|b| b.defect))
+        .color(style::DEFECT)
+        .stack_on(&[&good]);
+    let unknown = BarChart::new("unlabelled", bars(|b| b.unknown))
+        .color(style::UNKNOWN)
+        .stack_on(&[&good, &defect]);
+    (good, defect, unknown)
 }
 
 /// One entry of the histogram's key: a colour swatch (a square for bars, a thin bar for

@@ -76,7 +76,7 @@ impl Default for State {
             detector: DetectorKind::default(),
             preset: Preset::Fast,
             colormap: Colormap::default(),
-            heat_opacity: 0.6,
+            heat_opacity: crate::core::heatmap_image::HEATMAP_OPACITY,
             show_heat: true,
             show_mask: true,
             heat_within_part: false,

@@ -26,15 +26,6 @@ pub fn decision_color(d: Decision) -> Color32 {
     }
 }
 
-/// The word shown for a decision.
-pub fn decision_word(d: Decision) -> &'static str {
-    match d {
-        Decision::Accept => "accepted",
-        Decision::Review => "review",
-        Decision::Reject => "rejected",
-    }
-}
-
 /// A percentage without needless decimals: "12", "1", "0.5".
 pub fn format_pct(pct: f64) -> String {
     if pct >= 10.0 || pct == pct.round() {

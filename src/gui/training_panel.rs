@@ -3,6 +3,7 @@
 
 use crate::core::config::{DetectorKind, Preset};
 use crate::core::message::path_text;
+use crate::core::protocol::ModelInfo;
 use crate::gui::command::AppCommand;
 use crate::gui::session::Session;
 use crate::gui::state::State;
@@ -27,82 +28,9 @@ impl TrainingPanel {
         worker_ok: bool,
         commands: &mut Vec<AppCommand>,
     ) {
-        ui.horizontal(|ui| {
-            ui.label("Detector:");
-            egui::ComboBox::from_id_salt("detector")
-                .width(200.0)
-                .selected_text(detector_label(state.detector))
-                .show_ui(ui, |ui| {
-                    for k in DetectorKind::ALL {
-                        ui.selectable_value(&mut state.detector, k, detector_label(k))
-                            .on_hover_text(k.summary());
-                    }
-                })
-                .response
-                .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Detector"));
-        });
-        ui.label(RichText::new(state.detector.summary()).small().weak());
-        // The same rows whatever the detector, so the panel does not jump.
-        ui.horizontal(|ui| {
-            ui.label("Settings:");
-            let differnet = state.detector == DetectorKind::DifferNet;
-            let response = ui.add_enabled_ui(differnet, |ui| {
-                // A fixed width: the panel does not move when the choice changes.
-                egui::ComboBox::from_id_salt("preset")
-                    .width(200.0)
-                    .truncate()
-                    .selected_text(if differnet {
-                        preset_label(state.preset)
-                    } else {
-                        detector_name(state.detector)
-                    })
-                    .show_ui(ui, |ui| {
-                        for p in [Preset::Fast, Preset::Paper] {
-                            ui.selectable_value(&mut state.preset, p, preset_label(p));
-                        }
-                    })
-                    .response
-            });
-            let response = response.inner;
-            response.widget_info(|| {
-                egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
-            });
-            // The whole settings on hover, once.
-            response.on_disabled_hover_text(format!(
-                "{}'s settings: {}. Only DifferNet has presets to choose.",
-                detector_name(state.detector),
-                state.detector.default_config().describe()
-            ));
-        });
+        detector_ui(ui, state);
         defects_ui(ui, session, state);
-        let good = session.data.as_ref().map_or(0, |d| d.good.len());
-        let busy = job.is_some();
-        ui.horizontal(|ui| {
-            let can_train = good > 0 && !busy && worker_ok;
-            let train = ui
-                .add_enabled(can_train, egui::Button::new(RichText::new("Train").strong()).min_size(egui::vec2(90.0, 28.0)))
-                .on_hover_text("Learn what good parts look like from the good images, then inspect the other images.");
-            let train = if good == 0 {
-                train.on_disabled_hover_text("Open a folder with good images first.")
-            } else {
-                train.on_disabled_hover_text("Wait for the current job to finish.")
-            };
-            if train.clicked() {
-                commands.push(AppCommand::Train);
-            }
-            if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
-                commands.push(AppCommand::Cancel);
-            }
-            if session.model.is_some()
-                && session.data.as_ref().is_some_and(|d| !d.inspect.is_empty())
-                && ui
-                    .add_enabled(!busy && worker_ok, egui::Button::new("Inspect again"))
-                    .on_hover_text("Score the images to inspect with the current model.")
-                    .clicked()
-            {
-                commands.push(AppCommand::Inspect);
-            }
-        });
+        train_buttons_ui(ui, session, job.is_some(), worker_ok, commands);
         ui.label(format!(
             "Runs on: {}",
             session.device.as_deref().unwrap_or("starting…")
@@ -110,82 +38,180 @@ impl TrainingPanel {
         if let Some(job) = job {
             progress_ui(ui, session, job);
         }
-        if let Some(log) = &session.training
-            && !log.steps.is_empty()
-        {
-            Plot::new("loss_plot")
-                .height(150.0)
-                .allow_drag(false)
-                .allow_zoom(false)
-                .allow_scroll(false)
-                .allow_boxed_zoom(false)
-                .include_x(0.0)
-                .include_x(log.epochs.max(1) as f64)
-                // Epoch marks every 1, 5, 25...: enough labels on a narrow plot.
-                .x_grid_spacer(egui_plot::log_grid_spacer(5))
-                .x_axis_label("epoch")
-                .y_axis_label("loss")
-                .legend(Legend::default())
-                .show(ui, |plot_ui| {
-                    if let Some((lo, hi)) = log.loss_range() {
-                        plot_ui.set_plot_bounds_x(0.0..=log.epochs.max(1) as f64);
-                        plot_ui.set_plot_bounds_y(lo..=hi);
+        loss_plot_ui(ui, session);
+        if let Some(m) = &session.model {
+            model_ui(ui, session, m);
+        }
+    }
+}
+
+/// The detector to train and its settings: a list of detectors with a summary of the
+/// chosen one, and DifferNet's presets.
+fn detector_ui(ui: &mut egui::Ui, state: &mut State) {
+    ui.horizontal(|ui| {
+        ui.label("Detector:");
+        egui::ComboBox::from_id_salt("detector")
+            .width(200.0)
+            .selected_text(detector_label(state.detector))
+            .show_ui(ui, |ui| {
+                for k in DetectorKind::ALL {
+                    ui.selectable_value(&mut state.detector, k, detector_label(k))
+                        .on_hover_text(k.summary());
+                }
+            })
+            .response
+            .widget_info(|| egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Detector"));
+    });
+    ui.label(RichText::new(state.detector.summary()).small().weak());
+    // The same rows whatever the detector, so the panel does not jump.
+    ui.horizontal(|ui| {
+        ui.label("Settings:");
+        let differnet = state.detector == DetectorKind::DifferNet;
+        let response = ui.add_enabled_ui(differnet, |ui| {
+            // A fixed width: the panel does not move when the choice changes.
+            egui::ComboBox::from_id_salt("preset")
+                .width(200.0)
+                .truncate()
+                .selected_text(if differnet {
+                    preset_label(state.preset)
+                } else {
+                    detector_name(state.detector)
+                })
+                .show_ui(ui, |ui| {
+                    for p in [Preset::Fast, Preset::Paper] {
+                        ui.selectable_value(&mut state.preset, p, preset_label(p));
                     }
-                    plot_ui.line(
-                        Line::new("step loss", PlotPoints::Borrowed(&log.steps))
-                            .color(style::UNKNOWN)
-                            .width(1.0),
-                    );
-                    plot_ui.line(
-                        Line::new("epoch mean", PlotPoints::Borrowed(&log.epochs_done))
-                            .color(style::GOOD)
-                            .width(2.0),
-                    );
                 })
                 .response
-                .on_hover_text("Training loss: it should fall and level off. Lower means the model describes the good images better.");
+        });
+        let response = response.inner;
+        response.widget_info(|| {
+            egui::WidgetInfo::labeled(egui::Role::ComboBox, true, "Training settings")
+        });
+        // The whole settings on hover, once.
+        response.on_disabled_hover_text(format!(
+            "{}'s settings: {}. Only DifferNet has presets to choose.",
+            detector_name(state.detector),
+            state.detector.default_config().describe()
+        ));
+    });
+}
+
+/// Train, Cancel and, once there is a model and parts to inspect, Inspect again.
+fn train_buttons_ui(
+    ui: &mut egui::Ui,
+    session: &Session,
+    busy: bool,
+    worker_ok: bool,
+    commands: &mut Vec<AppCommand>,
+) {
+    let good = session.data.as_ref().map_or(0, |d| d.good.len());
+    ui.horizontal(|ui| {
+        let can_train = good > 0 && !busy && worker_ok;
+        let train = ui
+            .add_enabled(can_train, egui::Button::new(RichText::new("Train").strong()).min_size(egui::vec2(90.0, 28.0)))
+            .on_hover_text("Learn what good parts look like from the good images, then inspect the other images.");
+        let train = if good == 0 {
+            train.on_disabled_hover_text("Open a folder with good images first.")
+        } else {
+            train.on_disabled_hover_text("Wait for the current job to finish.")
+        };
+        if train.clicked() {
+            commands.push(AppCommand::Train);
         }
-        if let Some(m) = &session.model {
-            ui.label(format!(
-                "Model: {} ({} good images, {}).",
-                session.model_source.as_deref().unwrap_or("current"),
-                m.train_count,
-                m.config.describe()
-            ));
-            if let Some(r) = &m.trained_on {
-                let folder = r
-                    .folder
-                    .as_deref()
-                    .map_or_else(|| "several folders".to_owned(), path_text);
-                let learnt = match r.defect_files.len() {
-                    0 => String::new(),
-                    n => format!(" and {n} confirmed defective parts"),
-                };
-                ui.label(
-                    RichText::new(format!(
-                        "Trained on {} images{learnt} of {} from {} at {} (id {}).",
-                        r.train_files.len(),
-                        r.sizes_text(),
-                        folder,
-                        r.trained_at.replace('T', " ").replace('Z', " UTC"),
-                        r.id
-                    ))
-                    .small(),
-                );
-            }
-            if let Some(v) = &m.validation {
-                ui.label(format!(
-                    "Held-out good images: {}, scores {} to {} (mean {}).",
-                    v.count,
-                    style::format_score(v.scores.first().copied().unwrap_or(v.mean)),
-                    style::format_score(v.max),
-                    style::format_score(v.mean)
-                ))
-                .on_hover_text(
-                    "Good images kept out of training, scored to see what a good part scores.",
-                );
-            }
+        if ui.add_enabled(busy, egui::Button::new("Cancel")).clicked() {
+            commands.push(AppCommand::Cancel);
         }
+        if session.model.is_some()
+            && session.data.as_ref().is_some_and(|d| !d.inspect.is_empty())
+            && ui
+                .add_enabled(!busy && worker_ok, egui::Button::new("Inspect again"))
+                .on_hover_text("Score the images to inspect with the current model.")
+                .clicked()
+        {
+            commands.push(AppCommand::Inspect);
+        }
+    });
+}
+
+/// The loss curve of the training, per step and per epoch, once steps are reported.
+fn loss_plot_ui(ui: &mut egui::Ui, session: &Session) {
+    if let Some(log) = &session.training
+        && !log.steps.is_empty()
+    {
+        Plot::new("loss_plot")
+            .height(150.0)
+            .allow_drag(false)
+            .allow_zoom(false)
+            .allow_scroll(false)
+            .allow_boxed_zoom(false)
+            .include_x(0.0)
+            .include_x(log.epochs.max(1) as f64)
+            // Epoch marks every 1, 5, 25...: enough labels on a narrow plot.
+            .x_grid_spacer(egui_plot::log_grid_spacer(5))
+            .x_axis_label("epoch")
+            .y_axis_label("loss")
+            .legend(Legend::default())
+            .show(ui, |plot_ui| {
+                if let Some((lo, hi)) = log.loss_range() {
+                    plot_ui.set_plot_bounds_x(0.0..=log.epochs.max(1) as f64);
+                    plot_ui.set_plot_bounds_y(lo..=hi);
+                }
+                plot_ui.line(
+                    Line::new("step loss", PlotPoints::Borrowed(&log.steps))
+                        .color(style::UNKNOWN)
+                        .width(1.0),
+                );
+                plot_ui.line(
+                    Line::new("epoch mean", PlotPoints::Borrowed(&log.epochs_done))
+                        .color(style::GOOD)
+                        .width(2.0),
+                );
+            })
+            .response
+            .on_hover_text("Training loss: it should fall and level off. Lower means the model describes the good images better.");
+    }
+}
+
+/// The current model: where it comes from, what it was trained on, and the scores of the
+/// good images held out from its training.
+fn model_ui(ui: &mut egui::Ui, session: &Session, m: &ModelInfo) {
+    ui.label(format!(
+        "Model: {} ({} good images, {}).",
+        session.model_source.as_deref().unwrap_or("current"),
+        m.train_count,
+        m.config.describe()
+    ));
+    if let Some(r) = &m.trained_on {
+        let folder = r
+            .folder
+            .as_deref()
+            .map_or_else(|| "several folders".to_owned(), path_text);
+        let learnt = match r.defect_files.len() {
+            0 => String::new(),
+            n => format!(" and {n} confirmed defective parts"),
+        };
+        ui.label(
+            RichText::new(format!(
+                "Trained on {} images{learnt} of {} from {} at {} (id {}).",
+                r.train_files.len(),
+                r.sizes_text(),
+                folder,
+                r.trained_at.replace('T', " ").replace('Z', " UTC"),
+                r.id
+            ))
+            .small(),
+        );
+    }
+    if let Some(v) = &m.validation {
+        ui.label(format!(
+            "Held-out good images: {}, scores {} to {} (mean {}).",
+            v.count,
+            style::format_score(v.scores.first().copied().unwrap_or(v.mean)),
+            style::format_score(v.max),
+            style::format_score(v.mean)
+        ))
+        .on_hover_text("Good images kept out of training, scored to see what a good part scores.");
     }
 }
 

@@ -184,7 +184,7 @@ fn exclude_an_image_train_call_a_part_good_retrain_and_see_it_move() {
     );
     h.get_by_label("Show them").click();
     h.run_steps(2);
-    h.get_by_label_contains("was rejected");
+    h.get_by_label_contains("before: reject");
     h.check_accessibility();
 
     // Taking the new model's line says how many moved with the line and how many with

@@ -60,7 +60,7 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
             .parts
             .iter()
             .find(|p| p.path.file_name().unwrap().to_string_lossy() == name.as_str())
-            .map(|p| if p.score >= reject { "ng" } else { "ok" });
+            .map(|p| if p.score >= reject { "reject" } else { "accept" });
         // The same images were inspected in the window (test/good, test/scratch).
         if let Some(expected) = part {
             assert_eq!(decision, expected, "{name}");
@@ -82,7 +82,7 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
         .apply(AppCommand::SetThresholds(low));
     common::write_set(&input, "good", 203..204, false);
     step_until(&mut h, "the fourth part", |a| a.line().recent.len() == 4);
-    assert_eq!(app(&h).line().recent[0].decision, "ng");
+    assert_eq!(app(&h).line().recent[0].decision, "reject");
     let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
     let last = log.lines().last().unwrap();
     assert!(last.contains(",ng,0.000001,"), "{last}");
@@ -124,12 +124,15 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
     let rows: Vec<Vec<String>> = log.lines().skip(1).map(csv_fields).collect();
     assert_eq!(rows.len(), 4, "{log}");
     for row in &rows {
-        let (name, decision) = (&row[1], &row[3]);
-        let found: Vec<&str> = ["ok", "review", "ng", "unreadable"]
+        // The path where the part is now, and the decision (the folder it is in).
+        let (path, decision) = (Path::new(&row[0]), &row[3]);
+        let name = path.file_name().unwrap();
+        let found: Vec<&str> = ["accept", "review", "reject", "unreadable"]
             .into_iter()
             .filter(|f| output.join(f).join(name).is_file())
             .collect();
-        assert_eq!(found, vec![decision.as_str()], "{name}");
+        assert_eq!(found, vec![decision.as_str()], "{}", path.display());
+        assert!(path.is_file(), "{}", path.display());
     }
     assert_eq!(std::fs::read_dir(&input).unwrap().count(), 0);
     step_until(&mut h, "the training to end", |a| !a.is_busy());
@@ -303,15 +306,15 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     h.run_steps(2);
 
     // The parts it is sure of are kept, and only accepted ones.
-    let recent = differnet::engine::watch::recent_good_parts(
-        &output.join(differnet::engine::watch::RECENT_GOOD),
+    let recent = differnet::line::recent_good_parts(
+        &output.join(differnet::line::RECENT_GOOD),
     );
     assert!(!recent.is_empty(), "no recent good parts kept");
     for p in &recent {
         let name = p.file_name().unwrap().to_string_lossy();
         let original = name.split_once('-').unwrap().1;
         assert!(
-            output.join("ok").join(original).is_file(),
+            output.join("accept").join(original).is_file(),
             "{name} was not accepted"
         );
     }

@@ -1,13 +1,14 @@
 //! What every detector kind shares, and what the interface ([`crate::engine::detector`])
 //! and the kinds both take from here: the state a model keeps besides its weights, a raw
 //! score, a training job and its progress reports, and the scaffolds of training and
-//! scoring (image loading, the heat scale, maps at each image's size, the top patches).
-//! Nothing here knows a kind.
+//! scoring (image loading, the heat scale, maps at each image's size, the top patches, the
+//! flows' permutations and soft clamp). Nothing here knows a kind.
 
 use crate::core::config::DetectorConfig;
 use crate::core::image_io::load_rgb;
 use crate::core::protocol::{Heatmap, Phase, ScoreStats};
 use crate::core::provenance::TrainingRecord;
+use crate::core::rng::SplitMix64;
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
 use crate::engine::lanes::Lanes;
@@ -286,19 +287,56 @@ pub(crate) fn load_images(
     Ok((kept, tensors))
 }
 
-/// The 99th percentile of the values of `maps`, the heat scale; `None` when there are no
-/// maps or the percentile is not a positive number.
+/// The 99th percentile of the values of `maps`, the heat scale ([`percentile_99`]); `None`
+/// when there are no maps or the percentile is not a positive number.
 pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
     if maps.is_empty() {
         return None;
     }
     let all = Tensor::cat(
-        &maps.iter().map(|m| m.flatten(0, -1)).collect::<Vec<_>>(),
+        &maps
+            .iter()
+            .map(|m| m.flatten(0, -1).to_kind(tch::Kind::Float))
+            .collect::<Vec<_>>(),
         0,
-    );
-    let q = all
-        .quantile_scalar(0.99, None, false, "linear")
-        .double_value(&[]);
+    )
+    .to_device(Device::Cpu);
+    percentile_99_of(Vec::<f32>::try_from(&all).ok()?)
+}
+
+/// The heat scale of map values: their 99th percentile by linear interpolation between the
+/// two nearest ranks (libtorch's and numpy's default, `quantile(0.99, "linear")`, computed
+/// in `f32` as libtorch does: position `0.99 (n - 1)` in the sorted values). `None` when
+/// there are no values, any is NaN, or the percentile is not a positive finite number.
+///
+/// Every kind's heat scale, and the fusion's, is this one; in Rust rather than
+/// `Tensor::quantile`, which refuses more than 2^24 values (a few dozen maps of 448 x 448).
+pub(crate) fn percentile_99(values: &[f32]) -> Option<f64> {
+    percentile_99_of(values.to_vec())
+}
+
+/// [`percentile_99`] of values it may reorder.
+fn percentile_99_of(mut v: Vec<f32>) -> Option<f64> {
+    if v.is_empty() || v.iter().any(|x| x.is_nan()) {
+        return None;
+    }
+    let n = v.len();
+    let rank = 0.99f32 * (n - 1) as f32;
+    let below = (rank as usize).min(n - 1);
+    let weight = rank - below as f32;
+    let (_, &mut lo, above) = v.select_nth_unstable_by(below, f32::total_cmp);
+    let hi = if weight > 0.0 {
+        above.iter().copied().fold(f32::INFINITY, f32::min)
+    } else {
+        lo
+    };
+    // libtorch's `lerp`, exact at both ends.
+    let q = if weight < 0.5 {
+        lo + weight * (hi - lo)
+    } else {
+        hi - (hi - lo) * (1.0 - weight)
+    };
+    let q = f64::from(q);
     (q > 0.0 && q.is_finite()).then_some(q)
 }
 
@@ -433,5 +471,137 @@ pub(crate) fn top_scores(patches: &Tensor, fraction: Option<f64>) -> Tensor {
                 .0
                 .mean_dim([1i64].as_slice(), false, tch::Kind::Float)
         }
+    }
+}
+
+/// `count` seeded random permutations of `0..len`, the fixed channel shuffles of a
+/// normalizing flow's blocks: one generator seeded with `seed ^ salt` shuffles `0..len`
+/// afresh for each (each flow has its salt, so one seed draws different permutations for
+/// each). A flow's initial weights are seeded by its permutations, so a seed must keep
+/// drawing exactly these.
+pub(crate) fn random_permutations(len: usize, count: usize, seed: u64, salt: u64) -> Vec<Vec<i64>> {
+    let mut rng = SplitMix64::new(seed ^ salt);
+    (0..count)
+        .map(|_| {
+            let mut p: Vec<i64> = (0..len as i64).collect();
+            rng.shuffle(&mut p);
+            p
+        })
+        .collect()
+}
+
+/// Checks that `perm` is a permutation of 0..dim.
+pub fn check_permutation(perm: &[i64], dim: usize) -> std::result::Result<(), String> {
+    if perm.len() != dim {
+        return Err(format!(
+            "permutation of length {} for dimension {dim}",
+            perm.len()
+        ));
+    }
+    let mut seen = vec![false; dim];
+    for &p in perm {
+        let ok = p >= 0 && (p as usize) < dim && !seen[p as usize];
+        if !ok {
+            return Err(format!("not a permutation of 0..{dim} (entry {p})"));
+        }
+        seen[p as usize] = true;
+    }
+    Ok(())
+}
+
+/// The inverse of the permutation `perm`: `inverse[perm[i]] = i`.
+pub(crate) fn inverse_permutation(perm: &[i64]) -> Vec<i64> {
+    let mut inv = vec![0i64; perm.len()];
+    for (i, &j) in perm.iter().enumerate() {
+        inv[j as usize] = i as i64;
+    }
+    inv
+}
+
+/// The soft clamp of a flow coupling's log-scales, c(s) = alpha * 2/pi * atan(s / alpha):
+/// |c(s)| < alpha, and c(s) is close to s for small s.
+pub(crate) fn soft_clamp(s: &Tensor, alpha: f64) -> Tensor {
+    (s / alpha).atan() * (alpha * std::f64::consts::FRAC_2_PI)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heat_scale_is_the_linear_99th_percentile_as_libtorch_computes_it() {
+        let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+        // Position 0.99 x 99 = 98.01 of 0..99: a hundredth of the way from 99 to 100.
+        assert!((percentile_99(&v).unwrap() - 99.01).abs() < 1e-4);
+        assert_eq!(percentile_99(&[3.0]), Some(3.0));
+        assert_eq!(percentile_99(&[]), None);
+        assert_eq!(percentile_99(&[0.0, 0.0]), None);
+        assert_eq!(percentile_99(&[1.0, f32::NAN, 2.0]), None);
+        assert_eq!(percentile_99(&[1.0, f32::INFINITY]), None);
+        // The same number as `Tensor::quantile`, which every kind's heat scale was.
+        let mut rng = SplitMix64::new(7);
+        for n in [2, 7, 100, 101, 1000, 4097, 65_537] {
+            let values: Vec<f32> = (0..n).map(|_| rng.normal_f32().exp()).collect();
+            let torch = Tensor::from_slice(&values)
+                .quantile_scalar(0.99, None, false, "linear")
+                .double_value(&[]);
+            assert_eq!(percentile_99(&values), Some(torch), "{n} values");
+            let maps = [
+                Tensor::from_slice(&values[..n / 2]),
+                Tensor::from_slice(&values[n / 2..]),
+            ];
+            assert_eq!(heat_scale_of(&maps), Some(torch), "{n} values in two maps");
+        }
+    }
+
+    #[test]
+    fn a_seed_draws_the_permutations_it_always_drew() {
+        // Saved models and the flows' initial weights depend on these: the values the
+        // flows drew before their shared code moved here (DifferNet's salt, then CS-Flow's).
+        let weighted = |perms: &[Vec<i64>]| -> i64 {
+            perms
+                .iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, &p)| (i as i64 + 1) * p)
+                .sum()
+        };
+        const DIFFERNET: u64 = 0x5045_524d_5554_4520;
+        const CS_FLOW: u64 = 0x4353_2d46_4c4f_5750;
+        assert_eq!(
+            random_permutations(8, 2, 42, DIFFERNET),
+            vec![vec![5, 6, 2, 3, 0, 7, 4, 1], vec![3, 0, 1, 4, 6, 2, 7, 5]]
+        );
+        assert_eq!(
+            random_permutations(6, 3, 42, CS_FLOW),
+            vec![
+                vec![1, 2, 5, 4, 0, 3],
+                vec![5, 3, 2, 0, 1, 4],
+                vec![5, 2, 1, 3, 4, 0]
+            ]
+        );
+        assert_eq!(
+            weighted(&random_permutations(1536, 8, 7, DIFFERNET)),
+            57_957_357_367
+        );
+        assert_eq!(
+            weighted(&random_permutations(304, 12, 7, CS_FLOW)),
+            1_008_091_044
+        );
+        for perm in random_permutations(304, 12, 7, CS_FLOW) {
+            assert!(check_permutation(&perm, 304).is_ok());
+            let inverse = inverse_permutation(&perm);
+            assert!((0..304).all(|i| inverse[perm[i] as usize] == i as i64));
+        }
+    }
+
+    #[test]
+    fn the_soft_clamp_stays_within_alpha() {
+        let s = Tensor::from_slice(&[-1e9f32, -1.0, 0.0, 0.5, 1e9]);
+        let c = Vec::<f32>::try_from(soft_clamp(&s, 2.0)).unwrap();
+        assert!(c.iter().all(|v| v.abs() <= 2.0) && c[4] > 1.99 && c[0] < -1.99);
+        assert_eq!(c[2], 0.0);
+        let expected = 2.0 * std::f64::consts::FRAC_2_PI * (0.5f64 / 2.0).atan();
+        assert!((f64::from(c[3]) - expected).abs() < 1e-6);
     }
 }

@@ -8,7 +8,9 @@
 
 use crate::core::config::{DetectorConfig, FusionConfig, FusionRule};
 use crate::core::protocol::{Heatmap, MEMBER_UNITS, Phase, share_done, training_phases};
-use crate::engine::detectors::common::{Member, ModelState, RawScore, TrainJob, TrainProgress};
+use crate::engine::detectors::common::{
+    Member, ModelState, RawScore, TrainJob, TrainProgress, percentile_99,
+};
 use crate::engine::error::{EngineError, Result};
 use image::RgbImage;
 use std::sync::atomic::Ordering;
@@ -352,18 +354,6 @@ fn validate<M: Member>(
     Ok(())
 }
 
-/// The 99th percentile of `values` (nearest rank), when it is a positive number.
-fn percentile_99(values: &[f32]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f32::total_cmp);
-    let rank = ((sorted.len() as f64 * 0.99).ceil() as usize).clamp(1, sorted.len()) - 1;
-    let q = f64::from(sorted[rank]);
-    (q > 0.0 && q.is_finite()).then_some(q)
-}
-
 /// The settings of a fusion's members, for the model file.
 pub fn member_configs(config: &DetectorConfig) -> &[DetectorConfig] {
     match config {
@@ -454,13 +444,5 @@ mod tests {
             loss: 1.0,
         };
         assert_eq!(member_progress(step, 0, 2, false), None);
-    }
-
-    #[test]
-    fn percentile_of_maps() {
-        let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
-        assert_eq!(percentile_99(&v), Some(99.0));
-        assert_eq!(percentile_99(&[]), None);
-        assert_eq!(percentile_99(&[0.0, 0.0]), None);
     }
 }

@@ -1,5 +1,5 @@
 //! PatchCore (Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR
-//! 2022; REFERENCE.md): the frozen backbone's maps of two mid-level stages, each averaged
+//! 2022): the frozen backbone's maps of two mid-level stages, each averaged
 //! over its neighbourhood, the deeper upsampled to the finer grid and concatenated, give
 //! one feature per patch. "Training" is one pass over the good images: their patch
 //! features (with their rotations and flips, optionally) make a memory bank, thinned by
@@ -18,7 +18,7 @@ use crate::engine::detectors::common::{
     load_training_images, maps_from_grids_at, run_phase, score_decoded, top_scores,
 };
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::{Lanes, SharedFn};
+use crate::engine::lanes::{Lanes, ReadOnly};
 use crate::engine::synthetic::{self, SyntheticKind};
 use crate::engine::transforms::{
     dihedral_groups, image_to_tensor, normalize, photometric_copies, resize_to, standardise,
@@ -494,22 +494,6 @@ fn random_projection(rows: usize, cols: usize, seed: u64, device: Device) -> Ten
         .to_device(device)
 }
 
-/// A PatchCore shared read-only by the lanes of its own training job.
-struct Shared<'a>(&'a PatchCore);
-
-// SAFETY: only `score_prepared` and `patch_features` are called through it; they read the
-// weights and the bank and build new tensors (libtorch supports concurrent forward passes
-// over shared tensors, and grad mode is per thread). Neither mutates the detector nor
-// clones the backbone's `Rc`.
-unsafe impl Sync for Shared<'_> {}
-
-impl Shared<'_> {
-    /// [`PatchCore::score_prepared`].
-    fn score_prepared(&self, x: &Tensor, map_size: Option<(u32, u32)>) -> (f64, Option<Tensor>) {
-        self.0.score_prepared(x, map_size)
-    }
-}
-
 /// The most good images synthetic defects are drawn on.
 const MAX_SYNTHETIC_SOURCES: usize = 16;
 
@@ -595,11 +579,14 @@ pub fn train(config: PatchCoreConfig, job: TrainJob<'_>, report: Report<'_>) -> 
             let chosen = greedy_coreset(&projected, keep, start, &|| true, &mut |_, _| {});
             f.index_select(0, &Tensor::from_slice(&chosen).to_device(f.device()))
         };
-        let shared = SharedFn::new(&extract);
+        // SAFETY: `extract` runs the frozen backbone forward and builds new tensors from its
+        // features (copies, projection, coreset with a generator of its own); it mutates
+        // nothing and holds the backbone by reference, not by its `Rc`.
+        let shared = unsafe { ReadOnly::new(&extract) };
         run_phase(
             &lanes,
             images.into_iter().enumerate().collect(),
-            &|item| shared.call(item),
+            &|item| shared.get()(item),
             job.cancel,
             Phase::CachingFeatures,
             (0, n_images),
@@ -837,11 +824,13 @@ fn validate(
     };
     let mut maps = Vec::with_capacity(total);
     if !val.is_empty() {
-        let shared = Shared(model);
+        // SAFETY: only `score_prepared` runs through it: forward passes over the weights and
+        // the bank that build new tensors; it mutates nothing and clones no `Rc`.
+        let shared = unsafe { ReadOnly::new(&*model) };
         let scored = run_phase(
             &lanes,
             val,
-            &|x| shared.score_prepared(&x, Some(input_size(&x))),
+            &|x| shared.get().score_prepared(&x, Some(input_size(&x))),
             job.cancel,
             Phase::Validating,
             (0, total),

@@ -33,245 +33,47 @@ impl WorkstationApp {
         }
     }
 
+    /// Applies one command: one arm per command, the longer ones in the methods below.
     pub(super) fn apply_one(&mut self, command: AppCommand) {
         match command {
             AppCommand::OpenData(path) => self.open_data(&path),
-            AppCommand::AddImages { paths, role } => {
-                let (images, skipped) = dataset::list_images(&paths);
-                self.session.skipped.extend(skipped);
-                self.session.data.get_or_insert_with(Workset::dropped);
-                let what = match role {
-                    ImageRole::Good => "good images",
-                    ImageRole::Inspect => "images to inspect",
-                };
-                self.session
-                    .push_undo(format!("add {} {what}", images.len()));
-                let added = self
-                    .session
-                    .data
-                    .as_mut()
-                    .map_or(0, |d| d.add(images, role));
-                self.notices.status(format!("Added {added} {what}"));
-                self.session.version += 1;
-            }
+            AppCommand::AddImages { paths, role } => self.add_images(&paths, role),
             AppCommand::OfferImages(paths) => self.data_panel.offer_drop(paths),
-            AppCommand::PlainImagesAreGood => {
-                let edit = "\"These are good parts\"";
-                self.session.push_undo(edit);
-                if let Some(d) = &mut self.session.data {
-                    d.unlabelled_are_good();
-                }
-                self.session.clear_parts();
-                self.notices.status(done_edit(edit));
-            }
-            AppCommand::ChooseRole { path, choice } => {
-                let what = match choice {
-                    Some(RoleChoice::Train) => "train on",
-                    Some(RoleChoice::HeldOut) => "hold out",
-                    Some(RoleChoice::Exclude) => "exclude",
-                    None => "let the split decide on",
-                };
-                let edit = format!("{what} {}", file_name(&path));
-                self.session.push_undo(edit.clone());
-                if let Some(d) = &mut self.session.data {
-                    d.choose(&path, choice);
-                }
-                self.session.version += 1;
-                self.notices.status(done_edit(&edit));
-            }
-            AppCommand::MarkGood(path) => {
-                self.session
-                    .push_undo(format!("call {} good", file_name(&path)));
-                let marked = self
-                    .session
-                    .data
-                    .as_mut()
-                    .is_some_and(|d| d.mark_good(&path));
-                if marked {
-                    self.session.sync_labels();
-                    self.notices.status(format!(
-                        "{} is a good image now and will be trained on: press Retrain to use it.",
-                        file_name(&path)
-                    ));
-                } else {
-                    self.session.undo.pop();
-                }
-            }
-            AppCommand::Relabel { path, label } => {
-                let edit = format!("label {} {}", file_name(&path), label.type_name());
-                self.session.push_undo(edit.clone());
-                if let Some(d) = &mut self.session.data {
-                    d.relabel(&path, label);
-                }
-                self.session.sync_labels();
-                self.notices.status(done_edit(&edit));
-            }
-            AppCommand::Undo => match self.session.undo_edit() {
-                Some(what) => self
-                    .notices
-                    .status(format!("Undid: {what} (Ctrl+Shift+Z or Ctrl+Y redoes it)")),
-                None => self.notices.status("Nothing to undo."),
-            },
-            AppCommand::Redo => match self.session.redo_edit() {
-                Some(what) => self.notices.status(format!("Redid: {what}")),
-                None => self.notices.status("Nothing to redo."),
-            },
+            AppCommand::PlainImagesAreGood => self.plain_images_are_good(),
+            AppCommand::ChooseRole { path, choice } => self.choose_role(&path, choice),
+            AppCommand::MarkGood(path) => self.mark_good(&path),
+            AppCommand::Relabel { path, label } => self.relabel(&path, label),
+            AppCommand::Undo => self.undo(),
+            AppCommand::Redo => self.redo(),
             AppCommand::ShowGallery(view) => self.gallery.set_view(view),
             AppCommand::ForgetPreviousCalls => {
                 self.session.previous_calls = None;
                 self.session.version += 1;
             }
-            AppCommand::CloseData => {
-                self.session.data = None;
-                self.session.skipped.clear();
-                self.session.undo.clear();
-                self.session.redo.clear();
-                self.session.previous_calls = None;
-                self.session.clear_parts();
-                self.part_view.close();
-                self.loader.clear();
-            }
-            AppCommand::Dialog(kind) => {
-                // Dialogs start where the work is: the folder used last for the same
-                // thing, else the data folder, never the file chooser's "Recent".
-                let data = self
-                    .session
-                    .data
-                    .as_ref()
-                    .and_then(|d| d.root.clone())
-                    .or_else(|| self.state.data_folder.clone());
-                let folder = match kind {
-                    DialogKind::OpenData => self
-                        .state
-                        .data_folder
-                        .as_ref()
-                        .and_then(|p| p.parent())
-                        .map(Path::to_path_buf),
-                    DialogKind::AddImages => data,
-                    DialogKind::LoadModel | DialogKind::SaveModel => {
-                        self.state.model_folder.clone().or(data)
-                    }
-                    DialogKind::ExportCsv | DialogKind::ExportHeatmaps => {
-                        self.state.export_folder.clone().or(data)
-                    }
-                    // The folder typed so far, else the one above the data.
-                    DialogKind::LineFolder(which) => {
-                        Some(PathBuf::from(self.line.folder(which).trim()))
-                            .filter(|f| f.is_dir())
-                            .or_else(|| {
-                                data.as_deref()
-                                    .and_then(Path::parent)
-                                    .map(Path::to_path_buf)
-                            })
-                    }
-                }
-                .filter(|f| f.is_dir())
-                .or_else(home_folder);
-                if let Err(e) = self.dialogs.show(kind, folder, self.waker.clone()) {
-                    self.notices.error(e);
-                }
-            }
+            AppCommand::CloseData => self.close_data(),
+            AppCommand::Dialog(kind) => self.show_dialog(kind),
             AppCommand::SetLineFolder { which, path } => {
                 *self.line.folder_mut(which) = path.display().to_string();
             }
             AppCommand::Train => self.train(),
             AppCommand::Cancel => self.worker.cancel(),
             AppCommand::Inspect => self.inspect(),
-            AppCommand::SetThresholds(t) => {
-                self.session.set_thresholds(t);
-                self.session.line_by_user = true;
-                self.session.model_line = None;
-                self.thresholds_changed();
-            }
-            AppCommand::SetReject(v) => {
-                if self.session.thresholds.is_some() {
-                    self.session.set_reject(v);
-                    self.session.line_by_user = true;
-                    self.session.model_line = None;
-                    self.thresholds_changed();
-                }
-            }
-            AppCommand::SetReview(v) => {
-                self.session.set_review(v);
-                self.session.line_by_user = true;
-                self.session.model_line = None;
-                self.thresholds_changed();
-            }
-            AppCommand::UseModelLine => {
-                if let Some(t) = self.session.model_line.take() {
-                    self.session.set_thresholds(t);
-                    self.session.line_by_user = false;
-                    self.thresholds_changed();
-                }
-            }
+            AppCommand::SetThresholds(t) => self.set_thresholds(t),
+            AppCommand::SetReject(v) => self.set_reject(v),
+            AppCommand::SetReview(v) => self.set_review(v),
+            AppCommand::UseModelLine => self.use_model_line(),
             AppCommand::StartLine {
                 model,
                 save_first,
                 input,
                 output,
-            } => {
-                // The fields show what runs, however it was started, and are kept for
-                // the next run of the workstation.
-                self.line.input = path_text(&input);
-                self.line.output = path_text(&output);
-                self.state.line_input = Some(input.clone());
-                self.state.line_output = Some(output.clone());
-                if save_first {
-                    // A model trained here: saved into the sorted folder, then the line
-                    // starts with that file (Event::Saved).
-                    if let Err(e) = std::fs::create_dir_all(&output) {
-                        self.notices
-                            .error(format!("Cannot create {}: {e}", path_text(&output)));
-                        return;
-                    }
-                    self.line_waits_for_save = Some((model.clone(), input, output));
-                    self.apply_one(AppCommand::SaveModel(model));
-                    return;
-                }
-                self.line.start(
-                    model,
-                    input,
-                    output,
-                    self.session.thresholds,
-                    self.worker_options.clone(),
-                    self.waker.clone(),
-                );
-            }
+            } => self.start_line(model, save_first, input, output),
             AppCommand::StopLine => self.line.stop(),
             AppCommand::ProposeRecentGood(dir) => self.propose_recent_good(&dir),
             AppCommand::OpenPart(path) => self.open_part(path),
             AppCommand::ClosePart => self.part_view.close(),
-            AppCommand::StepPart(step) => {
-                let next = self.gallery.neighbour(
-                    &self.session,
-                    self.state.train_count,
-                    self.state.val_count,
-                    self.part_view.opened(),
-                    step,
-                );
-                if let Some(path) = next
-                    && self.part_view.opened() != Some(path.as_path())
-                {
-                    self.open_part(path);
-                }
-            }
-            AppCommand::SaveModel(path) => {
-                self.state.model_folder = path.parent().map(Path::to_path_buf);
-                if self.session.model.is_none() {
-                    self.notices
-                        .error("There is no model to save yet: train or load one first.");
-                    return;
-                }
-                let thresholds = self.session.thresholds.map(Thresholds::ordered);
-                self.send(
-                    Job::Save(path.clone()),
-                    Command::SaveModel {
-                        path,
-                        threshold: thresholds.map(|t| t.reject),
-                        review_threshold: thresholds.and_then(|t| t.review),
-                    },
-                );
-            }
+            AppCommand::StepPart(step) => self.step_part(step),
+            AppCommand::SaveModel(path) => self.save_model(path),
             AppCommand::LoadModel(path) => {
                 self.state.model_folder = path.parent().map(Path::to_path_buf);
                 self.send(Job::Load(path.clone()), Command::LoadModel { path });
@@ -279,15 +81,7 @@ impl WorkstationApp {
             AppCommand::ExportCsv(path) => self.export_csv(&path),
             AppCommand::PlanHeatmapExport(dir) => self.plan_heatmap_export(dir),
             AppCommand::ExportHeatmaps(dir) => self.export_heatmaps(dir),
-            AppCommand::RestartWorker => {
-                self.worker.restart();
-                self.session.device = None;
-                self.session.progress = None;
-                self.session.model = None;
-                self.session.model_source = None;
-                self.notices
-                    .status("Worker restarted: train or load a model again.");
-            }
+            AppCommand::RestartWorker => self.restart_worker(),
             AppCommand::DismissError(i) => {
                 if i < self.notices.errors.len() {
                     self.notices.errors.remove(i);
@@ -296,10 +90,275 @@ impl WorkstationApp {
         }
     }
 
+    /// Adds image files and folders with a role (undoable).
+    fn add_images(&mut self, paths: &[PathBuf], role: ImageRole) {
+        let (images, skipped) = dataset::list_images(paths);
+        self.session.skipped.extend(skipped);
+        self.session.data.get_or_insert_with(Workset::dropped);
+        let what = match role {
+            ImageRole::Good => "good images",
+            ImageRole::Inspect => "images to inspect",
+        };
+        self.session
+            .push_undo(format!("add {} {what}", images.len()));
+        let added = self
+            .session
+            .data
+            .as_mut()
+            .map_or(0, |d| d.add(images, role));
+        self.notices.status(format!("Added {added} {what}"));
+        self.session.version += 1;
+    }
+
+    /// Declares the images to inspect of a plain folder good (undoable).
+    fn plain_images_are_good(&mut self) {
+        let edit = "\"These are good parts\"";
+        self.session.push_undo(edit);
+        if let Some(d) = &mut self.session.data {
+            d.unlabelled_are_good();
+        }
+        self.session.clear_parts();
+        self.notices.status(done_edit(edit));
+    }
+
+    /// Sets (or clears) the user's choice of role for one good image (undoable).
+    fn choose_role(&mut self, path: &Path, choice: Option<RoleChoice>) {
+        let what = match choice {
+            Some(RoleChoice::Train) => "train on",
+            Some(RoleChoice::HeldOut) => "hold out",
+            Some(RoleChoice::Exclude) => "exclude",
+            None => "let the split decide on",
+        };
+        let edit = format!("{what} {}", file_name(path));
+        self.session.push_undo(edit.clone());
+        if let Some(d) = &mut self.session.data {
+            d.choose(path, choice);
+        }
+        self.session.version += 1;
+        self.notices.status(done_edit(&edit));
+    }
+
+    /// Labels an inspected part good, to train on next time (undoable).
+    fn mark_good(&mut self, path: &Path) {
+        self.session
+            .push_undo(format!("call {} good", file_name(path)));
+        let marked = self
+            .session
+            .data
+            .as_mut()
+            .is_some_and(|d| d.mark_good(path));
+        if marked {
+            self.session.sync_labels();
+            self.notices.status(format!(
+                "{} is a good image now and will be trained on: press Retrain to use it.",
+                file_name(path)
+            ));
+        } else {
+            self.session.undo.pop();
+        }
+    }
+
+    /// Changes the label of an image to inspect (undoable).
+    fn relabel(&mut self, path: &Path, label: dataset::Label) {
+        let edit = format!("label {} {}", file_name(path), label.type_name());
+        self.session.push_undo(edit.clone());
+        if let Some(d) = &mut self.session.data {
+            d.relabel(path, label);
+        }
+        self.session.sync_labels();
+        self.notices.status(done_edit(&edit));
+    }
+
+    /// Undoes the last edit of the images and says which.
+    fn undo(&mut self) {
+        match self.session.undo_edit() {
+            Some(what) => self
+                .notices
+                .status(format!("Undid: {what} (Ctrl+Shift+Z or Ctrl+Y redoes it)")),
+            None => self.notices.status("Nothing to undo."),
+        }
+    }
+
+    /// Does the last undone edit again and says which.
+    fn redo(&mut self) {
+        match self.session.redo_edit() {
+            Some(what) => self.notices.status(format!("Redid: {what}")),
+            None => self.notices.status("Nothing to redo."),
+        }
+    }
+
+    /// Forgets the data set, its edits' history and the results.
+    fn close_data(&mut self) {
+        self.session.data = None;
+        self.session.skipped.clear();
+        self.session.undo.clear();
+        self.session.redo.clear();
+        self.session.previous_calls = None;
+        self.session.clear_parts();
+        self.part_view.close();
+        self.loader.clear();
+    }
+
+    /// Shows a file dialog, starting in the folder that suits it.
+    fn show_dialog(&mut self, kind: DialogKind) {
+        let folder = self.dialog_folder(kind);
+        if let Err(e) = self.dialogs.show(kind, folder, self.waker.clone()) {
+            self.notices.error(e);
+        }
+    }
+
+    /// The folder a dialog starts in.
+    fn dialog_folder(&self, kind: DialogKind) -> Option<PathBuf> {
+        // Dialogs start where the work is: the folder used last for the same
+        // thing, else the data folder, never the file chooser's "Recent".
+        let data = self
+            .session
+            .data
+            .as_ref()
+            .and_then(|d| d.root.clone())
+            .or_else(|| self.state.data_folder.clone());
+        match kind {
+            DialogKind::OpenData => self
+                .state
+                .data_folder
+                .as_ref()
+                .and_then(|p| p.parent())
+                .map(Path::to_path_buf),
+            DialogKind::AddImages => data,
+            DialogKind::LoadModel | DialogKind::SaveModel => {
+                self.state.model_folder.clone().or(data)
+            }
+            DialogKind::ExportCsv | DialogKind::ExportHeatmaps => {
+                self.state.export_folder.clone().or(data)
+            }
+            // The folder typed so far, else the one above the data.
+            DialogKind::LineFolder(which) => Some(PathBuf::from(self.line.folder(which).trim()))
+                .filter(|f| f.is_dir())
+                .or_else(|| {
+                    data.as_deref()
+                        .and_then(Path::parent)
+                        .map(Path::to_path_buf)
+                }),
+        }
+        .filter(|f| f.is_dir())
+        .or_else(home_folder)
+    }
+
+    /// Sets the reject threshold and review band where the user put them.
+    fn set_thresholds(&mut self, t: Thresholds) {
+        self.session.set_thresholds(t);
+        self.session.line_by_user = true;
+        self.session.model_line = None;
+        self.thresholds_changed();
+    }
+
+    /// Moves the reject line where the user put it, when there is one.
+    fn set_reject(&mut self, v: f64) {
+        if self.session.thresholds.is_some() {
+            self.session.set_reject(v);
+            self.session.line_by_user = true;
+            self.session.model_line = None;
+            self.thresholds_changed();
+        }
+    }
+
+    /// Moves (or with `None` removes) the review line where the user put it.
+    fn set_review(&mut self, v: Option<f64>) {
+        self.session.set_review(v);
+        self.session.line_by_user = true;
+        self.session.model_line = None;
+        self.thresholds_changed();
+    }
+
+    /// Puts the lines where the new model puts them.
+    fn use_model_line(&mut self) {
+        if let Some(t) = self.session.model_line.take() {
+            self.session.set_thresholds(t);
+            self.session.line_by_user = false;
+            self.thresholds_changed();
+        }
+    }
+
+    /// Starts the line, first saving the model trained here when asked to.
+    fn start_line(&mut self, model: PathBuf, save_first: bool, input: PathBuf, output: PathBuf) {
+        // The fields show what runs, however it was started, and are kept for
+        // the next run of the workstation.
+        self.line.input = path_text(&input);
+        self.line.output = path_text(&output);
+        self.state.line_input = Some(input.clone());
+        self.state.line_output = Some(output.clone());
+        if save_first {
+            // A model trained here: saved into the sorted folder, then the line
+            // starts with that file (Event::Saved).
+            if let Err(e) = std::fs::create_dir_all(&output) {
+                self.notices
+                    .error(format!("Cannot create {}: {e}", path_text(&output)));
+                return;
+            }
+            self.line_waits_for_save = Some((model.clone(), input, output));
+            self.apply_one(AppCommand::SaveModel(model));
+            return;
+        }
+        self.line.start(
+            model,
+            input,
+            output,
+            self.session.thresholds,
+            self.worker_options.clone(),
+            self.waker.clone(),
+        );
+    }
+
+    /// Opens the part `step` places after (or before) the opened one in the gallery.
+    fn step_part(&mut self, step: isize) {
+        let next = self.gallery.neighbour(
+            &self.session,
+            self.state.train_count,
+            self.state.val_count,
+            self.part_view.opened(),
+            step,
+        );
+        if let Some(path) = next
+            && self.part_view.opened() != Some(path.as_path())
+        {
+            self.open_part(path);
+        }
+    }
+
+    /// Asks the worker to save the model, with the current thresholds, to this file.
+    fn save_model(&mut self, path: PathBuf) {
+        self.state.model_folder = path.parent().map(Path::to_path_buf);
+        if self.session.model.is_none() {
+            self.notices
+                .error("There is no model to save yet: train or load one first.");
+            return;
+        }
+        let thresholds = self.session.thresholds.map(Thresholds::ordered);
+        self.send(
+            Job::Save(path.clone()),
+            Command::SaveModel {
+                path,
+                threshold: thresholds.map(|t| t.reject),
+                review_threshold: thresholds.and_then(|t| t.review),
+            },
+        );
+    }
+
+    /// Starts a fresh worker and forgets what the old one held.
+    fn restart_worker(&mut self) {
+        self.worker.restart();
+        self.session.device = None;
+        self.session.progress = None;
+        self.session.model = None;
+        self.session.model_source = None;
+        self.notices
+            .status("Worker restarted: train or load a model again.");
+    }
+
     /// Adds a line's recent good parts to the good images (undoable) and shows them, so
     /// that the engineer looks through them, excludes any, and retrains.
     pub(super) fn propose_recent_good(&mut self, dir: &std::path::Path) {
-        let parts = crate::engine::watch::recent_good_parts(dir);
+        let parts = crate::line::recent_good_parts(dir);
         if parts.is_empty() {
             self.notices.status(format!(
                 "No recent good parts in {}",

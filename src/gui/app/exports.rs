@@ -36,31 +36,6 @@ impl ExportPlan {
     }
 }
 
-pub(super) fn heatmap_caption(
-    path: &Path,
-    score: f64,
-    thresholds: Option<Thresholds>,
-    model: Option<&str>,
-) -> Vec<String> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut first = format!("{name}  score {}", style::format_score(score));
-    if let Some(t) = thresholds {
-        first += &format!(
-            "  {} (reject at {})",
-            t.decide(score).name(),
-            style::format_score(t.reject)
-        );
-    }
-    let mut lines = vec![first];
-    if let Some(m) = model {
-        lines.push(format!("model: {m}"));
-    }
-    lines
-}
-
 impl WorkstationApp {
     pub(super) fn export_csv(&mut self, path: &Path) {
         self.state.export_folder = path.parent().map(Path::to_path_buf);
@@ -87,8 +62,8 @@ impl WorkstationApp {
                 model_role: record.and_then(|r| r.role_of(&p.path)),
                 path: &p.path,
                 label: p.label.type_name(),
-                score: p.score,
-                decision: t.decide(p.score),
+                score: Some(p.score),
+                decision: t.decide(p.score).name(),
                 hot_area: p.heatmap.as_ref().and_then(|h| {
                     crate::core::heatmap_image::hot_area_of(h, p.score, Some(t.reject), typical)
                 }),
@@ -96,7 +71,7 @@ impl WorkstationApp {
             .collect();
         let model = self.session.model.as_ref();
         let context = CsvContext {
-            thresholds: t.ordered(),
+            thresholds: Some(t.ordered()),
             model: match (self.session.model_source.as_deref(), model) {
                 (Some(source), Some(m)) => format!("{source}: {}", m.config.describe()),
                 (None, Some(m)) => m.config.describe(),
@@ -203,7 +178,12 @@ impl WorkstationApp {
             .map_or(crate::core::heat_layer::DEFAULT_HEAT_VMAX, |m| {
                 m.config.heat_vmax()
             });
-        let caption = heatmap_caption(&path, score, s.thresholds, s.model_source.as_deref());
+        let caption = crate::core::heatmap_image::heatmap_caption(
+            &path,
+            score,
+            s.thresholds,
+            s.model_source.as_deref(),
+        );
         // The scale the part view draws by default (against the reject line), made on the
         // writer thread.
         let reject = s.thresholds.map(|t| t.reject);

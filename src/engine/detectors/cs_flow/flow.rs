@@ -1,4 +1,4 @@
-//! The cross-scale flow of CS-Flow (REFERENCE.md, "CS-Flow"): coupling blocks that act on
+//! The cross-scale flow of CS-Flow (Rudolph et al., WACV 2022): coupling blocks that act on
 //! the feature maps of three scales at once. Each block permutes the channels of each
 //! scale (a fixed random permutation), then applies a Glow-style affine coupling whose
 //! subnetworks are "cross-convolutions": per scale, a convolution to the hidden width and
@@ -8,10 +8,10 @@
 //! Fully convolutional: the latents keep the maps' positions, which gives the anomaly map.
 
 use crate::core::config::{CS_FLOW_SCALES, CsFlowConfig};
-use crate::core::rng::SplitMix64;
 use crate::engine::backbone::{InitialWeights, zero_init};
-use crate::engine::detectors::differnet::flow::check_permutation;
-use std::f64::consts::FRAC_2_PI;
+use crate::engine::detectors::common::{
+    check_permutation, inverse_permutation, random_permutations, soft_clamp,
+};
 use tch::Tensor;
 use tch::nn;
 
@@ -195,7 +195,10 @@ impl CrossScaleFlow {
                     f1: CrossConvolutions::new(&b / "f1", c1, hidden, 2 * c2, kernel, &mut init),
                     f2: CrossConvolutions::new(&b / "f2", c2, hidden, 2 * c1, kernel, &mut init),
                     perms: perms.iter().map(to_tensor).collect(),
-                    inverse_perms: perms.iter().map(|p| to_tensor(&inverse(p))).collect(),
+                    inverse_perms: perms
+                        .iter()
+                        .map(|p| to_tensor(&inverse_permutation(p)))
+                        .collect(),
                 }
             })
             .collect();
@@ -209,26 +212,19 @@ impl CrossScaleFlow {
         })
     }
 
-    /// Seeded random permutations of `channels`, one per block and scale.
+    /// Seeded random permutations of `channels`, one per block and scale (salt "CS-FLOWP").
     pub fn random_permutations(channels: usize, n_blocks: usize, seed: u64) -> Vec<Vec<i64>> {
-        let mut rng = SplitMix64::new(seed ^ 0x4353_2d46_4c4f_5750);
-        (0..n_blocks * CS_FLOW_SCALES)
-            .map(|_| {
-                let mut p: Vec<i64> = (0..channels as i64).collect();
-                rng.shuffle(&mut p);
-                p
-            })
-            .collect()
+        random_permutations(
+            channels,
+            n_blocks * CS_FLOW_SCALES,
+            seed,
+            0x4353_2d46_4c4f_5750,
+        )
     }
 
     /// The permutations, for the model file.
     pub fn permutations(&self) -> &[Vec<i64>] {
         &self.permutations
-    }
-
-    /// Soft clamp c(s) = alpha * 2/pi * atan(s / alpha): |c(s)| < alpha.
-    fn soft_clamp(&self, s: &Tensor) -> Tensor {
-        (s / self.alpha).atan() * (self.alpha * FRAC_2_PI)
     }
 
     /// Maps the three scales' features to latents of the same shapes and log|det J| `[B]`.
@@ -251,7 +247,7 @@ impl CrossScaleFlow {
             let r2 = block.f2.forward(&x2);
             let mut y1 = Vec::with_capacity(CS_FLOW_SCALES);
             for (x1, r) in x1.iter().zip(&r2) {
-                let s = self.soft_clamp(&r.narrow(1, 0, self.c1));
+                let s = soft_clamp(&r.narrow(1, 0, self.c1), self.alpha);
                 let t = r.narrow(1, self.c1, self.c1);
                 y1.push(s.exp() * x1 + t);
                 log_det += sum(&s);
@@ -259,7 +255,7 @@ impl CrossScaleFlow {
             let r1 = block.f1.forward(&y1);
             y = Vec::with_capacity(CS_FLOW_SCALES);
             for ((x2, r), y1) in x2.iter().zip(&r1).zip(y1) {
-                let s = self.soft_clamp(&r.narrow(1, 0, self.c2));
+                let s = soft_clamp(&r.narrow(1, 0, self.c2), self.alpha);
                 let t = r.narrow(1, self.c2, self.c2);
                 let y2 = s.exp() * x2 + t;
                 log_det += sum(&s);
@@ -280,7 +276,7 @@ impl CrossScaleFlow {
                 .iter()
                 .zip(&r1)
                 .map(|(y2, r)| {
-                    let s = self.soft_clamp(&r.narrow(1, 0, self.c2));
+                    let s = soft_clamp(&r.narrow(1, 0, self.c2), self.alpha);
                     let t = r.narrow(1, self.c2, self.c2);
                     (y2 - t) * (-s).exp()
                 })
@@ -292,7 +288,7 @@ impl CrossScaleFlow {
                 .zip(x2)
                 .zip(&block.inverse_perms)
                 .map(|(((y1, r), x2), inv)| {
-                    let s = self.soft_clamp(&r.narrow(1, 0, self.c1));
+                    let s = soft_clamp(&r.narrow(1, 0, self.c1), self.alpha);
                     let t = r.narrow(1, self.c1, self.c1);
                     let x1 = (y1 - t) * (-s).exp();
                     Tensor::cat(&[x1, x2], 1).index_select(1, inv)
@@ -327,15 +323,6 @@ impl CrossScaleFlow {
     }
 }
 
-/// The inverse of a permutation.
-fn inverse(perm: &[i64]) -> Vec<i64> {
-    let mut inv = vec![0i64; perm.len()];
-    for (i, &j) in perm.iter().enumerate() {
-        inv[j as usize] = i as i64;
-    }
-    inv
-}
-
 fn to_scales(v: Vec<Tensor>) -> Scales {
     v.try_into().expect("one tensor per scale")
 }
@@ -365,6 +352,7 @@ pub fn parameter_count(cfg: &CsFlowConfig) -> usize {
 mod tests {
     use super::*;
     use crate::core::config::BackboneKind;
+    use crate::core::rng::SplitMix64;
     use tch::{Device, Kind};
 
     /// A flow on 8 channels (stage 1 of AlexNet has 256: use a Lite stage and override).
@@ -511,6 +499,19 @@ mod tests {
             .map(|t| t.numel() as i64)
             .sum();
         assert_eq!(counted as usize, parameter_count(&cfg));
+    }
+
+    #[test]
+    fn a_seed_draws_the_permutations_it_always_drew() {
+        // Saved models depend on them (and the initial weights are seeded by them).
+        assert_eq!(
+            CrossScaleFlow::random_permutations(6, 1, 42),
+            vec![
+                vec![1, 2, 5, 4, 0, 3],
+                vec![5, 3, 2, 0, 1, 4],
+                vec![5, 2, 1, 3, 4, 0]
+            ]
+        );
     }
 
     #[test]

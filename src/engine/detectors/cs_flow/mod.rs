@@ -1,5 +1,5 @@
 //! CS-Flow (Rudolph, Wandt, Rosenhahn, "Fully Convolutional Cross-Scale-Flows for
-//! Image-based Defect Detection", WACV 2022; REFERENCE.md): the frozen backbone's map of
+//! Image-based Defect Detection", WACV 2022): the frozen backbone's map of
 //! one stage at three input scales (the image at S, S / 2 and S / 4), modelled jointly by
 //! a fully convolutional normalizing flow trained on good images. The score is the mean
 //! of z^2 / 2; the map is z^2 / 2 averaged over the channels at each position, the three

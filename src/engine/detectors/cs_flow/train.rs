@@ -12,7 +12,7 @@ use crate::engine::detectors::common::{
     optimiser_step, run_phase,
 };
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::{Lanes, SharedFn};
+use crate::engine::lanes::{Lanes, ReadOnly};
 use crate::engine::transforms::dihedral;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -46,11 +46,13 @@ pub fn train(config: CsFlowConfig, job: TrainJob<'_>, report: Report<'_>) -> Res
             let x = if cfg.dihedral { dihedral(&x) } else { x };
             scale_features(backbone, cfg, &x, batch)
         };
-        let shared = SharedFn::new(&extract);
+        // SAFETY: `extract` runs the frozen backbone forward (held by reference, not by its
+        // `Rc`) and builds new tensors; it mutates nothing.
+        let shared = unsafe { ReadOnly::new(&extract) };
         run_phase(
             &lanes,
             images,
-            &|x| shared.call(x),
+            &|x| shared.get()(x),
             job.cancel,
             Phase::CachingFeatures,
             (0, n_images),
@@ -139,13 +141,13 @@ fn validate(
     let size = model.config.image_size;
     let total = images.len();
     let scored = {
-        let detector = &*model;
-        let score = |x: Tensor| detector.score_prepared(&x, Some((size, size)));
-        let shared = SharedFn::new(&score);
+        // SAFETY: only `score_prepared` runs through it: a forward pass under `no_grad` that
+        // builds new tensors; it mutates nothing and clones no `Rc`.
+        let shared = unsafe { ReadOnly::new(&*model) };
         run_phase(
             &lanes,
             images,
-            &|x| shared.call(x),
+            &|x| shared.get().score_prepared(&x, Some((size, size))),
             job.cancel,
             Phase::Validating,
             (0, total),

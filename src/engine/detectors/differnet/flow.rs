@@ -1,13 +1,14 @@
-//! The normalizing flow of DifferNet (REFERENCE.md, step 4): blocks of a fixed random
+//! The normalizing flow of DifferNet (Rudolph et al., WACV 2021): blocks of a fixed random
 //! permutation followed by a GLOW/RealNVP affine coupling with a soft-clamped scale.
 //!
 //! The log-determinant is accumulated in the forward pass (the reference recomputes the
 //! subnetworks for it, doubling the cost).
 
 use crate::core::config::ModelConfig;
-use crate::core::rng::SplitMix64;
 use crate::engine::backbone::InitialWeights;
-use std::f64::consts::FRAC_2_PI;
+/// Where the model file has taken it from (it lives with the flows' other shared pieces).
+pub use crate::engine::detectors::common::check_permutation;
+use crate::engine::detectors::common::{inverse_permutation, random_permutations, soft_clamp};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -147,13 +148,7 @@ impl Flow {
             .collect();
         let inverse_tensors = permutations
             .iter()
-            .map(|perm| {
-                let mut inv = vec![0i64; perm.len()];
-                for (i, &j) in perm.iter().enumerate() {
-                    inv[j as usize] = i as i64;
-                }
-                Tensor::from_slice(&inv).to_device(device)
-            })
+            .map(|perm| Tensor::from_slice(&inverse_permutation(perm)).to_device(device))
             .collect();
         Ok(Self {
             blocks,
@@ -165,16 +160,9 @@ impl Flow {
         })
     }
 
-    /// Seeded random permutations, one per block.
+    /// Seeded random permutations, one per block (salt "PERMUTE ").
     pub fn random_permutations(dim: usize, n_blocks: usize, seed: u64) -> Vec<Vec<i64>> {
-        let mut rng = SplitMix64::new(seed ^ 0x5045_524d_5554_4520);
-        (0..n_blocks)
-            .map(|_| {
-                let mut p: Vec<i64> = (0..dim as i64).collect();
-                rng.shuffle(&mut p);
-                p
-            })
-            .collect()
+        random_permutations(dim, n_blocks, seed, 0x5045_524d_5554_4520)
     }
 
     /// The permutations, for the model file.
@@ -187,11 +175,6 @@ impl Flow {
         self.dim
     }
 
-    /// Soft clamp c(s) = alpha * 2/pi * atan(s / alpha): |c(s)| < alpha.
-    pub fn soft_clamp(&self, s: &Tensor) -> Tensor {
-        (s / self.alpha).atan() * (self.alpha * FRAC_2_PI)
-    }
-
     /// Maps features `[B, D]` to latents `z` `[B, D]` and log|det J| `[B]`.
     pub fn forward(&self, x: &Tensor) -> (Tensor, Tensor) {
         let b = x.size()[0];
@@ -202,11 +185,11 @@ impl Flow {
             let x1 = y.narrow(1, 0, block.len1);
             let x2 = y.narrow(1, block.len1, block.len2);
             let r2 = block.f2.forward(&x2);
-            let s2 = self.soft_clamp(&r2.narrow(1, 0, block.len1));
+            let s2 = soft_clamp(&r2.narrow(1, 0, block.len1), self.alpha);
             let t2 = r2.narrow(1, block.len1, block.len1);
             let y1 = s2.exp() * x1 + t2;
             let r1 = block.f1.forward(&y1);
-            let s1 = self.soft_clamp(&r1.narrow(1, 0, block.len2));
+            let s1 = soft_clamp(&r1.narrow(1, 0, block.len2), self.alpha);
             let t1 = r1.narrow(1, block.len2, block.len2);
             let y2 = s1.exp() * x2 + t1;
             log_det = log_det
@@ -224,11 +207,11 @@ impl Flow {
             let y1 = y.narrow(1, 0, block.len1);
             let y2 = y.narrow(1, block.len1, block.len2);
             let r1 = block.f1.forward(&y1);
-            let s1 = self.soft_clamp(&r1.narrow(1, 0, block.len2));
+            let s1 = soft_clamp(&r1.narrow(1, 0, block.len2), self.alpha);
             let t1 = r1.narrow(1, block.len2, block.len2);
             let x2 = (y2 - t1) * (-s1).exp();
             let r2 = block.f2.forward(&x2);
-            let s2 = self.soft_clamp(&r2.narrow(1, 0, block.len1));
+            let s2 = soft_clamp(&r2.narrow(1, 0, block.len1), self.alpha);
             let t2 = r2.narrow(1, block.len1, block.len1);
             let x1 = (y1 - t2) * (-s2).exp();
             y = Tensor::cat(&[x1, x2], 1).index_select(1, inv);
@@ -249,25 +232,6 @@ impl Flow {
             .map(|t| t.device())
             .unwrap_or(Device::Cpu)
     }
-}
-
-/// Checks that `perm` is a permutation of 0..dim.
-pub fn check_permutation(perm: &[i64], dim: usize) -> Result<(), String> {
-    if perm.len() != dim {
-        return Err(format!(
-            "permutation of length {} for dimension {dim}",
-            perm.len()
-        ));
-    }
-    let mut seen = vec![false; dim];
-    for &p in perm {
-        let ok = p >= 0 && (p as usize) < dim && !seen[p as usize];
-        if !ok {
-            return Err(format!("not a permutation of 0..{dim} (entry {p})"));
-        }
-        seen[p as usize] = true;
-    }
-    Ok(())
 }
 
 /// The number of trainable parameters of a flow with this configuration.
@@ -291,6 +255,7 @@ pub fn parameter_count(cfg: &ModelConfig) -> usize {
 mod tests {
     use super::*;
     use crate::core::config::{BackboneKind, Preset};
+    use crate::core::rng::SplitMix64;
 
     fn small_config(dim_stages: Vec<usize>) -> ModelConfig {
         let mut cfg = Preset::Fast.config(BackboneKind::EfficientnetLite0).model;
@@ -389,7 +354,7 @@ mod tests {
         let cfg = small_config(vec![1]);
         let (_vs, f) = flow(&cfg, 1);
         let s = Tensor::from_slice(&[-1e9f32, -10.0, -1.0, 0.0, 0.5, 3.0, 1e9]);
-        let c = Vec::<f32>::try_from(f.soft_clamp(&s)).unwrap();
+        let c = Vec::<f32>::try_from(soft_clamp(&s, f.alpha)).unwrap();
         for v in &c {
             assert!(v.abs() <= 3.0, "{v}");
         }
@@ -413,6 +378,15 @@ mod tests {
             .map(|t| t.numel() as i64)
             .sum();
         assert_eq!(counted as usize, parameter_count(&small));
+    }
+
+    #[test]
+    fn a_seed_draws_the_permutations_it_always_drew() {
+        // Saved models depend on them (and the initial weights are seeded by them).
+        assert_eq!(
+            Flow::random_permutations(8, 2, 42),
+            vec![vec![5, 6, 2, 3, 0, 7, 4, 1], vec![3, 0, 1, 4, 6, 2, 7, 5]]
+        );
     }
 
     #[test]

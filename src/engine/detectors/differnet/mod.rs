@@ -10,7 +10,7 @@ use crate::core::config::DifferNetConfig;
 use crate::core::protocol::Heatmap;
 use crate::engine::backbone::Backbone;
 use crate::engine::detectors::common::{ModelState, RawScore};
-use crate::engine::lanes::Lanes;
+use crate::engine::lanes::{Lanes, ReadOnly};
 use crate::engine::transforms::{gaussian_blur, image_to_tensor, normalize, resize_square, rotate};
 use flow::Flow;
 use image::RgbImage;
@@ -146,11 +146,14 @@ impl DifferNet {
     ) -> Option<Tensor> {
         let chunks = self.feature_chunks(x, angles);
         let total = chunks.len();
-        let shared = SharedModel::new(self);
+        // SAFETY: only `chunk_features` runs through it, a forward pass of the frozen backbone
+        // under `no_grad` (grad mode is per thread, so each lane sets its own) that builds
+        // new tensors; it mutates nothing and clones no `Rc`.
+        let shared = unsafe { ReadOnly::new(self) };
         let mut out = Vec::with_capacity(total);
         lanes.map(
             chunks,
-            &|chunk| shared.chunk_features_no_grad(&chunk),
+            &|chunk| tch::no_grad(|| shared.get().chunk_features(&chunk)),
             stop,
             &mut |i, f| {
                 out.push(f);
@@ -187,7 +190,8 @@ impl DifferNet {
     }
 
     /// Anomaly score of a prepared image `[1, 3, S, S]` at the given test angles:
-    /// mean of z^2 over rotations and dimensions (REFERENCE.md, step 7).
+    /// mean of z^2 over rotations and dimensions (the DifferNet paper's scoring function,
+    /// Rudolph et al., WACV 2021: the mean of -log p_Z(z) over transformed copies).
     pub fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
         tch::no_grad(|| {
             let feats = self.features(x, &[angles.to_vec()]);
@@ -196,7 +200,8 @@ impl DifferNet {
         })
     }
 
-    /// Score and localisation map of a prepared image (REFERENCE.md, step 8): for each
+    /// Score and localisation map of a prepared image (the localization of the DifferNet
+    /// paper, Rudolph et al., WACV 2021, gradients of the score on the input): for each
     /// rotation, the gradient of the NLL with respect to the unrotated input pixels
     /// (autograd rotates it back through the sampler), Gaussian blur (sigma 3 px at
     /// 448), |.| averaged over rotations and channels, squared; then resized to
@@ -280,44 +285,5 @@ pub fn default_backbone_batch(device: Device, image_size: u32) -> usize {
         Device::Cpu if image_size <= 224 => 4,
         Device::Cpu => 1,
         _ => 64,
-    }
-}
-
-/// A DifferNet shared read-only by the lanes of its own jobs (feature extraction,
-/// validation, heat calibration).
-pub(crate) struct SharedModel<'a>(&'a DifferNet);
-
-// SAFETY: the methods below only read the weights and build new tensors (libtorch supports
-// concurrent forward and backward passes over shared tensors, and grad mode is per thread).
-// None mutates the model or clones the backbone's `Rc`, the one part of `DifferNet` whose
-// shared use would race.
-unsafe impl Sync for SharedModel<'_> {}
-
-impl<'a> SharedModel<'a> {
-    /// Shares `model` between lanes.
-    pub(crate) fn new(model: &'a DifferNet) -> Self {
-        Self(model)
-    }
-
-    /// [`DifferNet::score_prepared`].
-    pub(crate) fn score_prepared(&self, x: &Tensor, angles: &[f64]) -> f64 {
-        self.0.score_prepared(x, angles)
-    }
-
-    /// [`DifferNet::localize_prepared`].
-    pub(crate) fn localize_prepared(
-        &self,
-        x: &Tensor,
-        angles: &[f64],
-        out_w: u32,
-        out_h: u32,
-    ) -> (f64, Tensor) {
-        self.0.localize_prepared(x, angles, out_w, out_h)
-    }
-
-    /// Features of one backbone batch, without gradients (grad mode is per thread, so
-    /// each lane sets its own).
-    pub(crate) fn chunk_features_no_grad(&self, chunk: &FeatureChunk) -> Tensor {
-        tch::no_grad(|| self.0.chunk_features(chunk))
     }
 }

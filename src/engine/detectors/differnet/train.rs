@@ -1,4 +1,6 @@
-//! Training (REFERENCE.md, steps 2, 5 and 6) and validation.
+//! Training (DifferNet paper, Rudolph, Wandt, Rosenhahn, WACV 2021: randomly rotated copies
+//! of the training images, the maximum-likelihood loss, Adam as its implementation details
+//! set it) and validation.
 //!
 //! Two regimes, chosen by [`TrainConfig::cached_rotations`]:
 //! - paper: fresh random angles in [-180, 180] for every copy of every image in every
@@ -7,7 +9,7 @@
 //!   angle) and the features are reused across epochs; each epoch samples
 //!   `rotations_per_image` of the k cached rows per image.
 
-use super::{DifferNet, SharedModel};
+use super::DifferNet;
 use crate::core::config::{DifferNetConfig, TrainConfig};
 use crate::core::protocol::Phase;
 use crate::core::rng::SplitMix64;
@@ -16,7 +18,7 @@ use crate::engine::detectors::common::{
     optimiser_step, run_phase,
 };
 use crate::engine::error::{EngineError, Result};
-use crate::engine::lanes::Lanes;
+use crate::engine::lanes::{Lanes, ReadOnly};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -208,11 +210,13 @@ fn validate(
             .collect()
     };
     let scores = {
-        let shared = SharedModel::new(model);
+        // SAFETY: only `score_prepared` runs through it: a forward pass under `no_grad` that
+        // builds new tensors; it mutates nothing and clones no `Rc`.
+        let shared = unsafe { ReadOnly::new(&*model) };
         run_phase(
             &lanes,
             val,
-            &|x| shared.score_prepared(&x, &angles),
+            &|x| shared.get().score_prepared(&x, &angles),
             cancel,
             Phase::Validating,
             (0, total),
@@ -224,12 +228,16 @@ fn validate(
     // Heat scale: 99th percentile of raw map values of those images.
     let size = model.config.model.image_size;
     let values = {
-        let shared = SharedModel::new(model);
+        // SAFETY: only `localize_prepared` runs through it: forward passes, and gradients
+        // with respect to a new leaf of each lane's own (`run_backward` with inputs, which
+        // accumulates nothing into the weights); it mutates nothing and clones no `Rc`.
+        let shared = unsafe { ReadOnly::new(&*model) };
         run_phase(
             &lanes,
             sources,
             &|x| {
                 shared
+                    .get()
                     .localize_prepared(&x, &angles, size, size)
                     .1
                     .flatten(0, -1)

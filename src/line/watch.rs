@@ -1,181 +1,37 @@
-//! The line: a watch on an input folder that sorts parts into `ok/`, `review/`, `ng/`
-//! (and `unreadable/`) of an output folder as a camera writes them, each exactly once
-//! (see [`crate::core::journal`]), with one row per part in `log.csv`. It watches its own
-//! health ([`crate::core::drift`]): when the parts drift from what the model was trained
-//! on it says so in a line that begins with `drift:` and in the log's `drift` column, and
-//! it keeps the latest parts it is sure are good in `recent-good/` for a retrain.
+//! The [`Watch`]: opens the output folder, loads the model, and decides each part that
+//! settles in the input folder, journalled before anything is moved.
 
-use crate::core::atomic_file::sync_dir;
+use super::files::{
+    copy_synced, keep_old_log, mtime_ns_of, move_synced, open_append, prune_recent_good,
+    read_text,
+};
+use super::scoring::{score_part, wait_for_change, wait_loaded};
+use super::{
+    FOLDERS, JOURNAL, LOG, LineControl, PartCallback, PartDecided, RECENT_GOOD,
+    ScoringCallback, Tally, UNREADABLE, WatchOptions,
+};
 use crate::core::calibration::median;
 use crate::core::colormap::Colormap;
 use crate::core::decision::{Decision, Thresholds};
 use crate::core::drift::{DriftBaseline, DriftMonitor, ImageLevels, Observation};
-use crate::core::heatmap_image::{ScaledHeat, heatmap_image, hot_area_of};
+use crate::core::heatmap_image::{
+    HEATMAP_OPACITY, ScaledHeat, heatmap_caption, hot_area_of, write_heatmap_file,
+};
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
 use crate::core::message::format_score;
-use crate::core::protocol::{Command, Event, Heatmap, ModelInfo, ScoreRequest};
+use crate::core::protocol::{Command, Heatmap};
 use crate::core::provenance::{now_unix_secs, utc_text};
-use crate::core::report::csv_record;
-use crate::engine::worker::{WorkerHandle, WorkerOptions};
+use crate::core::report::{CsvContext, PartRow, csv_record, part_fields};
+use crate::engine::worker::WorkerHandle;
 use anyhow::{Context, Result, anyhow, bail};
-use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::collections::{HashMap, HashSet};
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, UNIX_EPOCH};
-
-/// The folders parts are sorted into, and the unreadable files'.
-pub const FOLDERS: [&str; 4] = ["ok", "review", "ng", "unreadable"];
-/// The journal's file name in the output folder.
-pub const JOURNAL: &str = ".differnet-journal";
-/// The log's file name in the output folder.
-pub const LOG: &str = "log.csv";
-/// The folder (in the output folder) of the latest parts the line is sure are good: copies
-/// of accepted parts that scored well below the line, for a retrain. Never a rejected or
-/// review part.
-pub const RECENT_GOOD: &str = "recent-good";
-/// Parts kept in [`RECENT_GOOD`] by default; the oldest go first.
-pub const RECENT_GOOD_MAX: usize = 200;
-/// Once the line is asked to stop, how long the worker may still take to finish the part
-/// in flight (or to load the model) before the line gives up on it: the part is then left
-/// in the input folder for the next start, and the line ends anyway. With the writing of a
-/// finished part, a stop takes effect within 2 s.
-pub const STOP_GRACE: Duration = Duration::from_millis(1200);
-/// How often every wait of the line looks at the stop flag.
-const STOP_TICK: Duration = Duration::from_millis(50);
-
-/// How to watch.
-#[derive(Debug, Clone)]
-pub struct WatchOptions {
-    /// The model file.
-    pub model: PathBuf,
-    /// The folder the camera writes to.
-    pub input: PathBuf,
-    /// The folder parts are sorted into.
-    pub output: PathBuf,
-    /// Write a heatmap image beside each `ng` and `review` part.
-    pub heatmaps: bool,
-    /// Copy parts instead of moving them (the input folder keeps them).
-    pub copy: bool,
-    /// A file is complete once its size and time stayed the same this long.
-    pub settle: Duration,
-    /// How often the folder is listed, whatever the file system reports.
-    pub poll: Duration,
-    /// Only poll (for network shares, where change events do not arrive).
-    pub poll_only: bool,
-    /// How often a summary line is written.
-    pub summary_every: Duration,
-    /// Parts kept in [`RECENT_GOOD`] (0: none).
-    pub recent_good: usize,
-    /// The worker's device and weights.
-    pub worker: WorkerOptions,
-}
-
-impl WatchOptions {
-    /// Watching `input` into `output` with `model`, default timings.
-    pub fn new(model: PathBuf, input: PathBuf, output: PathBuf) -> Self {
-        Self {
-            model,
-            input,
-            output,
-            heatmaps: false,
-            copy: false,
-            settle: Duration::from_millis(1000),
-            poll: Duration::from_millis(500),
-            poll_only: false,
-            summary_every: Duration::from_secs(60),
-            recent_good: RECENT_GOOD_MAX,
-            worker: WorkerOptions::default(),
-        }
-    }
-}
-
-/// Counts since the watch started.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Tally {
-    /// Parts decided, by folder name.
-    pub by_decision: HashMap<String, usize>,
-    /// Seconds from a file's appearance to its decision, per part.
-    pub latencies: Vec<f64>,
-}
-
-impl Tally {
-    /// Parts decided.
-    pub fn parts(&self) -> usize {
-        self.by_decision.values().sum()
-    }
-
-    /// The `p`-quantile (0..1) of the latencies in seconds.
-    pub fn latency(&self, p: f64) -> Option<f64> {
-        let mut v = self.latencies.clone();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        Some(v[((v.len() - 1) as f64 * p).round() as usize])
-    }
-
-    /// The summary line: parts, per decision, parts per minute, p50 / p95 latency.
-    pub fn summary(&self, elapsed: Duration) -> String {
-        let count = |d: &str| self.by_decision.get(d).copied().unwrap_or(0);
-        let minutes = elapsed.as_secs_f64() / 60.0;
-        let secs = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} s"));
-        format!(
-            "{} parts: {} ok, {} review, {} ng, {} unreadable; {:.1} per minute; latency p50 {}, p95 {}",
-            self.parts(),
-            count("ok"),
-            count("review"),
-            count("ng"),
-            count("unreadable"),
-            if minutes > 0.0 {
-                self.parts() as f64 / minutes
-            } else {
-                0.0
-            },
-            secs(self.latency(0.5)),
-            secs(self.latency(0.95)),
-        )
-    }
-}
-
-/// A part the watch decided, for a live view.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PartDecided {
-    /// The file name.
-    pub name: String,
-    /// Its score (`None`: unreadable).
-    pub score: Option<f64>,
-    /// `ok`, `review`, `ng` or `unreadable`.
-    pub decision: String,
-    /// Where it went.
-    pub dest: PathBuf,
-    /// Its heatmap image, when one was written.
-    pub heatmap: Option<PathBuf>,
-    /// Seconds from its appearance to its decision.
-    pub latency: f64,
-    /// Its part number on the line.
-    pub part: u64,
-    /// The reject line it was decided at.
-    pub reject: f64,
-    /// The model's held-out good scores, lowest and highest.
-    pub good_range: Option<(f64, f64)>,
-    /// What is drifting now, one sentence each (empty: nothing).
-    pub drift: Vec<String>,
-}
-
-/// What a live view is called with for each part decided.
-pub type PartCallback = Box<dyn FnMut(&PartDecided) + Send>;
-
-/// What a live view is called with when a part (its file name) goes to the worker.
-pub type ScoringCallback = Box<dyn FnMut(&str) + Send>;
-
-/// Lines set from outside while the watch runs (the workstation's Decide panel): taken
-/// before the next part, and logged.
-pub type LineControl = Arc<std::sync::Mutex<Option<Thresholds>>>;
+use std::time::{Duration, Instant};
 
 /// A file seen in the input folder and not decided yet.
 struct Candidate {
@@ -533,7 +389,8 @@ impl Watch {
         if let Some(f) = &mut self.on_scoring {
             f(name);
         }
-        let Some((score, heatmap, reason)) = self.score(&path, stop)? else {
+        let scored = score_part(&self.worker, &path, self.options.heatmaps, stop)?;
+        let Some((score, heatmap, reason)) = scored else {
             say(format!(
                 "the worker did not score {name} before the line stopped: it stays in {} for the next start",
                 self.options.input.display()
@@ -550,48 +407,27 @@ impl Watch {
                 return Ok(());
             }
         }
-        let decision = match score {
-            Some(s) => match self.thresholds.decide(s) {
-                Decision::Accept => "ok",
-                Decision::Review => "review",
-                Decision::Reject => "ng",
-            },
-            None => "unreadable",
-        };
+        let decision = score.map_or(UNREADABLE, |s| self.thresholds.decide(s).name());
         self.observe_drift(&path, score, decision, say);
         let output = self.options.output.clone();
         let taken = &self.state.taken;
         let dest = journal::free_dest(decision, name, &|p: &Path| {
             taken.contains(p) || output.join(p).exists()
         });
-        let mut heatmap_file = None;
         // On the decision scale, as the window and `score` draw it: the colours only for a
         // heatmap that is written, the hot area for every part with a map.
-        let reject = Some(self.thresholds.reject);
+        let t = self.thresholds;
         let hot = heatmap
             .as_ref()
             .zip(score)
-            .and_then(|(h, s)| hot_area_of(h, s, reject, self.typical_good));
-        if let (true, Some(h), Some(s), "ng" | "review") =
-            (self.options.heatmaps, &heatmap, score, decision)
-        {
-            let scaled = ScaledHeat::new(h, s, reject, self.typical_good, self.vmax);
-            heatmap_file = self.write_heatmap(&path, &scaled, s, decision, &dest, say);
-        }
-        let t = self.thresholds;
-        let row = csv_record([
-            utc_text(now_unix_secs()).as_str(),
-            name,
-            &score.map_or_else(String::new, |s| s.to_string()),
-            decision,
-            &t.reject.to_string(),
-            &t.review.map_or_else(String::new, |r| r.to_string()),
-            &self.model_name,
-            &self.model_id,
-            &hot.map_or_else(String::new, |a| a.to_string()),
-            &self.drift.codes(),
-            &self.state.next_part.to_string(),
-        ]);
+            .and_then(|(h, s)| hot_area_of(h, s, Some(t.reject), self.typical_good));
+        let heatmap_file = match (self.options.heatmaps, &heatmap, score) {
+            (true, Some(h), Some(s)) if decision != Decision::Accept.name() => {
+                self.write_heatmap(&path, h, s, &dest, say)
+            }
+            _ => None,
+        };
+        let row = self.log_row(&dest, score, decision, hot);
         let d = Decided {
             part: self.state.next_part,
             file: FileKey {
@@ -620,7 +456,7 @@ impl Watch {
             say(format!("unreadable: {name}: {reason}"));
         }
         self.finish(&d)?;
-        if let (Some(s), "ok") = (score, decision) {
+        if let Some(s) = score.filter(|_| decision == Decision::Accept.name()) {
             self.keep_if_sure(s, &d, say);
         }
         if let Some(f) = &mut self.on_part {
@@ -654,7 +490,7 @@ impl Watch {
         let change = self.drift.observe(Observation {
             part: self.state.next_part,
             score,
-            accepted: decision == "ok",
+            accepted: decision == Decision::Accept.name(),
             accept_line: t.review.unwrap_or(t.reject).min(t.reject),
             size: image.as_ref().map(image::RgbImage::dimensions),
             levels: image.as_ref().map(ImageLevels::of),
@@ -701,50 +537,19 @@ impl Watch {
         }
     }
 
-    /// Scores one file: its score and heatmap, or why it cannot be read. `None`: the line
-    /// was stopped and the worker did not answer within [`STOP_GRACE`] (it is told to
-    /// cancel), or it cancelled the job.
-    fn score(&self, path: &Path, stop: &AtomicBool) -> Result<Option<Scored>> {
-        self.worker
-            .send(Command::Score(ScoreRequest {
-                paths: vec![path.to_path_buf()],
-                heatmaps: self.options.heatmaps,
-                rotations: None,
-            }))
-            .map_err(|e| anyhow!(e))?;
-        let (mut score, mut heatmap, mut reason) = (None, None, None);
-        let mut stopping = None;
-        loop {
-            let Some(event) = next_event(&self.worker, stop, &mut stopping)? else {
-                self.worker.cancel();
-                return Ok(None);
-            };
-            match event {
-                Event::Scored(s) => {
-                    score = Some(s.score);
-                    heatmap = s.heatmap;
-                }
-                Event::Skipped { reason: r, .. } => reason = Some(r),
-                Event::ScoringDone { .. } => break,
-                Event::Cancelled { .. } => return Ok(None),
-                Event::Failed { message } | Event::Crashed { message } => {
-                    bail!("scoring {} failed: {message}", path.display())
-                }
-                _ => {}
-            }
-        }
-        Ok(Some((score, heatmap, reason)))
-    }
-
+    /// Writes the heatmap file of a part beside where it goes (`<stem>_heatmap.png`), on
+    /// the decision scale, with the one caption of every heatmap file; `None` (and a
+    /// warning) when it cannot.
     fn write_heatmap(
         &self,
         path: &Path,
-        heat: &ScaledHeat,
+        heatmap: &Heatmap,
         score: f64,
-        decision: &str,
         dest: &Path,
         say: &mut dyn FnMut(String),
     ) -> Option<PathBuf> {
+        let t = self.thresholds;
+        let heat = ScaledHeat::new(heatmap, score, Some(t.reject), self.typical_good, self.vmax);
         let stem = dest
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -753,23 +558,15 @@ impl Watch {
             .output
             .join(dest.parent().unwrap_or(Path::new("")))
             .join(format!("{stem}_heatmap.png"));
-        let written = load_rgb(path).map_err(|e| e.to_string()).and_then(|img| {
-            let caption = format!(
-                "{}  score {}  {decision} (reject at {})",
-                dest.file_name()
-                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-                format_score(score),
-                format_score(self.thresholds.reject)
-            );
-            let out = heatmap_image(&img, heat, Colormap::default(), 0.6, &[caption]);
-            let mut bytes = Vec::new();
-            out.write_to(
-                &mut std::io::Cursor::new(&mut bytes),
-                image::ImageFormat::Png,
-            )
-            .map_err(|e| e.to_string())?;
-            crate::core::atomic_file::write_atomic(&file, &bytes).map_err(|e| e.to_string())
-        });
+        let caption = heatmap_caption(dest, score, Some(t), Some(&self.model_name));
+        let written = write_heatmap_file(
+            path,
+            &heat,
+            Colormap::default(),
+            HEATMAP_OPACITY,
+            &caption,
+            &file,
+        );
         match written {
             Ok(()) => Some(file),
             Err(e) => {
@@ -777,6 +574,36 @@ impl Watch {
                 None
             }
         }
+    }
+
+    /// The part's row of `log.csv`: the columns of every parts CSV of the product
+    /// ([`part_fields`]), then the line's own, `drift` and `part`.
+    fn log_row(
+        &self,
+        dest: &Path,
+        score: Option<f64>,
+        decision: &str,
+        hot_area: Option<usize>,
+    ) -> String {
+        let where_now = self.options.output.join(dest);
+        let context = CsvContext {
+            thresholds: Some(self.thresholds),
+            model: self.model_name.clone(),
+            model_id: (!self.model_id.is_empty()).then(|| self.model_id.clone()),
+            time: utc_text(now_unix_secs()),
+        };
+        let row = PartRow {
+            path: &where_now,
+            label: "unknown",
+            score,
+            decision,
+            hot_area,
+            model_role: None,
+        };
+        let mut fields = part_fields(&row, &context);
+        fields.push(self.drift.codes());
+        fields.push(self.state.next_part.to_string());
+        csv_record(fields)
     }
 
     /// Steps 2 to 4 of a decided part: its log row, its move, `done`.
@@ -825,195 +652,3 @@ pub fn is_sure_good(score: f64, accept_line: f64, good_median: Option<f64>) -> b
     good_median.is_some_and(|m| m < accept_line && score < 0.5 * (m + accept_line))
 }
 
-/// The parts in a recent-good folder, oldest first (by the part number they start with).
-pub fn recent_good_parts(dir: &Path) -> Vec<PathBuf> {
-    let mut parts: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let path = e.path();
-            let name = path.file_name()?.to_str()?.to_owned();
-            let part = name.split_once('-')?.0.parse().ok()?;
-            (is_image_path(&path) && !name.starts_with('.')).then_some((part, path))
-        })
-        .collect();
-    parts.sort();
-    parts.into_iter().map(|(_, p)| p).collect()
-}
-
-/// Removes the oldest parts of a recent-good folder beyond `keep`.
-fn prune_recent_good(dir: &Path, keep: usize) -> Result<()> {
-    let parts = recent_good_parts(dir);
-    for old in parts.iter().take(parts.len().saturating_sub(keep)) {
-        std::fs::remove_file(old).with_context(|| format!("cannot remove {}", old.display()))?;
-    }
-    Ok(())
-}
-
-/// A log whose header is not this version's is renamed (`log.<n>.csv`) so that its rows
-/// are kept and the new log's columns are one; returns its new name.
-fn keep_old_log(path: &Path, text: &str) -> Result<Option<PathBuf>> {
-    match text.lines().next() {
-        None => return Ok(None),
-        Some(header) if header.trim_end() == LOG_HEADER => return Ok(None),
-        Some(_) => {}
-    }
-    let kept = (1..)
-        .map(|n| path.with_extension(format!("{n}.csv")))
-        .find(|p| !p.exists())
-        .expect("some number is free");
-    std::fs::rename(path, &kept)
-        .with_context(|| format!("cannot rename {} to {}", path.display(), kept.display()))?;
-    Ok(Some(kept))
-}
-
-/// A part's score, its heatmap, and why it could not be read.
-type Scored = (Option<f64>, Option<Heatmap>, Option<String>);
-
-/// Waits for the model to load; `None` when `stop` was set and the worker did not answer
-/// within [`STOP_GRACE`].
-fn wait_loaded(worker: &WorkerHandle, stop: &AtomicBool) -> Result<Option<ModelInfo>> {
-    let mut stopping = None;
-    loop {
-        let Some(event) = next_event(worker, stop, &mut stopping)? else {
-            worker.cancel();
-            return Ok(None);
-        };
-        match event {
-            Event::Loaded { info, .. } => return Ok(Some(info)),
-            Event::Failed { message } | Event::Crashed { message } => bail!("{message}"),
-            _ => {}
-        }
-    }
-}
-
-/// The worker's next event. Once `stop` is set (`stopping` keeps when this wait first saw
-/// it), waits at most [`STOP_GRACE`] more: `None` when that passed without an event.
-fn next_event(
-    worker: &WorkerHandle,
-    stop: &AtomicBool,
-    stopping: &mut Option<Instant>,
-) -> Result<Option<Event>> {
-    loop {
-        if stopping.is_none() && stop.load(Ordering::Relaxed) {
-            *stopping = Some(Instant::now());
-        }
-        let tick = match stopping {
-            Some(since) => match STOP_GRACE.checked_sub(since.elapsed()) {
-                Some(left) if !left.is_zero() => left.min(STOP_TICK),
-                _ => return Ok(None),
-            },
-            None => STOP_TICK,
-        };
-        match worker.events().recv_timeout(tick) {
-            Ok(event) => return Ok(Some(event)),
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => bail!("the worker stopped"),
-        }
-    }
-}
-
-/// Waits up to `wait` for a change event in the input folder, or until `stop` is set (it is
-/// looked at every [`STOP_TICK`]); takes every event that arrived.
-fn wait_for_change(changes: &Receiver<()>, wait: Duration, stop: &AtomicBool) {
-    let until = Instant::now() + wait;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() || stop.load(Ordering::Relaxed) {
-            break;
-        }
-        match changes.recv_timeout(left.min(STOP_TICK)) {
-            Ok(()) => break,
-            Err(RecvTimeoutError::Timeout) => {}
-            // No watcher (polling only): the wait is the poll interval.
-            Err(RecvTimeoutError::Disconnected) => std::thread::sleep(left.min(STOP_TICK)),
-        }
-    }
-    while changes.try_recv().is_ok() {}
-}
-
-fn read_text(path: &Path) -> Result<String> {
-    let mut text = String::new();
-    match File::open(path) {
-        Ok(mut f) => {
-            let mut bytes = Vec::new();
-            f.read_to_end(&mut bytes)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            text = String::from_utf8_lossy(&bytes).into_owned();
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
-    Ok(text)
-}
-
-/// Opens `path` for appending after its first `len` bytes (what follows is cut off).
-fn open_append(path: &Path, len: u64) -> Result<File> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
-    if file.metadata().map(|m| m.len()).unwrap_or(0) != len {
-        file.set_len(len)
-            .and_then(|()| file.sync_data())
-            .with_context(|| format!("cannot repair {}", path.display()))?;
-    }
-    Ok(file)
-}
-
-fn mtime_ns_of(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-}
-
-/// Renames `src` to `dst` and makes both folders' entries durable; across file systems,
-/// copies (synced) and then removes the source.
-fn move_synced(src: &Path, dst: &Path) -> Result<()> {
-    match std::fs::rename(src, dst) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(18) => {
-            // EXDEV: another file system.
-            copy_synced(src, dst)?;
-            std::fs::remove_file(src)
-                .with_context(|| format!("cannot remove {}", src.display()))?;
-        }
-        Err(e) => {
-            return Err(e)
-                .with_context(|| format!("cannot move {} to {}", src.display(), dst.display()));
-        }
-    }
-    for dir in [dst.parent(), src.parent()].into_iter().flatten() {
-        sync_dir(dir);
-    }
-    Ok(())
-}
-
-/// Copies `src` to `dst` through a synced temporary file and a rename.
-fn copy_synced(src: &Path, dst: &Path) -> Result<()> {
-    let bytes = std::fs::read(src).with_context(|| format!("cannot read {}", src.display()))?;
-    crate::core::atomic_file::write_atomic(dst, &bytes)
-        .with_context(|| format!("cannot write {}", dst.display()))?;
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_summary_counts_rate_and_latency() {
-        let mut t = Tally::default();
-        t.by_decision.insert("ok".into(), 8);
-        t.by_decision.insert("ng".into(), 2);
-        t.latencies = (1..=10).map(f64::from).collect();
-        let line = t.summary(Duration::from_secs(30));
-        assert_eq!(
-            line,
-            "10 parts: 8 ok, 0 review, 2 ng, 0 unreadable; 20.0 per minute; latency p50 6.00 s, p95 10.00 s"
-        );
-    }
-}
