@@ -344,7 +344,10 @@ fn kinds(modules: &BTreeMap<Vec<String>, PathBuf>) -> BTreeSet<String> {
 fn the_detector_kinds_share_only_through_common() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let kinds = kinds(&modules(&src));
-    assert!(kinds.contains("differnet") && kinds.contains("cs_flow"), "{kinds:?}");
+    assert!(
+        kinds.contains("differnet") && kinds.contains("cs_flow"),
+        "{kinds:?}"
+    );
     let mut wrong = Vec::new();
     for (m, to) in graph() {
         let Some(kind) = (m.len() >= 3 && m[0] == "engine" && m[1] == "detectors")
@@ -407,9 +410,7 @@ fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
                 j += if b[j] == b'\\' { 2 } else { 1 };
             }
             i = j + 1;
-        } else if b[i] == b'\''
-            && (rest.get(1) == Some(&b'\\') || rest.get(2) == Some(&b'\''))
-        {
+        } else if b[i] == b'\'' && (rest.get(1) == Some(&b'\\') || rest.get(2) == Some(&b'\'')) {
             // A character literal ('{', '\'', '\u{7b}'), not a lifetime.
             i = find(i + 2, b"'").map_or(b.len(), |e| e + 1);
         } else {
@@ -471,7 +472,11 @@ fn function_lengths(text: &str) -> Vec<(String, usize, usize)> {
             }
             k += 1;
         }
-        out.push((name, line_of(at), line_of(k.min(b.len() - 1)) - line_of(at) + 1));
+        out.push((
+            name,
+            line_of(at),
+            line_of(k.min(b.len() - 1)) - line_of(at) + 1,
+        ));
     }
     out
 }

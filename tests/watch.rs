@@ -450,7 +450,11 @@ fn the_recent_good_folder_is_bounded_survives_a_restart_and_holds_accepted_parts
         for p in &kept {
             let name = p.file_name().unwrap().to_string_lossy().into_owned();
             let original = name.split_once('-').unwrap().1;
-            assert_eq!(rows.get(original).map(String::as_str), Some("accept"), "{name}");
+            assert_eq!(
+                rows.get(original).map(String::as_str),
+                Some("accept"),
+                "{name}"
+            );
             assert!(output.join("accept").join(original).is_file());
         }
         kept

@@ -667,8 +667,12 @@ fn absolute(path: &Path) -> PathBuf {
 fn csv_context(
     model: &Path,
     info: &crate::core::protocol::ModelInfo,
-    thresholds: Option<Thresholds>) -> CsvContext {
-    let name = model.file_name().map_or(model.as_os_str(), |n| n).to_string_lossy();
+    thresholds: Option<Thresholds>,
+) -> CsvContext {
+    let name = model
+        .file_name()
+        .map_or(model.as_os_str(), |n| n)
+        .to_string_lossy();
     CsvContext {
         thresholds,
         model: format!("{name}: {}", info.config.describe()),

@@ -33,8 +33,7 @@ static INFERNO: LazyLock<[[u8; 3]; 256]> = LazyLock::new(|| table(colorous::INFE
 /// Matplotlib's viridis at t = 0, 1/255, ..., 1.
 static VIRIDIS: LazyLock<[[u8; 3]; 256]> = LazyLock::new(|| table(colorous::VIRIDIS));
 
-/// The 256 colours of `gradient` at t = 0, 1/255, ..., 1, so that a heatmap's pixels each
-/// cost one table lookup rather than a spline evaluation.
+/// The 256 colours of `gradient` at t = i / 255: one lookup per pixel, not a spline each.
 fn table(gradient: colorous::Gradient) -> [[u8; 3]; 256] {
     std::array::from_fn(|i| {
         let colour = gradient.eval_rational(i, 256);

@@ -210,7 +210,10 @@ mod tests {
             free_dest("accept", "a.png", &is_taken),
             PathBuf::from("accept/a.png")
         );
-        assert_eq!(free_dest("reject", "b", &is_taken), PathBuf::from("reject/b"));
+        assert_eq!(
+            free_dest("reject", "b", &is_taken),
+            PathBuf::from("reject/b")
+        );
     }
 
     #[test]

@@ -903,8 +903,7 @@ impl Machine {
         Ok(true)
     }
 
-    /// `None`, the booleans, the integers of every width and floats (which weights never
-    /// need, so only their place is kept).
+    /// `None`, booleans, integers of every width and floats (kept as placeholders only).
     fn number_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
         match opcode {
             op::NONE => self.stack.push(NONE),
@@ -1031,8 +1030,7 @@ impl Machine {
         Ok(true)
     }
 
-    /// Globals (checked against the allowed ones), calls of them, `BUILD` and persistent
-    /// ids (storages).
+    /// Allowed globals, calls of them, `BUILD` and persistent ids (the tensors' storages).
     fn object_op<R: Read>(&mut self, opcode: u8, input: &mut Input<R>) -> Result<bool, Fault> {
         match opcode {
             op::GLOBAL => {

@@ -184,7 +184,8 @@ pub fn moves(before: &HashMap<PathBuf, Decision>, after: &[(PathBuf, Decision)])
         .collect()
 }
 
-/// "3 parts moved across the line: 2 now accepted, 1 now rejected", or that none did.
+/// "3 parts moved across the line: 2 now called accept, 1 now called reject", or that none
+/// did.
 pub fn moves_summary(moves: &[Move]) -> String {
     if moves.is_empty() {
         return "No part changed its call.".to_owned();
@@ -337,7 +338,7 @@ mod tests {
         assert_eq!(m[0].path, PathBuf::from("a"));
         assert_eq!(
             moves_summary(&m),
-            "2 parts changed their call: 2 now accepted."
+            "2 parts changed their call: 2 now called accept."
         );
         assert_eq!(moves_summary(&[]), "No part changed its call.");
     }

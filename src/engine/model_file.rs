@@ -12,9 +12,9 @@ use crate::core::message::one_line;
 use crate::core::model_header::{self, META_KEY};
 use crate::engine::backbone::{Backbone, copy_named};
 use crate::engine::detector::{Detector, ModelState};
+use crate::engine::detectors::common::check_permutation;
 use crate::engine::detectors::cs_flow::CsFlow;
 use crate::engine::detectors::differnet::DifferNet;
-use crate::engine::detectors::differnet::flow::check_permutation;
 use crate::engine::detectors::fusion::Fusion;
 use crate::engine::detectors::patchcore::PatchCore;
 use crate::engine::error::{EngineError, Result};
@@ -357,8 +357,7 @@ fn build_cs_flow(
     Ok(Detector::CsFlow(model))
 }
 
-/// An error unless the file holds as many tensors (`found`) as the metadata's model has
-/// (`expected`).
+/// An error unless the file holds as many tensors (`found`) as the model has (`expected`).
 fn check_tensor_count(path: &Path, found: usize, expected: usize) -> Result<()> {
     if found != expected {
         return Err(model_err(
@@ -413,8 +412,7 @@ fn build_patchcore(
     Ok(Detector::PatchCore(model))
 }
 
-/// A PatchCore's bank and, when both are there, its defect bank and scale, from the file's
-/// tensors `named`; an error for any other tensor, a missing bank or half a defect bank.
+/// A PatchCore's bank and optional defect bank and scale, checked, from the file's tensors.
 fn patchcore_tensors<'a>(
     path: &Path,
     named: &'a [(String, Tensor)],

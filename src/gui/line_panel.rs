@@ -7,13 +7,13 @@
 
 use crate::core::decision::{Decision, Thresholds};
 use crate::core::message::{one_line, path_text};
-use crate::line::{
-    LineControl, PartDecided, RECENT_GOOD, Tally, Watch, WatchOptions, recent_good_parts,
-};
 use crate::engine::worker::WorkerOptions;
 use crate::gui::command::{AppCommand, DialogKind, LineFolder};
 use crate::gui::image_loader::{ImageLoader, Slot};
 use crate::gui::{score_axis, style};
+use crate::line::{
+    LineControl, PartDecided, RECENT_GOOD, Tally, Watch, WatchOptions, recent_good_parts,
+};
 use crossbeam_channel::{Receiver, unbounded};
 use egui::{Color32, RichText};
 use std::collections::VecDeque;

@@ -121,4 +121,3 @@ pub(super) fn copy_synced(src: &Path, dst: &Path) -> Result<()> {
         .with_context(|| format!("cannot write {}", dst.display()))?;
     Ok(())
 }
-

@@ -130,4 +130,3 @@ pub type ScoringCallback = Box<dyn FnMut(&str) + Send>;
 /// Lines set from outside while the watch runs (the workstation's Decide panel): taken
 /// before the next part, and logged.
 pub type LineControl = Arc<std::sync::Mutex<Option<Thresholds>>>;
-

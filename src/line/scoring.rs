@@ -78,17 +78,16 @@ pub(super) fn wait_for_change(changes: &Receiver<()>, wait: Duration, stop: &Ato
     while changes.try_recv().is_ok() {}
 }
 
-
 /// Scores one file: its score and heatmap, or why it cannot be read. `None`: the line
 /// was stopped and the worker did not answer within [`STOP_GRACE`] (it is told to
 /// cancel), or it cancelled the job.
 pub(super) fn score_part(
-worker: &WorkerHandle,
-path: &Path,
-heatmaps: bool,
-stop: &AtomicBool,
+    worker: &WorkerHandle,
+    path: &Path,
+    heatmaps: bool,
+    stop: &AtomicBool,
 ) -> Result<Option<Scored>> {
-worker
+    worker
         .send(Command::Score(ScoreRequest {
             paths: vec![path.to_path_buf()],
             heatmaps,

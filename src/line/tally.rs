@@ -1,8 +1,8 @@
 //! The line's counts since it started, and its summary line.
 
-use super::UNREADABLE;
 #[cfg(test)]
 use super::FOLDERS;
+use super::UNREADABLE;
 use crate::core::decision::Decision;
 use std::collections::HashMap;
 use std::time::Duration;
@@ -54,7 +54,6 @@ impl Tally {
         )
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -2,13 +2,12 @@
 //! settles in the input folder, journalled before anything is moved.
 
 use super::files::{
-    copy_synced, keep_old_log, mtime_ns_of, move_synced, open_append, prune_recent_good,
-    read_text,
+    copy_synced, keep_old_log, move_synced, mtime_ns_of, open_append, prune_recent_good, read_text,
 };
 use super::scoring::{score_part, wait_for_change, wait_loaded};
 use super::{
-    FOLDERS, JOURNAL, LOG, LineControl, PartCallback, PartDecided, RECENT_GOOD,
-    ScoringCallback, Tally, UNREADABLE, WatchOptions,
+    FOLDERS, JOURNAL, LOG, LineControl, PartCallback, PartDecided, RECENT_GOOD, ScoringCallback,
+    Tally, UNREADABLE, WatchOptions,
 };
 use crate::core::calibration::median;
 use crate::core::colormap::Colormap;
@@ -651,4 +650,3 @@ impl Watch {
 pub fn is_sure_good(score: f64, accept_line: f64, good_median: Option<f64>) -> bool {
     good_median.is_some_and(|m| m < accept_line && score < 0.5 * (m + accept_line))
 }
-

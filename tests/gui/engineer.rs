@@ -7,25 +7,9 @@ use differnet::core::decision::Decision;
 use differnet::core::training_set::{GoodRole, RoleChoice};
 use differnet::gui::gallery::View;
 
-/// The MVTec set, 12 good images to train on and 4 held out.
+/// The window on the small set, 12 good images to train on.
 fn opened(size: egui::Vec2) -> (tempfile::TempDir, Harness<'static, App>) {
-    let dir = tempfile::tempdir().unwrap();
-    mvtec_set(dir.path());
-    let mut opts = options(Some(dir.path()));
-    opts.state = Some(differnet::gui::state::State {
-        train_count: 12,
-        val_count: Some(4),
-        ..Default::default()
-    });
-    let mut h = harness(opts);
-    h.set_size(size);
-    h.run_ok();
-    (dir, h)
-}
-
-fn apply(h: &mut Harness<'_, App>, command: AppCommand) {
-    h.state_mut().as_mut().unwrap().apply(command);
-    h.run_steps(2);
+    opened_with(size, 12)
 }
 
 #[test]

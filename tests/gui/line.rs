@@ -60,7 +60,13 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
             .parts
             .iter()
             .find(|p| p.path.file_name().unwrap().to_string_lossy() == name.as_str())
-            .map(|p| if p.score >= reject { "reject" } else { "accept" });
+            .map(|p| {
+                if p.score >= reject {
+                    "reject"
+                } else {
+                    "accept"
+                }
+            });
         // The same images were inspected in the window (test/good, test/scratch).
         if let Some(expected) = part {
             assert_eq!(decision, expected, "{name}");
@@ -85,7 +91,7 @@ fn the_line_sorts_parts_live_and_takes_new_lines() {
     assert_eq!(app(&h).line().recent[0].decision, "reject");
     let log = std::fs::read_to_string(output.join("log.csv")).unwrap();
     let last = log.lines().last().unwrap();
-    assert!(last.contains(",ng,0.000001,"), "{last}");
+    assert!(last.contains(",reject,0.000001,"), "{last}");
     assert!(
         app(&h)
             .line()
@@ -306,9 +312,7 @@ fn the_line_warns_of_drift_and_proposes_its_recent_good_parts_for_a_retrain() {
     h.run_steps(2);
 
     // The parts it is sure of are kept, and only accepted ones.
-    let recent = differnet::line::recent_good_parts(
-        &output.join(differnet::line::RECENT_GOOD),
-    );
+    let recent = differnet::line::recent_good_parts(&output.join(differnet::line::RECENT_GOOD));
     assert!(!recent.is_empty(), "no recent good parts kept");
     for p in &recent {
         let name = p.file_name().unwrap().to_string_lossy();

@@ -70,6 +70,29 @@ fn harness(options: AppOptions) -> Harness<'static, App> {
         )
 }
 
+/// A window opened on a small MVTec-layout set, `train_count` good images to train on and 4
+/// held out, at `size`; the folder lives as long as the returned guard.
+fn opened_with(size: egui::Vec2, train_count: usize) -> (tempfile::TempDir, Harness<'static, App>) {
+    let dir = tempfile::tempdir().unwrap();
+    mvtec_set(dir.path());
+    let mut opts = options(Some(dir.path()));
+    opts.state = Some(differnet::gui::state::State {
+        train_count,
+        val_count: Some(4),
+        ..Default::default()
+    });
+    let mut h = harness(opts);
+    h.set_size(size);
+    h.run_ok();
+    (dir, h)
+}
+
+/// Applies `command` as a click would, and lets the window draw it.
+fn apply(h: &mut Harness<'_, App>, command: AppCommand) {
+    h.state_mut().as_mut().unwrap().apply(command);
+    h.run_steps(2);
+}
+
 fn app<'a>(h: &'a Harness<'_, App>) -> &'a WorkstationApp {
     h.state()
         .as_ref()

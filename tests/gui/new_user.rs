@@ -15,23 +15,7 @@ const SMALL: egui::Vec2 = egui::vec2(1024.0, 700.0);
 /// The MVTec set opened at `size` with 8 good images to train on and 4 held out (of 16:
 /// four are left unused, so a part called good could push one out).
 fn opened(size: egui::Vec2) -> (tempfile::TempDir, Harness<'static, App>) {
-    let dir = tempfile::tempdir().unwrap();
-    mvtec_set(dir.path());
-    let mut opts = options(Some(dir.path()));
-    opts.state = Some(differnet::gui::state::State {
-        train_count: 8,
-        val_count: Some(4),
-        ..Default::default()
-    });
-    let mut h = harness(opts);
-    h.set_size(size);
-    h.run_ok();
-    (dir, h)
-}
-
-fn apply(h: &mut Harness<'_, App>, command: AppCommand) {
-    h.state_mut().as_mut().unwrap().apply(command);
-    h.run_steps(2);
+    opened_with(size, 8)
 }
 
 /// The text of the hover tooltip (or any label) starting with `prefix`, if one is shown.
