@@ -4,8 +4,9 @@
     python3 scripts/ab_speed.py BEFORE_BIN AFTER_BIN [ROUNDS]
 
 Each round trains the default detector on 16 good magnetic tiles (seed 0) with each build,
-then scores 48 test tiles with heatmap files and a CSV with each build (its own model),
-before and after in turn, and the next round starts with the other build. It prints the
+then scores 120 test tiles with heatmap files and a CSV with each build (both the model the
+round's first build trained, so that only the code differs), before and after in turn, and
+the next round starts with the other build. It prints the
 median wall time of each step per build and their ratio (after / before): a ratio measured
 in one sitting, so the machine's load moves both. BENCHMARKS.md, "One place for each job".
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "magnetic_tile"
-TEST_IMAGES = 48
+TEST_IMAGES = 120
 
 
 def test_images():
@@ -63,8 +64,8 @@ def main():
                     timed([binary, "train", "--data", str(DATA), "--out", str(model),
                            "--train-count", "16", "--seed", "0", "--device", "cpu"])
                 )
+            model = work / f"{order[0][0]}.differnet"
             for name, binary in order:
-                model = work / f"{name}.differnet"
                 maps = work / f"{name}_maps"
                 shutil.rmtree(maps, ignore_errors=True)
                 times[(name, "score")].append(
