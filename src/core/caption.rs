@@ -352,6 +352,40 @@ pub fn text_width(text: &str, scale: u32) -> u32 {
     (text.chars().count() as u32 * 6).saturating_sub(1) * scale
 }
 
+/// `text` broken at spaces into lines at most `width` pixels wide at `scale` (a word wider
+/// than that is cut where the width ends; its start is kept).
+fn wrap(text: &str, width: u32, scale: u32) -> Vec<String> {
+    let fits = |t: &str| text_width(t, scale) <= width;
+    let mut out: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let joined = if line.is_empty() {
+            word.to_owned()
+        } else {
+            format!("{line} {word}")
+        };
+        if fits(&joined) || line.is_empty() {
+            line = joined;
+        } else {
+            out.push(std::mem::take(&mut line));
+            line = word.to_owned();
+        }
+    }
+    out.push(line);
+    // The characters that fit (`text_width`: 6 pixels each at scale 1, less the last gap).
+    let most = ((width / scale.max(1) + 1) / 6).max(1) as usize;
+    out.into_iter()
+        .map(|l| {
+            l.chars()
+                .take(most)
+                .collect::<String>()
+                .trim_end()
+                .to_owned()
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
 /// The colour scale drawn under an exported heatmap.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Legend {
@@ -378,11 +412,16 @@ pub fn with_caption(
     let pad = 4 * scale;
     let line_h = 9 * scale;
     let bar_h = 8 * scale;
+    // Every word is shown, on as many lines as the image's width needs.
+    let lines: Vec<String> = lines
+        .iter()
+        .flat_map(|l| wrap(l, w.saturating_sub(2 * pad), scale))
+        .collect();
     let strip = pad + lines.len() as u32 * line_h + bar_h + 2 * scale + line_h + pad;
     let mut out = RgbImage::from_pixel(w, h + strip, BACKGROUND);
     image::imageops::replace(&mut out, img, 0, 0);
     let mut y = h + pad;
-    for line in lines {
+    for line in &lines {
         draw_text(&mut out, line, pad, y, scale, INK);
         y += line_h;
     }
@@ -485,6 +524,37 @@ mod tests {
         assert_eq!(
             out.get_pixel(315, bar_y).0,
             Colormap::Grey.map(311.0 / 312.0)
+        );
+    }
+
+    #[test]
+    fn a_caption_wider_than_the_image_wraps_at_spaces() {
+        // 6 pixels a character at scale 1: 60 pixels hold 10 characters.
+        assert_eq!(
+            wrap("001.png  score 313  reject (reject line at 44.7)", 60, 1),
+            [
+                "001.png ",
+                "score 313 ",
+                "reject",
+                "(reject",
+                "line at",
+                "44.7)"
+            ]
+            .map(|l: &str| l.trim_end().to_owned())
+        );
+        assert_eq!(wrap("short", 60, 1), ["short"]);
+        assert_eq!(wrap("averyveryverylongword", 60, 1), ["averyveryv"]);
+        let img = RgbImage::new(60, 20);
+        let one = with_caption(&img, &["short".to_owned()], Colormap::Jet, Legend::Line);
+        let wrapped = with_caption(
+            &img,
+            &["001.png  score 313  reject".to_owned()],
+            Colormap::Jet,
+            Legend::Line,
+        );
+        assert!(
+            wrapped.height() > one.height(),
+            "the strip grows with its lines"
         );
     }
 }

@@ -153,7 +153,7 @@ pub fn heatmap_caption(
     let mut first = format!("{name}  score {}", format_score(score));
     if let Some(t) = thresholds {
         first += &format!(
-            "  {} (reject at {})",
+            "  {} (reject line at {})",
             t.decide(score).name(),
             format_score(t.reject)
         );
@@ -224,5 +224,59 @@ mod tests {
         let out = heatmap_image(&img, &on_line, Colormap::Jet, 1.0, &["SCORE 9".into()]);
         assert!(out.height() > 1);
         assert_eq!(out.get_pixel(2, 0).0, Colormap::Jet.map(1.0));
+    }
+
+    #[test]
+    fn the_one_caption_says_the_part_its_score_the_decision_and_the_model() {
+        let t = Thresholds {
+            reject: 44.7,
+            review: Some(10.0),
+        };
+        let part = Path::new("/data/test/stain/001.png");
+        assert_eq!(
+            heatmap_caption(part, 313.2, Some(t), Some("tiles.differnet")),
+            [
+                "001.png  score 313  reject (reject line at 44.7)",
+                "model: tiles.differnet"
+            ]
+        );
+        assert_eq!(
+            heatmap_caption(part, 12.0, Some(t), None),
+            ["001.png  score 12.0  review (reject line at 44.7)"]
+        );
+        assert_eq!(
+            heatmap_caption(part, 0.5, None, Some("")),
+            ["001.png  score 0.500"]
+        );
+    }
+
+    #[test]
+    fn a_heatmap_file_is_written_whole_and_a_missing_image_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("part.png");
+        RgbImage::from_pixel(8, 6, image::Rgb([90, 90, 90]))
+            .save(&source)
+            .unwrap();
+        let heat = ScaledHeat::new(
+            &Heatmap {
+                width: 8,
+                height: 6,
+                values: vec![1.0; 48],
+            },
+            1.0,
+            None,
+            None,
+            4.0,
+        );
+        let dest = dir.path().join("part_heatmap.png");
+        let caption = heatmap_caption(&source, 1.0, None, None);
+        write_heatmap_file(&source, &heat, Colormap::Jet, 0.6, &caption, &dest).unwrap();
+        let written = image::open(&dest).unwrap();
+        assert!(written.width() >= 8, "the part is all there");
+        assert!(written.height() > 6, "the caption strip is under the part");
+        let missing = dir.path().join("gone.png");
+        let e =
+            write_heatmap_file(&missing, &heat, Colormap::Jet, 0.6, &caption, &dest).unwrap_err();
+        assert!(e.contains("gone.png"), "{e}");
     }
 }

@@ -476,7 +476,7 @@ fn score_ui(ui: &mut egui::Ui, session: &Session, part: Option<&Part>) {
             if let (Some(d), Some(t)) = (session.decide(p.score), session.thresholds) {
                 ui.label(
                     RichText::new(format!(
-                        "{} (reject at {})",
+                        "{} (reject line at {})",
                         d.name(),
                         style::format_score(t.reject)
                     ))
