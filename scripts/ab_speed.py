@@ -6,7 +6,8 @@
 Each round trains the default detector on 16 good magnetic tiles (seed 0) with each build,
 then scores 120 test tiles with heatmap files and a CSV with each build (both the model the
 round's first build trained, so that only the code differs), before and after in turn, and
-the next round starts with the other build. It prints the
+the next round starts with the other build. Then each build evaluates the model it trained
+last on every test tile (image and pixel AUROC: the same numbers, or a change). It prints the
 median wall time of each step per build and their ratio (after / before): a ratio measured
 in one sitting, so the machine's load moves both. BENCHMARKS.md, "One place for each job".
 """
@@ -76,6 +77,15 @@ def main():
                 assert written == len(images), f"{name}: {written} heatmaps of {len(images)}"
             print(f"round {r + 1}: " + json.dumps({f"{k[0]} {k[1]}": round(v[-1], 2)
                                                    for k, v in times.items()}), flush=True)
+        aurocs = {}
+        for name, binary in (("before", before), ("after", after)):
+            out = subprocess.run(
+                [binary, "eval", "--model", str(work / f"{name}.differnet"), "--data", str(DATA),
+                 "--device", "cpu", "--json"],
+                check=True, capture_output=True, text=True,
+            ).stdout
+            report = json.loads(out)
+            aurocs[name] = (report["image_auroc"], report.get("pixel_auroc"))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
@@ -87,6 +97,9 @@ def main():
         a = statistics.median(times[("after", step)])
         print(f"| {label} | {b:.1f} | {a:.1f} | {a / b:.2f} |")
     print(f"\nmedians of {rounds} rounds, before and after alternated")
+    for name, (image, pixel) in aurocs.items():
+        print(f"{name}: image AUROC {image * 100:.2f}, pixel AUROC "
+              + ("n/a" if pixel is None else f"{pixel * 100:.2f}"))
 
 
 if __name__ == "__main__":

@@ -21,6 +21,12 @@
 //! left in the file before anything is allocated, views are checked against their
 //! storage, and values live in a flat arena (no recursion, so deep nesting cannot overflow
 //! the stack), so a truncated or hostile file gives an error, never a panic.
+//!
+//! Why the product reads pickles itself rather than converting them at setup, as it does
+//! EfficientNet-Lite's: the paper's AlexNet weights arrive at run time, not at setup
+//! (`differnet fetch-weights alexnet` downloads torchvision's `.pth` when the user asks,
+//! and `--backbone-weights` takes a `.pth` the user has), on machines where the product
+//! runs without Python. Converting them would need torch at run time.
 
 use crate::core::message::one_line;
 use std::collections::HashMap;
