@@ -125,6 +125,7 @@ pub(super) fn train(a: TrainArgs) -> Result<()> {
 
 /// The detector settings the training arguments ask for.
 pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
+    refuse_other_kinds_flags(a)?;
     let mut config = match a.detector {
         DetectorKind::DifferNet => differnet_config(a)?,
         DetectorKind::PatchCore => patchcore_config(a)?,
@@ -133,12 +134,6 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
     };
     config.set_seed(a.seed);
     if let Some(n) = a.bank_rotations {
-        if !matches!(a.detector, DetectorKind::PatchCore | DetectorKind::Fusion) {
-            bail!(
-                "--bank-rotations is a PatchCore or fusion setting, not {}'s",
-                a.detector
-            );
-        }
         config.set_bank_rotations(n);
     }
     if let Some(s) = &a.stages {
@@ -155,35 +150,67 @@ pub(super) fn train_config(a: &TrainArgs) -> Result<DetectorConfig> {
     Ok(config)
 }
 
-/// Refuses the first of `flags` that is set: a setting of `kinds`, not of `a`'s detector.
-fn only(a: &TrainArgs, kinds: &str, flags: &[(&str, bool)]) -> Result<()> {
-    match flags.iter().find(|(_, set)| *set) {
-        Some((flag, _)) => bail!("{flag} is a {kinds} setting, not {}'s", a.detector),
+/// The flags that only some detectors take: each flag, whether it is given, and the kinds
+/// that take it. The one list that says which flag belongs to which kind.
+fn kind_flags(a: &TrainArgs) -> [(&'static str, bool, &'static [DetectorKind]); 16] {
+    use DetectorKind::{CsFlow, DifferNet, Fusion, PatchCore};
+    [
+        ("--epochs", a.epochs.is_some(), &[DifferNet, CsFlow]),
+        ("--rotations", a.rotations.is_some(), &[DifferNet]),
+        ("--hidden", a.hidden.is_some(), &[CsFlow]),
+        ("--top-fraction", a.top_fraction.is_some(), &[CsFlow]),
+        ("--dihedral", a.dihedral.is_some(), &[PatchCore, CsFlow]),
+        ("--coreset", a.coreset.is_some(), &[PatchCore]),
+        ("--keep-aspect", a.keep_aspect.is_some(), &[PatchCore]),
+        ("--same-area", a.same_area.is_some(), &[PatchCore]),
+        ("--standardise", a.standardise.is_some(), &[PatchCore]),
+        (
+            "--photometric-bank",
+            a.photometric_bank.is_some(),
+            &[PatchCore],
+        ),
+        ("--tile", a.tile.is_some(), &[PatchCore]),
+        (
+            "--scale-to-training",
+            a.scale_to_training.is_some(),
+            &[PatchCore],
+        ),
+        ("--neighbourhood", a.neighbourhood.is_some(), &[PatchCore]),
+        (
+            "--synthetic-defects",
+            a.synthetic_defects.is_some(),
+            &[PatchCore],
+        ),
+        ("--defect-weight", a.defect_weight.is_some(), &[PatchCore]),
+        (
+            "--bank-rotations",
+            a.bank_rotations.is_some(),
+            &[PatchCore, Fusion],
+        ),
+    ]
+}
+
+/// Refuses the first flag given that `a`'s detector does not take, naming the kinds that
+/// do.
+fn refuse_other_kinds_flags(a: &TrainArgs) -> Result<()> {
+    let foreign = kind_flags(a)
+        .into_iter()
+        .find(|(_, given, kinds)| *given && !kinds.contains(&a.detector));
+    match foreign {
+        Some((flag, _, kinds)) => {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            bail!(
+                "{flag} is a {} setting, not {}'s",
+                names.join(" or "),
+                a.detector
+            )
+        }
         None => Ok(()),
     }
 }
 
 /// DifferNet's settings: the preset on the chosen backbone, with its epochs and rotations.
 fn differnet_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    only(
-        a,
-        "PatchCore or CS-Flow",
-        &[
-            ("--coreset", a.coreset.is_some()),
-            ("--dihedral", a.dihedral.is_some()),
-            ("--hidden", a.hidden.is_some()),
-            ("--top-fraction", a.top_fraction.is_some()),
-            ("--keep-aspect", a.keep_aspect.is_some()),
-            ("--same-area", a.same_area.is_some()),
-            ("--standardise", a.standardise.is_some()),
-            ("--photometric-bank", a.photometric_bank.is_some()),
-            ("--tile", a.tile.is_some()),
-            ("--scale-to-training", a.scale_to_training.is_some()),
-            ("--neighbourhood", a.neighbourhood.is_some()),
-            ("--synthetic-defects", a.synthetic_defects.is_some()),
-            ("--defect-weight", a.defect_weight.is_some()),
-        ],
-    )?;
     let mut c = a
         .preset
         .config(a.backbone.unwrap_or(BackboneKind::EfficientnetLite0));
@@ -198,16 +225,6 @@ fn differnet_config(a: &TrainArgs) -> Result<DetectorConfig> {
 
 /// PatchCore's settings: the defaults with every PatchCore flag given applied.
 fn patchcore_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    only(
-        a,
-        "DifferNet or CS-Flow",
-        &[
-            ("--epochs", a.epochs.is_some()),
-            ("--rotations", a.rotations.is_some()),
-            ("--hidden", a.hidden.is_some()),
-            ("--top-fraction", a.top_fraction.is_some()),
-        ],
-    )?;
     let mut c = PatchCoreConfig::default();
     if let Some(b) = a.backbone {
         c.backbone = b;
@@ -250,27 +267,6 @@ fn patchcore_config(a: &TrainArgs) -> Result<DetectorConfig> {
 
 /// A fusion's settings: the default members, on the chosen backbone; no member flags.
 fn fusion_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    only(
-        a,
-        "member",
-        &[
-            ("--epochs", a.epochs.is_some()),
-            ("--rotations", a.rotations.is_some()),
-            ("--hidden", a.hidden.is_some()),
-            ("--top-fraction", a.top_fraction.is_some()),
-            ("--coreset", a.coreset.is_some()),
-            ("--dihedral", a.dihedral.is_some()),
-            ("--keep-aspect", a.keep_aspect.is_some()),
-            ("--same-area", a.same_area.is_some()),
-            ("--standardise", a.standardise.is_some()),
-            ("--photometric-bank", a.photometric_bank.is_some()),
-            ("--tile", a.tile.is_some()),
-            ("--scale-to-training", a.scale_to_training.is_some()),
-            ("--neighbourhood", a.neighbourhood.is_some()),
-            ("--synthetic-defects", a.synthetic_defects.is_some()),
-            ("--defect-weight", a.defect_weight.is_some()),
-        ],
-    )?;
     let mut c = DetectorConfig::Fusion(FusionConfig::default());
     if let Some(b) = a.backbone {
         c.set_backbone(b);
@@ -280,23 +276,6 @@ fn fusion_config(a: &TrainArgs) -> Result<DetectorConfig> {
 
 /// CS-Flow's settings: the defaults with every CS-Flow flag given applied.
 fn cs_flow_config(a: &TrainArgs) -> Result<DetectorConfig> {
-    only(
-        a,
-        "DifferNet or PatchCore",
-        &[
-            ("--rotations", a.rotations.is_some()),
-            ("--coreset", a.coreset.is_some()),
-            ("--keep-aspect", a.keep_aspect.is_some()),
-            ("--same-area", a.same_area.is_some()),
-            ("--standardise", a.standardise.is_some()),
-            ("--photometric-bank", a.photometric_bank.is_some()),
-            ("--tile", a.tile.is_some()),
-            ("--scale-to-training", a.scale_to_training.is_some()),
-            ("--neighbourhood", a.neighbourhood.is_some()),
-            ("--synthetic-defects", a.synthetic_defects.is_some()),
-            ("--defect-weight", a.defect_weight.is_some()),
-        ],
-    )?;
     let mut c = CsFlowConfig::default();
     if let Some(b) = a.backbone {
         c.backbone = b;
@@ -314,4 +293,44 @@ fn cs_flow_config(a: &TrainArgs) -> Result<DetectorConfig> {
         c.score = FlowScore::TopMean { fraction: f };
     }
     Ok(DetectorConfig::CsFlow(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(line: &[&str]) -> TrainArgs {
+        let mut full = vec!["differnet", "train", "--data", "d", "--out", "m"];
+        full.extend_from_slice(line);
+        match super::super::Cli::parse_from(full).command {
+            super::super::Cmd::Train(a) => a,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn a_flag_of_another_kind_is_refused_with_the_kinds_that_take_it() {
+        let e = train_config(&args(&["--detector", "differnet", "--coreset", "0.1"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--coreset is a patchcore setting, not differnet's");
+        let e = train_config(&args(&["--detector", "fusion", "--dihedral", "true"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--dihedral is a patchcore or cs-flow setting, not fusion's"
+        );
+        let e = train_config(&args(&["--detector", "cs-flow", "--bank-rotations", "4"]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "--bank-rotations is a patchcore or fusion setting, not cs-flow's"
+        );
+        // Flags of the kind itself are taken.
+        assert!(train_config(&args(&["--detector", "cs-flow", "--dihedral", "true"])).is_ok());
+        assert!(train_config(&args(&["--detector", "differnet", "--epochs", "2"])).is_ok());
+    }
 }

@@ -102,6 +102,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn scores_have_three_significant_digits() {
+        assert_eq!(format_score(233.8), "234");
+        assert_eq!(format_score(19.74), "19.7");
+        assert_eq!(format_score(5.682), "5.68");
+    }
+
+    #[test]
     fn trimmed_scores_drop_trailing_zeros_only() {
         assert_eq!(format_score_trimmed(20.0), "20");
         assert_eq!(format_score_trimmed(2.5), "2.5");

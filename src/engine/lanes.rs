@@ -415,7 +415,9 @@ mod tests {
         let work = |i: usize| {
             ran.fetch_add(1, Ordering::SeqCst);
             assert_ne!(i, 2, "lane failure");
-            std::thread::sleep(std::time::Duration::from_millis(1));
+            // Slow enough that the panic's report (a backtrace with RUST_BACKTRACE=1 takes
+            // about 0.1 s to print) ends long before the other lane could reach 50 items.
+            std::thread::sleep(std::time::Duration::from_millis(20));
             i
         };
         let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

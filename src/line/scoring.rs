@@ -21,8 +21,7 @@ pub(super) type Scored = (Option<f64>, Option<Heatmap>, Option<String>);
 pub(super) fn wait_loaded(worker: &WorkerHandle, stop: &AtomicBool) -> Result<Option<ModelInfo>> {
     let mut stopping = None;
     loop {
-        let Some(event) = next_event(worker, stop, &mut stopping)? else {
-            worker.cancel();
+        let Some(event) = next_or_cancel(worker, stop, &mut stopping)? else {
             return Ok(None);
         };
         match event {
@@ -57,6 +56,19 @@ fn next_event(
             Err(RecvTimeoutError::Disconnected) => bail!("the worker stopped"),
         }
     }
+}
+
+/// [`next_event`], with the worker told to cancel its job when the wait gives up.
+fn next_or_cancel(
+    worker: &WorkerHandle,
+    stop: &AtomicBool,
+    stopping: &mut Option<Instant>,
+) -> Result<Option<Event>> {
+    let event = next_event(worker, stop, stopping)?;
+    if event.is_none() {
+        worker.cancel();
+    }
+    Ok(event)
 }
 
 /// Waits up to `wait` for a change event in the input folder, or until `stop` is set (it is
@@ -97,8 +109,7 @@ pub(super) fn score_part(
     let (mut score, mut heatmap, mut reason) = (None, None, None);
     let mut stopping = None;
     loop {
-        let Some(event) = next_event(worker, stop, &mut stopping)? else {
-            worker.cancel();
+        let Some(event) = next_or_cancel(worker, stop, &mut stopping)? else {
             return Ok(None);
         };
         match event {
