@@ -61,19 +61,10 @@ pub(super) fn eval(a: EvalArgs) -> Result<()> {
             reject,
             review: info.review_threshold,
         });
-        let context = csv_context(&a.model, &info, threshold);
-        let parts: Vec<PartRow<'_>> = rows
+        let scored = rows
             .iter()
-            .map(|(path, label, score)| PartRow {
-                path,
-                label,
-                score: Some(*score),
-                decision: decision(*score, threshold),
-                hot_area: None,
-                model_role: info.trained_on.as_ref().and_then(|r| r.role_of(path)),
-            })
-            .collect();
-        let text = parts_csv(&parts, &context);
+            .map(|(path, label, score)| (path.as_path(), label.as_str(), *score, None));
+        let text = scored_csv(scored, &a.model, &info, threshold);
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;
     }

@@ -662,23 +662,36 @@ fn absolute(path: &Path) -> PathBuf {
 /// A path as JSON text. `serde_json::json!` unwraps the serialisation of a `Path`, which
 /// fails (a panic) for a name that is not valid UTF-8; such a name shows its other bytes
 /// as `\xNN`, as in every message.
-/// What every row of a CSV written with `model` shares: its lines, the model (its file
-/// name and settings, as the window writes them), its id and the time.
-fn csv_context(
+/// The model's file name, as heatmap captions and CSVs name it.
+fn model_file_name(model: &Path) -> String {
+    text_path(model.file_name().map_or(model, Path::new))
+}
+
+/// The parts CSV (the window's export's columns) of scored images, each `(path, label,
+/// score, hot area)`, decided at `thresholds` by the model at `model`.
+fn scored_csv<'a>(
+    scored: impl Iterator<Item = (&'a Path, &'a str, f64, Option<usize>)>,
     model: &Path,
     info: &crate::core::protocol::ModelInfo,
     thresholds: Option<Thresholds>,
-) -> CsvContext {
-    let name = model
-        .file_name()
-        .map_or(model.as_os_str(), |n| n)
-        .to_string_lossy();
-    CsvContext {
+) -> String {
+    let context = CsvContext {
         thresholds,
-        model: format!("{name}: {}", info.config.describe()),
+        model: format!("{}: {}", model_file_name(model), info.config.describe()),
         model_id: info.trained_on.as_ref().map(|r| r.id.clone()),
         time: crate::core::provenance::utc_text(crate::core::provenance::now_unix_secs()),
-    }
+    };
+    let rows: Vec<PartRow<'_>> = scored
+        .map(|(path, label, score, hot_area)| PartRow {
+            path,
+            label,
+            score: Some(score),
+            decision: decision(score, thresholds),
+            hot_area,
+            model_role: info.trained_on.as_ref().and_then(|r| r.role_of(path)),
+        })
+        .collect();
+    parts_csv(&rows, &context)
 }
 
 fn text_path(path: &Path) -> String {

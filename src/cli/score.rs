@@ -37,7 +37,7 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
             rotations: a.rotations,
         }),
     )?;
-    let model_name = text_path(a.model.file_name().map_or(a.model.as_path(), Path::new));
+    let model_name = model_file_name(&a.model);
     let mut rows = Vec::new();
     let mut export_names = crate::core::report::ExportNames::default();
     let skipped = loop {
@@ -74,19 +74,11 @@ pub(super) fn score(a: ScoreArgs) -> Result<()> {
     progress.finish();
     // The parts CSV of every front end; with maps, each part's hot area (pixels at or
     // above the reject line's level).
-    let context = csv_context(&a.model, &info, threshold);
-    let parts: Vec<PartRow<'_>> = rows
+    let unknown = Label::Unknown.type_name();
+    let scored = rows
         .iter()
-        .map(|(path, score, hot)| PartRow {
-            path,
-            label: Label::Unknown.type_name(),
-            score: Some(*score),
-            decision: decision(*score, threshold),
-            hot_area: *hot,
-            model_role: info.trained_on.as_ref().and_then(|r| r.role_of(path)),
-        })
-        .collect();
-    let text = parts_csv(&parts, &context);
+        .map(|(path, score, hot)| (path.as_path(), unknown, *score, *hot));
+    let text = scored_csv(scored, &a.model, &info, threshold);
     if let Some(csv) = &a.csv {
         crate::core::atomic_file::write_atomic(csv, text.as_bytes())
             .with_context(|| format!("cannot write {}", csv.display()))?;

@@ -31,6 +31,12 @@ impl Decision {
             Decision::Reject => "reject",
         }
     }
+
+    /// The decision a [`Decision::name`] names (`None` for any other word, such as the
+    /// line's `unreadable`).
+    pub fn from_name(name: &str) -> Option<Decision> {
+        Decision::ALL.into_iter().find(|d| d.name() == name)
+    }
 }
 
 /// The reject threshold and the optional start of the review band.
@@ -173,6 +179,10 @@ mod tests {
         };
         let c = DecisionCounts::count(parts, t);
         assert_eq!((c.accepted, c.review, c.rejected), (2, 2, 3));
+        for d in Decision::ALL {
+            assert_eq!(Decision::from_name(d.name()), Some(d));
+        }
+        assert_eq!(Decision::from_name("unreadable"), None);
         assert_eq!((c.false_rejects, c.escapes), (1, 1));
         assert_eq!((c.good_in_review, c.defects_in_review), (1, 1));
         assert_eq!((c.labelled, c.total()), (6, 7));

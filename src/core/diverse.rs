@@ -8,7 +8,7 @@
 use crate::core::dataset::seeded_order;
 use image::RgbImage;
 use image::imageops::FilterType;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Side of the grey thumbnail that describes an image.
 pub const THUMB: u32 = 16;
@@ -89,16 +89,32 @@ pub const MAX_CANDIDATES: usize = 1024;
 /// larger training count only adds to a smaller one's. Among at most [`MAX_CANDIDATES`]
 /// of them (the first in the order of `seed`); images that cannot be read are left out.
 pub fn preferred_order(good: &[PathBuf], choice: Choice, seed: u64) -> Vec<PathBuf> {
-    let mut candidates = seeded_order(good, seed);
-    candidates.truncate(MAX_CANDIDATES);
+    let candidates = candidates(good, seed);
     let described = describe_all(&candidates);
     let (paths, items): (Vec<&PathBuf>, Vec<Vec<f32>>) = described.into_iter().unzip();
+    order_of(&paths, &items, choice)
+}
+
+/// The good images an order is chosen among: the first [`MAX_CANDIDATES`] of the seeded
+/// order.
+pub fn candidates(good: &[PathBuf], seed: u64) -> Vec<PathBuf> {
+    let mut candidates = seeded_order(good, seed);
+    candidates.truncate(MAX_CANDIDATES);
+    candidates
+}
+
+/// The order to train on `paths` in (at most [`MAX_PREFERRED`]), by `choice` on their
+/// descriptions `items` (one per path).
+pub fn order_of<P: AsRef<Path>>(paths: &[P], items: &[Vec<f32>], choice: Choice) -> Vec<PathBuf> {
     let k = items.len().min(MAX_PREFERRED);
     let picked = match choice {
-        Choice::Coverage => k_centre(&items, k),
-        Choice::Representatives => k_medoids(&items, k),
+        Choice::Coverage => k_centre(items, k),
+        Choice::Representatives => k_medoids(items, k),
     };
-    picked.into_iter().map(|i| paths[i].clone()).collect()
+    picked
+        .into_iter()
+        .map(|i| paths[i].as_ref().to_path_buf())
+        .collect()
 }
 
 /// Splits `good` as [`crate::core::dataset::split_train_val`] does, with the same
@@ -154,6 +170,7 @@ fn describe_all(paths: &[PathBuf]) -> Vec<(&PathBuf, Vec<f32>)> {
 pub fn k_medoids(items: &[Vec<f32>], k: usize) -> Vec<usize> {
     let n = items.len();
     let mut chosen = Vec::new();
+    let mut is_chosen = vec![false; n];
     let mut nearest = vec![f32::INFINITY; n];
     let pairwise: Vec<Vec<f32>> = items
         .iter()
@@ -173,11 +190,14 @@ pub fn k_medoids(items: &[Vec<f32>], k: usize) -> Vec<usize> {
                 })
                 .sum()
         };
-        let next = (0..n)
-            .filter(|c| !chosen.contains(c))
-            .max_by(|&a, &b| gain(a).total_cmp(&gain(b)).then(b.cmp(&a)))
+        // Each candidate's gain once (an O(n) sum), ties to the lower index.
+        let (_, next) = (0..n)
+            .filter(|&c| !is_chosen[c])
+            .map(|c| (gain(c), c))
+            .max_by(|(ga, a), (gb, b)| ga.total_cmp(gb).then(b.cmp(a)))
             .expect("fewer chosen than items");
         chosen.push(next);
+        is_chosen[next] = true;
         for (best, d) in nearest.iter_mut().zip(&pairwise[next]) {
             *best = best.min(*d);
         }

@@ -6,8 +6,7 @@
 //! after seed, where a random draw of 16 moves a category by several points
 //! (BENCHMARKS.md, "Accuracy, round 3").
 
-use crate::core::dataset::seeded_order;
-use crate::core::diverse::{MAX_CANDIDATES, MAX_PREFERRED, k_medoids};
+use crate::core::diverse::{Choice, candidates, order_of};
 use crate::core::image_io::load_rgb;
 use crate::engine::backbone::Backbone;
 use crate::engine::error::{EngineError, Result};
@@ -21,9 +20,10 @@ pub const SUMMARY_SIZE: i64 = 224;
 /// Images through the backbone at once.
 const BATCH: usize = 16;
 
-/// The good images in the order to train on them (at most [`MAX_PREFERRED`]), among at
-/// most [`MAX_CANDIDATES`] of them (the first in the order of `seed`); images that cannot
-/// be read are left out. `report(done, total)` after each batch.
+/// The good images in the order to train on them (at most
+/// [`crate::core::diverse::MAX_PREFERRED`]), among at most
+/// [`crate::core::diverse::MAX_CANDIDATES`] of them (the first in the order of `seed`);
+/// images that cannot be read are left out. `report(done, total)` after each batch.
 pub fn preferred_order(
     backbone: &Backbone,
     good: &[PathBuf],
@@ -31,8 +31,7 @@ pub fn preferred_order(
     cancel: &AtomicBool,
     report: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<PathBuf>> {
-    let mut candidates = seeded_order(good, seed);
-    candidates.truncate(MAX_CANDIDATES);
+    let candidates = candidates(good, seed);
     let total = candidates.len();
     let mut paths = Vec::with_capacity(total);
     let mut items: Vec<Vec<f32>> = Vec::with_capacity(total);
@@ -58,9 +57,5 @@ pub fn preferred_order(
         }
         report((i * BATCH + chunk.len()).min(total), total);
     }
-    let k = items.len().min(MAX_PREFERRED);
-    Ok(k_medoids(&items, k)
-        .into_iter()
-        .map(|i| paths[i].clone())
-        .collect())
+    Ok(order_of(&paths, &items, Choice::Representatives))
 }

@@ -84,6 +84,11 @@ pub struct AppOptions {
     pub edits_dir: Option<PathBuf>,
 }
 
+/// What [`WorkstationApp::choose_training_images`] depends on besides the images: the
+/// session version, the training and held-out counts, the setting, and whether the worker
+/// is busy or dead.
+type ChooseKey = (u64, usize, Option<usize>, bool, bool, bool);
+
 /// The workstation window's application.
 pub struct WorkstationApp {
     state: State,
@@ -115,6 +120,9 @@ pub struct WorkstationApp {
     /// The last answer: the good images it was chosen among, and the order to train on
     /// them (kept to give back to images an undo restored).
     chosen: Option<(Vec<PathBuf>, Vec<PathBuf>)>,
+    /// What the last look at whether to choose saw (session version, counts, the setting,
+    /// the worker busy or dead): nothing to look at again until one of them changes.
+    choose_checked: Option<ChooseKey>,
     /// When the last heatmap job was sent to an idle worker (to time heatmaps).
     heat_sent: Option<(PathBuf, Instant)>,
     /// When the last inspection was sent to an idle worker (to time parts).
@@ -205,6 +213,7 @@ impl WorkstationApp {
             changes: None,
             choose_sent: None,
             chosen: None,
+            choose_checked: None,
             heat_sent: None,
             inspect_sent: None,
             edits_dir: options.edits_dir,

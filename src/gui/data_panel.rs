@@ -262,7 +262,7 @@ fn split_ui(ui: &mut egui::Ui, data: &Workset, state: &mut State, commands: &mut
     // Only where there is a choice: more good images than are trained on and held out.
     if data.training_is_a_choice(state.train_count, state.val_count) {
         ui.checkbox(&mut state.choose_training, "Choose the ones to train on by how they look")
-            .on_hover_text("On: the good images to train on are the ones that best stand for all of them, as the backbone sees each one (k-medoids), so a model does not depend on a lucky draw; the held-out ones stay a seeded draw, a fair sample to set the line with. Off: a seeded draw. BENCHMARKS.md, accuracy round 3.");
+            .on_hover_text("On: the good images to train on are the ones that best stand for all of them, as the backbone sees each one (k-medoids), so a model does not depend on a lucky draw; the held-out ones stay a seeded draw, a fair sample to set the line with. Off: a seeded draw.");
         if state.choose_training {
             ui.small(if data.has_preferred_order() {
                 "The ones to train on are chosen by how they look."

@@ -235,7 +235,7 @@ impl LinePanel {
                 LineEvent::Scoring(name) => self.in_flight = Some(name),
                 LineEvent::Part(p) => {
                     self.in_flight = None;
-                    accepted |= p.decision == Decision::Accept.name();
+                    accepted |= Decision::from_name(&p.decision) == Some(Decision::Accept);
                     if let Some(s) = p.score {
                         self.scores.push_back((p.part, s, p.decision.clone()));
                         if self.scores.len() > PLOT_PARTS {
@@ -580,10 +580,7 @@ fn about_ui(ui: &mut egui::Ui, model: Option<&PathBuf>, unsaved: bool) {
 
 /// One part of the live strip: its heatmap (or image), decision and score.
 fn strip_tile(ui: &mut egui::Ui, p: &PartDecided, loader: &mut ImageLoader) {
-    let colour = Decision::ALL
-        .into_iter()
-        .find(|d| d.name() == p.decision)
-        .map_or(Color32::GRAY, style::decision_color);
+    let colour = Decision::from_name(&p.decision).map_or(Color32::GRAY, style::decision_color);
     ui.vertical(|ui| {
         ui.set_width(TILE);
         let shown = p.heatmap.as_ref().unwrap_or(&p.dest);

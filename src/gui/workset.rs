@@ -229,9 +229,15 @@ impl Workset {
     }
 
     /// Sets the order to train on the good images in, chosen among `among` (`None`: the
-    /// seeded order).
-    pub fn set_preferred(&mut self, order: Option<(Vec<PathBuf>, Vec<PathBuf>)>) {
+    /// seeded order); whether that changed anything.
+    pub fn set_preferred(&mut self, order: Option<(Vec<PathBuf>, Vec<PathBuf>)>) -> bool {
+        let same = match (&self.preferred, &order) {
+            (None, None) => true,
+            (Some((o, a)), Some((order, among))) => **o == *order && **a == *among,
+            _ => false,
+        };
         self.preferred = order.map(|(o, a)| (Arc::new(o), Arc::new(a)));
+        !same
     }
 
     /// Whether the training images are in an order chosen for these good images (parts

@@ -19,7 +19,7 @@ use crate::core::heatmap_image::{
 use crate::core::image_io::{is_image_path, load_rgb};
 use crate::core::journal::{self, Decided, Entry, FileKey, JournalState, LOG_HEADER};
 use crate::core::message::format_score;
-use crate::core::protocol::{Command, Heatmap};
+use crate::core::protocol::Command;
 use crate::core::provenance::{now_unix_secs, utc_text};
 use crate::core::report::{CsvContext, PartRow, csv_record, part_fields};
 use crate::engine::worker::WorkerHandle;
@@ -49,8 +49,11 @@ pub struct Watch {
     state: JournalState,
     worker: WorkerHandle,
     thresholds: Thresholds,
+    /// The model's file name (heatmap captions).
     model_name: String,
-    model_id: String,
+    /// The model as every parts CSV names it: its file name and settings.
+    model_text: String,
+    model_id: Option<String>,
     vmax: f32,
     /// A typical good part's score (the heatmaps' decision scale starts there).
     typical_good: Option<f64>,
@@ -176,15 +179,14 @@ impl Watch {
             good_scores,
             record: info.trained_on.clone(),
         });
+        let model_name = options
+            .model
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
         let mut watch = Self {
-            model_name: options
-                .model
-                .file_name()
-                .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
-            model_id: info
-                .trained_on
-                .as_ref()
-                .map_or_else(String::new, |r| r.id.clone()),
+            model_text: format!("{model_name}: {}", info.config.describe()),
+            model_name,
+            model_id: info.trained_on.as_ref().map(|r| r.id.clone()),
             vmax: info.config.heat_vmax(),
             typical_good: info.typical_good_score(),
             options,
@@ -406,26 +408,30 @@ impl Watch {
                 return Ok(());
             }
         }
-        let decision = score.map_or(UNREADABLE, |s| self.thresholds.decide(s).name());
-        self.observe_drift(&path, score, decision, say);
+        let t = self.thresholds;
+        let call = score.map(|s| t.decide(s));
+        let decision = call.map_or(UNREADABLE, Decision::name);
+        let accepted = call == Some(Decision::Accept);
+        self.observe_drift(&path, score, accepted, say);
         let output = self.options.output.clone();
         let taken = &self.state.taken;
         let dest = journal::free_dest(decision, name, &|p: &Path| {
             taken.contains(p) || output.join(p).exists()
         });
         // On the decision scale, as the window and `score` draw it: the colours only for a
-        // heatmap that is written, the hot area for every part with a map.
-        let t = self.thresholds;
-        let hot = heatmap
-            .as_ref()
-            .zip(score)
-            .and_then(|(h, s)| hot_area_of(h, s, Some(t.reject), self.typical_good));
-        let heatmap_file = match (self.options.heatmaps, &heatmap, score) {
-            (true, Some(h), Some(s)) if decision != Decision::Accept.name() => {
-                self.write_heatmap(&path, h, s, &dest, say)
-            }
-            _ => None,
+        // heatmap that is written (its hot area comes with them), the hot area alone for
+        // every other part with a map.
+        let map = heatmap.as_ref().zip(score);
+        let written = map
+            .filter(|_| self.options.heatmaps && !accepted)
+            .map(|(h, s)| ScaledHeat::new(h, s, Some(t.reject), self.typical_good, self.vmax));
+        let hot = match &written {
+            Some(heat) => heat.hot_area,
+            None => map.and_then(|(h, s)| hot_area_of(h, s, Some(t.reject), self.typical_good)),
         };
+        let heatmap_file = written
+            .zip(score)
+            .and_then(|(heat, s)| self.write_heatmap(&path, &heat, s, &dest, say));
         let row = self.log_row(&dest, score, decision, hot);
         let d = Decided {
             part: self.state.next_part,
@@ -455,7 +461,7 @@ impl Watch {
             say(format!("unreadable: {name}: {reason}"));
         }
         self.finish(&d)?;
-        if let Some(s) = score.filter(|_| decision == Decision::Accept.name()) {
+        if let Some(s) = score.filter(|_| accepted) {
             self.keep_if_sure(s, &d, say);
         }
         if let Some(f) = &mut self.on_part {
@@ -481,7 +487,7 @@ impl Watch {
         &mut self,
         path: &Path,
         score: Option<f64>,
-        decision: &str,
+        accepted: bool,
         say: &mut dyn FnMut(String),
     ) {
         let image = score.and_then(|_| load_rgb(path).ok());
@@ -489,7 +495,7 @@ impl Watch {
         let change = self.drift.observe(Observation {
             part: self.state.next_part,
             score,
-            accepted: decision == Decision::Accept.name(),
+            accepted,
             accept_line: t.review.unwrap_or(t.reject).min(t.reject),
             size: image.as_ref().map(image::RgbImage::dimensions),
             levels: image.as_ref().map(ImageLevels::of),
@@ -542,13 +548,12 @@ impl Watch {
     fn write_heatmap(
         &self,
         path: &Path,
-        heatmap: &Heatmap,
+        heat: &ScaledHeat,
         score: f64,
         dest: &Path,
         say: &mut dyn FnMut(String),
     ) -> Option<PathBuf> {
         let t = self.thresholds;
-        let heat = ScaledHeat::new(heatmap, score, Some(t.reject), self.typical_good, self.vmax);
         let stem = dest
             .file_stem()
             .map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -560,7 +565,7 @@ impl Watch {
         let caption = heatmap_caption(dest, score, Some(t), Some(&self.model_name));
         let written = write_heatmap_file(
             path,
-            &heat,
+            heat,
             Colormap::default(),
             HEATMAP_OPACITY,
             &caption,
@@ -587,8 +592,8 @@ impl Watch {
         let where_now = self.options.output.join(dest);
         let context = CsvContext {
             thresholds: Some(self.thresholds),
-            model: self.model_name.clone(),
-            model_id: (!self.model_id.is_empty()).then(|| self.model_id.clone()),
+            model: self.model_text.clone(),
+            model_id: self.model_id.clone(),
             time: utc_text(now_unix_secs()),
         };
         let row = PartRow {

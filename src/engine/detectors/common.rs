@@ -301,7 +301,7 @@ pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
         0,
     )
     .to_device(Device::Cpu);
-    percentile_99_of(Vec::<f32>::try_from(&all).ok()?)
+    percentile_99(Vec::<f32>::try_from(&all).ok()?)
 }
 
 /// The heat scale of map values: their 99th percentile by linear interpolation between the
@@ -311,12 +311,7 @@ pub(crate) fn heat_scale_of(maps: &[Tensor]) -> Option<f64> {
 ///
 /// Every kind's heat scale, and the fusion's, is this one; in Rust rather than
 /// `Tensor::quantile`, which refuses more than 2^24 values (a few dozen maps of 448 x 448).
-pub(crate) fn percentile_99(values: &[f32]) -> Option<f64> {
-    percentile_99_of(values.to_vec())
-}
-
-/// [`percentile_99`] of values it may reorder.
-fn percentile_99_of(mut v: Vec<f32>) -> Option<f64> {
+pub(crate) fn percentile_99(mut v: Vec<f32>) -> Option<f64> {
     if v.is_empty() || v.iter().any(|x| x.is_nan()) {
         return None;
     }
@@ -532,12 +527,12 @@ mod tests {
     fn the_heat_scale_is_the_linear_99th_percentile_as_libtorch_computes_it() {
         let v: Vec<f32> = (1..=100).map(|i| i as f32).collect();
         // Position 0.99 x 99 = 98.01 of 0..99: a hundredth of the way from 99 to 100.
-        assert!((percentile_99(&v).unwrap() - 99.01).abs() < 1e-4);
-        assert_eq!(percentile_99(&[3.0]), Some(3.0));
-        assert_eq!(percentile_99(&[]), None);
-        assert_eq!(percentile_99(&[0.0, 0.0]), None);
-        assert_eq!(percentile_99(&[1.0, f32::NAN, 2.0]), None);
-        assert_eq!(percentile_99(&[1.0, f32::INFINITY]), None);
+        assert!((percentile_99(v.clone()).unwrap() - 99.01).abs() < 1e-4);
+        assert_eq!(percentile_99(vec![3.0]), Some(3.0));
+        assert_eq!(percentile_99(vec![]), None);
+        assert_eq!(percentile_99(vec![0.0, 0.0]), None);
+        assert_eq!(percentile_99(vec![1.0, f32::NAN, 2.0]), None);
+        assert_eq!(percentile_99(vec![1.0, f32::INFINITY]), None);
         // The same number as `Tensor::quantile`, which every kind's heat scale was.
         let mut rng = SplitMix64::new(7);
         for n in [2, 7, 100, 101, 1000, 4097, 65_537] {
@@ -545,7 +540,7 @@ mod tests {
             let torch = Tensor::from_slice(&values)
                 .quantile_scalar(0.99, None, false, "linear")
                 .double_value(&[]);
-            assert_eq!(percentile_99(&values), Some(torch), "{n} values");
+            assert_eq!(percentile_99(values.clone()), Some(torch), "{n} values");
             let maps = [
                 Tensor::from_slice(&values[..n / 2]),
                 Tensor::from_slice(&values[n / 2..]),

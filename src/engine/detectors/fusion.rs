@@ -299,6 +299,8 @@ fn validate<M: Member>(
     if per_member[0].is_empty() {
         return Ok(());
     }
+    // What each member's maps are divided by to be in its new units.
+    let mut rescale: Vec<f32> = Vec::with_capacity(per_member.len());
     for (m, scores) in fusion.members.iter_mut().zip(&per_member) {
         let values: Vec<f64> = scores.iter().map(|r| r.score).collect();
         let state = m.state_mut();
@@ -309,22 +311,14 @@ fn validate<M: Member>(
             .iter()
             .flat_map(|r| r.heatmap.iter().flat_map(|h| h.values.iter().copied()))
             .collect();
-        if let Some(q) = percentile_99(&heat) {
+        let q = percentile_99(heat);
+        if let Some(q) = q {
             state.heat_scale = Some(state.heat_scale.unwrap_or(1.0) * q);
         }
+        rescale.push(q.map_or(1.0, |q| q as f32));
     }
     // Member maps are now in their new units: combine the rescaled ones.
     let norms: Vec<(f64, f64)> = fusion.members.iter().map(member_norm).collect();
-    let rescale: Vec<f32> = per_member
-        .iter()
-        .map(|scores| {
-            let heat: Vec<f32> = scores
-                .iter()
-                .flat_map(|r| r.heatmap.iter().flat_map(|h| h.values.iter().copied()))
-                .collect();
-            percentile_99(&heat).map_or(1.0, |q| q as f32)
-        })
-        .collect();
     let mut fused_scores = Vec::with_capacity(per_member[0].len());
     let mut fused_heat = Vec::new();
     for i in 0..per_member[0].len() {
@@ -350,7 +344,7 @@ fn validate<M: Member>(
         }
     }
     fusion.state.set_validation(&fused_scores);
-    fusion.state.heat_scale = percentile_99(&fused_heat);
+    fusion.state.heat_scale = percentile_99(fused_heat);
     Ok(())
 }
 

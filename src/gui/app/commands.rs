@@ -347,6 +347,8 @@ impl WorkstationApp {
     /// Starts a fresh worker and forgets what the old one held.
     fn restart_worker(&mut self) {
         self.worker.restart();
+        // A choice the old worker did not answer is asked of the new one.
+        self.choose_sent = None;
         self.session.device = None;
         self.session.progress = None;
         self.session.model = None;
@@ -459,11 +461,27 @@ impl WorkstationApp {
     /// Asks the worker which good images to train on when there is a choice and none was
     /// asked for these images yet (off: the seeded draw).
     pub(super) fn choose_training_images(&mut self) {
+        // Called every frame: nothing to do until what it depends on changes.
+        let key = (
+            self.session.version,
+            self.state.train_count,
+            self.state.val_count,
+            self.state.choose_training,
+            self.worker.is_busy(),
+            self.worker.dead_reason().is_some(),
+        );
+        if self.choose_checked == Some(key) {
+            return;
+        }
+        self.choose_checked = Some(key);
         let Some(data) = &mut self.session.data else {
             return;
         };
         if !self.state.choose_training {
-            data.set_preferred(None);
+            // The roles change: the gallery and the changes banner look again.
+            if data.set_preferred(None) {
+                self.session.version += 1;
+            }
             return;
         }
         if self.worker.is_busy()
@@ -478,7 +496,9 @@ impl WorkstationApp {
         if let Some((among, order)) = &self.chosen
             && *among == good
         {
-            data.set_preferred(Some((order.clone(), among.clone())));
+            if data.set_preferred(Some((order.clone(), among.clone()))) {
+                self.session.version += 1;
+            }
             return;
         }
         if self.choose_sent.as_ref() == Some(&good) {

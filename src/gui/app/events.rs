@@ -41,12 +41,18 @@ impl WorkstationApp {
                 }
                 let what = job.as_ref().map_or("job", Job::describe);
                 self.notices.status(format!("Stopped {what}"));
+                if job == Some(Job::Choose) {
+                    self.choosing_gave_no_answer();
+                }
             }
             Event::Failed { message } => self.on_failed(job, &message),
             Event::Crashed { .. } => {
                 s.progress = None;
                 if job == Some(Job::Inspect) {
                     s.mark_partial("stopped by a crash");
+                }
+                if job == Some(Job::Choose) {
+                    self.choosing_gave_no_answer();
                 }
             }
         }
@@ -233,7 +239,21 @@ impl WorkstationApp {
     }
 
     /// Says a job failed, and cancels what waited for it.
+    /// A choice of the training images that ended without an answer: the seeded draw is
+    /// used, and the setting is off so that it is not asked again and again; ticking it
+    /// again asks again.
+    fn choosing_gave_no_answer(&mut self) {
+        self.choose_sent = None;
+        self.state.choose_training = false;
+        self.notices.status(
+            "The good images to train on were not chosen: the seeded draw is used. Tick \"Choose the ones to train on by how they look\" to try again.",
+        );
+    }
+
     fn on_failed(&mut self, job: Option<Job>, message: &str) {
+        if job == Some(Job::Choose) {
+            self.choosing_gave_no_answer();
+        }
         // A save on the way out failed: the window stays open to say so.
         self.close_after_save = false;
         // A line waiting for its model file does not start.

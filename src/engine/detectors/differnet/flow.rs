@@ -6,9 +6,9 @@
 
 use crate::core::config::ModelConfig;
 use crate::engine::backbone::InitialWeights;
-/// Where the model file has taken it from (it lives with the flows' other shared pieces).
-use crate::engine::detectors::common::check_permutation;
-use crate::engine::detectors::common::{inverse_permutation, random_permutations, soft_clamp};
+use crate::engine::detectors::common::{
+    check_permutation, inverse_permutation, random_permutations, soft_clamp,
+};
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
